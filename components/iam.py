@@ -1,0 +1,121 @@
+"""Small pure helpers that build IAM and resource policies as Python dicts.
+
+Policies stay dicts until the last moment (`policy_json`, which uses `Output.json_dumps`), so tests
+read the statements a program sends instead of canned `get_policy_document` JSON. Every statement
+carries a `Sid`; every `Resource` is a full ARN with partition, region and account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import pulumi
+
+Statement = dict[str, Any]
+Strings = Union[pulumi.Input[str], Sequence[pulumi.Input[str]]]
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    """Where a component's resources live: used to build ARNs and service principals."""
+
+    account_id: pulumi.Input[str]
+    """The 12-digit account id."""
+    partition: pulumi.Input[str]
+    """`aws`, `aws-cn` or `aws-us-gov`."""
+    region: pulumi.Input[str]
+    """The region name."""
+
+    def arn(self, service: str, resource: str, *, regional: bool = True, account: bool = True) -> pulumi.Output[str]:
+        """`arn:<partition>:<service>:<region>:<account>:<resource>` (region/account left empty when global)."""
+        return pulumi.Output.concat(
+            "arn:", self.partition, ":", service, ":",
+            self.region if regional else "", ":",
+            self.account_id if account else "", ":", resource,
+        )
+
+    def root_principal(self) -> pulumi.Output[str]:
+        """The account's root principal ARN, which delegates to the account's IAM policies."""
+        return pulumi.Output.concat("arn:", self.partition, ":iam::", self.account_id, ":root")
+
+
+def _listify(value: Strings) -> list[pulumi.Input[str]]:
+    if isinstance(value, (str, pulumi.Output)):
+        return [value]
+    return list(value)
+
+
+def statement(
+    sid: str,
+    actions: Strings,
+    resources: Strings,
+    *,
+    effect: str = "Allow",
+    principal: Optional[dict[str, Any]] = None,
+    conditions: Optional[dict[str, dict[str, Any]]] = None,
+) -> Statement:
+    """One policy statement; `principal` only for resource policies."""
+    result: Statement = {"Sid": sid, "Effect": effect}
+    if principal is not None:
+        result["Principal"] = principal
+    result["Action"] = _listify(actions)
+    result["Resource"] = _listify(resources)
+    if conditions:
+        result["Condition"] = conditions
+    return result
+
+
+def policy_document(statements: Sequence[Statement]) -> dict[str, Any]:
+    """Wraps statements into a policy document, rejecting duplicate Sids (AWS does too)."""
+    sids = [s["Sid"] for s in statements]
+    duplicates = sorted({sid for sid in sids if sids.count(sid) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate policy statement Sid(s): {', '.join(duplicates)}")
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def policy_json(statements: Sequence[Statement]) -> pulumi.Output[str]:
+    """Serialises statements (which may hold Outputs) into policy JSON."""
+    return pulumi.Output.json_dumps(policy_document(statements))
+
+
+def org_path_pattern(ou_path: str) -> str:
+    """`o-x/r-y/ou-z/` → `o-x/r-y/ou-z/*`: every account in the OU and in OUs below it."""
+    return ou_path if ou_path.endswith("*") else f"{ou_path}*"
+
+
+def principal_in_ou(ou_path: str) -> dict[str, dict[str, Any]]:
+    """Condition: the calling principal's account sits under `ou_path` (no account lists)."""
+    return {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [org_path_pattern(ou_path)]}}
+
+
+def role_arn_pattern(partition: pulumi.Input[str], role_name: str) -> pulumi.Output[str]:
+    """`arn:<partition>:iam::*:role/<role_name>`: the role of that name in any account."""
+    return pulumi.Output.concat("arn:", partition, ":iam::*:role/", role_name)
+
+
+def deploy_role_in_ou(partition: pulumi.Input[str], role_name: str, ou_path: str) -> dict[str, dict[str, Any]]:
+    """Condition: the principal is the deploy role of an account under `ou_path`.
+
+    The article's policy, written correctly: both keys sit inside their condition operators.
+    """
+    return {
+        "ArnLike": {"aws:PrincipalArn": role_arn_pattern(partition, role_name)},
+        **principal_in_ou(ou_path),
+    }
+
+
+def assume_role_policy(service: str) -> pulumi.Output[str]:
+    """Trust policy that lets one AWS service assume a role."""
+    return policy_json(
+        [
+            {
+                "Sid": "AllowServiceAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    )

@@ -1,0 +1,101 @@
+"""`MasterAccount`: the shared services of the organization's data lake master account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from .artifact_store import ArtifactStore, ArtifactStoreArgs, artifact_decrypt_statement
+from .config import MasterConfig
+from .encryption import EncryptionKey, EncryptionKeyArgs
+from .iam import AccountContext
+from .naming import bucket_name
+from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
+from .storage import access_log_encryption_statement
+
+MASTER_OWNER = "master"
+
+
+@dataclass(frozen=True)
+class MasterAccountArgs:
+    """Arguments of `MasterAccount`."""
+
+    config: MasterConfig
+    """The validated master stack configuration."""
+
+
+class MasterAccount(pulumi.ComponentResource):
+    """The master stack: one KMS key, an access-log bucket and the artifact store shared with silos.
+
+    Outputs are the contract silo stacks read through their `StackReference`.
+    """
+
+    def __init__(self, name: str, args: MasterAccountArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:master:MasterAccount", name, None, opts)
+        cfg = args.config
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = AccountContext(
+            account_id=aws.get_caller_identity_output(opts=invoke).account_id,
+            partition=aws.get_partition_output(opts=invoke).partition,
+            region=cfg.region,
+        )
+        tags = {**cfg.tags, "datalake:stack": "master"}
+        child = pulumi.ResourceOptions(parent=self)
+        artifact_bucket_name = bucket_name(cfg.name_prefix, MASTER_OWNER, "artifacts", account.account_id)
+
+        self.key = EncryptionKey(
+            f"{name}-key",
+            EncryptionKeyArgs(
+                account=account,
+                alias=f"{cfg.name_prefix}-{MASTER_OWNER}",
+                description="Data lake master: artifacts and access logs",
+                policy_statements=[
+                    access_log_encryption_statement(account),
+                    artifact_decrypt_statement(account, artifact_bucket_name, cfg.deploy_role_name, cfg.silo_ou_path),
+                ],
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.access_logs = SecureBucket(
+            f"{name}-access-logs",
+            SecureBucketArgs(
+                bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "access-logs", account.account_id),
+                purpose="access-logs",
+                account=account,
+                kms_key_arn=self.key.arn,
+                receives_access_logs=True,
+                lifecycle=BucketLifecycle(expiration_days=365),
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.artifacts = ArtifactStore(
+            f"{name}-artifact-store",
+            ArtifactStoreArgs(
+                account=account,
+                bucket_name=artifact_bucket_name,
+                kms_key_arn=self.key.arn,
+                silo_ou_path=cfg.silo_ou_path,
+                deploy_role_name=cfg.deploy_role_name,
+                access_log_bucket=self.access_logs.name,
+                noncurrent_version_expiration_days=cfg.artifacts.noncurrent_version_expiration_days,
+                tags=tags,
+            ),
+            opts=child,
+        )
+
+        self.outputs = {
+            "artifactBucketName": self.artifacts.name,
+            "artifactBucketArn": self.artifacts.arn,
+            "artifactKeyArn": self.key.arn,
+            "accessLogBucketName": self.access_logs.name,
+            "organizationId": cfg.organization_id,
+            "siloOuPath": cfg.silo_ou_path,
+            "analyticsOuPath": cfg.analytics_ou_path,
+            "deployRoleName": cfg.deploy_role_name,
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,26 @@
+"""Physical names: globally unique, readable, and derived in one place."""
+
+from __future__ import annotations
+
+import pulumi
+
+# S3 bucket names are at most 63 characters; the config patterns keep every combination below it.
+MAX_BUCKET_NAME = 63
+
+
+def bucket_name(prefix: str, owner: str, purpose: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`<prefix>-<owner>-<purpose>-<account-id>`, e.g. `datalake-sales-raw-123456789012`."""
+
+    def check(account: str) -> str:
+        name = f"{prefix}-{owner}-{purpose}-{account}"
+        if len(name) > MAX_BUCKET_NAME:
+            raise ValueError(f"bucket name {name!r} is longer than {MAX_BUCKET_NAME} characters")
+        return name
+
+    return pulumi.Output.from_input(account_id).apply(check)
+
+
+def bucket_output_key(purpose: str) -> str:
+    """Stack output key of a bucket's name: `athena-results` → `athenaResultsBucketName`."""
+    head, *rest = purpose.split("-")
+    return head + "".join(part.capitalize() for part in rest) + "BucketName"

@@ -1,0 +1,258 @@
+"""Runs the project's Pulumi programs in-process under mocks and records what they ask for.
+
+`run_program` sets fresh mocks for every call (module-level `set_mocks` in two files would make the
+last import win for every test), feeds the stack config in, runs the program and returns a
+`Recording`: every resource with its type, logical name, inputs, parent, provider and options, and
+the values of the stack outputs. An invoke the mocks do not know raises, naming its token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pulumi
+from pulumi.runtime import mocks as runtime_mocks
+
+MASTER_ACCOUNT_ID = "111111111111"
+SILO_ACCOUNT_ID = "222222222222"
+REGION = "eu-west-1"
+
+InvokeHandler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+@dataclass
+class RecordedResource:
+    """One `RegisterResource` call, as the engine would have received it."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str
+    provider: str
+    custom: bool
+    retain_on_delete: Optional[bool]
+    dependencies: list[str]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def policy(self, key: str = "policy") -> dict[str, Any]:
+        """An input that holds policy JSON, parsed."""
+        value = self.inputs[key]
+        return json.loads(value) if isinstance(value, str) else value
+
+    def statement(self, sid: str, key: str = "policy") -> dict[str, Any]:
+        statements = self.policy(key)["Statement"]
+        found = [s for s in statements if s.get("Sid") == sid]
+        assert found, f"{self.urn}: no statement {sid!r}; Sids are {[s.get('Sid') for s in statements]}"
+        return found[0]
+
+
+@dataclass
+class Recording:
+    """What a program registered, with small queries for tests."""
+
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: Optional[str] = None) -> RecordedResource:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        assert len(found) == 1, f"expected one {type_} named {name!r}, found {[r.name for r in found]}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children(self, parent: RecordedResource, type_: Optional[str] = None) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn and (type_ is None or r.type == type_)]
+
+    def ancestors(self, resource: RecordedResource) -> list[RecordedResource]:
+        chain, urns = [], {r.urn: r for r in self.resources}
+        while resource.parent in urns:
+            resource = urns[resource.parent]
+            chain.append(resource)
+        return chain
+
+    def bucket_part(self, bucket: RecordedResource, type_: str) -> RecordedResource:
+        """The resource of `type_` (versioning, policy, ...) that configures `bucket`."""
+        found = [r for r in self.of_type(type_) if r.inputs.get("bucket") == bucket.outputs["id"]]
+        assert len(found) == 1, f"{bucket.urn}: expected one {type_}, found {[r.urn for r in found]}"
+        return found[0]
+
+    def policies(self) -> list[tuple[RecordedResource, str, dict[str, Any]]]:
+        """Every policy document any resource carries: (resource, input key, parsed document)."""
+        found = []
+        for resource in self.resources:
+            for key in ("policy", "assumeRolePolicy", "inlinePolicy"):
+                value = resource.inputs.get(key)
+                if isinstance(value, str) and value.lstrip().startswith("{"):
+                    document = json.loads(value)
+                    if "Statement" in document:
+                        found.append((resource, key, document))
+        return found
+
+
+def _arn(service: str, region: str, account: str, resource: str) -> str:
+    return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+
+class DatalakeMocks(pulumi.runtime.Mocks):
+    """Answers the engine like AWS would, enough for the programs to evaluate.
+
+    Custom resources echo their inputs plus the outputs the programs read (ids, ARNs). Component
+    resources that reach the mocks as one opaque resource (awsx) get only the outputs registered in
+    `component_outputs`: echoing a component's inputs back would hide missing wiring.
+    """
+
+    def __init__(
+        self,
+        account_id: str,
+        stack_outputs: Mapping[str, Mapping[str, Any]],
+        invokes: Mapping[str, InvokeHandler],
+        component_outputs: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]],
+    ):
+        self.account_id = account_id
+        self.stack_outputs = stack_outputs
+        self.invokes = dict(invokes)
+        self.component_outputs = component_outputs
+
+    def new_resource(self, args: runtime_mocks.MockResourceArgs):
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        if typ == "pulumi:pulumi:StackReference":
+            stack = inputs.get("name", name)
+            if stack not in self.stack_outputs:
+                raise KeyError(f"StackReference to unknown stack {stack!r}; known: {sorted(self.stack_outputs)}")
+            return f"{name}", {"name": stack, "outputs": dict(self.stack_outputs[stack]), "secretOutputNames": []}
+        if typ in self.component_outputs:
+            return f"{name}-id", dict(self.component_outputs[typ](name, inputs))
+        if typ.startswith("pulumi:providers:"):
+            return f"{name}-provider-id", inputs
+        region = inputs.get("region", REGION)
+        account = self.account_id
+        state = dict(inputs)
+        resource_id = f"{name}-id"
+        if typ == "aws:s3/bucket:Bucket":
+            resource_id = inputs.get("bucket", name)
+            state.update(bucket=resource_id, arn=f"arn:aws:s3:::{resource_id}")
+        elif typ == "aws:kms/key:Key":
+            resource_id = f"key-{name}"
+            state.update(keyId=resource_id, arn=_arn("kms", region, account, f"key/{resource_id}"))
+        elif typ == "aws:kms/alias:Alias":
+            state.setdefault("arn", _arn("kms", region, account, inputs.get("name", name)))
+        elif typ == "aws:iam/role:Role":
+            role_name = inputs.get("name", name)
+            state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")
+        else:
+            service = typ.split(":")[1].split("/")[0]
+            state.setdefault("arn", _arn(service, region, account, f"{name}"))
+        state.setdefault("id", resource_id)
+        return resource_id, state
+
+    def call(self, args: runtime_mocks.MockCallArgs):
+        handler = self.invokes.get(args.token)
+        if handler is None:
+            raise NotImplementedError(
+                f"invoke {args.token} is not mocked; add a handler to the harness (args: {dict(args.args)})"
+            )
+        return dict(handler(args.args)), []
+
+
+class RecordingMonitor(runtime_mocks.MockMonitor):
+    """A mock monitor that also keeps what `MockResourceArgs` drops: parent, provider, options."""
+
+    def __init__(self, mocks: DatalakeMocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        from pulumi.runtime import rpc
+
+        registration = self.resources[response.urn]
+        self.recorded.append(
+            RecordedResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                inputs=rpc.deserialize_properties(request.object),
+                parent=request.parent,
+                provider=request.provider,
+                custom=request.custom,
+                retain_on_delete=request.retainOnDelete if request.HasField("retainOnDelete") else None,
+                dependencies=list(request.dependencies),
+                outputs={**registration.state, "id": registration.id},
+            )
+        )
+        return response
+
+
+def default_invokes(account_id: str) -> dict[str, InvokeHandler]:
+    return {
+        "aws:index/getCallerIdentity:getCallerIdentity": lambda _: {
+            "accountId": account_id,
+            "arn": f"arn:aws:iam::{account_id}:role/deployer",
+            "userId": "AROAEXAMPLE:deployer",
+            "id": account_id,
+        },
+        "aws:index/getPartition:getPartition": lambda _: {
+            "partition": "aws",
+            "dnsSuffix": "amazonaws.com",
+            "reverseDnsPrefix": "com.amazonaws",
+            "id": "aws",
+        },
+        "aws:index/getRegion:getRegion": lambda args: {
+            "name": REGION,
+            "region": REGION,
+            "id": REGION,
+            "description": "Europe (Ireland)",
+            "endpoint": f"ec2.{REGION}.amazonaws.com",
+        },
+    }
+
+
+def run_program(
+    config: Mapping[str, Any],
+    *,
+    stack: str,
+    program: Optional[Callable[[], Any]] = None,
+    account_id: str = MASTER_ACCOUNT_ID,
+    stack_outputs: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    invokes: Optional[Mapping[str, InvokeHandler]] = None,
+    component_outputs: Optional[Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]]] = None,
+) -> Recording:
+    """Runs `program` (default: the project's `program.deploy`) for `stack` with `config`.
+
+    `config` uses full keys (`datalake:kind`, `aws:region`); structured values may be dicts or lists.
+    `program` may return a component with an `outputs` dict, whose values end up in `Recording.outputs`.
+    """
+    if program is None:
+        from program import deploy as program
+
+    mocks = DatalakeMocks(
+        account_id,
+        stack_outputs or {},
+        {**default_invokes(account_id), **(invokes or {})},
+        component_outputs or {},
+    )
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="datalake", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {key: json.dumps(value) if isinstance(value, (dict, list)) else str(value) for key, value in config.items()}
+    )
+    outputs: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def evaluate():
+        root = program()
+        exported = getattr(root, "outputs", None) or {}
+        return pulumi.Output.all(**exported).apply(outputs.update)
+
+    evaluate()
+    return Recording(resources=monitor.recorded, outputs=outputs)
