@@ -1,73 +1,13 @@
-"""Shared fixtures: the shipped stack files as config, and the two programs evaluated under mocks."""
+"""Shared fixtures: the two programs evaluated under mocks with the shipped stack files."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording, run_program  # noqa: E402
-
-SILO_STACK = f"silo-{SILO_ACCOUNT_ID}"
 
 
-def stack_file_config(name: str, **placeholders: str) -> dict[str, Any]:
-    """The `config:` map of a shipped stack file, with `__PLACEHOLDER__` values replaced."""
-    data = yaml.safe_load((PROJECT_DIR / name).read_text())["config"]
-    result = {}
-    for key, value in data.items():
-        if isinstance(value, str) and value.startswith("__") and value.endswith("__"):
-            value = placeholders[value.strip("_").lower()]
-        result[key] = value
-    return result
-
-
-def master_config() -> dict[str, Any]:
-    return stack_file_config("Pulumi.master.yaml")
-
-
-def silo_config(**overrides: Any) -> dict[str, Any]:
-    config = stack_file_config("Pulumi.silo-template.yaml", account_id=SILO_ACCOUNT_ID, silo_name="sales")
-    config.update(overrides)
-    return config
-
-
-def master_stack_outputs() -> dict[str, Any]:
-    """What the master stack exports, as a silo's StackReference sees it."""
-    cfg = master_config()
-    bucket = f"{cfg['datalake:namePrefix']}-master-artifacts-{MASTER_ACCOUNT_ID}"
-    return {
-        "artifactBucketName": bucket,
-        "artifactBucketArn": f"arn:aws:s3:::{bucket}",
-        "artifactKeyArn": f"arn:aws:kms:eu-west-1:{MASTER_ACCOUNT_ID}:key/master",
-        "accessLogBucketName": f"{cfg['datalake:namePrefix']}-master-access-logs-{MASTER_ACCOUNT_ID}",
-        "organizationId": cfg["datalake:organizationId"],
-        "siloOuPath": cfg["datalake:siloOuPath"],
-        "analyticsOuPath": cfg["datalake:analyticsOuPath"],
-        "deployRoleName": cfg["datalake:deployRoleName"],
-    }
-
-
-def run_master(config: dict[str, Any] | None = None, **kwargs: Any) -> Recording:
-    return run_program(config or master_config(), stack="master", account_id=MASTER_ACCOUNT_ID, **kwargs)
-
-
-def run_silo(config: dict[str, Any] | None = None, **kwargs: Any) -> Recording:
-    config = config or silo_config()
-    return run_program(
-        config,
-        stack=f"silo-{config['datalake:accountId']}",
-        account_id=str(config["datalake:accountId"]),
-        stack_outputs={config["datalake:masterStack"]: master_stack_outputs()},
-        **kwargs,
-    )
+from offline.harness import Recording
+from offline.stacks import run_master, run_silo
 
 
 @pytest.fixture
