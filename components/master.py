@@ -13,10 +13,13 @@ from .config import MasterConfig
 from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext
 from .naming import bucket_name
+from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
 from .storage import access_log_encryption_statement
 
 MASTER_OWNER = "master"
+# Services that report master failures (schedules, pipelines, builds) to the alerts topic.
+ALERT_PUBLISHERS = ("events.amazonaws.com", "codestar-notifications.amazonaws.com")
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class MasterAccountArgs:
 
 
 class MasterAccount(pulumi.ComponentResource):
-    """The master stack: one KMS key, an access-log bucket and the artifact store shared with silos.
+    """The master stack: one KMS key, an access-log bucket, the artifact store shared with silos and
+    the alerts topic.
 
     Outputs are the contract silo stacks read through their `StackReference`.
     """
@@ -55,6 +59,7 @@ class MasterAccount(pulumi.ComponentResource):
                 policy_statements=[
                     access_log_encryption_statement(account),
                     artifact_decrypt_statement(account, artifact_bucket_name, cfg.deploy_role_name, cfg.silo_ou_path),
+                    service_publish_key_statement(account, ALERT_PUBLISHERS),
                 ],
                 tags=tags,
             ),
@@ -87,12 +92,24 @@ class MasterAccount(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.alerts = AlertTopic(
+            f"{name}-alerts",
+            AlertTopicArgs(
+                account=account,
+                topic_name=f"{cfg.name_prefix}-master-alerts",
+                kms_key_arn=self.key.arn,
+                publisher_services=ALERT_PUBLISHERS,
+                tags=tags,
+            ),
+            opts=child,
+        )
 
         self.outputs = {
             "artifactBucketName": self.artifacts.name,
             "artifactBucketArn": self.artifacts.arn,
             "artifactKeyArn": self.key.arn,
             "accessLogBucketName": self.access_logs.name,
+            "alertTopicArn": self.alerts.arn,
             "organizationId": cfg.organization_id,
             "siloOuPath": cfg.silo_ou_path,
             "analyticsOuPath": cfg.analytics_ou_path,
