@@ -65,6 +65,216 @@ class StorageConfig(_Model):
     """Days after which unfinished multipart uploads are aborted (default 7)."""
 
 
+# Column types a dataset may declare: the Hive/Glue names, which Spark, Athena and Parquet share.
+SIMPLE_COLUMN_TYPES = ("string", "int", "bigint", "double", "boolean", "timestamp", "date")
+DECIMAL_TYPE_PATTERN = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
+# Lowercase because Glue, Athena and Redshift fold identifiers to lowercase anyway.
+DATASET_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
+COLUMN_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Partition columns the data flow adds itself: raw `year/month/day` (Firehose), processed `event_date`.
+RESERVED_COLUMNS = ("year", "month", "day", "event_date")
+EXAMPLE_DATASET = {
+    "name": "orders",
+    "columns": [
+        {"name": "order_id", "type": "string"},
+        {"name": "amount", "type": "decimal(12,2)"},
+        {"name": "ordered_at", "type": "timestamp"},
+    ],
+    "required": ["order_id", "ordered_at"],
+    "dedupeKey": ["order_id"],
+    "eventTimeColumn": "ordered_at",
+}
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+SCHEDULE_PATTERN = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$")
+CIDR16_PATTERN = re.compile(r"^(10|172|192)\.\d{1,3}\.0\.0/16$")
+
+
+def column_type_problem(type_name: str) -> Optional[str]:
+    """None when `type_name` is a supported column type, else what is wrong with it."""
+    if type_name in SIMPLE_COLUMN_TYPES:
+        return None
+    match = DECIMAL_TYPE_PATTERN.match(type_name)
+    if match:
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if 1 <= precision <= 38 and scale <= precision:
+            return None
+        return f"decimal({precision},{scale}) needs 1 <= precision <= 38 and scale <= precision"
+    return f"{type_name!r} is not one of {', '.join(SIMPLE_COLUMN_TYPES)}, decimal(p,s)"
+
+
+class DatasetColumn(_Model):
+    """One column of a dataset's schema."""
+
+    name: str = Field(examples=["order_id"])
+    """Column name: lowercase letters, digits and underscores, starting with a letter or underscore."""
+    type: str = Field(examples=["string"])
+    """One of string, int, bigint, double, boolean, timestamp, date, decimal(p,s)."""
+
+
+class DatasetConfig(_Model):
+    """A dataset the silo ingests: its API path, Firehose stream, Glue tables and Redshift table."""
+
+    name: str = Field(examples=["orders"])
+    """Dataset name (2-30 lowercase letters, digits, underscores): the API path, S3 prefix and table name."""
+    columns: list[DatasetColumn] = Field(examples=[EXAMPLE_DATASET["columns"]])
+    """The schema, in order: at least one column, names unique."""
+    required: list[str] = Field(default_factory=list, examples=[["order_id"]])
+    """Columns every record must carry (default none besides the event time column)."""
+    dedupe_key: list[str] = Field(default_factory=list, examples=[["order_id"]])
+    """Columns that identify a record: the ETL job keeps only the latest row per key (default: no dedupe)."""
+    event_time_column: str = Field(examples=["ordered_at"])
+    """A timestamp or date column: processed data is partitioned by its date and the latest duplicate wins."""
+
+    @model_validator(mode="after")
+    def _check_schema(self) -> "DatasetConfig":
+        where = f"dataset {self.name!r}"
+        problems = []
+        if not DATASET_NAME_PATTERN.match(self.name):
+            problems.append(f"{where}: name must be 2-30 lowercase letters, digits or underscores starting with a letter")
+        if not self.columns:
+            problems.append(f"{where}: the schema is empty; declare at least one column, for example {{name: id, type: string}}")
+        seen: set[str] = set()
+        types = {}
+        for column in self.columns:
+            at = f"{where}, column {column.name!r}"
+            if not COLUMN_NAME_PATTERN.match(column.name):
+                problems.append(f"{at}: name must be lowercase letters, digits or underscores (at most 63)")
+            if column.name in RESERVED_COLUMNS:
+                problems.append(f"{at}: the name is reserved for partitions ({', '.join(RESERVED_COLUMNS)}); rename it")
+            if column.name in seen:
+                problems.append(f"{at}: declared twice; each column name must appear once")
+            seen.add(column.name)
+            type_problem = column_type_problem(column.type)
+            if type_problem:
+                problems.append(f"{at}: type {type_problem}; for example: decimal(12,2)")
+            types[column.name] = column.type
+        for list_name, names in (("required", self.required), ("dedupeKey", self.dedupe_key)):
+            for name in names:
+                if name not in types:
+                    problems.append(f"{where}: {list_name} names column {name!r}, which is not in columns")
+        if self.event_time_column not in types:
+            problems.append(f"{where}: eventTimeColumn names column {self.event_time_column!r}, which is not in columns")
+        elif types[self.event_time_column] not in ("timestamp", "date"):
+            problems.append(
+                f"{where}, column {self.event_time_column!r}: eventTimeColumn must be of type timestamp or date, "
+                f"not {types[self.event_time_column]}"
+            )
+        if problems:
+            raise ValueError("got " + "; ".join(problems))
+        return self
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Required columns, the event time column always among them (a row needs a partition)."""
+        return list(dict.fromkeys([*self.required, self.event_time_column]))
+
+
+class IngestionConfig(_Model):
+    """The ingestion API and the Firehose streams behind it."""
+
+    buffering_size_mib: int = Field(128, examples=[128])
+    """MiB Firehose buffers before it writes a Parquet file (default 128; 64-128 with format conversion)."""
+    buffering_interval_seconds: int = Field(300, ge=60, le=900, examples=[300])
+    """Seconds Firehose buffers at most before it writes (default 300; 60-900)."""
+    authorization: Literal["iam", "apiKey"] = Field("iam", examples=["iam"])
+    """`iam` (SigV4-signed requests, default) or `apiKey` (an API key with a usage plan)."""
+    throttle_rate_limit: float = Field(50, gt=0, le=10000, examples=[50])
+    """Steady-state requests per second the stage accepts (default 50)."""
+    throttle_burst_limit: int = Field(100, ge=1, le=5000, examples=[100])
+    """Request burst the stage accepts (default 100)."""
+    daily_quota: Optional[int] = Field(None, ge=1, examples=[100000])
+    """With `apiKey`: requests per day per key (default: no quota)."""
+    log_retention_days: int = Field(90, examples=[90])
+    """Retention of the API access logs and Firehose error logs (default 90)."""
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"got {value}, which CloudWatch Logs does not offer; pick one of {list(LOG_RETENTION_DAYS)}")
+        return value
+
+    @field_validator("buffering_size_mib")
+    @classmethod
+    def _check_buffer(cls, value: int) -> int:
+        if not 64 <= value <= 128:
+            raise ValueError(
+                f"got {value}, but Firehose needs 64-128 MiB when it converts records to Parquet"
+            )
+        return value
+
+
+class EtlConfig(_Model):
+    """The Glue job and the Step Functions pipeline that runs it."""
+
+    schedule: str = Field("cron(0 3 * * ? *)", examples=["cron(0 3 * * ? *)"])
+    """EventBridge schedule expression that starts the pipeline (default daily at 03:00 UTC)."""
+    glue_version: Literal["4.0", "5.0"] = Field("5.0", examples=["5.0"])
+    """Glue version of the job (default 5.0: Spark 3.5, Python 3.11)."""
+    worker_type: Literal["G.1X", "G.2X"] = Field("G.1X", examples=["G.1X"])
+    """Glue worker type (default G.1X, the cheapest)."""
+    number_of_workers: int = Field(2, ge=2, le=100, examples=[2])
+    """Glue workers (default 2, the minimum)."""
+    job_timeout_minutes: int = Field(60, ge=1, le=2880, examples=[60])
+    """Minutes after which a job run is stopped (default 60)."""
+    crawler_poll_seconds: int = Field(30, ge=5, le=600, examples=[30])
+    """Seconds between two crawler status checks (default 30)."""
+    crawler_max_polls: int = Field(60, ge=1, le=1000, examples=[60])
+    """Checks after which a crawler that is still running fails the pipeline (default 60)."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        return _require(SCHEDULE_PATTERN, value, "an EventBridge schedule such as rate(1 day) or cron(0 3 * * ? *)")
+
+
+class QuickSightConfig(_Model):
+    """Optional QuickSight data source on the silo's Athena workgroup."""
+
+    enabled: bool = Field(False, examples=[False])
+    """Create the data source (default false: QuickSight needs an account subscription)."""
+    owner_arn: Optional[str] = Field(None, examples=["arn:aws:quicksight:eu-west-1:123456789012:group/default/analysts"])
+    """QuickSight user or group that owns the data source (default none)."""
+
+
+class WarehouseConfig(_Model):
+    """Redshift Serverless, its VPC and the Athena workgroup."""
+
+    base_capacity: int = Field(8, examples=[8])
+    """Redshift Serverless base capacity in RPUs (default 8, the minimum; multiples of 8 up to 512)."""
+    max_capacity: int = Field(64, examples=[64])
+    """RPU ceiling, a cost guard (default 64; at least the base capacity)."""
+    vpc_cidr: str = Field("10.20.0.0/16", examples=["10.20.0.0/16"])
+    """CIDR of the warehouse VPC, a private /16 (default 10.20.0.0/16)."""
+    interface_endpoints: list[Literal["secretsmanager", "glue", "redshift-data", "sts", "logs"]] = Field(
+        default_factory=list, examples=[["secretsmanager"]]
+    )
+    """Interface VPC endpoints to add (default none: each costs about $7/month per AZ)."""
+    athena_bytes_scanned_cutoff_gib: int = Field(10, ge=1, le=10240, examples=[10])
+    """Athena stops a query after scanning this many GiB (default 10), a cost guard."""
+    quicksight: QuickSightConfig = Field(default_factory=QuickSightConfig)
+
+    @field_validator("base_capacity", "max_capacity")
+    @classmethod
+    def _check_rpu(cls, value: int) -> int:
+        if value < 8 or value > 512 or value % 8:
+            raise ValueError(f"got {value}, which is not a Redshift Serverless capacity (8 to 512 RPUs in steps of 8)")
+        return value
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _check_cidr(cls, value: str) -> str:
+        return _require(CIDR16_PATTERN, value, "a private /16 such as 10.20.0.0/16")
+
+    @model_validator(mode="after")
+    def _max_above_base(self) -> "WarehouseConfig":
+        if self.max_capacity < self.base_capacity:
+            raise ValueError(
+                f"got maxCapacity {self.max_capacity} below baseCapacity {self.base_capacity}; raise maxCapacity"
+            )
+        return self
+
+
 class ArtifactsConfig(_Model):
     """Settings of the master's artifact store."""
 
@@ -150,6 +360,11 @@ class SiloConfig(CommonConfig):
     master_stack: str = Field(examples=["acme/datalake/master"])
     """Fully qualified name of the master stack whose outputs this silo reads."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    datasets: list[DatasetConfig] = Field(default_factory=list, examples=[[EXAMPLE_DATASET]])
+    """Datasets the silo ingests (default none: then no ingestion API, ETL job or pipeline is built)."""
+    ingestion: IngestionConfig = Field(default_factory=IngestionConfig)
+    etl: EtlConfig = Field(default_factory=EtlConfig)
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
 
     @field_validator("account_id", mode="before")
     @classmethod
@@ -168,6 +383,15 @@ class SiloConfig(CommonConfig):
             "2-20 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen "
             "(no capitals, no underscores)",
         )
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique_datasets(cls, value: list[DatasetConfig]) -> list[DatasetConfig]:
+        names = [dataset.name for dataset in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"got dataset name(s) {', '.join(twice)} more than once; each dataset needs its own name")
+        return value
 
     @field_validator("master_stack")
     @classmethod
@@ -233,6 +457,8 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> str:
             return message
         problem = message if message.startswith("got ") else f"got {error.get('input')!r}: {message}"
     hint = f"; for example: {json.dumps(example) if not isinstance(example, str) else example}" if example is not None else ""
+    if "for example" in problem:  # the validator already showed a right value
+        hint = ""
     return f"{key}: {problem}{hint}"
 
 
