@@ -1,0 +1,235 @@
+"""The Glue job's transform in local PySpark: types, quarantine with reasons, dedupe, partition overwrite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+pyspark = pytest.importorskip("pyspark")
+
+GLUE_DIR = Path(__file__).resolve().parent.parent / "functions" / "glue"
+sys.path.insert(0, str(GLUE_DIR))
+
+from dataset_transform import (  # noqa: E402
+    DatasetSpec,
+    parse_specs,
+    read_existing,
+    run_dataset,
+    touched_dates,
+    transform,
+    write_processed,
+)
+
+SPEC = DatasetSpec.from_dict(
+    {
+        "name": "orders",
+        "columns": [
+            {"name": "order_id", "type": "string"},
+            {"name": "amount", "type": "decimal(12,2)"},
+            {"name": "quantity", "type": "int"},
+            {"name": "express", "type": "boolean"},
+            {"name": "ordered_at", "type": "timestamp"},
+        ],
+        "required": ["order_id"],
+        "dedupeKey": ["order_id"],
+        "eventTimeColumn": "ordered_at",
+    }
+)
+TEXT_SCHEMA = "order_id string, amount string, quantity string, express string, ordered_at string"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("datalake-etl-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def rows(df):
+    return sorted((r.asDict() for r in df.collect()), key=lambda r: json.dumps(r, default=str, sort_keys=True))
+
+
+def test_every_column_is_cast_to_its_declared_type(spark):
+    raw = spark.createDataFrame([("o1", "12.50", "3", "true", "2024-05-01 10:00:00")], TEXT_SCHEMA)
+    result = transform(raw, SPEC)
+    types = dict(result.clean.dtypes)
+    assert types == {
+        "order_id": "string",
+        "amount": "decimal(12,2)",
+        "quantity": "int",
+        "express": "boolean",
+        "ordered_at": "timestamp",
+        "event_date": "date",
+    }
+    (row,) = result.clean.collect()
+    assert (row.amount, row.quantity, row.express) == (Decimal("12.50"), 3, True)
+    assert row.event_date == dt.date(2024, 5, 1)
+    assert result.quarantine.count() == 0
+
+
+def test_rows_missing_a_required_column_or_failing_a_cast_are_quarantined_with_every_reason(spark):
+    raw = spark.createDataFrame(
+        [
+            ("ok", "1.00", "1", "false", "2024-05-01 10:00:00"),
+            (None, "1.00", "1", "false", "2024-05-01 10:00:00"),
+            ("bad", "lots", "two", "false", "2024-05-01 10:00:00"),
+            ("late", "1.00", "1", "false", None),
+        ],
+        TEXT_SCHEMA,
+    )
+    result = transform(raw, SPEC)
+    assert [r.order_id for r in result.clean.collect()] == ["ok"]
+    reasons = {r.order_id: r._reason for r in result.quarantine.collect()}
+    assert reasons == {
+        None: "missing required column order_id",
+        "bad": "column amount: cannot cast 'lots' to decimal(12,2); column quantity: cannot cast 'two' to int",
+        "late": "missing required column ordered_at",
+    }
+    quarantined = {r.order_id: r for r in result.quarantine.collect()}
+    assert quarantined["bad"].amount == "lots", "quarantine keeps the original value"
+
+
+def test_a_declared_column_absent_from_the_input_counts_as_missing(spark):
+    raw = spark.createDataFrame([("o1", "2024-05-01 10:00:00")], "order_id string, ordered_at string")
+    result = transform(raw, SPEC)
+    (row,) = result.clean.collect()
+    assert row.amount is None and row.quantity is None
+    spec = DatasetSpec.from_dict({**json.loads(json.dumps(SPEC_DICT)), "required": ["order_id", "amount"]})
+    quarantined = transform(raw, spec).quarantine.collect()
+    assert [r._reason for r in quarantined] == ["missing required column amount"]
+
+
+SPEC_DICT = {
+    "name": "orders",
+    "columns": [{"name": n, "type": t} for n, t in SPEC.columns],
+    "required": ["order_id"],
+    "dedupeKey": ["order_id"],
+    "eventTimeColumn": "ordered_at",
+}
+
+
+def test_duplicates_keep_the_latest_event_and_on_a_tie_the_last_ingested(spark):
+    raw = spark.createDataFrame(
+        [
+            ("o1", "1.00", "1", "false", "2024-05-01 10:00:00"),
+            ("o1", "2.00", "1", "false", "2024-05-01 12:00:00"),
+            ("o1", "3.00", "1", "false", "2024-05-01 11:00:00"),
+            ("o2", "5.00", "1", "false", "2024-05-01 09:00:00"),
+            ("o2", "6.00", "1", "false", "2024-05-01 09:00:00"),
+        ],
+        TEXT_SCHEMA,
+    ).coalesce(1)
+    result = transform(raw, SPEC)
+    amounts = {r.order_id: r.amount for r in result.clean.collect()}
+    assert amounts == {"o1": Decimal("2.00"), "o2": Decimal("6.00")}
+
+
+def test_without_a_dedupe_key_every_valid_row_is_kept(spark):
+    spec = DatasetSpec.from_dict({**SPEC_DICT, "dedupeKey": []})
+    raw = spark.createDataFrame([("o1", "1.00", "1", "false", "2024-05-01 10:00:00")] * 3, TEXT_SCHEMA)
+    assert transform(raw, spec).clean.count() == 3
+
+
+def test_typed_input_as_firehose_writes_it_passes_through(spark):
+    raw = spark.createDataFrame(
+        [("o1", Decimal("1.50"), 2, True, dt.datetime(2024, 5, 2, 8, 0))],
+        "order_id string, amount decimal(12,2), quantity int, express boolean, ordered_at timestamp",
+    )
+    (row,) = transform(raw, SPEC).clean.collect()
+    assert (row.amount, row.quantity, row.event_date) == (Decimal("1.50"), 2, dt.date(2024, 5, 2))
+
+
+def test_empty_input_writes_nothing_and_reports_zero(spark, tmp_path):
+    raw = spark.createDataFrame([], TEXT_SCHEMA)
+    summary = run_dataset(spark, raw, SPEC, str(tmp_path / "processed"), str(tmp_path / "quarantine"))
+    assert (summary.input_rows, summary.clean_rows, summary.quarantined_rows, summary.partitions) == (0, 0, 0, ())
+    assert not (tmp_path / "processed").exists() and not (tmp_path / "quarantine").exists()
+
+
+def test_a_run_overwrites_only_the_partitions_it_touched_and_merges_with_what_they_held(spark, tmp_path):
+    processed, quarantine = str(tmp_path / "processed"), str(tmp_path / "quarantine")
+    first = spark.createDataFrame(
+        [
+            ("a", "1.00", "1", "false", "2024-05-01 10:00:00"),
+            ("b", "1.00", "1", "false", "2024-05-02 10:00:00"),
+            ("c", "1.00", "1", "false", "2024-05-02 11:00:00"),
+        ],
+        TEXT_SCHEMA,
+    )
+    assert run_dataset(spark, first, SPEC, processed, quarantine).partitions == ("2024-05-01", "2024-05-02")
+    day_one_files = sorted(p.name for p in (tmp_path / "processed" / "event_date=2024-05-01").glob("*.parquet"))
+
+    second = spark.createDataFrame(
+        [
+            ("b", "9.00", "1", "false", "2024-05-02 12:00:00"),  # newer version of b
+            ("d", "4.00", "1", "false", "2024-05-02 09:00:00"),
+            ("e", "oops", "1", "false", "2024-05-03 09:00:00"),  # quarantined: touches no partition
+        ],
+        TEXT_SCHEMA,
+    )
+    summary = run_dataset(spark, second, SPEC, processed, quarantine)
+    assert summary.partitions == ("2024-05-02",)
+    assert (summary.clean_rows, summary.quarantined_rows) == (3, 1)
+
+    stored = {r.order_id: (r.amount, str(r.event_date)) for r in spark.read.parquet(processed).collect()}
+    assert stored == {
+        "a": (Decimal("1.00"), "2024-05-01"),
+        "b": (Decimal("9.00"), "2024-05-02"),
+        "c": (Decimal("1.00"), "2024-05-02"),
+        "d": (Decimal("4.00"), "2024-05-02"),
+    }
+    assert sorted(p.name for p in (tmp_path / "processed" / "event_date=2024-05-01").glob("*.parquet")) == day_one_files
+    (bad,) = spark.read.parquet(quarantine).collect()
+    assert (bad.order_id, bad._reason) == ("e", "column amount: cannot cast 'oops' to decimal(12,2)")
+
+
+def test_rerunning_the_same_batch_changes_nothing(spark, tmp_path):
+    processed = str(tmp_path / "processed")
+    batch = spark.createDataFrame([("a", "1.00", "1", "false", "2024-05-01 10:00:00")], TEXT_SCHEMA)
+    run_dataset(spark, batch, SPEC, processed, str(tmp_path / "q"))
+    run_dataset(spark, batch, SPEC, processed, str(tmp_path / "q"))
+    assert spark.read.parquet(processed).count() == 1
+
+
+def test_existing_rows_of_untouched_partitions_are_not_read_into_the_result(spark, tmp_path):
+    processed = str(tmp_path / "processed")
+    old = spark.createDataFrame([("a", "1.00", "1", "false", "2024-04-01 10:00:00")], TEXT_SCHEMA)
+    write_processed(transform(old, SPEC).clean, processed)
+    new = spark.createDataFrame([("b", "1.00", "1", "false", "2024-05-01 10:00:00")], TEXT_SCHEMA)
+    dates = touched_dates(transform(new, SPEC).clean)
+    existing = read_existing(spark, processed, dates)
+    assert [r.order_id for r in transform(new, SPEC, existing).clean.collect()] == ["b"]
+    assert read_existing(spark, str(tmp_path / "nothing-here"), dates) is None
+
+
+def test_job_argument_round_trips_and_event_time_is_always_required():
+    (spec,) = parse_specs(json.dumps([{**SPEC_DICT, "required": []}]))
+    assert spec.required == ("ordered_at",)
+    assert spec.column_names == ["order_id", "amount", "quantity", "express", "ordered_at"]
+
+
+def test_glue_entry_point_imports_without_awsglue():
+    import importlib
+
+    module = importlib.import_module("job")
+    assert module.processed_path("b", "orders") == "s3://b/orders/"
+    assert module.quarantine_path("r", "orders") == "s3://r/quarantine/orders/"
+    with pytest.raises(ModuleNotFoundError, match="awsglue"):
+        module.main(["job.py"])
