@@ -24,3 +24,23 @@ def bucket_output_key(purpose: str) -> str:
     """Stack output key of a bucket's name: `athena-results` → `athenaResultsBucketName`."""
     head, *rest = purpose.split("-")
     return head + "".join(part.capitalize() for part in rest) + "BucketName"
+
+
+def bounded_name(*parts: str, limit: int = 64, separator: str = "-") -> str:
+    """`parts` joined; when longer than `limit`, cut and suffixed with a hash so names stay unique.
+
+    For names AWS caps (IAM roles 64, Firehose streams 64, Glue crawlers 255): the readable head
+    stays, and two long names that share a head still differ.
+    """
+    import hashlib
+
+    name = separator.join(parts)
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip(separator)}{separator}{digest}"
+
+
+def catalog_name(*parts: str) -> str:
+    """Glue database names: lowercase with underscores (Athena and Redshift Spectrum dislike hyphens)."""
+    return "_".join(part.replace("-", "_") for part in parts)

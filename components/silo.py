@@ -8,10 +8,20 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .catalog import SiloCatalog, SiloCatalogArgs
 from .config import SiloConfig
+from .etl import Etl, EtlArgs
 from .iam import AccountContext
-from .naming import bucket_output_key
+from .ingestion import Ingestion, IngestionArgs
+from .logs import logs_key_statement
+from .naming import bucket_name, bucket_output_key
+from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
+from .orchestration import Pipeline, PipelineArgs
+from .schema import redshift_load_statements
+from .secure_bucket import bucket_arn
+from .sharing import analytics_bucket_statements, analytics_key_statement
 from .storage import SiloStorage, SiloStorageArgs
+from .warehouse import Warehouse, WarehouseArgs
 
 # Master outputs a silo reads; the master stack must keep exporting them.
 MASTER_OUTPUTS = ("artifactBucketName", "artifactKeyArn", "organizationId", "siloOuPath", "analyticsOuPath")
@@ -47,6 +57,11 @@ class SiloAccount(pulumi.ComponentResource):
         self.master_outputs = {key: self.master.require_output(key) for key in MASTER_OUTPUTS}
 
         storage = cfg.storage
+        # The processed bucket's ARN follows from its name, so the key policy can name it before
+        # the bucket exists (the key is created first).
+        processed_arn = bucket_arn(
+            account.partition, bucket_name(cfg.name_prefix, cfg.silo_name, "processed", cfg.account_id)
+        )
         self.storage = SiloStorage(
             f"{name}-storage",
             SiloStorageArgs(
@@ -57,16 +72,169 @@ class SiloAccount(pulumi.ComponentResource):
                 raw_infrequent_access_days=storage.raw_infrequent_access_days,
                 noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_days=storage.abort_incomplete_multipart_days,
+                key_policy_statements=[
+                    logs_key_statement(account),
+                    # EventBridge publishes the pipeline's timeout/abort events to the encrypted alert topic.
+                    service_publish_key_statement(account, ["events.amazonaws.com"]),
+                    analytics_key_statement(account, processed_arn, cfg.analytics_ou_path),
+                ],
+                bucket_policy_statements={
+                    "processed": lambda arn: analytics_bucket_statements(arn, cfg.analytics_ou_path),
+                },
                 tags=tags,
             ),
             opts=child,
         )
+        self._data_flow(name, cfg, account, tags, child)
 
-        self.outputs = {
+        self.outputs: dict[str, pulumi.Input[str]] = {
             "accountId": cfg.account_id,
             "siloName": cfg.silo_name,
             "keyArn": self.storage.key.arn,
             "masterArtifactBucket": self.master_outputs["artifactBucketName"],
             **{bucket_output_key(purpose): bucket.name for purpose, bucket in self.storage.buckets.items()},
         }
+        self.outputs.update(self.data_flow_outputs)
         self.register_outputs(self.outputs)
+
+    def _data_flow(self, name: str, cfg: SiloConfig, account: AccountContext, tags: dict[str, str], child) -> None:
+        """Catalog, warehouse and Athena always; ingestion, ETL and pipeline when datasets are declared."""
+        buckets, key_arn = self.storage.buckets, self.storage.key.arn
+        raw, processed = buckets["raw"], buckets["processed"]
+        self.catalog = SiloCatalog(
+            f"{name}-catalog",
+            SiloCatalogArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                silo_name=cfg.silo_name,
+                analytics_ou_path=cfg.analytics_ou_path,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        warehouse = cfg.warehouse
+        self.warehouse = Warehouse(
+            f"{name}-warehouse",
+            WarehouseArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                silo_name=cfg.silo_name,
+                processed_bucket_arn=processed.arn,
+                athena_results_bucket_name=buckets["athena-results"].name,
+                kms_key_arn=key_arn,
+                base_capacity=warehouse.base_capacity,
+                max_capacity=warehouse.max_capacity,
+                vpc_cidr=warehouse.vpc_cidr,
+                interface_endpoints=tuple(warehouse.interface_endpoints),
+                athena_bytes_scanned_cutoff_gib=warehouse.athena_bytes_scanned_cutoff_gib,
+                quicksight=warehouse.quicksight.enabled,
+                quicksight_owner_arn=warehouse.quicksight.owner_arn,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.data_flow_outputs: dict[str, pulumi.Input[str]] = {
+            "rawDatabase": self.catalog.raw_database_name,
+            "processedDatabase": self.catalog.processed_database_name,
+            "redshiftWorkgroup": self.warehouse.workgroup.workgroup_name,
+            "athenaWorkgroup": self.warehouse.athena_workgroup.name,
+        }
+        self.ingestion = self.etl = self.pipeline = self.alerts = None
+        if not cfg.datasets:
+            return
+        ingestion = cfg.ingestion
+        self.ingestion = Ingestion(
+            f"{name}-ingestion",
+            IngestionArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                silo_name=cfg.silo_name,
+                datasets=cfg.datasets,
+                raw_bucket_name=raw.name,
+                raw_bucket_arn=raw.arn,
+                raw_database_name=self.catalog.raw_database_name,
+                kms_key_arn=key_arn,
+                buffering_size_mib=ingestion.buffering_size_mib,
+                buffering_interval_seconds=ingestion.buffering_interval_seconds,
+                authorization=ingestion.authorization,
+                throttle_rate_limit=ingestion.throttle_rate_limit,
+                throttle_burst_limit=ingestion.throttle_burst_limit,
+                daily_quota=ingestion.daily_quota,
+                log_retention_days=ingestion.log_retention_days,
+                tags=tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.catalog]),
+        )
+        etl = cfg.etl
+        self.etl = Etl(
+            f"{name}-etl",
+            EtlArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                silo_name=cfg.silo_name,
+                datasets=cfg.datasets,
+                raw_bucket_name=raw.name,
+                raw_bucket_arn=raw.arn,
+                processed_bucket_name=processed.name,
+                processed_bucket_arn=processed.arn,
+                raw_database_name=self.catalog.raw_database_name,
+                processed_database_name=self.catalog.processed_database_name,
+                raw_tables=[table.name for table in self.ingestion.tables.values()],
+                kms_key_arn=key_arn,
+                glue_version=etl.glue_version,
+                worker_type=etl.worker_type,
+                number_of_workers=etl.number_of_workers,
+                timeout_minutes=etl.job_timeout_minutes,
+                tags=tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.catalog]),
+        )
+        self.alerts = AlertTopic(
+            f"{name}-etl-alerts",
+            AlertTopicArgs(
+                account=account,
+                topic_name=f"{cfg.name_prefix}-{cfg.silo_name}-etl-alerts",
+                kms_key_arn=key_arn,
+                publisher_services=("events.amazonaws.com",),
+                tags=tags,
+            ),
+            opts=child,
+        )
+        copy_role_arn = self.warehouse.copy_role.arn
+        self.pipeline = Pipeline(
+            f"{name}-pipeline",
+            PipelineArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                silo_name=cfg.silo_name,
+                raw_crawler_name=self.etl.raw_crawler_name,
+                processed_crawler_name=self.etl.processed_crawler_name,
+                job_name=self.etl.job_name,
+                workgroup_name=self.warehouse.workgroup.workgroup_name,
+                workgroup_arn=self.warehouse.workgroup.arn,
+                database=self.warehouse.database_name,
+                loads=[
+                    (
+                        dataset.name,
+                        pulumi.Output.all(processed.name, copy_role_arn).apply(
+                            lambda values, d=dataset: redshift_load_statements(d, values[0], values[1])
+                        ),
+                    )
+                    for dataset in cfg.datasets
+                ],
+                alert_topic_arn=self.alerts.arn,
+                kms_key_arn=key_arn,
+                schedule=etl.schedule,
+                poll_seconds=etl.crawler_poll_seconds,
+                max_polls=etl.crawler_max_polls,
+                tags=tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.etl]),
+        )
+        self.data_flow_outputs.update(
+            {
+                "ingestionEndpoint": self.ingestion.endpoint,
+                "etlStateMachineArn": self.pipeline.state_machine.arn,
+                "etlAlertTopicArn": self.alerts.arn,
+            }
+        )

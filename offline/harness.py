@@ -113,6 +113,21 @@ def _arn(service: str, region: str, account: str, resource: str) -> str:
     return f"arn:aws:{service}:{region}:{account}:{resource}"
 
 
+# Types whose ARN does not follow `arn:aws:<token module>:<region>:<account>:<name>`:
+# type -> (ARN service, resource part with {} for the name, input holding the physical name).
+_ARN_FORMATS = {
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": ("firehose", "deliverystream/{}", "name"),
+    "aws:sfn/stateMachine:StateMachine": ("states", "stateMachine:{}", "name"),
+    "aws:redshiftserverless/workgroup:Workgroup": ("redshift-serverless", "workgroup/{}-id", "workgroupName"),
+    "aws:redshiftserverless/namespace:Namespace": ("redshift-serverless", "namespace/{}-id", "namespaceName"),
+    "aws:sns/topic:Topic": ("sns", "{}", "name"),
+    "aws:glue/crawler:Crawler": ("glue", "crawler/{}", "name"),
+    "aws:glue/job:Job": ("glue", "job/{}", "name"),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:{}", "name"),
+    "aws:athena/workgroup:Workgroup": ("athena", "workgroup/{}", "name"),
+}
+
+
 class DatalakeMocks(pulumi.runtime.Mocks):
     """Answers the engine like AWS would, enough for the programs to evaluate.
 
@@ -159,6 +174,9 @@ class DatalakeMocks(pulumi.runtime.Mocks):
         elif typ == "aws:iam/role:Role":
             role_name = inputs.get("name", name)
             state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")
+        elif typ in _ARN_FORMATS:
+            service, pattern, name_key = _ARN_FORMATS[typ]
+            state.setdefault("arn", _arn(service, region, account, pattern.format(inputs.get(name_key) or name)))
         else:
             service = typ.split(":")[1].split("/")[0]
             state.setdefault("arn", _arn(service, region, account, f"{name}"))
@@ -238,6 +256,10 @@ def default_invokes(account_id: str) -> dict[str, InvokeHandler]:
             "reverseDnsPrefix": "com.amazonaws",
             "id": "aws",
         },
+        "aws:ec2/getRouteTables:getRouteTables": lambda args: {
+            "ids": [f"rtb-{args.get('vpcId', 'vpc')}-{i}" for i in range(3)],
+            "id": "route-tables",
+        },
         "aws:index/getRegion:getRegion": lambda args: {
             "name": REGION,
             "region": REGION,
@@ -246,6 +268,21 @@ def default_invokes(account_id: str) -> dict[str, InvokeHandler]:
             "endpoint": f"ec2.{REGION}.amazonaws.com",
         },
     }
+
+
+def awsx_vpc_outputs(name: str, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What an `awsx:ec2:Vpc` resolves to: ids only, one subnet per AZ of each requested type."""
+    zones = int(inputs.get("numberOfAvailabilityZones", 3))
+    kinds = {str(spec.get("type", "")).lower() for spec in inputs.get("subnetSpecs", [])} or {"public", "private"}
+    subnets = {kind: [f"subnet-{name}-{kind}-{i}" for i in range(zones)] for kind in ("public", "private", "isolated")}
+    return {
+        "vpcId": f"vpc-{name}",
+        **{f"{kind}SubnetIds": subnets[kind] if kind in kinds else [] for kind in subnets},
+    }
+
+
+def default_component_outputs() -> dict[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]]:
+    return {"awsx:ec2:Vpc": awsx_vpc_outputs}
 
 
 def run_program(
@@ -270,7 +307,7 @@ def run_program(
         account_id,
         stack_outputs or {},
         {**default_invokes(account_id), **(invokes or {})},
-        component_outputs or {},
+        {**default_component_outputs(), **(component_outputs or {})},
     )
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="datalake", stack=stack, preview=False, monitor=monitor)

@@ -1,0 +1,110 @@
+"""`SiloCatalog`: the silo's Glue databases and the catalog policy that shares `processed` with analytics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from .iam import AccountContext, Statement, policy_json, principal_in_ou, statement
+from .naming import catalog_name
+
+# What an analytics principal needs to plan an Athena query on a shared table: read-only metadata.
+CATALOG_READ_ACTIONS = (
+    "glue:GetDatabase",
+    "glue:GetDatabases",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:GetTableVersion",
+    "glue:GetTableVersions",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+)
+
+
+def catalog_arns(account: AccountContext, database: str) -> dict[str, pulumi.Output[str]]:
+    """ARNs a Glue call on `database` and its tables is authorized against."""
+    return {
+        "catalog": account.arn("glue", "catalog"),
+        "database": account.arn("glue", f"database/{database}"),
+        "tables": account.arn("glue", f"table/{database}/*"),
+    }
+
+
+def analytics_catalog_statement(account: AccountContext, database: str, analytics_ou_path: str) -> Statement:
+    """Catalog policy grant: principals under the analytics OU may read `database`'s metadata, nothing else."""
+    arns = catalog_arns(account, database)
+    return statement(
+        "AnalyticsOuReadsProcessedCatalog",
+        list(CATALOG_READ_ACTIONS),
+        [arns["catalog"], arns["database"], arns["tables"]],
+        principal={"AWS": "*"},
+        conditions=principal_in_ou(analytics_ou_path),
+    )
+
+
+@dataclass(frozen=True)
+class SiloCatalogArgs:
+    """Arguments of `SiloCatalog`."""
+
+    account: AccountContext
+    """The silo account."""
+    name_prefix: str
+    """Prefix of physical names, e.g. `datalake`."""
+    silo_name: str
+    """Short silo name, e.g. `sales`."""
+    analytics_ou_path: str
+    """OU path whose principals may read the processed database (`o-…/r-…/ou-…/`)."""
+    share_processed_with_analytics: bool = True
+    """Attach the catalog resource policy that shares `processed` (default True)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of the databases (default none)."""
+
+
+class SiloCatalog(pulumi.ComponentResource):
+    """Glue databases `<prefix>_<silo>_raw` and `<prefix>_<silo>_processed`, and the catalog policy.
+
+    Glue allows one resource policy per account and region; this component owns it in a silo account.
+    """
+
+    raw_database: aws.glue.CatalogDatabase
+    processed_database: aws.glue.CatalogDatabase
+    raw_database_name: str
+    processed_database_name: str
+
+    def __init__(self, name: str, args: SiloCatalogArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:catalog:SiloCatalog", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.raw_database_name = catalog_name(args.name_prefix, args.silo_name, "raw")
+        self.processed_database_name = catalog_name(args.name_prefix, args.silo_name, "processed")
+        self.raw_database = aws.glue.CatalogDatabase(
+            f"{name}-raw",
+            name=self.raw_database_name,
+            description=f"Silo {args.silo_name}: raw records as Firehose wrote them (Parquet, by ingestion date)",
+            tags=args.tags,
+            opts=child,
+        )
+        self.processed_database = aws.glue.CatalogDatabase(
+            f"{name}-processed",
+            name=self.processed_database_name,
+            description=f"Silo {args.silo_name}: cleaned, typed, deduplicated data (shared read-only with analytics)",
+            tags=args.tags,
+            opts=child,
+        )
+        outputs: dict[str, pulumi.Input[str]] = {
+            "rawDatabase": self.raw_database.name,
+            "processedDatabase": self.processed_database.name,
+        }
+        if args.share_processed_with_analytics:
+            policy = aws.glue.ResourcePolicy(
+                f"{name}-policy",
+                policy=policy_json(
+                    [analytics_catalog_statement(args.account, self.processed_database_name, args.analytics_ou_path)]
+                ),
+                opts=child,
+            )
+            outputs["catalogPolicyId"] = policy.id
+        self.register_outputs(outputs)

@@ -1,0 +1,325 @@
+"""`Etl`: the crawlers on raw and processed and the Glue job that turns raw into processed.
+
+- Raw crawler: targets the raw Glue tables the ingestion declared (catalog targets), so it only adds
+  the partitions Firehose wrote and never rewrites the declared schema.
+- Glue job: `functions/glue/job.py` with `dataset_transform.py`, uploaded to the raw bucket under
+  `glue/scripts/`. Job bookmarks on; rejected rows go to `quarantine/<dataset>/` of the raw bucket
+  (unvalidated data never reaches the bucket analytics can read).
+- Processed crawler: one S3 target per dataset prefix of the processed bucket.
+Every role reaches only these buckets' prefixes, this catalog's databases and the silo key; a Glue
+security configuration encrypts job output, bookmarks and logs with the silo key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from .catalog import catalog_arns
+from .config import DatasetConfig
+from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
+from .naming import bounded_name
+from .schema import job_datasets_argument
+
+GLUE_DIR = Path(__file__).resolve().parent.parent / "functions" / "glue"
+GLUE_SCRIPTS = ("job.py", "dataset_transform.py")
+SCRIPT_PREFIX = "glue/scripts"
+TEMP_PREFIX = "glue/temp"
+QUARANTINE_PREFIX = "quarantine"
+
+CATALOG_READ = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition"]
+CATALOG_PARTITION_WRITE = [
+    "glue:CreatePartition",
+    "glue:BatchCreatePartition",
+    "glue:UpdatePartition",
+    "glue:BatchUpdatePartition",
+]
+
+
+def objects(bucket_arn: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat(bucket_arn, f"/{prefix}/*")
+
+
+def key_statement(sid: str, kms_key_arn: pulumi.Input[str]) -> Statement:
+    return statement(sid, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], kms_key_arn)
+
+
+def glue_logs_statement(account: AccountContext) -> Statement:
+    """Glue writes to `/aws-glue/...` log groups and, under a security configuration, associates the key."""
+    return statement(
+        "WriteGlueLogs",
+        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
+        [account.arn("logs", "log-group:/aws-glue/*"), account.arn("logs", "log-group:/aws-glue/*:log-stream:*")],
+    )
+
+
+def job_statements(
+    account: AccountContext,
+    datasets: Sequence[DatasetConfig],
+    raw_bucket_arn: pulumi.Input[str],
+    processed_bucket_arn: pulumi.Input[str],
+    kms_key_arn: pulumi.Input[str],
+    raw_database: str,
+) -> list[Statement]:
+    """The ETL job's role: read the datasets' raw prefixes and its scripts, write quarantine, temp
+    and the datasets' processed prefixes, read the raw catalog. Nothing of dropzone or other buckets."""
+    raw = catalog_arns(account, raw_database)
+    names = [d.name for d in datasets]
+    return [
+        statement("ListSiloDataBuckets", ["s3:ListBucket", "s3:GetBucketLocation"], [raw_bucket_arn, processed_bucket_arn]),
+        statement(
+            "ReadRawDatasetsAndScripts",
+            "s3:GetObject",
+            [*[objects(raw_bucket_arn, n) for n in names], objects(raw_bucket_arn, SCRIPT_PREFIX)],
+        ),
+        statement(
+            "WriteQuarantineAndTemp",
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            [objects(raw_bucket_arn, QUARANTINE_PREFIX), objects(raw_bucket_arn, TEMP_PREFIX)],
+        ),
+        statement(
+            "ReplaceProcessedPartitions",
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            [objects(processed_bucket_arn, n) for n in names],
+        ),
+        key_statement("UseSiloKey", kms_key_arn),
+        statement("ReadRawCatalog", CATALOG_READ, [raw["catalog"], raw["database"], raw["tables"]]),
+        glue_logs_statement(account),
+    ]
+
+
+def crawler_statements(
+    account: AccountContext,
+    sid: str,
+    bucket_arn: pulumi.Input[str],
+    prefixes: Sequence[str],
+    kms_key_arn: pulumi.Input[str],
+    database: str,
+    creates_tables: bool,
+) -> list[Statement]:
+    """A crawler's role: read its prefixes, decrypt, maintain its database's tables and partitions."""
+    catalog = catalog_arns(account, database)
+    catalog_actions = [*CATALOG_READ, *CATALOG_PARTITION_WRITE, "glue:UpdateTable"]
+    if creates_tables:
+        catalog_actions.append("glue:CreateTable")
+    return [
+        statement(f"List{sid}Bucket", ["s3:ListBucket", "s3:GetBucketLocation"], bucket_arn),
+        statement(f"Read{sid}Datasets", "s3:GetObject", [objects(bucket_arn, p) for p in prefixes]),
+        statement("DecryptWithSiloKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], kms_key_arn),
+        statement(f"Maintain{sid}Catalog", catalog_actions, [catalog["catalog"], catalog["database"], catalog["tables"]]),
+        glue_logs_statement(account),
+    ]
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EtlArgs:
+    """Arguments of `Etl`."""
+
+    account: AccountContext
+    """The silo account."""
+    name_prefix: str
+    """Prefix of physical names, e.g. `datalake`."""
+    silo_name: str
+    """Short silo name, e.g. `sales`."""
+    datasets: Sequence[DatasetConfig]
+    """Datasets the job processes (at least one)."""
+    raw_bucket_name: pulumi.Input[str]
+    """Raw bucket (input, scripts, temp, quarantine)."""
+    raw_bucket_arn: pulumi.Input[str]
+    """Its ARN."""
+    processed_bucket_name: pulumi.Input[str]
+    """Processed bucket (output)."""
+    processed_bucket_arn: pulumi.Input[str]
+    """Its ARN."""
+    raw_database_name: str
+    """Glue database of the raw tables."""
+    processed_database_name: str
+    """Glue database the processed crawler fills."""
+    raw_tables: Sequence[pulumi.Input[str]]
+    """Names of the raw tables (the ingestion's); the raw crawler targets exactly these."""
+    kms_key_arn: pulumi.Input[str]
+    """Silo key."""
+    glue_version: str = "5.0"
+    """Glue version (default 5.0)."""
+    worker_type: str = "G.1X"
+    """Worker type (default G.1X)."""
+    number_of_workers: int = 2
+    """Workers (default 2)."""
+    timeout_minutes: int = 60
+    """Job timeout (default 60)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of every resource (default none)."""
+
+
+class Etl(pulumi.ComponentResource):
+    """Crawlers, security configuration and the Glue job of one silo."""
+
+    raw_crawler_name: str
+    processed_crawler_name: str
+    job_name: str
+    raw_crawler: aws.glue.Crawler
+    processed_crawler: aws.glue.Crawler
+    job: aws.glue.Job
+
+    def __init__(self, name: str, args: EtlArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:etl:Etl", name, None, opts)
+        if not args.datasets:
+            raise ValueError("Etl needs at least one dataset")
+        child = pulumi.ResourceOptions(parent=self)
+        account = args.account
+        base = f"{args.name_prefix}-{args.silo_name}"
+        names = [d.name for d in args.datasets]
+        self.raw_crawler_name = f"{base}-raw"
+        self.processed_crawler_name = f"{base}-processed"
+        self.job_name = f"{base}-etl"
+
+        security = aws.glue.SecurityConfiguration(
+            f"{name}-security",
+            name=f"{base}-etl",
+            encryption_configuration=aws.glue.SecurityConfigurationEncryptionConfigurationArgs(
+                cloudwatch_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationCloudwatchEncryptionArgs(
+                    cloudwatch_encryption_mode="SSE-KMS", kms_key_arn=args.kms_key_arn
+                ),
+                job_bookmarks_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationJobBookmarksEncryptionArgs(
+                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=args.kms_key_arn
+                ),
+                s3_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationS3EncryptionArgs(
+                    s3_encryption_mode="SSE-KMS", kms_key_arn=args.kms_key_arn
+                ),
+            ),
+            opts=child,
+        )
+
+        def role(role_name: str, statements: list[Statement], label: str) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+            created = aws.iam.Role(
+                f"{name}-{label}-role",
+                name=bounded_name(base, role_name),
+                assume_role_policy=assume_role_policy("glue.amazonaws.com"),
+                tags=args.tags,
+                opts=child,
+            )
+            attached = aws.iam.RolePolicy(
+                f"{name}-{label}-policy", role=created.id, policy=policy_json(statements), opts=child
+            )
+            return created, attached
+
+        raw_role, raw_policy = role(
+            "raw-crawler",
+            crawler_statements(account, "Raw", args.raw_bucket_arn, names, args.kms_key_arn, args.raw_database_name, False),
+            "raw-crawler",
+        )
+        self.raw_crawler = aws.glue.Crawler(
+            f"{name}-raw-crawler",
+            name=self.raw_crawler_name,
+            description="Adds the partitions Firehose wrote to the declared raw tables",
+            role=raw_role.arn,
+            database_name=args.raw_database_name,
+            catalog_targets=[aws.glue.CrawlerCatalogTargetArgs(database_name=args.raw_database_name, tables=list(args.raw_tables))],
+            # Catalog targets require LOG on delete; LOG on update keeps the declared schema authoritative.
+            schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(delete_behavior="LOG", update_behavior="LOG"),
+            security_configuration=security.name,
+            configuration='{"Version":1.0,"CrawlerOutput":{"Partitions":{"AddOrUpdateBehavior":"InheritFromTable"}}}',
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[raw_policy]),
+        )
+
+        processed_role, processed_policy = role(
+            "processed-crawler",
+            crawler_statements(
+                account, "Processed", args.processed_bucket_arn, names, args.kms_key_arn, args.processed_database_name, True
+            ),
+            "processed-crawler",
+        )
+        self.processed_crawler = aws.glue.Crawler(
+            f"{name}-processed-crawler",
+            name=self.processed_crawler_name,
+            description="Catalogs the processed datasets (tables per dataset, partitions by event_date)",
+            role=processed_role.arn,
+            database_name=args.processed_database_name,
+            s3_targets=[
+                aws.glue.CrawlerS3TargetArgs(path=pulumi.Output.concat("s3://", args.processed_bucket_name, f"/{n}/"))
+                for n in names
+            ],
+            recrawl_policy=aws.glue.CrawlerRecrawlPolicyArgs(recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"),
+            schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(delete_behavior="LOG", update_behavior="LOG"),
+            security_configuration=security.name,
+            configuration='{"Version":1.0,"Grouping":{"TableLevelConfiguration":2}}',
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[processed_policy]),
+        )
+
+        scripts = {
+            script: aws.s3.BucketObjectv2(
+                f"{name}-script-{script.removesuffix('.py').replace('_', '-')}",
+                bucket=args.raw_bucket_name,
+                key=f"{SCRIPT_PREFIX}/{script}",
+                source=pulumi.FileAsset(str(GLUE_DIR / script)),
+                source_hash=file_hash(GLUE_DIR / script),
+                content_type="text/x-python",
+                server_side_encryption="aws:kms",
+                kms_key_id=args.kms_key_arn,
+                bucket_key_enabled=True,
+                tags=args.tags,
+                opts=child,
+            )
+            for script in GLUE_SCRIPTS
+        }
+
+        def s3_uri(bucket: pulumi.Input[str], key: pulumi.Input[str]) -> pulumi.Output[str]:
+            return pulumi.Output.concat("s3://", bucket, "/", key)
+
+        job_role, job_policy = role(
+            "etl-job",
+            job_statements(
+                account, args.datasets, args.raw_bucket_arn, args.processed_bucket_arn, args.kms_key_arn, args.raw_database_name
+            ),
+            "job",
+        )
+        self.job = aws.glue.Job(
+            f"{name}-job",
+            name=self.job_name,
+            description="Casts, checks, dedupes raw datasets into processed Parquet (functions/glue/job.py)",
+            role_arn=job_role.arn,
+            glue_version=args.glue_version,
+            worker_type=args.worker_type,
+            number_of_workers=args.number_of_workers,
+            timeout=args.timeout_minutes,
+            max_retries=0,  # the pipeline retries; a retry here would run twice on a data error
+            execution_property=aws.glue.JobExecutionPropertyArgs(max_concurrent_runs=1),
+            command=aws.glue.JobCommandArgs(
+                name="glueetl",
+                python_version="3",
+                script_location=s3_uri(args.raw_bucket_name, scripts["job.py"].key),
+            ),
+            default_arguments={
+                "--job-language": "python",
+                "--job-bookmark-option": "job-bookmark-enable",
+                "--extra-py-files": s3_uri(args.raw_bucket_name, scripts["dataset_transform.py"].key),
+                "--datasets": job_datasets_argument(list(args.datasets)),
+                "--raw_database": args.raw_database_name,
+                "--processed_bucket": args.processed_bucket_name,
+                "--quarantine_bucket": args.raw_bucket_name,
+                "--TempDir": pulumi.Output.concat("s3://", args.raw_bucket_name, f"/{TEMP_PREFIX}/"),
+                "--enable-continuous-cloudwatch-log": "true",
+            },
+            security_configuration=security.name,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[job_policy]),
+        )
+        self.register_outputs(
+            {
+                "rawCrawler": self.raw_crawler.name,
+                "processedCrawler": self.processed_crawler.name,
+                "jobName": self.job.name,
+            }
+        )

@@ -1,0 +1,575 @@
+"""`Ingestion`: REST API → Kinesis Data Firehose → Parquet in the raw bucket, one stream per dataset.
+
+Per dataset: a Glue table in the raw database (the schema Firehose converts JSON to Parquet with),
+a Firehose stream writing `<dataset>/year=…/month=…/day=…/` under the silo key, and on the API
+`POST /<dataset>` (Firehose `PutRecord`) and `POST /<dataset>/batch` (`PutRecordBatch`), both AWS
+service integrations with no Lambda in between. API Gateway validates each body against a model
+generated from the dataset's schema before anything reaches Firehose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from .catalog import catalog_arns
+from .config import DatasetConfig
+from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
+from .logs import encrypted_log_group, log_group_arn
+from .naming import bounded_name
+from .schema import RAW_PARTITION_KEYS, glue_columns, json_array_schema, json_schema
+
+# API Gateway's Velocity has no newline escape; urlDecode("%0A") yields one. Firehose then stores
+# newline-delimited JSON when no format conversion applies, and the record stays one line.
+NEWLINE = '#set($newline = $util.urlDecode("%0A"))'
+
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "caller": "$context.identity.caller",
+        "user": "$context.identity.userArn",
+        "apiKeyId": "$context.identity.apiKeyId",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "integrationStatus": "$context.integration.status",
+        "integrationError": "$context.integration.error",
+        "validationError": "$context.error.validationErrorString",
+    },
+    separators=(",", ":"),
+)
+
+
+def put_record_template(stream_name: str) -> str:
+    """Request mapping of `POST /<dataset>`: the JSON body, one newline appended, base64, as a Firehose record."""
+    return (
+        f"{NEWLINE}\n"
+        "{\n"
+        f'  "DeliveryStreamName": "{stream_name}",\n'
+        '  "Record": {"Data": "$util.base64Encode("$input.json(\'$\')$newline")"}\n'
+        "}\n"
+    )
+
+
+def put_record_batch_template(stream_name: str) -> str:
+    """Request mapping of `POST /<dataset>/batch`: each element of the JSON array as one record."""
+    return (
+        f"{NEWLINE}\n"
+        "{\n"
+        f'  "DeliveryStreamName": "{stream_name}",\n'
+        '  "Records": [\n'
+        "#foreach($record in $input.path('$'))\n"
+        '#set($json = $input.json("$[$foreach.index]"))\n'
+        '    {"Data": "$util.base64Encode("$json$newline")"}#if($foreach.hasNext),#end\n'
+        "#end\n"
+        "  ]\n"
+        "}\n"
+    )
+
+
+# What a producer gets back: Firehose's ids, and for batches how many records failed (partial
+# failures come with HTTP 200, so a producer must check `failed` and resend those records).
+PUT_RECORD_RESPONSE = '{"recordId": "$input.path(\'$.RecordId\')"}'
+PUT_RECORD_BATCH_RESPONSE = '{"failed": $input.path(\'$.FailedPutCount\'), "records": $input.json(\'$.RequestResponses\')}'
+
+
+def firehose_delivery_statements(
+    account: AccountContext,
+    bucket_arn: pulumi.Input[str],
+    kms_key_arn: pulumi.Input[str],
+    dataset: str,
+    database: str,
+    log_stream_arn: pulumi.Input[str],
+) -> list[Statement]:
+    """What one delivery stream's role may do: its prefixes of the raw bucket, the key for that
+    bucket, its Glue table's schema, its log stream. Nothing else."""
+    catalog = catalog_arns(account, database)
+    return [
+        statement("ListRawBucket", ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"], bucket_arn),
+        statement(
+            "WriteDatasetPrefixes",
+            ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+            [
+                pulumi.Output.concat(bucket_arn, f"/{dataset}/*"),
+                pulumi.Output.concat(bucket_arn, f"/errors/{dataset}/*"),
+            ],
+        ),
+        statement(
+            "EncryptWithSiloKeyThroughS3",
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            kms_key_arn,
+            conditions={
+                "StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")},
+                # The buckets use S3 bucket keys, so the encryption context is the bucket ARN.
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]},
+            },
+        ),
+        statement(
+            "ReadDatasetSchema",
+            ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
+            [catalog["catalog"], catalog["database"], account.arn("glue", f"table/{database}/{dataset}")],
+        ),
+        statement("WriteDeliveryErrors", "logs:PutLogEvents", log_stream_arn),
+    ]
+
+
+@dataclass(frozen=True)
+class IngestionArgs:
+    """Arguments of `Ingestion`."""
+
+    account: AccountContext
+    """The silo account."""
+    name_prefix: str
+    """Prefix of physical names, e.g. `datalake`."""
+    silo_name: str
+    """Short silo name, e.g. `sales`."""
+    datasets: Sequence[DatasetConfig]
+    """Datasets to ingest (at least one)."""
+    raw_bucket_name: pulumi.Input[str]
+    """Bucket Firehose writes to."""
+    raw_bucket_arn: pulumi.Input[str]
+    """Its ARN."""
+    raw_database_name: str
+    """Glue database that receives one table per dataset."""
+    kms_key_arn: pulumi.Input[str]
+    """Silo key: encrypts the streams, the objects and the log groups."""
+    buffering_size_mib: int = 128
+    """Firehose buffer size (default 128 MiB; 64-128 with format conversion)."""
+    buffering_interval_seconds: int = 300
+    """Firehose buffer time (default 300 s)."""
+    authorization: str = "iam"
+    """`iam` (SigV4, default) or `apiKey` (API keys with a usage plan)."""
+    throttle_rate_limit: float = 50
+    """Stage-wide steady requests per second (default 50)."""
+    throttle_burst_limit: int = 100
+    """Stage-wide burst (default 100)."""
+    daily_quota: Optional[int] = None
+    """With `apiKey`: requests per day per key (default no quota)."""
+    log_retention_days: int = 90
+    """Retention of access and delivery error logs (default 90)."""
+    stage_name: str = "v1"
+    """API stage name (default `v1`)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of every resource (default none)."""
+
+
+class Ingestion(pulumi.ComponentResource):
+    """The silo's ingestion API and its Firehose streams."""
+
+    streams: dict[str, aws.kinesis.FirehoseDeliveryStream]
+    tables: dict[str, aws.glue.CatalogTable]
+    api: aws.apigateway.RestApi
+    stage: aws.apigateway.Stage
+    endpoint: pulumi.Output[str]
+
+    def __init__(self, name: str, args: IngestionArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:ingestion:Ingestion", name, None, opts)
+        if not args.datasets:
+            raise ValueError("Ingestion needs at least one dataset")
+        if args.authorization not in ("iam", "apiKey"):
+            raise ValueError(f"authorization must be 'iam' or 'apiKey', got {args.authorization!r}")
+        child = pulumi.ResourceOptions(parent=self)
+        account = args.account
+        base = f"{args.name_prefix}-{args.silo_name}"
+        tags = args.tags
+
+        delivery_logs = encrypted_log_group(
+            f"{name}-delivery-logs",
+            f"/aws/kinesisfirehose/{base}",
+            args.kms_key_arn,
+            args.log_retention_days,
+            tags,
+            child,
+        )
+
+        self.streams, self.tables = {}, {}
+        stream_arns = []
+        for dataset in args.datasets:
+            self._dataset(name, args, dataset, base, delivery_logs, child)
+            stream_arns.append(self.streams[dataset.name].arn)
+
+        # --- the REST API --------------------------------------------------------------------
+        self.api = aws.apigateway.RestApi(
+            f"{name}-api",
+            name=f"{base}-ingestion",
+            description=f"Silo {args.silo_name}: POST /<dataset> and /<dataset>/batch into Firehose",
+            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            api_key_source="HEADER",
+            tags=tags,
+            opts=child,
+        )
+        integration_role = aws.iam.Role(
+            f"{name}-integration-role",
+            name=bounded_name(base, "ingestion-api"),
+            assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-integration-policy",
+            role=integration_role.id,
+            policy=policy_json(
+                [statement("PutRecordsIntoThisSilosStreams", ["firehose:PutRecord", "firehose:PutRecordBatch"], stream_arns)]
+            ),
+            opts=child,
+        )
+        validator = aws.apigateway.RequestValidator(
+            f"{name}-validator",
+            rest_api=self.api.id,
+            name="body",
+            validate_request_body=True,
+            validate_request_parameters=False,
+            opts=child,
+        )
+        use_keys = args.authorization == "apiKey"
+        deployment_parts: list[pulumi.Resource] = []
+        for dataset in args.datasets:
+            stream = self.streams[dataset.name]
+            resource = aws.apigateway.Resource(
+                f"{name}-{dataset.name}-resource",
+                rest_api=self.api.id,
+                parent_id=self.api.root_resource_id,
+                path_part=dataset.name,
+                opts=child,
+            )
+            batch_resource = aws.apigateway.Resource(
+                f"{name}-{dataset.name}-batch-resource",
+                rest_api=self.api.id,
+                parent_id=resource.id,
+                path_part="batch",
+                opts=child,
+            )
+            for suffix, target, schema, action, template, response in (
+                ("record", resource, json_schema(dataset), "PutRecord", put_record_template, PUT_RECORD_RESPONSE),
+                ("batch", batch_resource, json_array_schema(dataset), "PutRecordBatch", put_record_batch_template, PUT_RECORD_BATCH_RESPONSE),
+            ):
+                deployment_parts += self._post_method(
+                    f"{name}-{dataset.name}-{suffix}",
+                    model_name=_model_name(dataset.name, suffix),
+                    schema=schema,
+                    target=target,
+                    validator=validator,
+                    use_keys=use_keys,
+                    uri=pulumi.Output.concat("arn:", account.partition, ":apigateway:", account.region, f":firehose:action/{action}"),
+                    credentials=integration_role.arn,
+                    template=stream.name.apply(template),
+                    response_template=response,
+                    opts=child,
+                )
+
+        # Redeploy whenever the API's shape changes: a deployment is a snapshot.
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [[d.model_dump(by_alias=True) for d in args.datasets], args.authorization, ACCESS_LOG_FORMAT],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        deployment = aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=self.api.id,
+            triggers={"configuration": fingerprint},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deployment_parts),
+        )
+        access_logs = encrypted_log_group(
+            f"{name}-access-logs",
+            f"/aws/apigateway/{base}-ingestion",
+            args.kms_key_arn,
+            args.log_retention_days,
+            tags,
+            child,
+        )
+        # API Gateway writes logs through one account-wide role; without it the stage cannot log.
+        logging_role = aws.iam.Role(
+            f"{name}-cloudwatch-role",
+            name=bounded_name(base, "apigateway-logs"),
+            assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-cloudwatch-policy",
+            role=logging_role.id,
+            policy=policy_json(
+                [
+                    statement(
+                        "WriteApiGatewayLogs",
+                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                        [
+                            account.arn("logs", "log-group:API-Gateway-Execution-Logs_*"),
+                            account.arn("logs", f"log-group:/aws/apigateway/{base}-*"),
+                        ],
+                    )
+                ]
+            ),
+            opts=child,
+        )
+        account_settings = aws.apigateway.Account(
+            f"{name}-account-settings", cloudwatch_role_arn=logging_role.arn, opts=child
+        )
+        self.stage = aws.apigateway.Stage(
+            f"{name}-stage",
+            rest_api=self.api.id,
+            deployment=deployment.id,
+            stage_name=args.stage_name,
+            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
+                destination_arn=access_logs.arn, format=ACCESS_LOG_FORMAT
+            ),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account_settings]),
+        )
+        aws.apigateway.MethodSettings(
+            f"{name}-method-settings",
+            rest_api=self.api.id,
+            stage_name=self.stage.stage_name,
+            method_path="*/*",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(
+                throttling_rate_limit=args.throttle_rate_limit,
+                throttling_burst_limit=args.throttle_burst_limit,
+                logging_level="ERROR",
+                data_trace_enabled=False,  # request bodies are data: keep them out of the logs
+                metrics_enabled=True,
+            ),
+            opts=child,
+        )
+        outputs: dict[str, pulumi.Input[str]] = {}
+        if use_keys:
+            plan = aws.apigateway.UsagePlan(
+                f"{name}-usage-plan",
+                name=f"{base}-ingestion",
+                api_stages=[aws.apigateway.UsagePlanApiStageArgs(api_id=self.api.id, stage=self.stage.stage_name)],
+                throttle_settings=aws.apigateway.UsagePlanThrottleSettingsArgs(
+                    rate_limit=args.throttle_rate_limit, burst_limit=args.throttle_burst_limit
+                ),
+                quota_settings=(
+                    aws.apigateway.UsagePlanQuotaSettingsArgs(limit=args.daily_quota, period="DAY")
+                    if args.daily_quota
+                    else None
+                ),
+                tags=tags,
+                opts=child,
+            )
+            key = aws.apigateway.ApiKey(f"{name}-api-key", name=f"{base}-ingestion", enabled=True, tags=tags, opts=child)
+            aws.apigateway.UsagePlanKey(
+                f"{name}-usage-plan-key", key_id=key.id, key_type="API_KEY", usage_plan_id=plan.id, opts=child
+            )
+            outputs["apiKeyId"] = key.id
+        self.endpoint = pulumi.Output.concat(
+            "https://", self.api.id, ".execute-api.", account.region, ".amazonaws.com/", self.stage.stage_name
+        )
+        outputs.update(
+            {
+                "endpoint": self.endpoint,
+                "apiId": self.api.id,
+                **{f"stream:{n}": s.name for n, s in self.streams.items()},
+            }
+        )
+        self.register_outputs(outputs)
+
+    def _dataset(self, name, args: IngestionArgs, dataset: DatasetConfig, base, delivery_logs, child) -> None:
+        account = args.account
+        table = aws.glue.CatalogTable(
+            f"{name}-{dataset.name}-table",
+            name=dataset.name,
+            database_name=args.raw_database_name,
+            table_type="EXTERNAL_TABLE",
+            parameters={"classification": "parquet", "EXTERNAL": "TRUE", "parquet.compression": "SNAPPY"},
+            partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name=key, type="string") for key in RAW_PARTITION_KEYS],
+            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
+                location=pulumi.Output.concat("s3://", args.raw_bucket_name, f"/{dataset.name}/"),
+                input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+                    serialization_library="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                    parameters={"serialization.format": "1"},
+                ),
+                columns=[aws.glue.CatalogTableStorageDescriptorColumnArgs(**c) for c in glue_columns(dataset)],
+            ),
+            opts=child,
+        )
+        stream_name = bounded_name(base, dataset.name)
+        log_stream = aws.cloudwatch.LogStream(
+            f"{name}-{dataset.name}-log-stream", name=dataset.name, log_group_name=delivery_logs.name, opts=child
+        )
+        log_stream_arn = pulumi.Output.concat(
+            log_group_arn(account, delivery_logs.name), ":log-stream:", log_stream.name
+        )
+        role = aws.iam.Role(
+            f"{name}-{dataset.name}-firehose-role",
+            name=bounded_name(base, "firehose", dataset.name),
+            # Firehose passes the stream's account id as external id: no other account's stream can use the role.
+            assume_role_policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "FirehoseOfThisAccountAssumes",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "firehose.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"sts:ExternalId": account.account_id}},
+                        }
+                    ],
+                }
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-{dataset.name}-firehose-policy",
+            role=role.id,
+            policy=policy_json(
+                firehose_delivery_statements(
+                    account, args.raw_bucket_arn, args.kms_key_arn, dataset.name, args.raw_database_name, log_stream_arn
+                )
+            ),
+            opts=child,
+        )
+        ext = aws.kinesis
+        self.tables[dataset.name] = table
+        self.streams[dataset.name] = aws.kinesis.FirehoseDeliveryStream(
+            f"{name}-{dataset.name}-stream",
+            name=stream_name,
+            destination="extended_s3",
+            server_side_encryption=ext.FirehoseDeliveryStreamServerSideEncryptionArgs(
+                enabled=True, key_type="CUSTOMER_MANAGED_CMK", key_arn=args.kms_key_arn
+            ),
+            extended_s3_configuration=ext.FirehoseDeliveryStreamExtendedS3ConfigurationArgs(
+                role_arn=role.arn,
+                bucket_arn=args.raw_bucket_arn,
+                prefix=f"{dataset.name}/year=!{{timestamp:yyyy}}/month=!{{timestamp:MM}}/day=!{{timestamp:dd}}/",
+                error_output_prefix=(
+                    f"errors/{dataset.name}/!{{firehose:error-output-type}}/"
+                    "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
+                ),
+                buffering_size=args.buffering_size_mib,
+                buffering_interval=args.buffering_interval_seconds,
+                # Parquet compresses its pages itself (Snappy); Firehose requires UNCOMPRESSED here.
+                compression_format="UNCOMPRESSED",
+                kms_key_arn=args.kms_key_arn,
+                cloudwatch_logging_options=ext.FirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptionsArgs(
+                    enabled=True, log_group_name=delivery_logs.name, log_stream_name=log_stream.name
+                ),
+                data_format_conversion_configuration=ext.FirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationArgs(
+                    enabled=True,
+                    input_format_configuration=ext.FirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationInputFormatConfigurationArgs(
+                        deserializer=ext.FirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationInputFormatConfigurationDeserializerArgs(
+                            open_x_json_ser_de=ext.FirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationInputFormatConfigurationDeserializerOpenXJsonSerDeArgs(
+                                case_insensitive=True
+                            )
+                        )
+                    ),
+                    output_format_configuration=ext.FirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationOutputFormatConfigurationArgs(
+                        serializer=ext.FirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationOutputFormatConfigurationSerializerArgs(
+                            parquet_ser_de=ext.FirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationOutputFormatConfigurationSerializerParquetSerDeArgs(
+                                compression="SNAPPY"
+                            )
+                        )
+                    ),
+                    schema_configuration=ext.FirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationSchemaConfigurationArgs(
+                        catalog_id=account.account_id,
+                        database_name=args.raw_database_name,
+                        table_name=table.name,
+                        role_arn=role.arn,
+                        region=account.region,
+                        version_id="LATEST",
+                    ),
+                ),
+            ),
+            tags=args.tags,
+            # The role must be able to deliver before the stream exists, or creation fails its checks.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+
+    def _post_method(
+        self,
+        name: str,
+        *,
+        model_name: str,
+        schema: dict,
+        target: aws.apigateway.Resource,
+        validator: aws.apigateway.RequestValidator,
+        use_keys: bool,
+        uri: pulumi.Input[str],
+        credentials: pulumi.Input[str],
+        template: pulumi.Input[str],
+        response_template: str,
+        opts: pulumi.ResourceOptions,
+    ) -> list[pulumi.Resource]:
+        """`POST` on `target`: validated against `schema`, mapped by `template`, sent to Firehose."""
+        model = aws.apigateway.Model(
+            f"{name}-model",
+            rest_api=self.api.id,
+            name=model_name,
+            content_type="application/json",
+            schema=json.dumps(schema),
+            opts=opts,
+        )
+        method = aws.apigateway.Method(
+            f"{name}-method",
+            rest_api=self.api.id,
+            resource_id=target.id,
+            http_method="POST",
+            authorization="NONE" if use_keys else "AWS_IAM",
+            api_key_required=use_keys,
+            request_validator_id=validator.id,
+            request_models={"application/json": model.name},
+            opts=opts,
+        )
+        integration = aws.apigateway.Integration(
+            f"{name}-integration",
+            rest_api=self.api.id,
+            resource_id=target.id,
+            http_method=method.http_method,
+            type="AWS",
+            integration_http_method="POST",
+            uri=uri,
+            credentials=credentials,
+            # Bodies of any other content type are refused (415), never passed through unmapped.
+            passthrough_behavior="NEVER",
+            request_parameters={"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"},
+            request_templates={"application/json": template},
+            opts=opts,
+        )
+        parts: list[pulumi.Resource] = [model, method, integration]
+        for status, pattern, body in (
+            ("200", None, response_template),
+            ("400", "4\\d{2}", '{"message": "rejected by Firehose"}'),
+            ("500", "5\\d{2}", '{"message": "Firehose is unavailable, retry later"}'),
+        ):
+            method_response = aws.apigateway.MethodResponse(
+                f"{name}-response-{status}",
+                rest_api=self.api.id,
+                resource_id=target.id,
+                http_method=method.http_method,
+                status_code=status,
+                opts=opts,
+            )
+            parts.append(method_response)
+            parts.append(
+                aws.apigateway.IntegrationResponse(
+                    f"{name}-integration-response-{status}",
+                    rest_api=self.api.id,
+                    resource_id=target.id,
+                    http_method=method.http_method,
+                    status_code=status,
+                    selection_pattern=pattern,
+                    response_templates={"application/json": body},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response]),
+                )
+            )
+        return parts
+
+
+def _model_name(dataset: str, suffix: str) -> str:
+    """API Gateway model names are alphanumeric."""
+    return "".join(part.capitalize() for part in f"{dataset}_{suffix}".split("_"))
+

@@ -1,0 +1,467 @@
+"""`Pipeline`: the Step Functions state machine that runs a silo's ETL, on an EventBridge schedule.
+
+crawl raw (start, poll until READY, bounded) → Glue job (`.sync`) → per dataset a Redshift load
+through the Data API (`BatchExecuteStatement`, poll `DescribeStatement`, bounded) → crawl processed.
+Every task retries throttling with exponential backoff and catches everything else into one
+`NotifyFailure` task (SNS) that ends in the `PipelineFailed` Fail state. Executions that time out or
+are aborted never reach a Catch: an EventBridge rule reports those to the same topic.
+
+The definition is a Python dict built by `pipeline_definition` (pure; tests lint it with statelint
+and run its failure path in moto) and serialized once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from .iam import AccountContext, Statement, policy_json, statement
+from .naming import bounded_name
+
+NOTIFY = "NotifyFailure"
+FAILED = "PipelineFailed"
+SUCCEEDED = "PipelineSucceeded"
+
+# Throttling and transient service errors, as Step Functions names them (aws-sdk: `<Service>.<Exception>`).
+GLUE_TRANSIENT = ["Glue.ThrottlingException", "Glue.OperationTimeoutException", "Glue.InternalServiceException"]
+GLUE_JOB_TRANSIENT = ["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException", "Glue.InternalServiceException"]
+REDSHIFT_DATA_TRANSIENT = ["RedshiftData.ThrottlingException", "RedshiftData.InternalServerException"]
+SNS_TRANSIENT = ["SNS.ThrottledException", "SNS.InternalErrorException", "States.Timeout"]
+
+
+@dataclass(frozen=True)
+class DatasetLoad:
+    """One dataset's warehouse load: a name for its states and the SQL of its transaction."""
+
+    dataset: str
+    sqls: Sequence[str]
+
+
+@dataclass(frozen=True)
+class PipelineTargets:
+    """Everything the state machine calls, as plain strings (resolved Outputs)."""
+
+    raw_crawler: str
+    processed_crawler: str
+    job_name: str
+    workgroup_name: str
+    database: str
+    topic_arn: str
+    loads: Sequence[DatasetLoad]
+    poll_seconds: int = 30
+    max_polls: int = 60
+    timeout_seconds: int = 6 * 3600
+
+
+def retry(errors: Sequence[str], interval: int = 2, attempts: int = 6) -> list[dict[str, Any]]:
+    """Exponential backoff: 2, 4, 8, ... seconds."""
+    return [{"ErrorEquals": list(errors), "IntervalSeconds": interval, "MaxAttempts": attempts, "BackoffRate": 2.0}]
+
+
+def catch_all(extra: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Any error not retried (or retried out) goes to the notification, the error kept in `$.error`."""
+    return [*extra, {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": NOTIFY}]
+
+
+def _pascal(text: str) -> str:
+    return "".join(part.capitalize() for part in text.replace("-", "_").split("_"))
+
+
+def counter_reset(path: str, next_state: str) -> dict[str, Any]:
+    """Pass: `<path> = {"value": 0}` (a Pass state's output is an object, so counters are objects)."""
+    return {"Type": "Pass", "Result": {"value": 0}, "ResultPath": path, "Next": next_state}
+
+
+def counter_increment(path: str, next_state: str) -> dict[str, Any]:
+    """Pass: `<path>.value += 1` with the States.MathAdd intrinsic."""
+    return {
+        "Type": "Pass",
+        "Parameters": {"value.$": f"States.MathAdd({path}.value, 1)"},
+        "ResultPath": path,
+        "Next": next_state,
+    }
+
+
+def _timeout_state(error: str, cause: str) -> dict[str, Any]:
+    """A Pass state that records an error like a Catch would, then notifies."""
+    return {"Type": "Pass", "Result": {"Error": error, "Cause": cause}, "ResultPath": "$.error", "Next": NOTIFY}
+
+
+def crawler_states(label: str, crawler: str, poll_seconds: int, max_polls: int, next_state: str) -> dict[str, Any]:
+    """Start a crawler (already running is fine), then poll until READY; fail if its crawl failed or
+    it is still running after `max_polls` checks."""
+    start, init, wait, get, check, count = (f"{p}{label}Crawler" for p in ("Start", "Init", "Wait", "Get", "Check", "Count"))
+    crawl_failed, timed_out = f"{label}CrawlFailed", f"{label}CrawlerTimedOut"
+    poll = f"$.{label.lower()}CrawlerPolls"
+    result = f"$.{label.lower()}Crawler"
+    return {
+        start: {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:glue:startCrawler",
+            "Parameters": {"Name": crawler},
+            "ResultPath": None,
+            "Retry": retry(GLUE_TRANSIENT),
+            "Catch": catch_all([{"ErrorEquals": ["Glue.CrawlerRunningException"], "ResultPath": None, "Next": init}]),
+            "Next": init,
+        },
+        init: counter_reset(poll, wait),
+        wait: {"Type": "Wait", "Seconds": poll_seconds, "Next": get},
+        get: {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:glue:getCrawler",
+            "Parameters": {"Name": crawler},
+            "ResultSelector": {"crawler.$": "$.Crawler"},
+            "ResultPath": result,
+            "Retry": retry(GLUE_TRANSIENT),
+            "Catch": catch_all(),
+            "Next": check,
+        },
+        check: {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": f"{result}.crawler.State", "StringEquals": "READY"},
+                        {"Variable": f"{result}.crawler.LastCrawl.Status", "IsPresent": True},
+                        {"Variable": f"{result}.crawler.LastCrawl.Status", "StringEquals": "FAILED"},
+                    ],
+                    "Next": crawl_failed,
+                },
+                {"Variable": f"{result}.crawler.State", "StringEquals": "READY", "Next": next_state},
+                {"Variable": f"{poll}.value", "NumericGreaterThanEquals": max_polls, "Next": timed_out},
+            ],
+            "Default": count,
+        },
+        count: counter_increment(poll, wait),
+        crawl_failed: _timeout_state("CrawlFailed", f"crawler {crawler} finished with status FAILED"),
+        timed_out: _timeout_state("CrawlerTimeout", f"crawler {crawler} still running after {max_polls} checks"),
+    }
+
+
+def load_states(load: DatasetLoad, targets: PipelineTargets, next_state: str) -> dict[str, Any]:
+    """Run the dataset's load transaction, then poll DescribeStatement until FINISHED (or fail)."""
+    label = _pascal(load.dataset)
+    run, init, wait, describe, check, count = (
+        f"{p}{label}" for p in ("Load", "InitLoadPolls", "WaitLoad", "DescribeLoad", "CheckLoad", "CountLoadPolls")
+    )
+    failed, timed_out = f"LoadFailed{label}", f"LoadTimedOut{label}"
+    poll = f"$.loadPolls.{load.dataset}"
+    return {
+        run: {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:redshiftdata:batchExecuteStatement",
+            "Parameters": {
+                "WorkgroupName": targets.workgroup_name,
+                "Database": targets.database,
+                "StatementName": f"load-{load.dataset}",
+                "Sqls": list(load.sqls),
+            },
+            "ResultSelector": {"id.$": "$.Id"},
+            "ResultPath": f"$.loads.{load.dataset}",
+            "Retry": retry(REDSHIFT_DATA_TRANSIENT),
+            "Catch": catch_all(),
+            "Next": init,
+        },
+        init: counter_reset(poll, wait),
+        wait: {"Type": "Wait", "Seconds": targets.poll_seconds, "Next": describe},
+        describe: {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:redshiftdata:describeStatement",
+            "Parameters": {"Id.$": f"$.loads.{load.dataset}.id"},
+            "ResultSelector": {"status.$": "$.Status", "statement.$": "$"},
+            "ResultPath": f"$.loadStatus.{load.dataset}",
+            "Retry": retry(REDSHIFT_DATA_TRANSIENT),
+            "Catch": catch_all(),
+            "Next": check,
+        },
+        check: {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": f"$.loadStatus.{load.dataset}.status", "StringEquals": "FINISHED", "Next": next_state},
+                {
+                    "Or": [
+                        {"Variable": f"$.loadStatus.{load.dataset}.status", "StringEquals": "FAILED"},
+                        {"Variable": f"$.loadStatus.{load.dataset}.status", "StringEquals": "ABORTED"},
+                    ],
+                    "Next": failed,
+                },
+                {"Variable": f"{poll}.value", "NumericGreaterThanEquals": targets.max_polls, "Next": timed_out},
+            ],
+            "Default": count,
+        },
+        count: counter_increment(poll, wait),
+        failed: {
+            "Type": "Pass",
+            "Parameters": {"Error": "RedshiftLoadFailed", "Cause.$": f"States.JsonToString($.loadStatus.{load.dataset}.statement)"},
+            "ResultPath": "$.error",
+            "Next": NOTIFY,
+        },
+        timed_out: _timeout_state("RedshiftLoadTimeout", f"load of {load.dataset} unfinished after {targets.max_polls} checks"),
+    }
+
+
+def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
+    """The Amazon States Language document of the pipeline."""
+    if not targets.loads:
+        raise ValueError("the pipeline needs at least one dataset to load")
+    load_names = [f"Load{_pascal(load.dataset)}" for load in targets.loads]
+    states: dict[str, Any] = {}
+    states.update(crawler_states("Raw", targets.raw_crawler, targets.poll_seconds, targets.max_polls, "RunEtlJob"))
+    states["RunEtlJob"] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::glue:startJobRun.sync",
+        "Parameters": {"JobName": targets.job_name},
+        "ResultSelector": {"id.$": "$.Id", "state.$": "$.JobRunState"},
+        "ResultPath": "$.etlJob",
+        "Retry": retry(GLUE_JOB_TRANSIENT, interval=30, attempts=4),
+        "Catch": catch_all(),
+        "Next": load_names[0],
+    }
+    for index, load in enumerate(targets.loads):
+        following = load_names[index + 1] if index + 1 < len(load_names) else "StartProcessedCrawler"
+        states.update(load_states(load, targets, following))
+    states.update(crawler_states("Processed", targets.processed_crawler, targets.poll_seconds, targets.max_polls, SUCCEEDED))
+    states[SUCCEEDED] = {"Type": "Succeed"}
+    states[NOTIFY] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {
+            "TopicArn": targets.topic_arn,
+            "Subject": "Data lake ETL pipeline failed",
+            "Message.$": "States.Format('Execution {} failed: {}', $$.Execution.Id, States.JsonToString($.error))",
+        },
+        "ResultPath": None,
+        "Retry": retry(SNS_TRANSIENT),
+        # Even an undeliverable notification ends in the Fail state, never in a success.
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyError", "Next": FAILED}],
+        "Next": FAILED,
+    }
+    states[FAILED] = {"Type": "Fail", "Error": "PipelineFailed", "Cause": "A step failed; the error was sent to the ETL alert topic"}
+    return {
+        "Comment": "Silo ETL: crawl raw, Glue job, load Redshift, crawl processed",
+        "StartAt": "StartRawCrawler",
+        "TimeoutSeconds": targets.timeout_seconds,
+        "States": states,
+    }
+
+
+
+def state_machine_statements(
+    account: AccountContext,
+    *,
+    crawlers: Sequence[str],
+    job_name: str,
+    workgroup_arn: pulumi.Input[str],
+    topic_arn: pulumi.Input[str],
+    kms_key_arn: pulumi.Input[str],
+) -> list[Statement]:
+    """What the state machine's role may call: exactly the APIs of its states, on this silo's resources."""
+    return [
+        statement(
+            "RunSiloCrawlers",
+            ["glue:StartCrawler", "glue:GetCrawler"],
+            [account.arn("glue", f"crawler/{crawler}") for crawler in crawlers],
+        ),
+        statement(
+            "RunEtlJobSync",
+            ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"],
+            account.arn("glue", f"job/{job_name}"),
+        ),
+        statement(
+            "LoadWarehouseThroughDataApi",
+            ["redshift-data:BatchExecuteStatement", "redshift-serverless:GetCredentials"],
+            workgroup_arn,
+        ),
+        # DescribeStatement has no resource type in IAM; the condition confines it to statements
+        # this very role ran (the Data API records the caller's user id on each statement).
+        statement(
+            "DescribeOwnStatements",
+            "redshift-data:DescribeStatement",
+            "*",
+            conditions={"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}},
+        ),
+        statement("NotifyFailures", "sns:Publish", topic_arn),
+        statement("PublishToEncryptedTopic", ["kms:GenerateDataKey", "kms:Decrypt"], kms_key_arn),
+    ]
+
+
+@dataclass(frozen=True)
+class PipelineArgs:
+    """Arguments of `Pipeline`."""
+
+    account: AccountContext
+    """The silo account."""
+    name_prefix: str
+    """Prefix of physical names, e.g. `datalake`."""
+    silo_name: str
+    """Short silo name, e.g. `sales`."""
+    raw_crawler_name: str
+    """Crawler of the raw tables."""
+    processed_crawler_name: str
+    """Crawler of the processed bucket."""
+    job_name: str
+    """The Glue ETL job."""
+    workgroup_name: pulumi.Input[str]
+    """Redshift Serverless workgroup the loads run in."""
+    workgroup_arn: pulumi.Input[str]
+    """Its ARN (IAM grants are per workgroup)."""
+    database: str
+    """Redshift database."""
+    loads: Sequence[tuple[str, pulumi.Input[Sequence[str]]]]
+    """Per dataset, the SQL statements of its load transaction."""
+    alert_topic_arn: pulumi.Input[str]
+    """SNS topic failures are published to."""
+    kms_key_arn: pulumi.Input[str]
+    """Key of that topic."""
+    schedule: str = "cron(0 3 * * ? *)"
+    """EventBridge schedule expression (default daily 03:00 UTC)."""
+    poll_seconds: int = 30
+    """Seconds between status checks (default 30)."""
+    max_polls: int = 60
+    """Checks before a crawler or load counts as stuck (default 60)."""
+    timeout_seconds: int = 6 * 3600
+    """Execution timeout (default 6 hours)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of every resource (default none)."""
+
+
+class Pipeline(pulumi.ComponentResource):
+    """The ETL state machine, its schedule and its failure reporting."""
+
+    state_machine: aws.sfn.StateMachine
+    definition: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PipelineArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:orchestration:Pipeline", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account = args.account
+        base = f"{args.name_prefix}-{args.silo_name}"
+        datasets = [dataset for dataset, _ in args.loads]
+
+        def build(values: list[Any]) -> str:
+            workgroup, topic, *sqls = values
+            targets = PipelineTargets(
+                raw_crawler=args.raw_crawler_name,
+                processed_crawler=args.processed_crawler_name,
+                job_name=args.job_name,
+                workgroup_name=workgroup,
+                database=args.database,
+                topic_arn=topic,
+                loads=[DatasetLoad(dataset, list(statements)) for dataset, statements in zip(datasets, sqls)],
+                poll_seconds=args.poll_seconds,
+                max_polls=args.max_polls,
+                timeout_seconds=args.timeout_seconds,
+            )
+            return json.dumps(pipeline_definition(targets), indent=2)
+
+        self.definition = pulumi.Output.all(
+            args.workgroup_name, args.alert_topic_arn, *[statements for _, statements in args.loads]
+        ).apply(build)
+
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=bounded_name(base, "etl-pipeline"),
+            assume_role_policy=_service_trust("states.amazonaws.com", account),
+            tags=args.tags,
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=policy_json(
+                state_machine_statements(
+                    account,
+                    crawlers=[args.raw_crawler_name, args.processed_crawler_name],
+                    job_name=args.job_name,
+                    workgroup_arn=args.workgroup_arn,
+                    topic_arn=args.alert_topic_arn,
+                    kms_key_arn=args.kms_key_arn,
+                )
+            ),
+            opts=child,
+        )
+        self.state_machine = aws.sfn.StateMachine(
+            f"{name}-state-machine",
+            name=f"{base}-etl",
+            role_arn=role.arn,
+            definition=self.definition,
+            type="STANDARD",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+
+        schedule_role = aws.iam.Role(
+            f"{name}-schedule-role",
+            name=bounded_name(base, "etl-schedule"),
+            assume_role_policy=_service_trust("events.amazonaws.com", account),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-schedule-policy",
+            role=schedule_role.id,
+            policy=policy_json([statement("StartThisPipeline", "states:StartExecution", self.state_machine.arn)]),
+            opts=child,
+        )
+        schedule = aws.cloudwatch.EventRule(
+            f"{name}-schedule",
+            name=f"{base}-etl-schedule",
+            description="Starts the silo ETL pipeline",
+            schedule_expression=args.schedule,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-schedule-target",
+            rule=schedule.name,
+            arn=self.state_machine.arn,
+            role_arn=schedule_role.arn,
+            opts=child,
+        )
+
+        # Timeouts and aborts skip every Catch: report them from the execution status events.
+        failures = aws.cloudwatch.EventRule(
+            f"{name}-failures",
+            name=f"{base}-etl-failures",
+            description="ETL executions that failed, timed out or were aborted",
+            event_pattern=self.state_machine.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "source": ["aws.states"],
+                        "detail-type": ["Step Functions Execution Status Change"],
+                        "detail": {"stateMachineArn": [arn], "status": ["FAILED", "TIMED_OUT", "ABORTED"]},
+                    }
+                )
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-failures-target", rule=failures.name, arn=args.alert_topic_arn, opts=child
+        )
+        self.register_outputs(
+            {"stateMachineArn": self.state_machine.arn, "schedule": schedule.schedule_expression}
+        )
+
+
+def _service_trust(service: str, account: AccountContext) -> pulumi.Output[str]:
+    """Trust policy for a service principal acting for this account only (confused-deputy guard)."""
+    return pulumi.Output.json_dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ServiceOfThisAccountAssumes",
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+                }
+            ],
+        }
+    )

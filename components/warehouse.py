@@ -1,0 +1,321 @@
+"""`Warehouse`: Redshift Serverless in a private VPC, the Athena workgroup, optionally QuickSight.
+
+Cost when idle is the design constraint (a silo nobody queries should cost next to nothing):
+- Redshift Serverless bills RPU-seconds only while it runs queries; storage is billed per GB.
+- The VPC has isolated subnets only: no NAT gateway (~$32/month each), no internet gateway.
+- The Redshift `COPY` reads S3 through a *gateway* endpoint, which is free; enhanced VPC routing
+  forces that traffic through the VPC, where the endpoint policy allows only the processed bucket.
+- Nothing else needs the VPC: Step Functions calls the Redshift Data API (a public AWS endpoint), the
+  admin password lives in Secrets Manager managed by Redshift itself, the Glue job runs outside the
+  VPC. Interface endpoints (~$7/month per AZ each) are therefore opt-in (`interfaceEndpoints`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_awsx as awsx
+
+from .iam import AccountContext, Statement, policy_json, statement
+from .naming import bounded_name, catalog_name
+
+REDSHIFT_PORT = 5439
+# Redshift Serverless requires subnets in at least three Availability Zones.
+AVAILABILITY_ZONES = 3
+
+
+def copy_role_statements(
+    account: AccountContext, processed_bucket_arn: pulumi.Input[str], kms_key_arn: pulumi.Input[str]
+) -> list[Statement]:
+    """The `COPY` role: read the processed bucket, decrypt through S3. Nothing else."""
+    return [
+        statement("ListProcessedBucket", ["s3:ListBucket", "s3:GetBucketLocation"], processed_bucket_arn),
+        statement("ReadProcessedObjects", "s3:GetObject", pulumi.Output.concat(processed_bucket_arn, "/*")),
+        statement(
+            "DecryptProcessedThroughS3",
+            "kms:Decrypt",
+            kms_key_arn,
+            conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")}},
+        ),
+    ]
+
+
+def s3_endpoint_statements(processed_bucket_arn: pulumi.Input[str]) -> list[Statement]:
+    """Gateway endpoint policy: traffic from the warehouse VPC may only read the processed bucket."""
+    return [
+        statement(
+            "WarehouseReadsProcessedOnly",
+            ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
+            [processed_bucket_arn, pulumi.Output.concat(processed_bucket_arn, "/*")],
+            principal={"AWS": "*"},
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class WarehouseArgs:
+    """Arguments of `Warehouse`."""
+
+    account: AccountContext
+    """The silo account."""
+    name_prefix: str
+    """Prefix of physical names, e.g. `datalake`."""
+    silo_name: str
+    """Short silo name, e.g. `sales`."""
+    processed_bucket_arn: pulumi.Input[str]
+    """Bucket `COPY` loads from."""
+    athena_results_bucket_name: pulumi.Input[str]
+    """Bucket Athena writes results to."""
+    kms_key_arn: pulumi.Input[str]
+    """Silo key: Redshift storage, its admin secret, Athena results."""
+    base_capacity: int = 8
+    """Redshift Serverless base RPUs (default 8)."""
+    max_capacity: int = 64
+    """RPU ceiling (default 64)."""
+    vpc_cidr: str = "10.20.0.0/16"
+    """VPC CIDR (default 10.20.0.0/16)."""
+    interface_endpoints: Sequence[str] = ()
+    """Services that get an interface endpoint, e.g. `secretsmanager` (default none: they cost money)."""
+    athena_bytes_scanned_cutoff_gib: int = 10
+    """Per-query scan limit of the Athena workgroup (default 10 GiB)."""
+    quicksight: bool = False
+    """Create a QuickSight data source on the Athena workgroup (default False)."""
+    quicksight_owner_arn: Optional[str] = None
+    """QuickSight user or group owning that data source (default none)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of every resource (default none)."""
+
+
+class Warehouse(pulumi.ComponentResource):
+    """The silo's query side: Redshift Serverless (namespace, workgroup, COPY role) and Athena."""
+
+    vpc: awsx.ec2.Vpc
+    namespace: aws.redshiftserverless.Namespace
+    workgroup: aws.redshiftserverless.Workgroup
+    copy_role: aws.iam.Role
+    athena_workgroup: aws.athena.Workgroup
+    database_name: str
+
+    def __init__(self, name: str, args: WarehouseArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:warehouse:Warehouse", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account = args.account
+        base = f"{args.name_prefix}-{args.silo_name}"
+        tags = args.tags
+
+        self.vpc = awsx.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.vpc_cidr,
+            number_of_availability_zones=AVAILABILITY_ZONES,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            nat_gateways=awsx.ec2.NatGatewayConfigurationArgs(strategy=awsx.ec2.NatGatewayStrategy.NONE),
+            subnet_strategy=awsx.ec2.SubnetAllocationStrategy.AUTO,
+            subnet_specs=[awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.ISOLATED, name="warehouse", cidr_mask=24)],
+            tags={**tags, "Name": f"{base}-warehouse"},
+            opts=child,
+        )
+        # awsx does not attach gateway endpoints to its route tables (pulumi-awsx#1627): look them up
+        # once the VPC and everything in it exist.
+        route_tables = aws.ec2.get_route_tables_output(
+            vpc_id=self.vpc.vpc_id, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[self.vpc])
+        )
+        s3_endpoint = aws.ec2.VpcEndpoint(
+            f"{name}-s3-endpoint",
+            vpc_id=self.vpc.vpc_id,
+            service_name=pulumi.Output.concat("com.amazonaws.", account.region, ".s3"),
+            vpc_endpoint_type="Gateway",
+            route_table_ids=route_tables.ids,
+            policy=policy_json(s3_endpoint_statements(args.processed_bucket_arn)),
+            tags={**tags, "Name": f"{base}-s3"},
+            opts=child,
+        )
+        egress = [
+            aws.ec2.SecurityGroupEgressArgs(
+                description="COPY reads S3 through the gateway endpoint",
+                protocol="tcp",
+                from_port=443,
+                to_port=443,
+                prefix_list_ids=[s3_endpoint.prefix_list_id],
+            )
+        ]
+        if args.interface_endpoints:
+            egress.append(
+                aws.ec2.SecurityGroupEgressArgs(
+                    description="Interface endpoints inside the VPC",
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=[args.vpc_cidr],
+                )
+            )
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-redshift-sg",
+            name=f"{base}-redshift",
+            description="Redshift Serverless: clients from inside the VPC only",
+            vpc_id=self.vpc.vpc_id,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    description="Redshift from inside the VPC",
+                    protocol="tcp",
+                    from_port=REDSHIFT_PORT,
+                    to_port=REDSHIFT_PORT,
+                    cidr_blocks=[args.vpc_cidr],
+                )
+            ],
+            egress=egress,
+            tags=tags,
+            opts=child,
+        )
+        if args.interface_endpoints:
+            endpoint_sg = aws.ec2.SecurityGroup(
+                f"{name}-endpoints-sg",
+                name=f"{base}-endpoints",
+                description="Interface endpoints: HTTPS from inside the VPC",
+                vpc_id=self.vpc.vpc_id,
+                ingress=[
+                    aws.ec2.SecurityGroupIngressArgs(
+                        description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.vpc_cidr]
+                    )
+                ],
+                tags=tags,
+                opts=child,
+            )
+            for service in args.interface_endpoints:
+                aws.ec2.VpcEndpoint(
+                    f"{name}-{service}-endpoint",
+                    vpc_id=self.vpc.vpc_id,
+                    service_name=pulumi.Output.concat("com.amazonaws.", account.region, f".{service}"),
+                    vpc_endpoint_type="Interface",
+                    subnet_ids=self.vpc.isolated_subnet_ids,
+                    security_group_ids=[endpoint_sg.id],
+                    private_dns_enabled=True,
+                    tags={**tags, "Name": f"{base}-{service}"},
+                    opts=child,
+                )
+
+        self.copy_role = aws.iam.Role(
+            f"{name}-copy-role",
+            name=bounded_name(base, "redshift-copy"),
+            assume_role_policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "RedshiftAssumes",
+                            "Effect": "Allow",
+                            "Principal": {"Service": ["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"]},
+                            "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        copy_policy = aws.iam.RolePolicy(
+            f"{name}-copy-policy",
+            role=self.copy_role.id,
+            policy=policy_json(copy_role_statements(account, args.processed_bucket_arn, args.kms_key_arn)),
+            opts=child,
+        )
+        self.database_name = catalog_name(args.silo_name)
+        self.namespace = aws.redshiftserverless.Namespace(
+            f"{name}-namespace",
+            namespace_name=base,
+            db_name=self.database_name,
+            admin_username="datalake_admin",
+            # Redshift creates and rotates the password in Secrets Manager: never in config or state.
+            manage_admin_password=True,
+            admin_password_secret_kms_key_id=args.kms_key_arn,
+            kms_key_id=args.kms_key_arn,
+            iam_roles=[self.copy_role.arn],
+            default_iam_role_arn=self.copy_role.arn,
+            log_exports=["userlog", "connectionlog", "useractivitylog"],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[copy_policy]),
+        )
+        self.workgroup = aws.redshiftserverless.Workgroup(
+            f"{name}-workgroup",
+            workgroup_name=base,
+            namespace_name=self.namespace.namespace_name,
+            base_capacity=args.base_capacity,
+            max_capacity=args.max_capacity,
+            subnet_ids=self.vpc.isolated_subnet_ids,
+            security_group_ids=[security_group.id],
+            publicly_accessible=False,
+            enhanced_vpc_routing=True,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[s3_endpoint]),
+        )
+
+        self.athena_workgroup = aws.athena.Workgroup(
+            f"{name}-athena",
+            name=base,
+            description=f"Silo {args.silo_name}: queries on the processed database; results encrypted",
+            state="ENABLED",
+            configuration=aws.athena.WorkgroupConfigurationArgs(
+                enforce_workgroup_configuration=True,
+                publish_cloudwatch_metrics_enabled=True,
+                bytes_scanned_cutoff_per_query=args.athena_bytes_scanned_cutoff_gib * 1024**3,
+                result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
+                    output_location=pulumi.Output.concat("s3://", args.athena_results_bucket_name, "/"),
+                    expected_bucket_owner=account.account_id,
+                    encryption_configuration=aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
+                        encryption_option="SSE_KMS", kms_key_arn=args.kms_key_arn
+                    ),
+                    acl_configuration=aws.athena.WorkgroupConfigurationResultConfigurationAclConfigurationArgs(
+                        s3_acl_option="BUCKET_OWNER_FULL_CONTROL"
+                    ),
+                ),
+            ),
+            tags=tags,
+            opts=child,
+        )
+        outputs: dict[str, pulumi.Input[str]] = {
+            "vpcId": self.vpc.vpc_id,
+            "namespace": self.namespace.namespace_name,
+            "workgroup": self.workgroup.workgroup_name,
+            "database": self.database_name,
+            "copyRoleArn": self.copy_role.arn,
+            "athenaWorkgroup": self.athena_workgroup.name,
+        }
+        if args.quicksight:
+            permissions = (
+                [
+                    aws.quicksight.DataSourcePermissionArgs(
+                        principal=args.quicksight_owner_arn,
+                        actions=[
+                            "quicksight:DescribeDataSource",
+                            "quicksight:DescribeDataSourcePermissions",
+                            "quicksight:PassDataSource",
+                            "quicksight:UpdateDataSource",
+                            "quicksight:DeleteDataSource",
+                            "quicksight:UpdateDataSourcePermissions",
+                        ],
+                    )
+                ]
+                if args.quicksight_owner_arn
+                else None
+            )
+            source = aws.quicksight.DataSource(
+                f"{name}-quicksight",
+                data_source_id=f"{base}-athena",
+                name=f"{base} (Athena)",
+                aws_account_id=account.account_id,
+                type="ATHENA",
+                parameters=aws.quicksight.DataSourceParametersArgs(
+                    athena=aws.quicksight.DataSourceParametersAthenaArgs(work_group=self.athena_workgroup.name)
+                ),
+                ssl_properties=aws.quicksight.DataSourceSslPropertiesArgs(disable_ssl=False),
+                permissions=permissions,
+                tags=tags,
+                opts=child,
+            )
+            outputs["quicksightDataSourceArn"] = source.arn
+        self.register_outputs(outputs)
