@@ -390,7 +390,7 @@ class SiloConfig(CommonConfig):
         names = [dataset.name for dataset in value]
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
-            raise ValueError(f"got dataset name(s) {', '.join(twice)} more than once; each dataset needs its own name")
+            raise ValueError(f"got dataset name(s) {', '.join(twice)} more than once; each dataset needs its own name, for example orders and returns")
         return value
 
     @field_validator("master_stack")

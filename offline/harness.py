@@ -174,6 +174,8 @@ class DatalakeMocks(pulumi.runtime.Mocks):
         elif typ == "aws:iam/role:Role":
             role_name = inputs.get("name", name)
             state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")
+        elif typ == "aws:apigateway/restApi:RestApi":
+            state.update(rootResourceId=f"{name}-root", arn=_arn("apigateway", region, "", f"/restapis/{name}-id"))
         elif typ in _ARN_FORMATS:
             service, pattern, name_key = _ARN_FORMATS[typ]
             state.setdefault("arn", _arn(service, region, account, pattern.format(inputs.get(name_key) or name)))

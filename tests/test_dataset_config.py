@@ -1,0 +1,138 @@
+"""Dataset schemas and data-flow settings in the stack config: bad values get one clear line each."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import parse_stack_config
+from components.errors import ConfigError
+from offline.stacks import silo_config
+
+GOOD = {
+    "name": "orders",
+    "columns": [{"name": "order_id", "type": "string"}, {"name": "at", "type": "timestamp"}],
+    "required": ["order_id"],
+    "dedupeKey": ["order_id"],
+    "eventTimeColumn": "at",
+}
+
+
+def problems(**overrides) -> list[str]:
+    config = silo_config(**{f"datalake:{key}": value for key, value in overrides.items()})
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config("silo-222222222222", config)
+    return caught.value.problems
+
+
+def dataset(**changes) -> dict:
+    return {**GOOD, **changes}
+
+
+def test_template_declares_a_dataset_that_exercises_every_part_of_the_flow():
+    config = parse_stack_config("s", silo_config())
+    (orders,) = config.datasets
+    assert orders.name == "orders" and orders.dedupe_key == ["order_id"]
+    assert {c.type for c in orders.columns} >= {"string", "decimal(12,2)", "int", "boolean", "timestamp"}
+    assert orders.event_time_column in orders.required_columns
+
+
+def test_unknown_type_names_dataset_column_and_the_allowed_types():
+    (problem,) = problems(datasets=[dataset(columns=[*GOOD["columns"], {"name": "price", "type": "money"}])])
+    assert problem.startswith("datalake:datasets[0]: got dataset 'orders', column 'price': type 'money' is not one of string, int")
+    assert "decimal(p,s)" in problem and "for example: decimal(12,2)" in problem
+
+
+def test_decimal_precision_out_of_range_is_rejected():
+    (problem,) = problems(datasets=[dataset(columns=[*GOOD["columns"], {"name": "p", "type": "decimal(40,2)"}])])
+    assert "column 'p': type decimal(40,2) needs 1 <= precision <= 38" in problem
+
+
+def test_duplicate_column_is_named():
+    (problem,) = problems(datasets=[dataset(columns=[*GOOD["columns"], {"name": "order_id", "type": "int"}])])
+    assert "dataset 'orders', column 'order_id': declared twice" in problem
+
+
+def test_empty_schema_is_rejected_naming_the_dataset():
+    (problem,) = problems(datasets=[dataset(columns=[], required=[], dedupeKey=[])])
+    assert "dataset 'orders': the schema is empty" in problem
+
+
+def test_required_and_dedupe_columns_must_exist():
+    (problem,) = problems(datasets=[dataset(required=["nope"], dedupeKey=["gone"])])
+    assert "required names column 'nope', which is not in columns" in problem
+    assert "dedupeKey names column 'gone', which is not in columns" in problem
+
+
+def test_event_time_column_must_be_a_timestamp_or_date():
+    (problem,) = problems(datasets=[dataset(eventTimeColumn="order_id")])
+    assert "column 'order_id': eventTimeColumn must be of type timestamp or date, not string" in problem
+
+
+def test_partition_column_names_are_reserved():
+    (problem,) = problems(datasets=[dataset(columns=[*GOOD["columns"], {"name": "year", "type": "int"}])])
+    assert "column 'year': the name is reserved for partitions" in problem
+
+
+def test_dataset_names_must_be_unique_and_plain():
+    assert problems(datasets=[GOOD, GOOD]) == [
+        "datalake:datasets: got dataset name(s) orders more than once; each dataset needs its own name, for example orders and returns"
+    ]
+    (problem,) = problems(datasets=[dataset(name="Orders-2024")])
+    assert "dataset 'Orders-2024': name must be 2-30 lowercase letters" in problem
+
+
+def test_unknown_dataset_key_is_named_with_its_path():
+    (problem,) = problems(datasets=[dataset(dedupe=["order_id"])])
+    assert problem.startswith("datalake:datasets[0].dedupe: is not a known key")
+
+
+def test_every_bad_dataset_is_reported_at_once():
+    found = problems(datasets=[dataset(columns=[]), dataset(name="other", eventTimeColumn="missing")])
+    assert [p.split(":")[1] for p in found] == ["datasets[0]", "datasets[1]"]
+
+
+def test_firehose_buffer_below_64_mib_is_rejected_with_the_reason():
+    assert problems(ingestion={"bufferingSizeMib": 32}) == [
+        "datalake:ingestion.bufferingSizeMib: got 32, but Firehose needs 64-128 MiB when it converts records to Parquet; for example: 128"
+    ]
+
+
+def test_authorization_is_iam_or_api_key():
+    (problem,) = problems(ingestion={"authorization": "open"})
+    assert problem.startswith("datalake:ingestion.authorization: got 'open'")
+
+
+def test_log_retention_must_be_a_cloudwatch_value():
+    (problem,) = problems(ingestion={"logRetentionDays": 100})
+    assert "got 100, which CloudWatch Logs does not offer" in problem
+
+
+def test_schedule_must_be_an_eventbridge_expression():
+    (problem,) = problems(etl={"schedule": "daily"})
+    assert problem.startswith("datalake:etl.schedule: got 'daily', which is not an EventBridge schedule")
+
+
+def test_redshift_capacity_is_checked_in_steps_of_eight_and_max_above_base():
+    assert problems(warehouse={"baseCapacity": 12}) == [
+        "datalake:warehouse.baseCapacity: got 12, which is not a Redshift Serverless capacity (8 to 512 RPUs in steps of 8)"
+        "; for example: 8"
+    ]
+    (problem,) = problems(warehouse={"baseCapacity": 32, "maxCapacity": 16})
+    assert "maxCapacity 16 below baseCapacity 32" in problem
+
+
+def test_unknown_interface_endpoint_is_rejected():
+    (problem,) = problems(warehouse={"interfaceEndpoints": ["ec2"]})
+    assert problem.startswith("datalake:warehouse.interfaceEndpoints[0]:")
+
+
+def test_defaults_are_the_cheap_secure_choices():
+    config = silo_config()
+    for key in ("datalake:ingestion", "datalake:etl", "datalake:warehouse"):
+        config.pop(key)
+    parsed = parse_stack_config("s", config)
+    assert parsed.ingestion.authorization == "iam"
+    assert parsed.warehouse.base_capacity == 8
+    assert parsed.warehouse.interface_endpoints == []
+    assert parsed.warehouse.quicksight.enabled is False
+    assert parsed.etl.schedule == "cron(0 3 * * ? *)"

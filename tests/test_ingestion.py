@@ -1,0 +1,281 @@
+"""Ingestion: API Gateway → Firehose (direct AWS integration) → Parquet in the raw bucket."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.parse
+
+import airspeed
+import jsonschema
+import pytest
+
+from components.config import parse_stack_config
+from components.ingestion import put_record_batch_template, put_record_template
+from offline.harness import SILO_ACCOUNT_ID, Recording
+from offline.stacks import run_silo, silo_config
+
+RAW_BUCKET = f"acme-dl-sales-raw-{SILO_ACCOUNT_ID}"
+RAW_ARN = f"arn:aws:s3:::{RAW_BUCKET}"
+STREAM = "acme-dl-sales-orders"
+
+
+@pytest.fixture(scope="module")
+def silo() -> Recording:
+    return run_silo()
+
+
+def stream(silo: Recording):
+    return silo.one("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
+
+
+def silo_key(silo: Recording) -> str:
+    return silo.one("aws:kms/key:Key").outputs["arn"]
+
+
+def named(silo: Recording, type_: str, suffix: str):
+    found = [r for r in silo.of_type(type_) if r.name.endswith(suffix)]
+    assert len(found) == 1, [r.name for r in silo.of_type(type_)]
+    return found[0]
+
+
+# --- Glue table and Firehose -----------------------------------------------------------------
+
+
+def test_raw_glue_table_has_the_declared_columns_and_date_partitions(silo):
+    table = silo.one("aws:glue/catalogTable:CatalogTable")
+    assert table.inputs["databaseName"] == "acme_dl_sales_raw"
+    columns = [(c["name"], c["type"]) for c in table.inputs["storageDescriptor"]["columns"]]
+    declared = parse_stack_config("s", silo_config()).datasets[0].columns
+    assert columns == [(c.name, c.type) for c in declared]
+    assert [k["name"] for k in table.inputs["partitionKeys"]] == ["year", "month", "day"]
+    assert table.inputs["storageDescriptor"]["location"] == f"s3://{RAW_BUCKET}/orders/"
+    assert table.inputs["storageDescriptor"]["serDeInfo"]["serializationLibrary"].endswith("ParquetHiveSerDe")
+
+
+def test_stream_converts_json_to_parquet_with_the_datasets_glue_table(silo):
+    s3 = stream(silo).inputs["extendedS3Configuration"]
+    conversion = s3["dataFormatConversionConfiguration"]
+    assert conversion["enabled"] is True
+    assert "openXJsonSerDe" in conversion["inputFormatConfiguration"]["deserializer"]
+    assert "parquetSerDe" in conversion["outputFormatConfiguration"]["serializer"]
+    schema = conversion["schemaConfiguration"]
+    assert (schema["databaseName"], schema["tableName"], schema["versionId"]) == ("acme_dl_sales_raw", "orders", "LATEST")
+    assert schema["catalogId"] == SILO_ACCOUNT_ID
+
+
+def test_stream_writes_date_partitions_and_errors_to_their_own_prefix(silo):
+    s3 = stream(silo).inputs["extendedS3Configuration"]
+    assert s3["bucketArn"] == RAW_ARN
+    assert s3["prefix"] == "orders/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
+    assert s3["errorOutputPrefix"].startswith("errors/orders/!{firehose:error-output-type}/")
+
+
+def test_buffering_comes_from_config():
+    config = silo_config(**{"datalake:ingestion": {"bufferingSizeMib": 64, "bufferingIntervalSeconds": 60}})
+    s3 = stream(run_silo(config)).inputs["extendedS3Configuration"]
+    assert (s3["bufferingSize"], s3["bufferingInterval"]) == (64, 60)
+
+
+def test_stream_and_objects_are_encrypted_with_the_silo_key_and_errors_logged(silo):
+    firehose = stream(silo)
+    key = silo_key(silo)
+    assert firehose.inputs["serverSideEncryption"] == {"enabled": True, "keyType": "CUSTOMER_MANAGED_CMK", "keyArn": key}
+    s3 = firehose.inputs["extendedS3Configuration"]
+    assert s3["kmsKeyArn"] == key
+    logging = s3["cloudwatchLoggingOptions"]
+    group = named(silo, "aws:cloudwatch/logGroup:LogGroup", "delivery-logs")
+    assert logging == {"enabled": True, "logGroupName": group.inputs["name"], "logStreamName": "orders"}
+    assert group.inputs["kmsKeyId"] == key and group.inputs["retentionInDays"] == 90
+
+
+def test_delivery_role_reaches_only_its_prefixes_its_table_and_its_log_stream(silo):
+    role = named(silo, "aws:iam/role:Role", "orders-firehose-role")
+    trust = role.policy("assumeRolePolicy")["Statement"][0]
+    assert trust["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": SILO_ACCOUNT_ID}}
+    policy = named(silo, "aws:iam/rolePolicy:RolePolicy", "orders-firehose-policy")
+    assert policy.inputs["role"] == role.outputs["id"]
+    resources = {r for s in policy.policy()["Statement"] for r in s["Resource"]}
+    assert resources == {
+        RAW_ARN,
+        f"{RAW_ARN}/orders/*",
+        f"{RAW_ARN}/errors/orders/*",
+        silo_key(silo),
+        f"arn:aws:glue:eu-west-1:{SILO_ACCOUNT_ID}:catalog",
+        f"arn:aws:glue:eu-west-1:{SILO_ACCOUNT_ID}:database/acme_dl_sales_raw",
+        f"arn:aws:glue:eu-west-1:{SILO_ACCOUNT_ID}:table/acme_dl_sales_raw/orders",
+        f"arn:aws:logs:eu-west-1:{SILO_ACCOUNT_ID}:log-group:/aws/kinesisfirehose/acme-dl-sales:log-stream:orders",
+    }
+    kms = policy.statement("EncryptWithSiloKeyThroughS3")
+    assert kms["Condition"]["StringEquals"] == {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
+    assert kms["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"] == [RAW_ARN, f"{RAW_ARN}/*"]
+    write = policy.statement("WriteDatasetPrefixes")
+    assert "s3:DeleteObject" not in write["Action"]
+
+
+# --- API Gateway -----------------------------------------------------------------------------
+
+
+def methods(silo: Recording) -> dict[str, object]:
+    return {m.name.removeprefix("silo-sales-ingestion-orders-").removesuffix("-method"): m for m in silo.of_type("aws:apigateway/method:Method")}
+
+
+def test_one_resource_per_dataset_with_a_batch_child(silo):
+    api = silo.one("aws:apigateway/restApi:RestApi")
+    resources = {r.name: r for r in silo.of_type("aws:apigateway/resource:Resource")}
+    record = resources["silo-sales-ingestion-orders-resource"]
+    batch = resources["silo-sales-ingestion-orders-batch-resource"]
+    assert record.inputs["parentId"] == api.outputs["rootResourceId"]
+    assert record.inputs["pathPart"] == "orders"
+    assert (batch.inputs["pathPart"], batch.inputs["parentId"]) == ("batch", record.outputs["id"])
+
+
+def test_methods_require_sigv4_by_default_and_validate_the_body(silo):
+    validator = silo.one("aws:apigateway/requestValidator:RequestValidator")
+    assert validator.inputs["validateRequestBody"] is True
+    for method in methods(silo).values():
+        assert method.inputs["httpMethod"] == "POST"
+        assert method.inputs["authorization"] == "AWS_IAM"
+        assert not method.inputs.get("apiKeyRequired")
+        assert method.inputs["requestValidatorId"] == validator.outputs["id"]
+
+
+def test_api_key_mode_adds_a_key_usage_plan_with_throttling_and_quota():
+    config = silo_config(
+        **{"datalake:ingestion": {"authorization": "apiKey", "throttleRateLimit": 5, "throttleBurstLimit": 10, "dailyQuota": 1000}}
+    )
+    silo = run_silo(config)
+    for method in silo.of_type("aws:apigateway/method:Method"):
+        assert (method.inputs["authorization"], method.inputs["apiKeyRequired"]) == ("NONE", True)
+    plan = silo.one("aws:apigateway/usagePlan:UsagePlan")
+    assert plan.inputs["throttleSettings"] == {"rateLimit": 5, "burstLimit": 10}
+    assert plan.inputs["quotaSettings"] == {"limit": 1000, "period": "DAY"}
+    key = silo.one("aws:apigateway/apiKey:ApiKey")
+    link = silo.one("aws:apigateway/usagePlanKey:UsagePlanKey")
+    assert (link.inputs["keyId"], link.inputs["usagePlanId"]) == (key.outputs["id"], plan.outputs["id"])
+
+
+def test_iam_mode_creates_no_api_key(silo):
+    assert silo.of_type("aws:apigateway/apiKey:ApiKey") == []
+    assert silo.of_type("aws:apigateway/usagePlan:UsagePlan") == []
+
+
+def test_integrations_call_firehose_directly_with_the_integration_role(silo):
+    role = named(silo, "aws:iam/role:Role", "integration-role")
+    integrations = {i.name: i for i in silo.of_type("aws:apigateway/integration:Integration")}
+    expected = {"record": "PutRecord", "batch": "PutRecordBatch"}
+    assert set(integrations) == {f"silo-sales-ingestion-orders-{k}-integration" for k in expected}
+    for kind, action in expected.items():
+        integration = integrations[f"silo-sales-ingestion-orders-{kind}-integration"]
+        assert integration.inputs["type"] == "AWS"
+        assert integration.inputs["uri"] == f"arn:aws:apigateway:eu-west-1:firehose:action/{action}"
+        assert integration.inputs["credentials"] == role.outputs["arn"]
+        assert integration.inputs["passthroughBehavior"] == "NEVER"
+        assert STREAM in integration.inputs["requestTemplates"]["application/json"]
+
+
+def test_integration_role_may_only_put_records_into_this_silos_streams(silo):
+    (statement,) = named(silo, "aws:iam/rolePolicy:RolePolicy", "integration-policy").policy()["Statement"]
+    assert statement["Action"] == ["firehose:PutRecord", "firehose:PutRecordBatch"]
+    assert statement["Resource"] == [f"arn:aws:firehose:eu-west-1:{SILO_ACCOUNT_ID}:deliverystream/{STREAM}"]
+
+
+def test_stage_logs_access_throttles_and_hides_bodies(silo):
+    stage = silo.one("aws:apigateway/stage:Stage")
+    access = named(silo, "aws:cloudwatch/logGroup:LogGroup", "access-logs")
+    assert stage.inputs["accessLogSettings"]["destinationArn"] == access.outputs["arn"]
+    assert "$context.requestId" in stage.inputs["accessLogSettings"]["format"]
+    settings = silo.one("aws:apigateway/methodSettings:MethodSettings").inputs["settings"]
+    assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == (50, 100)
+    assert settings["dataTraceEnabled"] is False
+    account = silo.one("aws:apigateway/account:Account")
+    assert account.inputs["cloudwatchRoleArn"] == named(silo, "aws:iam/role:Role", "cloudwatch-role").outputs["arn"]
+
+
+def test_deployment_is_redeployed_when_the_schema_changes():
+    first = run_silo().one("aws:apigateway/deployment:Deployment").inputs["triggers"]
+    config = silo_config()
+    config["datalake:datasets"][0]["columns"].append({"name": "note", "type": "string"})
+    second = run_silo(config).one("aws:apigateway/deployment:Deployment").inputs["triggers"]
+    assert first != second
+
+
+def test_request_models_follow_the_schema(silo):
+    models = {m.inputs["name"]: json.loads(m.inputs["schema"]) for m in silo.of_type("aws:apigateway/model:Model")}
+    record, batch = models["OrdersRecord"], models["OrdersBatch"]
+    good = {"order_id": "o1", "customer_id": "c1", "amount": 12.5, "quantity": 2, "express": True, "ordered_at": "2024-05-01T10:00:00Z"}
+    jsonschema.validate(good, record)
+    for bad, why in (
+        ({k: v for k, v in good.items() if k != "customer_id"}, "'customer_id' is a required property"),
+        ({**good, "quantity": "two"}, "'two' is not of type 'integer', 'null'"),
+        ({**good, "unexpected": 1}, "Additional properties are not allowed"),
+    ):
+        with pytest.raises(jsonschema.ValidationError, match=re.escape(why)):
+            jsonschema.validate(bad, record)
+    jsonschema.validate([good, good], batch)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([], batch)
+
+
+# --- mapping templates, rendered with a Velocity engine ---------------------------------------
+
+
+class _Util:
+    def urlDecode(self, text):  # noqa: N802 - API Gateway's names
+        return urllib.parse.unquote(text)
+
+    def base64Encode(self, text):  # noqa: N802
+        return base64.b64encode(text.encode()).decode()
+
+
+class _Input:
+    """`$input` as API Gateway offers it: `json(path)` re-serialises, `path(path)` gives objects."""
+
+    def __init__(self, body: str):
+        self.document = json.loads(body)
+
+    def path(self, path):
+        assert path == "$"
+        return self.document
+
+    def json(self, path):
+        if path == "$":
+            return json.dumps(self.document)
+        index = re.fullmatch(r"\$\[(\d+)\]", path)
+        assert index, path
+        return json.dumps(self.document[int(index.group(1))])
+
+
+def render(template: str, body: str) -> dict:
+    return json.loads(airspeed.Template(template).merge({"util": _Util(), "input": _Input(body)}))
+
+
+def test_record_template_base64_encodes_the_body_with_a_trailing_newline():
+    request = render(put_record_template(STREAM), '{"order_id": "o\\"1", "amount": 1}')
+    assert request["DeliveryStreamName"] == STREAM
+    data = base64.b64decode(request["Record"]["Data"]).decode()
+    assert data.endswith("\n") and data.count("\n") == 1
+    assert json.loads(data) == {"order_id": 'o"1', "amount": 1}
+
+
+def test_batch_template_makes_one_record_per_array_element():
+    request = render(put_record_batch_template(STREAM), '[{"order_id": "a"}, {"order_id": "b"}, {"order_id": "c"}]')
+    decoded = [base64.b64decode(r["Data"]).decode() for r in request["Records"]]
+    assert [json.loads(d)["order_id"] for d in decoded] == ["a", "b", "c"]
+    assert all(d.endswith("\n") for d in decoded)
+
+
+def test_deployed_templates_are_the_ones_rendered_here(silo):
+    templates = {i.name: i.inputs["requestTemplates"]["application/json"] for i in silo.of_type("aws:apigateway/integration:Integration")}
+    assert templates["silo-sales-ingestion-orders-record-integration"] == put_record_template(STREAM)
+    assert templates["silo-sales-ingestion-orders-batch-integration"] == put_record_batch_template(STREAM)
+
+
+def test_batch_response_surfaces_partial_failures(silo):
+    responses = [
+        r for r in silo.of_type("aws:apigateway/integrationResponse:IntegrationResponse") if "batch" in r.name and r.inputs["statusCode"] == "200"
+    ]
+    (response,) = responses
+    assert "FailedPutCount" in response.inputs["responseTemplates"]["application/json"]
