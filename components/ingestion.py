@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from .catalog import catalog_arns
 from .config import DatasetConfig
-from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
+from .iam import AccountContext, Statement, assume_role_policy, policy_json, service_trust_policy, statement
 from .logs import encrypted_log_group, log_group_arn
 from .naming import bounded_name
 from .schema import RAW_PARTITION_KEYS, glue_columns, json_array_schema, json_schema
@@ -406,19 +406,8 @@ class Ingestion(pulumi.ComponentResource):
             f"{name}-{dataset.name}-firehose-role",
             name=bounded_name(base, "firehose", dataset.name),
             # Firehose passes the stream's account id as external id: no other account's stream can use the role.
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "FirehoseOfThisAccountAssumes",
-                            "Effect": "Allow",
-                            "Principal": {"Service": "firehose.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                            "Condition": {"StringEquals": {"sts:ExternalId": account.account_id}},
-                        }
-                    ],
-                }
+            assume_role_policy=service_trust_policy(
+                "firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": account.account_id}}
             ),
             tags=args.tags,
             opts=child,

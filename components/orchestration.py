@@ -20,7 +20,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, policy_json, statement
+from .iam import AccountContext, Statement, policy_json, service_trust_policy, statement
 from .naming import bounded_name
 
 NOTIFY = "NotifyFailure"
@@ -449,19 +449,6 @@ class Pipeline(pulumi.ComponentResource):
         )
 
 
+
 def _service_trust(service: str, account: AccountContext) -> pulumi.Output[str]:
-    """Trust policy for a service principal acting for this account only (confused-deputy guard)."""
-    return pulumi.Output.json_dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ServiceOfThisAccountAssumes",
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
-                }
-            ],
-        }
-    )
+    return service_trust_policy(service, {"StringEquals": {"aws:SourceAccount": account.account_id}})

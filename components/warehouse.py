@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from .iam import AccountContext, Statement, policy_json, statement
+from .iam import AccountContext, Statement, policy_json, service_trust_policy, statement
 from .naming import bounded_name, catalog_name
 
 REDSHIFT_PORT = 5439
@@ -201,19 +201,9 @@ class Warehouse(pulumi.ComponentResource):
         self.copy_role = aws.iam.Role(
             f"{name}-copy-role",
             name=bounded_name(base, "redshift-copy"),
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "RedshiftAssumes",
-                            "Effect": "Allow",
-                            "Principal": {"Service": ["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"]},
-                            "Action": "sts:AssumeRole",
-                            "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
-                        }
-                    ],
-                }
+            assume_role_policy=service_trust_policy(
+                ["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"],
+                {"StringEquals": {"aws:SourceAccount": account.account_id}},
             ),
             tags=tags,
             opts=child,

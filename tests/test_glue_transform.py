@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -46,18 +45,9 @@ TEXT_SCHEMA = "order_id string, amount string, quantity string, express string, 
 
 @pytest.fixture(scope="session")
 def spark():
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
+    from offline.spark import local_spark
 
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("datalake-etl-tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
+    session = local_spark("datalake-etl-tests")
     yield session
     session.stop()
 
