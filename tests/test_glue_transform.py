@@ -223,3 +223,70 @@ def test_glue_entry_point_imports_without_awsglue():
     assert module.quarantine_path("r", "orders") == "s3://r/quarantine/orders/"
     with pytest.raises(ModuleNotFoundError, match="awsglue"):
         module.main(["job.py"])
+
+
+def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_commits(spark, tmp_path, monkeypatch):
+    """`job.main` against a stand-in for the awsglue package (which exists only inside Glue)."""
+    import types
+
+    calls: list[tuple] = []
+    raw = spark.createDataFrame([("o1", "1.00", "1", "true", "2024-05-01 10:00:00")], TEXT_SCHEMA)
+
+    class Frame:
+        def toDF(self):  # noqa: N802 - awsglue's name
+            return raw
+
+    class GlueContext:
+        def __init__(self, context):
+            self.spark_session = spark
+            self.create_dynamic_frame = self
+
+        def from_catalog(self, database, table_name, transformation_ctx):
+            calls.append(("read", database, table_name, transformation_ctx))
+            return Frame()
+
+        def get_logger(self):
+            return types.SimpleNamespace(info=lambda message: calls.append(("log", message)))
+
+    class Job:
+        def __init__(self, context):
+            pass
+
+        def init(self, name, args):
+            calls.append(("init", name))
+
+        def commit(self):
+            calls.append(("commit",))
+
+    def resolved(argv, names):
+        pairs = dict(zip(argv[1::2], argv[2::2]))
+        return {name: pairs[f"--{name}"] for name in names}
+
+    modules = {
+        "awsglue": types.ModuleType("awsglue"),
+        "awsglue.context": types.SimpleNamespace(GlueContext=GlueContext),
+        "awsglue.job": types.SimpleNamespace(Job=Job),
+        "awsglue.utils": types.SimpleNamespace(getResolvedOptions=resolved),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    import job
+
+    processed_bucket = tmp_path / "processed"
+    monkeypatch.setattr(job, "processed_path", lambda bucket, dataset: str(tmp_path / bucket / dataset))
+    monkeypatch.setattr(job, "quarantine_path", lambda bucket, dataset: str(tmp_path / bucket / "quarantine" / dataset))
+    job.main(
+        [
+            "job.py",
+            "--JOB_NAME", "acme-dl-sales-etl",
+            "--datasets", json.dumps([SPEC_DICT]),
+            "--raw_database", "acme_dl_sales_raw",
+            "--processed_bucket", "processed",
+            "--quarantine_bucket", "raw",
+        ]
+    )
+    assert calls[0] == ("init", "acme-dl-sales-etl")
+    assert calls[1] == ("read", "acme_dl_sales_raw", "orders", "raw_orders")
+    assert calls[-1] == ("commit",), "bookmarks are committed only after every dataset was written"
+    (row,) = spark.read.parquet(str(processed_bucket / "orders")).collect()
+    assert (row.order_id, str(row.event_date)) == ("o1", "2024-05-01")

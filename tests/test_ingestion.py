@@ -279,3 +279,37 @@ def test_batch_response_surfaces_partial_failures(silo):
     ]
     (response,) = responses
     assert "FailedPutCount" in response.inputs["responseTemplates"]["application/json"]
+
+
+def test_rendered_records_reach_s3_as_newline_delimited_json_through_firehose(monkeypatch):
+    """The integration's request, as API Gateway would send it, replayed against moto's Firehose."""
+    import boto3
+    from moto import mock_aws
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(Bucket=RAW_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        firehose = boto3.client("firehose", region_name="eu-west-1")
+        firehose.create_delivery_stream(
+            DeliveryStreamName=STREAM,
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": f"arn:aws:iam::{SILO_ACCOUNT_ID}:role/firehose",
+                "BucketARN": RAW_ARN,
+                "Prefix": "orders/",
+            },
+        )
+        single = render(put_record_template(STREAM), '{"order_id": "a"}')
+        batch = render(put_record_batch_template(STREAM), '[{"order_id": "b"}, {"order_id": "c"}]')
+        firehose.put_record(
+            DeliveryStreamName=single["DeliveryStreamName"], Record={"Data": base64.b64decode(single["Record"]["Data"])}
+        )
+        answer = firehose.put_record_batch(
+            DeliveryStreamName=batch["DeliveryStreamName"], Records=[{"Data": base64.b64decode(r["Data"])} for r in batch["Records"]]
+        )
+        assert answer["FailedPutCount"] == 0
+        objects = s3.list_objects_v2(Bucket=RAW_BUCKET, Prefix="orders/")["Contents"]
+        text = "".join(s3.get_object(Bucket=RAW_BUCKET, Key=o["Key"])["Body"].read().decode() for o in objects)
+    assert sorted(json.loads(line)["order_id"] for line in text.splitlines()) == ["a", "b", "c"]
+    assert text.endswith("\n") and text.count("\n") == 3
