@@ -23,8 +23,9 @@ import pulumi_aws as aws
 
 from .catalog import catalog_arns
 from .config import DatasetConfig
-from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
+from .iam import AccountContext, Statement, assume_role_policy, statement
 from .naming import bounded_name
+from .roles import role_with_policy
 from .schema import job_datasets_argument
 
 GLUE_DIR = Path(__file__).resolve().parent.parent / "functions" / "glue"
@@ -201,17 +202,14 @@ class Etl(pulumi.ComponentResource):
         )
 
         def role(role_name: str, statements: list[Statement], label: str) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-            created = aws.iam.Role(
-                f"{name}-{label}-role",
-                name=bounded_name(base, role_name),
-                assume_role_policy=assume_role_policy("glue.amazonaws.com"),
+            return role_with_policy(
+                f"{name}-{label}",
+                role_name=bounded_name(base, role_name),
+                trust_policy=assume_role_policy("glue.amazonaws.com"),
+                statements=statements,
                 tags=args.tags,
                 opts=child,
             )
-            attached = aws.iam.RolePolicy(
-                f"{name}-{label}-policy", role=created.id, policy=policy_json(statements), opts=child
-            )
-            return created, attached
 
         raw_role, raw_policy = role(
             "raw-crawler",

@@ -20,9 +20,10 @@ import pulumi_aws as aws
 
 from .catalog import catalog_arns
 from .config import DatasetConfig
-from .iam import AccountContext, Statement, assume_role_policy, policy_json, service_trust_policy, statement
+from .iam import AccountContext, Statement, assume_role_policy, service_trust_policy, statement
 from .logs import encrypted_log_group, log_group_arn
 from .naming import bounded_name
+from .roles import role_with_policy
 from .schema import RAW_PARTITION_KEYS, glue_columns, json_array_schema, json_schema
 
 # API Gateway's Velocity has no newline escape; urlDecode("%0A") yields one. Firehose then stores
@@ -207,19 +208,14 @@ class Ingestion(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        integration_role = aws.iam.Role(
-            f"{name}-integration-role",
-            name=bounded_name(base, "ingestion-api"),
-            assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+        integration_role, _ = role_with_policy(
+            f"{name}-integration",
+            role_name=bounded_name(base, "ingestion-api"),
+            trust_policy=assume_role_policy("apigateway.amazonaws.com"),
+            statements=[
+                statement("PutRecordsIntoThisSilosStreams", ["firehose:PutRecord", "firehose:PutRecordBatch"], stream_arns)
+            ],
             tags=tags,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-integration-policy",
-            role=integration_role.id,
-            policy=policy_json(
-                [statement("PutRecordsIntoThisSilosStreams", ["firehose:PutRecord", "firehose:PutRecordBatch"], stream_arns)]
-            ),
             opts=child,
         )
         validator = aws.apigateway.RequestValidator(
@@ -288,28 +284,21 @@ class Ingestion(pulumi.ComponentResource):
             child,
         )
         # API Gateway writes logs through one account-wide role; without it the stage cannot log.
-        logging_role = aws.iam.Role(
-            f"{name}-cloudwatch-role",
-            name=bounded_name(base, "apigateway-logs"),
-            assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+        logging_role, _ = role_with_policy(
+            f"{name}-cloudwatch",
+            role_name=bounded_name(base, "apigateway-logs"),
+            trust_policy=assume_role_policy("apigateway.amazonaws.com"),
+            statements=[
+                statement(
+                    "WriteApiGatewayLogs",
+                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    [
+                        account.arn("logs", "log-group:API-Gateway-Execution-Logs_*"),
+                        account.arn("logs", f"log-group:/aws/apigateway/{base}-*"),
+                    ],
+                )
+            ],
             tags=tags,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-cloudwatch-policy",
-            role=logging_role.id,
-            policy=policy_json(
-                [
-                    statement(
-                        "WriteApiGatewayLogs",
-                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                        [
-                            account.arn("logs", "log-group:API-Gateway-Execution-Logs_*"),
-                            account.arn("logs", f"log-group:/aws/apigateway/{base}-*"),
-                        ],
-                    )
-                ]
-            ),
             opts=child,
         )
         account_settings = aws.apigateway.Account(
@@ -402,24 +391,17 @@ class Ingestion(pulumi.ComponentResource):
         log_stream_arn = pulumi.Output.concat(
             log_group_arn(account, delivery_logs.name), ":log-stream:", log_stream.name
         )
-        role = aws.iam.Role(
-            f"{name}-{dataset.name}-firehose-role",
-            name=bounded_name(base, "firehose", dataset.name),
+        role, policy = role_with_policy(
+            f"{name}-{dataset.name}-firehose",
+            role_name=bounded_name(base, "firehose", dataset.name),
             # Firehose passes the stream's account id as external id: no other account's stream can use the role.
-            assume_role_policy=service_trust_policy(
+            trust_policy=service_trust_policy(
                 "firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": account.account_id}}
             ),
-            tags=args.tags,
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-{dataset.name}-firehose-policy",
-            role=role.id,
-            policy=policy_json(
-                firehose_delivery_statements(
-                    account, args.raw_bucket_arn, args.kms_key_arn, dataset.name, args.raw_database_name, log_stream_arn
-                )
+            statements=firehose_delivery_statements(
+                account, args.raw_bucket_arn, args.kms_key_arn, dataset.name, args.raw_database_name, log_stream_arn
             ),
+            tags=args.tags,
             opts=child,
         )
         ext = aws.kinesis

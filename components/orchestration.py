@@ -20,8 +20,9 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, policy_json, service_trust_policy, statement
+from .iam import AccountContext, Statement, service_trust_policy, statement
 from .naming import bounded_name
+from .roles import role_with_policy
 
 NOTIFY = "NotifyFailure"
 FAILED = "PipelineFailed"
@@ -363,26 +364,19 @@ class Pipeline(pulumi.ComponentResource):
             args.workgroup_name, args.alert_topic_arn, *[statements for _, statements in args.loads]
         ).apply(build)
 
-        role = aws.iam.Role(
-            f"{name}-role",
-            name=bounded_name(base, "etl-pipeline"),
-            assume_role_policy=_service_trust("states.amazonaws.com", account),
-            tags=args.tags,
-            opts=child,
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=role.id,
-            policy=policy_json(
-                state_machine_statements(
-                    account,
-                    crawlers=[args.raw_crawler_name, args.processed_crawler_name],
-                    job_name=args.job_name,
-                    workgroup_arn=args.workgroup_arn,
-                    topic_arn=args.alert_topic_arn,
-                    kms_key_arn=args.kms_key_arn,
-                )
+        role, role_policy = role_with_policy(
+            name,
+            role_name=bounded_name(base, "etl-pipeline"),
+            trust_policy=_service_trust("states.amazonaws.com", account),
+            statements=state_machine_statements(
+                account,
+                crawlers=[args.raw_crawler_name, args.processed_crawler_name],
+                job_name=args.job_name,
+                workgroup_arn=args.workgroup_arn,
+                topic_arn=args.alert_topic_arn,
+                kms_key_arn=args.kms_key_arn,
             ),
+            tags=args.tags,
             opts=child,
         )
         self.state_machine = aws.sfn.StateMachine(
@@ -395,17 +389,12 @@ class Pipeline(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
 
-        schedule_role = aws.iam.Role(
-            f"{name}-schedule-role",
-            name=bounded_name(base, "etl-schedule"),
-            assume_role_policy=_service_trust("events.amazonaws.com", account),
+        schedule_role, _ = role_with_policy(
+            f"{name}-schedule",
+            role_name=bounded_name(base, "etl-schedule"),
+            trust_policy=_service_trust("events.amazonaws.com", account),
+            statements=[statement("StartThisPipeline", "states:StartExecution", self.state_machine.arn)],
             tags=args.tags,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-schedule-policy",
-            role=schedule_role.id,
-            policy=policy_json([statement("StartThisPipeline", "states:StartExecution", self.state_machine.arn)]),
             opts=child,
         )
         schedule = aws.cloudwatch.EventRule(

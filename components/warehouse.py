@@ -22,6 +22,7 @@ import pulumi_awsx as awsx
 
 from .iam import AccountContext, Statement, policy_json, service_trust_policy, statement
 from .naming import bounded_name, catalog_name
+from .roles import role_with_policy
 
 REDSHIFT_PORT = 5439
 # Redshift Serverless requires subnets in at least three Availability Zones.
@@ -198,20 +199,15 @@ class Warehouse(pulumi.ComponentResource):
                     opts=child,
                 )
 
-        self.copy_role = aws.iam.Role(
-            f"{name}-copy-role",
-            name=bounded_name(base, "redshift-copy"),
-            assume_role_policy=service_trust_policy(
+        self.copy_role, copy_policy = role_with_policy(
+            f"{name}-copy",
+            role_name=bounded_name(base, "redshift-copy"),
+            trust_policy=service_trust_policy(
                 ["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"],
                 {"StringEquals": {"aws:SourceAccount": account.account_id}},
             ),
+            statements=copy_role_statements(account, args.processed_bucket_arn, args.kms_key_arn),
             tags=tags,
-            opts=child,
-        )
-        copy_policy = aws.iam.RolePolicy(
-            f"{name}-copy-policy",
-            role=self.copy_role.id,
-            policy=policy_json(copy_role_statements(account, args.processed_bucket_arn, args.kms_key_arn)),
             opts=child,
         )
         self.database_name = catalog_name(args.silo_name)
