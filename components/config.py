@@ -209,6 +209,9 @@ class EtlConfig(_Model):
 
     schedule: str = Field("cron(0 3 * * ? *)", examples=["cron(0 3 * * ? *)"])
     """EventBridge schedule expression that starts the pipeline (default daily at 03:00 UTC)."""
+    skip_when_no_new_data: bool = Field(True, examples=[True])
+    """End a scheduled run early when no raw object arrived since the last success (default true):
+    crawlers bill at least 10 minutes per run, so an idle silo would otherwise pay for daily runs."""
     glue_version: Literal["4.0", "5.0"] = Field("5.0", examples=["5.0"])
     """Glue version of the job (default 5.0: Spark 3.5, Python 3.11)."""
     worker_type: Literal["G.1X", "G.2X"] = Field("G.1X", examples=["G.1X"])

@@ -27,10 +27,13 @@ from .roles import role_with_policy
 NOTIFY = "NotifyFailure"
 FAILED = "PipelineFailed"
 SUCCEEDED = "PipelineSucceeded"
+NO_NEW_DATA = "NoNewData"
 
 # Throttling and transient service errors, as Step Functions names them (aws-sdk: `<Service>.<Exception>`).
 GLUE_TRANSIENT = ["Glue.ThrottlingException", "Glue.OperationTimeoutException", "Glue.InternalServiceException"]
 GLUE_JOB_TRANSIENT = ["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException", "Glue.InternalServiceException"]
+SSM_TRANSIENT = ["Ssm.ThrottlingException", "Ssm.InternalServerErrorException"]
+S3_TRANSIENT = ["S3.SlowDownException", "S3.InternalErrorException", "S3.S3Exception"]
 REDSHIFT_DATA_TRANSIENT = ["RedshiftData.ThrottlingException", "RedshiftData.InternalServerException"]
 SNS_TRANSIENT = ["SNS.ThrottledException", "SNS.InternalErrorException", "States.Timeout"]
 
@@ -57,6 +60,14 @@ class PipelineTargets:
     poll_seconds: int = 30
     max_polls: int = 60
     timeout_seconds: int = 6 * 3600
+    raw_bucket: Optional[str] = None
+    """With `last_run_parameter`: skip the run when no raw object arrived since the last success."""
+    last_run_parameter: Optional[str] = None
+    """SSM parameter holding the start time of the last successful run (ISO 8601)."""
+
+    @property
+    def gated(self) -> bool:
+        return bool(self.raw_bucket and self.last_run_parameter)
 
 
 def retry(errors: Sequence[str], interval: int = 2, attempts: int = 6) -> list[dict[str, Any]]:
@@ -206,6 +217,82 @@ def load_states(load: DatasetLoad, targets: PipelineTargets, next_state: str) ->
     }
 
 
+def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
+    """States that end the run early, as a success, when no dataset received a raw object since the
+    last successful run; a daily schedule then costs nothing on idle days (crawlers bill at least
+    10 minutes per run, Redshift Serverless 60 seconds).
+
+    Firehose keys start with `<dataset>/year=YYYY/month=MM/day=DD/`, so listing after the last run's
+    day finds any object written since (and, at worst, that day's earlier ones once more: one extra
+    run, never a missed one). The marker is written only when a run succeeds.
+    """
+    first_check = f"HasNew{_pascal(targets.loads[0].dataset)}"
+    states: dict[str, Any] = {
+        "ReadLastRun": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+            "Parameters": {"Name": targets.last_run_parameter},
+            "ResultSelector": {"ymd.$": "States.StringSplit($.Parameter.Value, '-')"},
+            "ResultPath": "$.lastRun",
+            "Retry": retry(SSM_TRANSIENT),
+            "Catch": catch_all(),
+            "Next": "SplitLastRunDay",
+        },
+        "SplitLastRunDay": {
+            "Type": "Pass",
+            "Parameters": {
+                "year.$": "States.ArrayGetItem($.lastRun.ymd, 0)",
+                "month.$": "States.ArrayGetItem($.lastRun.ymd, 1)",
+                "dayAndTime.$": "States.StringSplit(States.ArrayGetItem($.lastRun.ymd, 2), 'T')",
+            },
+            "ResultPath": "$.lastRun",
+            "Next": first_check,
+        },
+    }
+    for index, load in enumerate(targets.loads):
+        label = _pascal(load.dataset)
+        following = (
+            f"HasNew{_pascal(targets.loads[index + 1].dataset)}" if index + 1 < len(targets.loads) else NO_NEW_DATA
+        )
+        states[f"HasNew{label}"] = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
+            "Parameters": {
+                "Bucket": targets.raw_bucket,
+                "Prefix": f"{load.dataset}/",
+                "StartAfter.$": (
+                    f"States.Format('{load.dataset}/year={{}}/month={{}}/day={{}}/', $.lastRun.year, "
+                    "$.lastRun.month, States.ArrayGetItem($.lastRun.dayAndTime, 0))"
+                ),
+                "MaxKeys": 1,
+            },
+            "ResultSelector": {"keys.$": "$.KeyCount"},
+            "ResultPath": f"$.newData.{load.dataset}",
+            "Retry": retry(S3_TRANSIENT),
+            "Catch": catch_all(),
+            "Next": f"Route{label}",
+        }
+        states[f"Route{label}"] = {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"$.newData.{load.dataset}.keys", "NumericGreaterThan": 0, "Next": first_step}],
+            "Default": following,
+        }
+    states[NO_NEW_DATA] = {"Type": "Succeed", "Comment": "No raw object since the last successful run"}
+    return states
+
+
+def record_run_state(targets: PipelineTargets, next_state: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:ssm:putParameter",
+        "Parameters": {"Name": targets.last_run_parameter, "Value.$": "$$.Execution.StartTime", "Overwrite": True},
+        "ResultPath": None,
+        "Retry": retry(SSM_TRANSIENT),
+        "Catch": catch_all(),
+        "Next": next_state,
+    }
+
+
 def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
     """The Amazon States Language document of the pipeline."""
     if not targets.loads:
@@ -226,7 +313,13 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
     for index, load in enumerate(targets.loads):
         following = load_names[index + 1] if index + 1 < len(load_names) else "StartProcessedCrawler"
         states.update(load_states(load, targets, following))
-    states.update(crawler_states("Processed", targets.processed_crawler, targets.poll_seconds, targets.max_polls, SUCCEEDED))
+    after_processed = "RecordRun" if targets.gated else SUCCEEDED
+    states.update(
+        crawler_states("Processed", targets.processed_crawler, targets.poll_seconds, targets.max_polls, after_processed)
+    )
+    if targets.gated:
+        states.update(new_data_gate(targets, "StartRawCrawler"))
+        states["RecordRun"] = record_run_state(targets, SUCCEEDED)
     states[SUCCEEDED] = {"Type": "Succeed"}
     states[NOTIFY] = {
         "Type": "Task",
@@ -244,8 +337,8 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
     }
     states[FAILED] = {"Type": "Fail", "Error": "PipelineFailed", "Cause": "A step failed; the error was sent to the ETL alert topic"}
     return {
-        "Comment": "Silo ETL: crawl raw, Glue job, load Redshift, crawl processed",
-        "StartAt": "StartRawCrawler",
+        "Comment": "Silo ETL: (skip if no new raw data) crawl raw, Glue job, load Redshift, crawl processed",
+        "StartAt": "ReadLastRun" if targets.gated else "StartRawCrawler",
         "TimeoutSeconds": targets.timeout_seconds,
         "States": states,
     }
@@ -260,9 +353,24 @@ def state_machine_statements(
     workgroup_arn: pulumi.Input[str],
     topic_arn: pulumi.Input[str],
     kms_key_arn: pulumi.Input[str],
+    raw_bucket_arn: Optional[pulumi.Input[str]] = None,
+    datasets: Sequence[str] = (),
+    last_run_parameter_arn: Optional[pulumi.Input[str]] = None,
 ) -> list[Statement]:
     """What the state machine's role may call: exactly the APIs of its states, on this silo's resources."""
+    gate: list[Statement] = []
+    if raw_bucket_arn is not None and last_run_parameter_arn is not None:
+        gate = [
+            statement("ReadWriteLastRunMarker", ["ssm:GetParameter", "ssm:PutParameter"], last_run_parameter_arn),
+            statement(
+                "ListNewRawObjects",
+                "s3:ListBucket",
+                raw_bucket_arn,
+                conditions={"StringLike": {"s3:prefix": [f"{dataset}/*" for dataset in datasets]}},
+            ),
+        ]
     return [
+        *gate,
         statement(
             "RunSiloCrawlers",
             ["glue:StartCrawler", "glue:GetCrawler"],
@@ -319,6 +427,12 @@ class PipelineArgs:
     """SNS topic failures are published to."""
     kms_key_arn: pulumi.Input[str]
     """Key of that topic."""
+    raw_bucket_name: Optional[pulumi.Input[str]] = None
+    """Raw bucket; with `skip_when_no_new_data` the run first checks it for new objects."""
+    raw_bucket_arn: Optional[pulumi.Input[str]] = None
+    """Its ARN."""
+    skip_when_no_new_data: bool = True
+    """End a run early, as a success, when no raw object arrived since the last success (default True)."""
     schedule: str = "cron(0 3 * * ? *)"
     """EventBridge schedule expression (default daily 03:00 UTC)."""
     poll_seconds: int = 30
@@ -343,9 +457,23 @@ class Pipeline(pulumi.ComponentResource):
         account = args.account
         base = f"{args.name_prefix}-{args.silo_name}"
         datasets = [dataset for dataset, _ in args.loads]
+        gated = args.skip_when_no_new_data and args.raw_bucket_name is not None
+        marker = None
+        marker_name = f"/{args.name_prefix}/{args.silo_name}/etl/last-successful-run"
+        if gated:
+            # Starts at the epoch so the first run always proceeds; the pipeline owns the value after that.
+            marker = aws.ssm.Parameter(
+                f"{name}-last-run",
+                name=marker_name,
+                type="String",
+                value="1970-01-01T00:00:00Z",
+                description="Start time of the last successful ETL run (written by the state machine)",
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
+            )
 
         def build(values: list[Any]) -> str:
-            workgroup, topic, *sqls = values
+            workgroup, topic, raw_bucket, marker_name, *sqls = values
             targets = PipelineTargets(
                 raw_crawler=args.raw_crawler_name,
                 processed_crawler=args.processed_crawler_name,
@@ -357,11 +485,17 @@ class Pipeline(pulumi.ComponentResource):
                 poll_seconds=args.poll_seconds,
                 max_polls=args.max_polls,
                 timeout_seconds=args.timeout_seconds,
+                raw_bucket=raw_bucket if gated else None,
+                last_run_parameter=marker_name if gated else None,
             )
             return json.dumps(pipeline_definition(targets), indent=2)
 
         self.definition = pulumi.Output.all(
-            args.workgroup_name, args.alert_topic_arn, *[statements for _, statements in args.loads]
+            args.workgroup_name,
+            args.alert_topic_arn,
+            args.raw_bucket_name if gated else None,
+            marker.name if marker is not None else None,
+            *[statements for _, statements in args.loads],
         ).apply(build)
 
         role, role_policy = role_with_policy(
@@ -375,6 +509,10 @@ class Pipeline(pulumi.ComponentResource):
                 workgroup_arn=args.workgroup_arn,
                 topic_arn=args.alert_topic_arn,
                 kms_key_arn=args.kms_key_arn,
+                raw_bucket_arn=args.raw_bucket_arn if gated else None,
+                datasets=datasets,
+                # Parameter ARNs hold the name without its leading slash: parameter/<prefix>/<silo>/...
+                last_run_parameter_arn=account.arn("ssm", f"parameter{marker_name}") if gated else None,
             ),
             tags=args.tags,
             opts=child,

@@ -65,7 +65,8 @@ def test_no_dangling_transitions_and_every_state_is_reachable(definition):
 
 def test_happy_path_order_is_crawl_raw_job_loads_crawl_processed(definition):
     states = definition["States"]
-    assert definition["StartAt"] == "StartRawCrawler"
+    assert definition["StartAt"] == "ReadLastRun"
+    assert states["RouteOrders"]["Choices"][0]["Next"] == "StartRawCrawler"
     assert states["CheckRawCrawler"]["Choices"][1]["Next"] == "RunEtlJob"
     assert states["RunEtlJob"]["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
     assert states["RunEtlJob"]["Parameters"] == {"JobName": "acme-dl-sales-etl"}
@@ -73,7 +74,36 @@ def test_happy_path_order_is_crawl_raw_job_loads_crawl_processed(definition):
     assert states["CheckLoadOrders"]["Choices"][0] == {
         "Variable": "$.loadStatus.orders.status", "StringEquals": "FINISHED", "Next": "StartProcessedCrawler"
     }
-    assert states["CheckProcessedCrawler"]["Choices"][1]["Next"] == "PipelineSucceeded"
+    assert states["CheckProcessedCrawler"]["Choices"][1]["Next"] == "RecordRun"
+    assert states["RecordRun"]["Parameters"] == {
+        "Name": "/acme-dl/sales/etl/last-successful-run", "Value.$": "$$.Execution.StartTime", "Overwrite": True
+    }
+    assert states["RecordRun"]["Next"] == "PipelineSucceeded"
+
+
+def test_a_run_without_new_raw_objects_ends_before_any_billed_step(definition):
+    states = definition["States"]
+    check = states["HasNewOrders"]
+    assert check["Resource"] == "arn:aws:states:::aws-sdk:s3:listObjectsV2"
+    assert check["Parameters"]["Bucket"] == f"acme-dl-sales-raw-{SILO_ACCOUNT_ID}"
+    assert check["Parameters"]["Prefix"] == "orders/"
+    assert states["RouteOrders"]["Default"] == "NoNewData"
+    assert states["NoNewData"]["Type"] == "Succeed"
+
+
+def test_the_new_data_gate_can_be_switched_off():
+    config = silo_config(**{"datalake:etl": {"skipWhenNoNewData": False}})
+    silo = run_silo(config)
+    definition = json.loads(silo.one("aws:sfn/stateMachine:StateMachine").inputs["definition"])
+    assert definition["StartAt"] == "StartRawCrawler"
+    assert not {"ReadLastRun", "RecordRun", "NoNewData"} & set(definition["States"])
+    assert silo.of_type("aws:ssm/parameter:Parameter") == []
+
+
+def test_the_marker_parameter_starts_at_the_epoch_and_is_left_to_the_pipeline(silo):
+    marker = silo.one("aws:ssm/parameter:Parameter")
+    assert marker.inputs["name"] == "/acme-dl/sales/etl/last-successful-run"
+    assert "1970-01-01T00:00:00Z" in json.dumps(marker.inputs["value"])
 
 
 def test_crawler_polls_wait_between_checks_and_are_bounded(definition):
@@ -165,6 +195,12 @@ def test_role_may_call_only_the_pipelines_own_resources(silo):
     assert policy.statement("RunEtlJobSync")["Resource"] == [f"arn:aws:glue:eu-west-1:{SILO_ACCOUNT_ID}:job/acme-dl-sales-etl"]
     workgroup = silo.one("aws:redshiftserverless/workgroup:Workgroup")
     assert policy.statement("LoadWarehouseThroughDataApi")["Resource"] == [workgroup.outputs["arn"]]
+    assert policy.statement("ReadWriteLastRunMarker")["Resource"] == [
+        f"arn:aws:ssm:eu-west-1:{SILO_ACCOUNT_ID}:parameter/acme-dl/sales/etl/last-successful-run"
+    ]
+    listing = policy.statement("ListNewRawObjects")
+    assert listing["Resource"] == [f"arn:aws:s3:::acme-dl-sales-raw-{SILO_ACCOUNT_ID}"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["orders/*"]}}
     describe = policy.statement("DescribeOwnStatements")
     assert describe["Condition"] == {"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}}
     assert policy.statement("NotifyFailures")["Resource"] == [silo.one("aws:sns/topic:Topic").outputs["arn"]]
@@ -280,3 +316,35 @@ def test_a_crawler_that_never_finishes_fails_after_the_bounded_number_of_checks(
     assert visited[-3:] == ["RawCrawlerTimedOut", NOTIFY, FAILED]
     (message,) = messages
     assert "CrawlerTimeout" in message[1] and "still running after 2 checks" in message[1]
+
+
+def _gated(topic_arn: str, bucket: str) -> dict:
+    return pipeline_definition(_targets(topic_arn, raw_bucket=bucket, last_run_parameter="/acme-dl/sales/etl/last-successful-run"))
+
+
+def _gate_fixtures(last_run: str, keys: list[str]) -> str:
+    bucket = f"acme-dl-sales-raw-{SILO_ACCOUNT_ID}"
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="/acme-dl/sales/etl/last-successful-run", Value=last_run, Type="String"
+    )
+    return bucket
+
+
+def test_no_object_since_the_last_run_day_ends_as_a_success_without_crawling(moto_sfn):
+    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/year=2024/month=04/day=30/a.parquet"])
+    execution, visited, messages = _execute(_gated(moto_sfn, bucket))
+    assert execution["status"] == "SUCCEEDED"
+    assert visited == ["ReadLastRun", "SplitLastRunDay", "HasNewOrders", "RouteOrders", "NoNewData"]
+    assert messages == []
+
+
+def test_an_object_from_the_last_run_day_on_starts_the_pipeline(moto_sfn):
+    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/year=2024/month=05/day=02/b.parquet"])
+    execution, visited, _ = _execute(_gated(moto_sfn, bucket))
+    # No crawler exists in moto here: the pipeline proceeds to it and fails there.
+    assert visited[:5] == ["ReadLastRun", "SplitLastRunDay", "HasNewOrders", "RouteOrders", "StartRawCrawler"]
+    assert execution["status"] == "FAILED"
