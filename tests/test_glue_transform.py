@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pyspark = pytest.importorskip("pyspark")
-
 GLUE_DIR = Path(__file__).resolve().parent.parent / "functions" / "glue"
 sys.path.insert(0, str(GLUE_DIR))
 
