@@ -1,6 +1,8 @@
 """Benchmark: the Glue job's transform in local Spark against the same clean/dedupe in DuckDB.
 
-Generates N raw rows (default 1,000,000) as Parquet with text columns, like an untyped raw feed:
+The dataset is the example of `Pulumi.silo-template.yaml` (orders: text, decimal, int, boolean,
+timestamp columns; dedupe on order_id). Generates N raw rows (default 1,000,000) as Parquet with
+text columns, like an untyped raw feed:
 ~10% duplicate keys, ~2% bad rows (a missing required value or a value that does not cast). Then,
 in one run, for `--repeat` rounds each:
   spark   `dataset_transform.run_dataset` (cast, quarantine, dedupe, write partitioned Parquet)
@@ -27,25 +29,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "functions" / "glue"))
 sys.path.insert(0, str(ROOT))
 
-from dataset_transform import DatasetSpec, run_dataset  # noqa: E402
+from components.config import parse_stack_config  # noqa: E402
+from components.schema import job_datasets_argument  # noqa: E402
+from dataset_transform import DatasetSpec, parse_specs, run_dataset  # noqa: E402
 from offline.spark import local_spark  # noqa: E402
+from offline.stacks import silo_config  # noqa: E402
 
-SPEC = DatasetSpec.from_dict(
-    {
-        "name": "orders",
-        "columns": [
-            {"name": "order_id", "type": "string"},
-            {"name": "customer_id", "type": "string"},
-            {"name": "amount", "type": "decimal(12,2)"},
-            {"name": "quantity", "type": "int"},
-            {"name": "express", "type": "boolean"},
-            {"name": "ordered_at", "type": "timestamp"},
-        ],
-        "required": ["order_id", "customer_id"],
-        "dedupeKey": ["order_id"],
-        "eventTimeColumn": "ordered_at",
-    }
-)
+
+
+def template_dataset() -> DatasetSpec:
+    """The example dataset of `Pulumi.silo-template.yaml`, as the Glue job receives it."""
+    config = parse_stack_config("bench", silo_config())
+    (spec,) = parse_specs(job_datasets_argument(config.datasets[:1]))
+    return spec
+
+
+SPEC = template_dataset()
 DUCKDB_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN",
                 "timestamp": "TIMESTAMP", "date": "DATE"}
 
