@@ -38,6 +38,8 @@ STACK_REF_PATTERN = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
 EXAMPLE_ORG_ID = "o-a1b2c3d4e5"
 EXAMPLE_SILO_OU_PATH = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/"
 EXAMPLE_ANALYTICS_OU_PATH = "o-a1b2c3d4e5/r-ab12/ou-ab12-22222222/"
+# The retention periods CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 
 class _Model(BaseModel):
@@ -70,6 +72,114 @@ class ArtifactsConfig(_Model):
 
     noncurrent_version_expiration_days: int = Field(365, ge=1, le=3650, examples=[365])
     """Days an older bundle version is kept (default 365), so a silo can be rolled back."""
+
+
+CONNECTION_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+)
+REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+S3_KEY_PATTERN = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,512}$")
+BUCKET_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+KMS_KEY_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-f-]{36}|alias/[A-Za-z0-9/_-]+)$")
+ATHENA_PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
+EXAMPLE_CONNECTION_ARN = "arn:aws:codeconnections:eu-west-1:111111111111:connection/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+EXAMPLE_SECRETS_KEY_ARN = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+
+
+class DeliveryConfig(_Model):
+    """The master's delivery pipeline: source → test → package → deploy (master up, then the runner)."""
+
+    source: Literal["codestar", "s3"] = Field("codestar", examples=["codestar"])
+    """Where commits come from (default `codestar`): a CodeStar/CodeConnections connection to a Git
+    host, or `s3`, a zip uploaded to the pipeline bucket under `sourceObjectKey`."""
+    repository: Optional[str] = Field(None, examples=["acme/datalake"])
+    """Full repository id `owner/name` on the Git host; required when `source` is `codestar`."""
+    branch: str = Field("main", examples=["main"])
+    """Branch that triggers the pipeline (default `main`)."""
+    connection_arn: Optional[str] = Field(None, examples=[EXAMPLE_CONNECTION_ARN])
+    """An existing connection to reuse (default none: the stack creates one, which stays PENDING
+    until someone authorises it once in the console)."""
+    connection_provider: Literal["GitHub", "GitHubEnterpriseServer", "Bitbucket", "GitLab"] = Field(
+        "GitHub", examples=["GitHub"]
+    )
+    """Git host of the connection the stack creates (default `GitHub`)."""
+    source_object_key: str = Field("source/datalake.zip", examples=["source/datalake.zip"])
+    """Key of the source zip in the pipeline bucket when `source` is `s3` (default `source/datalake.zip`)."""
+    state_bucket: str = Field(examples=["acme-pulumi-state"])
+    """S3 bucket of the Pulumi state backend (`pulumi login s3://<bucket>`); the deploy stage may use only it."""
+    secrets_key_arn: str = Field(examples=[EXAMPLE_SECRETS_KEY_ARN])
+    """KMS key of the stacks' `awskms://` secrets provider; the deploy stage may use only it."""
+    master_deploy_role_name: str = Field("datalake-master-deployer", examples=["datalake-master-deployer"])
+    """Role in the master account that `pulumi up -s master` runs as (default `datalake-master-deployer`);
+    created once by a person, see docs/delivery.md."""
+    pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
+    """Pulumi CLI version the deploy stage installs (default `3.272.0`, the SDK's version)."""
+    log_retention_days: int = Field(30, examples=[30])
+    """Days the build logs are kept (default 30)."""
+
+    @field_validator("repository")
+    @classmethod
+    def _check_repository(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _require(REPOSITORY_PATTERN, value, "a repository id such as owner/name")
+
+    @field_validator("connection_arn")
+    @classmethod
+    def _check_connection(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _require(CONNECTION_ARN_PATTERN, value, "a CodeConnections connection ARN")
+
+    @field_validator("source_object_key")
+    @classmethod
+    def _check_key(cls, value: str) -> str:
+        return _require(S3_KEY_PATTERN, value, "an S3 object key such as source/datalake.zip")
+
+    @field_validator("state_bucket")
+    @classmethod
+    def _check_state_bucket(cls, value: str) -> str:
+        return _require(BUCKET_NAME_PATTERN, value, "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+
+    @field_validator("secrets_key_arn")
+    @classmethod
+    def _check_secrets_key(cls, value: str) -> str:
+        return _require(KMS_KEY_ARN_PATTERN, value, "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+
+    @field_validator("master_deploy_role_name")
+    @classmethod
+    def _check_role(cls, value: str) -> str:
+        return _require(ROLE_NAME_PATTERN, value, "an IAM role name (1-64 of letters, digits and +=,.@_-)")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"got {value}, which CloudWatch Logs does not offer; pick one of {list(LOG_RETENTION_DAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _codestar_needs_repository(self) -> "DeliveryConfig":
+        if self.source == "codestar" and self.repository is None:
+            raise ValueError(
+                f"{NAMESPACE}:delivery.repository is required when delivery.source is 'codestar'; "
+                "for example: acme/datalake (or set delivery.source to 's3')"
+            )
+        return self
+
+
+class AnalyticsConfig(_Model):
+    """The master's org-wide analytics: an Athena workgroup and one data catalog per ACTIVE silo account."""
+
+    catalog_prefix: str = Field("silo_", examples=["silo_"])
+    """Prefix of each silo's Athena catalog name (default `silo_`): queries read `silo_<name>.<db>.<table>`."""
+    bytes_scanned_cutoff_per_query: int = Field(10 * 1024**3, ge=10 * 1024**2, examples=[10737418240])
+    """Queries scanning more bytes are cancelled (default 10 GiB, minimum 10 MiB): a cost guard."""
+    results_expiration_days: int = Field(30, ge=1, le=3650, examples=[30])
+    """Days query results are kept in the master's results bucket (default 30)."""
+
+    @field_validator("catalog_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        return _require(
+            ATHENA_PREFIX_PATTERN, value, "1-20 lowercase letters, digits or underscores starting with a letter"
+        )
 
 
 class CommonConfig(_Model):
@@ -137,6 +247,10 @@ class MasterConfig(CommonConfig):
 
     kind: Literal["master"] = "master"
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    """Org-wide Athena over every silo (always on; costs nothing idle)."""
+    delivery: Optional[DeliveryConfig] = Field(None, examples=[{"repository": "acme/datalake", "stateBucket": "acme-pulumi-state", "secretsKeyArn": EXAMPLE_SECRETS_KEY_ARN}])
+    """The delivery pipeline (default none: no pipeline until its repository and state backend are set)."""
 
 
 class SiloConfig(CommonConfig):

@@ -8,8 +8,10 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .analytics import OrgAnalytics, OrgAnalyticsArgs
 from .artifact_store import ArtifactStore, ArtifactStoreArgs, artifact_decrypt_statement
 from .config import MasterConfig
+from .delivery import DeliveryPipeline, DeliveryPipelineArgs
 from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext
 from .naming import bucket_name
@@ -31,8 +33,8 @@ class MasterAccountArgs:
 
 
 class MasterAccount(pulumi.ComponentResource):
-    """The master stack: one KMS key, an access-log bucket, the artifact store shared with silos and
-    the alerts topic.
+    """The master stack: one KMS key, an access-log bucket, the artifact store shared with silos,
+    the alerts topic, org-wide analytics and (when configured) the delivery pipeline.
 
     Outputs are the contract silo stacks read through their `StackReference`.
     """
@@ -104,6 +106,54 @@ class MasterAccount(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.analytics = OrgAnalytics(
+            f"{name}-analytics",
+            OrgAnalyticsArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                results_bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "athena-results", account.account_id),
+                kms_key_arn=self.key.arn,
+                access_log_bucket=self.access_logs.name,
+                silo_ou_path=cfg.silo_ou_path,
+                catalog_prefix=cfg.analytics.catalog_prefix,
+                bytes_scanned_cutoff_per_query=cfg.analytics.bytes_scanned_cutoff_per_query,
+                results_expiration_days=cfg.analytics.results_expiration_days,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.delivery: Optional[DeliveryPipeline] = None
+        if cfg.delivery is not None:
+            delivery = cfg.delivery
+            self.delivery = DeliveryPipeline(
+                f"{name}-delivery",
+                DeliveryPipelineArgs(
+                    account=account,
+                    name_prefix=cfg.name_prefix,
+                    pipeline_bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "pipeline", account.account_id),
+                    kms_key_arn=self.key.arn,
+                    access_log_bucket=self.access_logs.name,
+                    artifact_bucket_name=self.artifacts.name,
+                    alert_topic_arn=self.alerts.arn,
+                    silo_ou_path=cfg.silo_ou_path,
+                    deploy_role_name=cfg.deploy_role_name,
+                    organization_id=cfg.organization_id,
+                    state_bucket=delivery.state_bucket,
+                    secrets_key_arn=delivery.secrets_key_arn,
+                    master_deploy_role_name=delivery.master_deploy_role_name,
+                    source=delivery.source,
+                    repository=delivery.repository,
+                    branch=delivery.branch,
+                    connection_arn=delivery.connection_arn,
+                    connection_provider=delivery.connection_provider,
+                    source_object_key=delivery.source_object_key,
+                    pulumi_version=delivery.pulumi_version,
+                    log_retention_days=delivery.log_retention_days,
+                    tags=tags,
+                ),
+                opts=child,
+            )
+
         self.outputs = {
             "artifactBucketName": self.artifacts.name,
             "artifactBucketArn": self.artifacts.arn,
@@ -114,5 +164,9 @@ class MasterAccount(pulumi.ComponentResource):
             "siloOuPath": cfg.silo_ou_path,
             "analyticsOuPath": cfg.analytics_ou_path,
             "deployRoleName": cfg.deploy_role_name,
+            "analyticsWorkgroup": self.analytics.workgroup.name,
+            "siloCatalogs": self.analytics.catalog_names,
         }
+        if self.delivery is not None:
+            self.outputs["deliveryPipelineName"] = self.delivery.pipeline.name
         self.register_outputs(self.outputs)

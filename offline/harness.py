@@ -19,6 +19,33 @@ from pulumi.runtime import mocks as runtime_mocks
 MASTER_ACCOUNT_ID = "111111111111"
 SILO_ACCOUNT_ID = "222222222222"
 REGION = "eu-west-1"
+# What Organizations reports under the silo OU unless a test says otherwise: the silo the shipped
+# template is filled with, ACTIVE.
+SILO_OU_ACCOUNTS = ({"id": SILO_ACCOUNT_ID, "name": "sales", "state": "ACTIVE"},)
+DESCENDANT_ACCOUNTS = "aws:organizations/getOrganizationalUnitDescendantAccounts:getOrganizationalUnitDescendantAccounts"
+
+
+def descendant_accounts(accounts) -> InvokeHandler:
+    """Handler of the Organizations invoke answering with `accounts` (dicts with id, name, state)."""
+
+    def handler(args: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {
+            "id": args["parentId"],
+            "parentId": args["parentId"],
+            "accounts": [
+                {
+                    "id": a["id"],
+                    "name": a["name"],
+                    "state": a["state"],
+                    "status": a["state"],
+                    "arn": f"arn:aws:organizations::{MASTER_ACCOUNT_ID}:account/o-a1b2c3d4e5/{a['id']}",
+                    "email": f"aws+{a['id']}@example.com",
+                }
+                for a in accounts
+            ],
+        }
+
+    return handler
 
 InvokeHandler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -214,6 +241,7 @@ def default_invokes(account_id: str) -> dict[str, InvokeHandler]:
             "description": "Europe (Ireland)",
             "endpoint": f"ec2.{REGION}.amazonaws.com",
         },
+        DESCENDANT_ACCOUNTS: descendant_accounts(SILO_OU_ACCOUNTS),
     }
 
 
