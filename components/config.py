@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -326,6 +326,10 @@ def _example_for(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[Any]:
         if field is None:
             return None
         current = field.annotation
+        # Optional[SubModel]: look inside for the sub-model's own fields.
+        models = [a for a in get_args(current) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models:
+            current = models[0]
     if field is not None and field.examples:
         return field.examples[0]
     return None
@@ -343,7 +347,8 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> str:
         return f"{key}: is not a known key; check its spelling. Known keys: {', '.join(known)}"
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
-        if not loc:
+        if not loc or message.startswith(f"{NAMESPACE}:"):
+            # Cross-field checks already name their keys and the fix.
             return message
         problem = message if message.startswith("got ") else f"got {error.get('input')!r}: {message}"
     hint = f"; for example: {json.dumps(example) if not isinstance(example, str) else example}" if example is not None else ""

@@ -195,7 +195,7 @@ def test_without_a_delivery_section_there_is_no_pipeline():
 @pytest.mark.parametrize(
     "changes, key, hint",
     [
-        ({"repository": None}, "datalake:delivery", "acme/datalake"),
+        ({"repository": None}, "datalake:delivery.repository is required", "acme/datalake"),
         ({"stateBucket": "Not_A_Bucket"}, "datalake:delivery.stateBucket", "acme-pulumi-state"),
         ({"secretsKeyArn": "alias/pulumi"}, "datalake:delivery.secretsKeyArn", "arn:aws:kms:"),
         ({"logRetentionDays": 10}, "datalake:delivery.logRetentionDays", "30"),
