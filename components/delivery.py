@@ -308,39 +308,32 @@ class DeliveryPipeline(pulumi.ComponentResource):
         pipeline_role = self._role("pipeline", "codepipeline.amazonaws.com", pipeline_statements)
 
         if args.source == "codestar":
-            source_action = aws.codepipeline.PipelineStageActionArgs(
-                name="Source",
-                category="Source",
-                owner="AWS",
-                provider="CodeStarSourceConnection",
-                version="1",
-                namespace="SourceVariables",
-                output_artifacts=["source"],
-                configuration={
-                    "ConnectionArn": self.connection_arn,
-                    "FullRepositoryId": args.repository or "",
-                    "BranchName": args.branch,
-                    "DetectChanges": "true",
-                },
-            )
-            revision = "#{SourceVariables.CommitId}"
+            source_provider, revision = "CodeStarSourceConnection", "#{SourceVariables.CommitId}"
+            source_configuration: dict[str, pulumi.Input[str]] = {
+                "ConnectionArn": self.connection_arn,
+                "FullRepositoryId": args.repository or "",
+                "BranchName": args.branch,
+                "DetectChanges": "true",
+            }
         else:
-            source_action = aws.codepipeline.PipelineStageActionArgs(
-                name="Source",
-                category="Source",
-                owner="AWS",
-                provider="S3",
-                version="1",
-                namespace="SourceVariables",
-                output_artifacts=["source"],
-                configuration={
-                    "S3Bucket": self.bucket.name,
-                    "S3ObjectKey": args.source_object_key,
-                    # Changes arrive through the EventBridge rule below; polling is deprecated.
-                    "PollForSourceChanges": "false",
-                },
-            )
-            revision = "#{SourceVariables.VersionId}"
+            source_provider, revision = "S3", "#{SourceVariables.VersionId}"
+            source_configuration = {
+                "S3Bucket": self.bucket.name,
+                "S3ObjectKey": args.source_object_key,
+                # Changes arrive through the EventBridge rule below; polling is deprecated.
+                "PollForSourceChanges": "false",
+            }
+        source_action = aws.codepipeline.PipelineStageActionArgs(
+            name="Source",
+            category="Source",
+            owner="AWS",
+            provider=source_provider,
+            version="1",
+            # The package stage reads the revision (commit id or object version) from this namespace.
+            namespace="SourceVariables",
+            output_artifacts=["source"],
+            configuration=source_configuration,
+        )
 
         def build_action(stage: str, env: Optional[dict[str, str]] = None) -> aws.codepipeline.PipelineStageActionArgs:
             configuration: dict[str, pulumi.Input[str]] = {"ProjectName": self.projects[stage].name}
