@@ -161,7 +161,8 @@ class DatalakeMocks(pulumi.runtime.Mocks):
             state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")
         else:
             service = typ.split(":")[1].split("/")[0]
-            state.setdefault("arn", _arn(service, region, account, f"{name}"))
+            physical = inputs.get("name") if isinstance(inputs.get("name"), str) else name
+            state.setdefault("arn", _arn(service, region, account, physical))
         state.setdefault("id", resource_id)
         return resource_id, state
 
