@@ -17,6 +17,8 @@ import pulumi
 from pulumi.runtime import mocks as runtime_mocks
 from pulumi.runtime import rpc
 
+from components.config import decode_structured
+
 MASTER_ACCOUNT_ID = "111111111111"
 SILO_ACCOUNT_ID = "222222222222"
 REGION = "eu-west-1"
@@ -98,15 +100,6 @@ class Recording:
                     if "Statement" in document:
                         found.append((resource, key, document))
         return found
-
-
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
 
 
 def _arn(service: str, region: str, account: str, resource: str) -> str:
@@ -208,7 +201,7 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
         inputs = rpc.deserialize_properties(properties)
         if request.type.startswith("pulumi:providers:"):
             # Providers receive nested config as JSON text; decode it so tests read structures.
-            inputs = {key: _maybe_json(value) for key, value in inputs.items()}
+            inputs = {key: decode_structured(value) for key, value in inputs.items()}
         self.recorded.append(
             RecordedResource(
                 type=request.type,
