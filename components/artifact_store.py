@@ -15,10 +15,12 @@ def artifact_read_statement(arn: pulumi.Input[str], partition: pulumi.Input[str]
     """Bucket policy grant: deploy roles of accounts under the silo OU may read bundles.
 
     No account is listed: an account that joins the OU can read at once, one that leaves cannot.
+    Reading a bundle needs `GetObject`/`GetObjectVersion` only; the article's `s3:GetObject*` would
+    also hand out ACLs, tags, retention and legal-hold settings of every object.
     """
     return statement(
         "AllowSiloDeployRolesRead",
-        ["s3:GetObject*", "s3:GetBucketLocation", "s3:ListBucket"],
+        ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketLocation", "s3:ListBucket"],
         [arn, pulumi.Output.concat(arn, "/*")],
         principal={"AWS": "*"},
         conditions=deploy_role_in_ou(partition, role_name, ou_path),

@@ -293,8 +293,8 @@ StackConfig = Union[MasterConfig, SiloConfig]
 _MODELS: dict[str, type[CommonConfig]] = {"master": MasterConfig, "silo": SiloConfig}
 
 
-def _decode(value: Any) -> Any:
-    """Pulumi hands structured config values to programs as JSON text."""
+def decode_structured(value: Any) -> Any:
+    """Pulumi hands structured config values (to programs and providers) as JSON text."""
     if isinstance(value, str) and value[:1] in "{[":
         try:
             return json.loads(value)
@@ -365,7 +365,7 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     for full_key, value in raw.items():
         namespace, _, key = full_key.partition(":")
         if namespace == NAMESPACE:
-            values[key] = _decode(value)
+            values[key] = decode_structured(value)
         elif full_key == "aws:region":
             values["region"] = value
 

@@ -76,7 +76,8 @@ def baseline_bucket_statements(arn: pulumi.Input[str], kms_key_arn: pulumi.Input
             effect="Deny",
             principal={"AWS": "*"},
             conditions={
-                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": kms_key_arn},
+                # The key-id condition key is typed ARN in the service authorization reference.
+                "ArnNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": kms_key_arn},
                 "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
             },
         ),

@@ -15,6 +15,9 @@ from typing import Any, Optional
 
 import pulumi
 from pulumi.runtime import mocks as runtime_mocks
+from pulumi.runtime import rpc
+
+from components.config import decode_structured
 
 MASTER_ACCOUNT_ID = "111111111111"
 SILO_ACCOUNT_ID = "222222222222"
@@ -83,6 +86,8 @@ class Recording:
 
     resources: list[RecordedResource]
     outputs: dict[str, Any]
+    registered_outputs: list[str] = field(default_factory=list)
+    """URNs of the components that called `register_outputs`, once per call."""
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -176,7 +181,8 @@ class DatalakeMocks(pulumi.runtime.Mocks):
             state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")
         else:
             service = typ.split(":")[1].split("/")[0]
-            state.setdefault("arn", _arn(service, region, account, f"{name}"))
+            physical = inputs.get("name") if isinstance(inputs.get("name"), str) else name
+            state.setdefault("arn", _arn(service, region, account, physical))
         state.setdefault("id", resource_id)
         return resource_id, state
 
@@ -195,29 +201,48 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
     def __init__(self, mocks: DatalakeMocks):
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
+        self.registered_outputs: list[str] = []
+
+    def RegisterResourceOutputs(self, request):
+        self.registered_outputs.append(request.urn)
+        return super().RegisterResourceOutputs(request)
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        from pulumi.runtime import rpc
+        if request.type != "pulumi:pulumi:Stack":
+            self._record(request, response.urn, request.object, custom=request.custom)
+            self.recorded[-1].retain_on_delete = (
+                request.retainOnDelete if request.HasField("retainOnDelete") else None
+            )
+            self.recorded[-1].dependencies = list(request.dependencies)
+        return response
 
-        registration = self.resources[response.urn]
+    def ReadResource(self, request):
+        """Reads (`StackReference`, `get` of existing resources) are recorded like registrations."""
+        response = super().ReadResource(request)
+        self._record(request, response.urn, request.properties, custom=True)
+        return response
+
+    def _record(self, request, urn: str, properties, *, custom: bool) -> None:
+        registration = self.resources[urn]
+        inputs = rpc.deserialize_properties(properties)
+        if request.type.startswith("pulumi:providers:"):
+            # Providers receive nested config as JSON text; decode it so tests read structures.
+            inputs = {key: decode_structured(value) for key, value in inputs.items()}
         self.recorded.append(
             RecordedResource(
                 type=request.type,
                 name=request.name,
-                urn=response.urn,
-                inputs=rpc.deserialize_properties(request.object),
+                urn=urn,
+                inputs=inputs,
                 parent=request.parent,
                 provider=request.provider,
-                custom=request.custom,
-                retain_on_delete=request.retainOnDelete if request.HasField("retainOnDelete") else None,
-                dependencies=list(request.dependencies),
+                custom=custom,
+                retain_on_delete=None,
+                dependencies=[],
                 outputs={**registration.state, "id": registration.id},
             )
         )
-        return response
 
 
 def default_invokes(account_id: str) -> dict[str, InvokeHandler]:
@@ -283,4 +308,4 @@ def run_program(
         return pulumi.Output.all(**exported).apply(outputs.update)
 
     evaluate()
-    return Recording(resources=monitor.recorded, outputs=outputs)
+    return Recording(resources=monitor.recorded, outputs=outputs, registered_outputs=monitor.registered_outputs)
