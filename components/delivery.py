@@ -12,6 +12,7 @@ through a CodeStar notification rule.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Optional
@@ -127,6 +128,13 @@ class DeliveryPipelineArgs:
     """CodeBuild image (default `aws/codebuild/standard:7.0`)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags of every resource that takes tags (default none)."""
+
+
+def connection_arn_in(arn: pulumi.Input[str], namespace: str) -> pulumi.Output[str]:
+    """The same connection's ARN under `codestar-connections` or `codeconnections`."""
+    return pulumi.Output.from_input(arn).apply(
+        lambda value: re.sub(r"^(arn:[^:]+:)(codestar-connections|codeconnections):", rf"\g<1>{namespace}:", value)
+    )
 
 
 def _kms_via_s3(sid: str, account: AccountContext, key_arn: pulumi.Input[str], actions: Sequence[str]) -> Statement:
@@ -292,13 +300,12 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ),
         ]
         if args.source == "codestar":
-            pipeline_statements.append(
-                statement(
-                    "UseSourceConnection",
-                    ["codestar-connections:UseConnection", "codeconnections:UseConnection"],
-                    self.connection_arn,
-                )
-            )
+            # The service was renamed CodeConnections; a connection answers to both namespaces, each
+            # action with the ARN of its own namespace.
+            pipeline_statements += [
+                statement("UseSourceConnection", "codestar-connections:UseConnection", connection_arn_in(self.connection_arn, "codestar-connections")),
+                statement("UseSourceConnectionCodeConnections", "codeconnections:UseConnection", connection_arn_in(self.connection_arn, "codeconnections")),
+            ]
         else:
             source_object = pulumi.Output.concat(pipeline_bucket_arn, "/", args.source_object_key)
             pipeline_statements += [

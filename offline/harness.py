@@ -9,6 +9,7 @@ the values of the stack outputs. An invoke the mocks do not know raises, naming 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -179,6 +180,10 @@ class DatalakeMocks(pulumi.runtime.Mocks):
         elif typ == "aws:iam/role:Role":
             role_name = inputs.get("name", name)
             state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")
+        elif typ == "aws:codestarconnections/connection:Connection":
+            # Real connection ARNs: `codestar-connections` service, `connection/<uuid>` resource.
+            connection_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+            state.update(arn=_arn("codestar-connections", region, account, f"connection/{connection_id}"), connectionStatus="PENDING")
         else:
             service = typ.split(":")[1].split("/")[0]
             physical = inputs.get("name") if isinstance(inputs.get("name"), str) else name

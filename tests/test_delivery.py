@@ -58,7 +58,11 @@ def test_existing_connection_is_reused_not_created():
     assert recording.of_type("aws:codestarconnections/connection:Connection") == []
     source = recording.one(PIPELINE).inputs["stages"][0]["actions"][0]
     assert source["configuration"]["ConnectionArn"] == arn
-    assert role_statements(recording, "pipeline")["UseSourceConnection"]["Resource"] == [arn]
+    statements = role_statements(recording, "pipeline")
+    assert statements["UseSourceConnection"]["Resource"] == [arn.replace(":codeconnections:", ":codestar-connections:")]
+    assert statements["UseSourceConnection"]["Action"] == ["codestar-connections:UseConnection"]
+    assert statements["UseSourceConnectionCodeConnections"]["Resource"] == [arn]
+    assert statements["UseSourceConnectionCodeConnections"]["Action"] == ["codeconnections:UseConnection"]
 
 
 def test_each_build_stage_runs_its_command(master):

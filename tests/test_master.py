@@ -19,7 +19,12 @@ def artifact_bucket(master: Recording):
 
 def test_artifact_bucket_is_named_after_prefix_owner_purpose_and_account(master):
     names = sorted(b.inputs["bucket"] for b in master.of_type("aws:s3/bucket:Bucket"))
-    assert names == [f"acme-dl-master-access-logs-{MASTER_ACCOUNT_ID}", ARTIFACT_BUCKET]
+    assert names == [
+        f"acme-dl-master-access-logs-{MASTER_ACCOUNT_ID}",
+        ARTIFACT_BUCKET,
+        f"acme-dl-master-athena-results-{MASTER_ACCOUNT_ID}",
+        f"acme-dl-master-pipeline-{MASTER_ACCOUNT_ID}",
+    ]
 
 
 def test_artifact_bucket_grants_read_only_to_deploy_roles_under_the_silo_ou(master):
