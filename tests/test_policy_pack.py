@@ -283,3 +283,19 @@ def test_topics_and_workgroups_are_encrypted(master):
     loose.inputs["configuration"]["resultConfiguration"].pop("encryptionConfiguration")
     assert violations(rules.encrypted_services, workgroup) == []
     assert len(violations(rules.encrypted_services, loose)) == 2
+
+
+def test_the_pack_entry_point_starts_an_analyzer_and_prints_its_port():
+    """`policy/__main__.py` builds the PolicyPack (valid name, valid policies) and serves: the CLI reads the port."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pack = Path(__file__).resolve().parent.parent / "policy"
+    process = subprocess.Popen([sys.executable, "__main__.py"], cwd=pack, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = process.stdout.readline().strip()
+        assert port.isdigit() and 0 < int(port) < 65536, (port, process.stderr.read() if process.poll() is not None else "")
+    finally:
+        process.kill()
+        process.wait(timeout=10)
