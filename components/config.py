@@ -211,6 +211,10 @@ class MasterConfig(CommonConfig):
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
+    def runner_secrets_provider(self) -> str:
+        """Secrets provider of silo stacks: `runner.secretsProvider`, else the master key's alias."""
+        return self.runner.secrets_provider or f"awskms://alias/{self.name_prefix}-master?region={self.region}"
+
 
 class SiloConfig(CommonConfig):
     """Configuration of one `silo-<account-id>` stack."""

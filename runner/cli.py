@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region of the AWS clients (default $AWS_REGION or us-east-1)")
     common.add_argument("--backend-url", default=os.environ.get("PULUMI_BACKEND_URL"), help="Pulumi backend (default $PULUMI_BACKEND_URL, else s3://<runner.stateBucket>)")
     common.add_argument("--stacks-from", type=Path, help="read stacks from a local file-backend directory without the CLI (plan only)")
-    common.add_argument("--secrets-provider", help="secrets provider of new stacks (default: runner.secretsProvider or the master key)")
+    common.add_argument("--secrets-provider", default=os.environ.get("PULUMI_SECRETS_PROVIDER"), help="secrets provider of new stacks (default: runner.secretsProvider or the master key)")
     common.add_argument("--allow", action="append", default=[], metavar="ACCOUNT", help="manage only these accounts (repeatable)")
     common.add_argument("--deny", action="append", default=[], metavar="ACCOUNT", help="never touch these accounts (repeatable)")
     common.add_argument("--max-concurrency", type=int, help="operations at once (default runner.maxConcurrency, 8)")
@@ -140,9 +140,7 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
         return FileBackendStacks(args.stacks_from)  # type: ignore[return-value]
     runner = config.runner
     backend = args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
-    secrets_provider = args.secrets_provider or runner.secrets_provider or (
-        f"awskms://alias/{config.name_prefix}-master?region={config.region}"
-    )
+    secrets_provider = args.secrets_provider or config.runner_secrets_provider()
     return AutomationStackOperations(
         args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org
     )
