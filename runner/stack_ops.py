@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, TextIO
@@ -60,11 +62,12 @@ class StackOperations(Protocol):
 
 
 def _error_line(text: str) -> str:
-    """The most telling line of a CLI error output."""
+    """The most telling line of a CLI error output: the last `error: ...`, else the last line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
-        if line.lower().startswith("error:"):
-            return line
+        at = line.lower().find("error:")
+        if at >= 0:
+            return re.sub(r"""['"]?, code=-?\d+\)$""", "", line[at:]).strip()
     return lines[-1] if lines else "the pulumi CLI failed without output"
 
 
@@ -144,23 +147,32 @@ class AutomationStackOperations:
             return call()
         except errors.ConcurrentUpdateError as exc:
             raise StackLockedError(f"{stack}: {what} found the stack locked by another update") from exc
-        except errors.StackNotFoundError as exc:
-            raise StackOperationError(f"{stack}: stack not found", _error_line(exc.stderr)) from exc
         except errors.CommandError as exc:
-            line = _error_line(f"{exc.stdout}\n{exc.stderr}")
+            # The SDK's errors keep only `str(CommandResult(...))`, with the output's newlines escaped.
+            line = _error_line(str(exc).replace("\\n", "\n"))
             raise StackOperationError(f"{stack}: {what} failed: {line}", line) from exc
 
     def list_stacks(self) -> list[StackInfo]:
         workspace = self._workspace()
-        found = []
-        for summary in self._run("list", "*", workspace.list_stacks):
-            name = summary.name.rsplit("/", 1)[-1]
-            silo_name = None
-            if account_of_stack(name):
-                tags = self._run("list tags", name, lambda: workspace.list_tags(self._qualified(name)))
-                silo_name = tags.get(SILO_NAME_TAG)
-            found.append(StackInfo(name=name, silo_name=silo_name))
-        return found
+        names = [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", workspace.list_stacks)]
+        silo_stacks = [name for name in names if account_of_stack(name)]
+        # One CLI call per stack: read the silo names a few at a time.
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="stack-tags") as pool:
+            silo_names = dict(zip(silo_stacks, pool.map(self._silo_name, silo_stacks)))
+        return [StackInfo(name=name, silo_name=silo_names.get(name)) for name in names]
+
+    def _silo_name(self, stack: str) -> Optional[str]:
+        """The silo name a stack was created with: its tag, else its `siloName` output.
+
+        Never guessed from the account name when the stack knows it: a changed silo name would
+        rename, and so replace, every bucket of the silo.
+        """
+        tags = self._run("list tags", stack, lambda: self._workspace().list_tags(self._qualified(stack)))
+        if tags.get(SILO_NAME_TAG):
+            return tags[SILO_NAME_TAG]
+        outputs = self._run("outputs", stack, lambda: self._stack(stack).outputs())
+        value = outputs.get("siloName")
+        return str(value.value) if value is not None and value.value else None
 
     def create_stack(self, stack: str, tags: Mapping[str, str]) -> None:
         workspace = self._workspace()
