@@ -76,7 +76,7 @@ def runner_logs_key_statement(account: AccountContext, log_group_name: str) -> S
     """Key policy grant: CloudWatch Logs may encrypt the runner's build log group with the key."""
     return statement(
         "AllowRunnerLogGroupEncryption",
-        ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
         "*",
         principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
         conditions={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:{log_group_name}")}},
