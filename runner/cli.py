@@ -314,16 +314,19 @@ def main(argv: Optional[Sequence[str]] = None, clients: Optional[Clients] = None
     )
     for noisy in ("botocore", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.command == "report":
-        try:
-            return show_report(args, clients)
-        except UsageError as exc:
-            log.error("%s", exc)
-            return EXIT_USAGE
-    if args.command == "demo":
+    if args.command in ("report", "demo"):
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from .demo import run_demo
 
-        return run_demo(args)
+        try:
+            return show_report(args, clients) if args.command == "report" else run_demo(args)
+        except (UsageError, ConfigError) as exc:
+            log.error("%s", exc)
+            return EXIT_USAGE
+        except (ClientError, BotoCoreError, DiscoveryError) as exc:
+            log.error("%s failed: %s", args.command, exc)
+            return EXIT_FAILED
 
     run = Run(args, clients)
     try:

@@ -60,12 +60,17 @@ class Backoff:
         return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
 
 
-def _call(client: Any, method: str, backoff: Backoff, **kwargs: Any) -> dict[str, Any]:
+def _call(
+    client: Any, method: str, backoff: Backoff, missing_codes: tuple[str, ...] = (), **kwargs: Any
+) -> Optional[dict[str, Any]]:
+    """One Organizations call, throttling retried; None when it fails with one of `missing_codes`."""
     for attempt in range(backoff.max_attempts):
         try:
             return getattr(client, method)(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            if code in missing_codes:
+                return None
             if code not in THROTTLING_CODES:
                 raise DiscoveryError(f"Organizations {method} failed: {code}: {exc.response['Error'].get('Message', '')}") from None
             if attempt + 1 == backoff.max_attempts:
@@ -86,7 +91,7 @@ def _pages(client: Any, method: str, key: str, backoff: Backoff, **kwargs: Any) 
     """Every item of a paginated list call, each page retried on its own."""
     token: Optional[str] = None
     while True:
-        page = _call(client, method, backoff, **kwargs, **({"NextToken": token} if token else {}))
+        page = _call(client, method, backoff, **kwargs, **({"NextToken": token} if token else {})) or {}
         yield from page.get(key, [])
         token = page.get("NextToken")
         if not token:
@@ -130,7 +135,7 @@ def discover(client: Any, settings: DiscoverySettings, backoff: Optional[Backoff
     """Walks the silo OU and every OU below it (all pages) and returns its accounts, sorted by id."""
     backoff = backoff or Backoff()
     started = time.perf_counter()
-    root = _call(client, "describe_organizational_unit", backoff, OrganizationalUnitId=settings.silo_ou_id)
+    root = _call(client, "describe_organizational_unit", backoff, OrganizationalUnitId=settings.silo_ou_id) or {}
     queue = [(settings.silo_ou_id, root["OrganizationalUnit"].get("Name", settings.silo_ou_id))]
     accounts: list[Account] = []
     while queue:
@@ -158,13 +163,11 @@ def describe_outside(
     backoff = backoff or Backoff()
     found: dict[str, Optional[Account]] = {}
     for account_id in sorted(set(account_ids)):
-        try:
-            record = _call(client, "describe_account", backoff, AccountId=account_id)["Account"]
-        except DiscoveryError as exc:
-            if "AccountNotFoundException" not in str(exc):
-                raise
+        response = _call(client, "describe_account", backoff, ("AccountNotFoundException",), AccountId=account_id)
+        if response is None:
             found[account_id] = None
             continue
+        record = response["Account"]
         # Outside the silo OU the opt-out tag does not matter: the account is retired either way.
         found[account_id] = Account(
             id=account_id,

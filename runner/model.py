@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 STACK_PREFIX = "silo-"
 ACTIVE = "ACTIVE"
+# Statuses of accounts that are closed or closing: nothing in them can be reached any more.
+CLOSED_STATUSES = frozenset({"SUSPENDED", "PENDING_CLOSURE", "CLOSED"})
 
 
 def stack_name(account_id: str) -> str:
@@ -40,6 +42,10 @@ class Account:
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+    @property
+    def closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
 
     @property
     def wanted(self) -> bool:

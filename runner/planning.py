@@ -113,8 +113,10 @@ def _retirement(account: Optional[Account], account_id: str, stack: StackInfo, i
         return _retire(account_id, "", Action.RETIRE_FORGET, "account is no longer in the organization", stack)
     if account.excluded:
         return None
-    if not account.active:
+    if account.closed:
         return _retire(account.id, account.name, Action.RETIRE_FORGET, f"account is {account.status}", stack)
+    if not account.active:
+        return None  # e.g. PENDING_ACTIVATION: neither reachable for an update nor gone; wait for the next run
     if not in_ou:
         return _retire(account.id, account.name, Action.RETIRE_DESTROY, "account moved out of the silo OU", stack)
     if account.opted_out:

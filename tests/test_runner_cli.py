@@ -180,3 +180,8 @@ def test_without_the_cli_apply_exits_2_and_says_how_to_plan(world, caplog):
     args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path}"]
     assert main(args, Clients(organizations=org)) == 2
     assert "the pulumi CLI is not on PATH" in caplog.text and "--stacks-from" in caplog.text
+
+
+def test_report_without_any_run_exits_2(world, caplog):
+    assert run(world, "report") == 2
+    assert "no run reports under" in caplog.text

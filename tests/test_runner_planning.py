@@ -144,3 +144,8 @@ def test_zero_discovered_accounts_retire_nothing():
     plan = plan_of([], [stack(1)], {f"{1:012d}": None}, max_retire_share=1.0)
     assert plan.operations[0].action is Action.RETIRE_FORGET and plan.operations[0].held
     assert "zero accounts" in plan.held_reason
+
+
+def test_an_account_still_being_created_is_left_alone():
+    plan = plan_of([acct(1, status="PENDING_ACTIVATION"), acct(2, status="PENDING_CLOSURE")], [stack(1), stack(2)], max_retire_share=1.0)
+    assert actions(plan) == {f"{2:012d}": Action.RETIRE_FORGET}
