@@ -138,6 +138,13 @@ def execute(
             cond.notify_all()
 
     def work(item: _Queued) -> None:
+        try:
+            attempt(item)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unwritable log dir: the scheduler must still hear back
+            log.exception("%s: the runner failed around the operation", item.op.stack)
+            finish(item, OperationResult(item.op, Result.FAILED, error=f"runner error: {type(exc).__name__}: {exc}", attempts=item.attempts))
+
+    def attempt(item: _Queued) -> None:
         item.attempts += 1
         path = settings.log_dir / f"{item.op.stack}.log"
         started = time.perf_counter()

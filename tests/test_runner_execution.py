@@ -140,3 +140,12 @@ def test_each_operation_logs_to_its_own_file_and_progress_is_reported(tmp_path):
     assert progress.history[-1] == (5, 0, 0, 0)
     assert all(running <= 2 for _, running, _, _ in progress.history)
     assert [done for done, *_ in progress.history] == [1, 2, 3, 4, 5]
+
+
+def test_a_log_file_that_cannot_be_written_fails_that_operation_only(tmp_path):
+    fake = FakeStackOperations()
+    blocked = settings(tmp_path).log_dir / f"silo-{1:012d}.log"
+    blocked.mkdir(parents=True)  # a directory where the log file should go
+    results = execute([op(1), op(2)], fake, settings(tmp_path), Exports(tmp_path))
+    assert results[0].result is Result.FAILED and results[0].error.startswith("runner error: IsADirectoryError")
+    assert results[1].result is Result.SUCCEEDED
