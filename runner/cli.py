@@ -25,7 +25,7 @@ from components.errors import ConfigError, DiscoveryError, RunnerError, StackOpe
 
 from .discovery import Backoff, DiscoverySettings, describe_outside, discover, with_outside
 from .execution import ExecutionSettings, execute
-from .model import Action, OperationResult, Plan, PlannedOperation, Result
+from .model import Action, OperationResult, Plan, Result
 from .planning import PlanSettings, build_plan, load_template
 from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
@@ -346,5 +346,3 @@ def main(argv: Optional[Sequence[str]] = None, clients: Optional[Clients] = None
         run.write_report(EXIT_FAILED, str(exc))
         return EXIT_FAILED
 
-
-__all__ = ["main", "build_parser", "Clients", "Run", "PlannedOperation"]
