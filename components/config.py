@@ -111,6 +111,11 @@ class RunnerConfig(_Model):
     """Pulumi CLI version the CodeBuild project installs (default the SDK's version)."""
     build_timeout_minutes: int = Field(120, ge=5, le=2160, examples=[120])
     """Longest a runner build may take (default 120 minutes)."""
+    build_compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = Field(
+        "BUILD_GENERAL1_MEDIUM", examples=["BUILD_GENERAL1_MEDIUM"]
+    )
+    """CodeBuild compute of the runner (default MEDIUM, 7 GB): each concurrent operation is a CLI, a
+    language host and an AWS provider process, a few hundred MB together."""
 
     @field_validator("schedule", "drift_schedule")
     @classmethod

@@ -186,7 +186,7 @@ class RunnerTriggers(pulumi.ComponentResource):
             ),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="NO_ARTIFACTS"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
-                compute_type="BUILD_GENERAL1_SMALL",
+                compute_type=runner.build_compute_type,
                 image=BUILD_IMAGE,
                 type="LINUX_CONTAINER",
                 image_pull_credentials_type="CODEBUILD",

@@ -27,6 +27,8 @@ def test_codebuild_project_runs_the_runner_with_a_pinned_cli(master):
     role = master.one("aws:iam/role:Role", "master-runner-role")
     assert project.inputs["serviceRole"] == role.outputs["arn"]
     assert project.inputs["concurrentBuildLimit"] == 1  # overlapping triggers queue, they do not race
+    assert project.inputs["environment"]["computeType"] == "BUILD_GENERAL1_MEDIUM"
+    assert project.inputs["buildTimeout"] == 120
     assert project.inputs["encryptionKey"] == master.one("aws:kms/key:Key").outputs["arn"]
     assert project.inputs["source"]["type"] == "S3"
     assert project.inputs["source"]["location"] == f"acme-dl-master-artifacts-{MASTER_ACCOUNT_ID}/bundles/datalake.zip"
@@ -137,3 +139,18 @@ def test_the_master_key_lets_logs_encrypt_only_the_runner_log_group(master):
     assert grant["Condition"] == {
         "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:eu-west-1:{MASTER_ACCOUNT_ID}:log-group:/aws/codebuild/acme-dl-runner"}
     }
+
+
+def test_bad_runner_settings_name_the_key_and_an_example():
+    import pytest
+
+    from components.config import parse_stack_config
+    from components.errors import ConfigError
+
+    config = {**master_config(), "datalake:runner": {"schedule": "hourly", "secretsProvider": "passphrase", "denyAccounts": ["1234"]}}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config("master", config)
+    problems = caught.value.problems
+    assert any(p.startswith("datalake:runner.schedule: got 'hourly'") and "for example: rate(1 hour)" in p for p in problems)
+    assert any(p.startswith("datalake:runner.secretsProvider: got 'passphrase'") for p in problems)
+    assert any(p.startswith("datalake:runner.denyAccounts: got '1234'") for p in problems)
