@@ -54,9 +54,9 @@ def free_port() -> int:
 def moto_server(timeout: float = 15.0) -> Iterator[str]:
     """Starts `moto_server` on a free local port; yields its endpoint URL; stops it on exit."""
     port = free_port()
-    command = [shutil.which("moto_server") or "", "-H", "127.0.0.1", "-p", str(port)]
-    if not command[0]:
-        command = [sys.executable, "-c", "import sys; from moto.server import main; sys.exit(main())", *command[1:]]
+    # `moto_server` with this interpreter: a `moto_server` found on PATH may belong to another Python.
+    server = "import sys; from moto.server import main; sys.exit(main())"
+    command = [sys.executable, "-c", server, "-H", "127.0.0.1", "-p", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
