@@ -8,6 +8,7 @@ Logs and live progress go to stderr through `logging`; the final tables go to st
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -27,7 +28,7 @@ from .discovery import Backoff, DiscoverySettings, describe_outside, discover, w
 from .execution import ExecutionSettings, execute
 from .model import Action, OperationResult, Plan, Result
 from .planning import PlanSettings, build_plan, load_template
-from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table
+from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
 
 log = logging.getLogger("runner")
@@ -273,8 +274,6 @@ class Run:
 
 
 def _json(document: Any) -> str:
-    import json
-
     return json.dumps(document, indent=2, sort_keys=True)
 
 
@@ -292,8 +291,6 @@ def show_report(args: argparse.Namespace, clients: Clients) -> int:
         (r["accountId"], r["accountName"], r["action"], r["result"], f"{r['seconds']:.1f}s", r["changed"], r["error"][:100])
         for r in report["results"]
     ]
-    from .report import table
-
     print(table(("account", "name", "action", "result", "duration", "changed", "error"), rows) if rows else "no operations ran")
     return EXIT_OK
 
