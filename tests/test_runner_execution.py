@@ -43,7 +43,7 @@ def test_concurrency_never_exceeds_the_bound(tmp_path):
 def test_failure_tolerance_stops_new_launches_and_lets_running_ones_finish(tmp_path):
     slow = f"silo-{1:012d}"
     failing = {f"silo-{i:012d}": "error: AccessDenied: not authorized to perform sts:AssumeRole" for i in (0, 2)}
-    fake = FakeStackOperations(latency=lambda _, stack: 0.3 if stack == slow else 0.01, failures=failing)
+    fake = FakeStackOperations(latency=lambda _, stack: 1.0 if stack == slow else 0.01, failures=failing)
     results = execute([op(i) for i in range(20)], fake, settings(tmp_path, max_concurrency=2, failure_tolerance=1), Exports(tmp_path))
     by_result = {}
     for r in results:
