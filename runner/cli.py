@@ -139,7 +139,7 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
     if args.stacks_from:
         if args.command in ("apply", "drift") and not getattr(args, "dry_run", False):
             raise UsageError("--stacks-from only reads stacks; apply and drift need the pulumi CLI (or use apply --dry-run)")
-        return FileBackendStacks(args.stacks_from)  # type: ignore[return-value]
+        return FileBackendStacks(args.stacks_from)
     runner = config.runner
     backend = args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
     secrets_provider = args.secrets_provider or config.runner_secrets_provider()

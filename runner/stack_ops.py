@@ -245,8 +245,29 @@ class FileBackendStacks:
             found.append(StackInfo(name=name, silo_name=_checkpoint_output(json.loads(raw), "siloName")))
         return found
 
-    def __getattr__(self, operation: str) -> Any:
+    def _needs_cli(self, operation: str) -> Any:
         raise UsageError(f"{operation} needs the pulumi CLI; the file-backend reader can only list stacks")
+
+    def create_stack(self, stack: str, tags: Mapping[str, str]) -> None:
+        self._needs_cli("create")
+
+    def set_config(self, stack: str, config: Mapping[str, Any]) -> None:
+        self._needs_cli("set config")
+
+    def up(self, stack: str, log: TextIO) -> int:
+        return self._needs_cli("up")
+
+    def preview_drift(self, stack: str, log: TextIO) -> list[str]:
+        return self._needs_cli("preview")
+
+    def destroy(self, stack: str, log: TextIO) -> int:
+        return self._needs_cli("destroy")
+
+    def export(self, stack: str) -> dict[str, Any]:
+        return self._needs_cli("export")
+
+    def remove(self, stack: str, *, force: bool) -> None:
+        self._needs_cli("remove")
 
 
 def _checkpoint_output(checkpoint: Mapping[str, Any], key: str) -> Optional[str]:

@@ -44,3 +44,17 @@ def test_file_backend_reader_lists_stacks_with_their_silo_names(tmp_path):
         ("silo-123456789012", "sales", "123456789012"),
         ("silo-210987654321", "finance", "210987654321"),
     }
+
+
+def test_file_backend_reader_refuses_to_change_stacks(tmp_path):
+    import io
+
+    import pytest
+
+    from components.errors import UsageError
+
+    reader = FileBackendStacks(tmp_path)
+    with pytest.raises(UsageError, match="up needs the pulumi CLI"):
+        reader.up("silo-123456789012", io.StringIO())
+    with pytest.raises(UsageError, match="no such directory"):
+        FileBackendStacks(tmp_path / "missing")
