@@ -180,6 +180,81 @@ class AnalyticsConfig(_Model):
         return _require(
             ATHENA_PREFIX_PATTERN, value, "1-20 lowercase letters, digits or underscores starting with a letter"
         )
+SCHEDULE_PATTERN = re.compile(r"^(rate\(1 (minute|hour|day)\)|rate\([1-9]\d* (minutes|hours|days)\)|cron\([^()]+\))$")
+BUCKET_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class RunnerConfig(_Model):
+    """Settings of the runner (`python -m runner`) and of its triggers in the master account."""
+
+    schedule: str = Field("rate(1 hour)", examples=["rate(1 hour)"])
+    """EventBridge schedule of `runner apply` (default hourly); Organizations events also start it at once."""
+    drift_schedule: Optional[str] = Field("rate(1 day)", examples=["rate(1 day)"])
+    """EventBridge schedule of `runner drift` (default daily); null disables the drift check."""
+    state_bucket: Optional[str] = Field(None, examples=["acme-dl-pulumi-state"])
+    """Bucket of the Pulumi state (`s3://<bucket>` backend) and of the runner's reports; default
+    `<namePrefix>-master-pulumi-state-<account-id>`, created by hand before the first `pulumi login`."""
+    secrets_provider: Optional[str] = Field(None, examples=["awskms://alias/acme-dl-master?region=eu-west-1"])
+    """Secrets provider of silo stacks; default the master key, `awskms://alias/<namePrefix>-master?region=<region>`."""
+    pulumi_org: str = Field("organization", examples=["organization"])
+    """Organization part of fully qualified stack names (`organization` for S3/file backends)."""
+    max_concurrency: int = Field(8, ge=1, le=64, examples=[8])
+    """Stack operations running at once (default 8)."""
+    failure_tolerance: int = Field(3, ge=0, le=10000, examples=[3])
+    """Failed operations tolerated before no new one starts (default 3); running ones always finish."""
+    max_retire_share: float = Field(0.2, ge=0.0, le=1.0, examples=[0.2])
+    """Largest share of existing stacks one run may retire without `--allow-mass-retire` (default 0.2)."""
+    opt_out_tag: str = Field("datalake:silo", min_length=1, max_length=128, examples=["datalake:silo"])
+    """Account tag key that opts an account of the silo OU out (default `datalake:silo`)."""
+    opt_out_value: str = Field("false", min_length=1, max_length=256, examples=["false"])
+    """Value of that tag that opts out, case-insensitive (default `false`)."""
+    allow_accounts: list[str] = Field(default_factory=list, examples=[["123456789012"]])
+    """When set, only these accounts are managed (default empty: every account of the silo OU)."""
+    deny_accounts: list[str] = Field(default_factory=list, examples=[["123456789012"]])
+    """Accounts the runner never touches (default empty)."""
+    bundle_key: str = Field("bundles/datalake.zip", min_length=1, examples=["bundles/datalake.zip"])
+    """Key of the project bundle in the artifact bucket that the runner's CodeBuild project checks out."""
+    pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
+    """Pulumi CLI version the CodeBuild project installs (default the SDK's version)."""
+    build_timeout_minutes: int = Field(120, ge=5, le=2160, examples=[120])
+    """Longest a runner build may take (default 120 minutes)."""
+    build_compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = Field(
+        "BUILD_GENERAL1_MEDIUM", examples=["BUILD_GENERAL1_MEDIUM"]
+    )
+    """CodeBuild compute of the runner (default MEDIUM, 7 GB): each concurrent operation is a CLI, a
+    language host and an AWS provider process, a few hundred MB together."""
+
+    @field_validator("schedule", "drift_schedule")
+    @classmethod
+    def _check_schedule(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        return _require(SCHEDULE_PATTERN, value, "an EventBridge schedule such as rate(1 hour) or cron(0 * * * ? *)")
+
+    @field_validator("state_bucket")
+    @classmethod
+    def _check_bucket(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else _require(BUCKET_NAME_PATTERN, value, "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+
+    @field_validator("secrets_provider")
+    @classmethod
+    def _check_secrets(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.startswith("awskms://"):
+            raise ValueError(f"got {value!r}, which is not an awskms:// secrets provider URL")
+        return value
+
+    @field_validator("allow_accounts", "deny_accounts")
+    @classmethod
+    def _check_accounts(cls, value: list[str]) -> list[str]:
+        for account in value:
+            _require(ACCOUNT_ID_PATTERN, str(account), "a 12-digit AWS account id")
+        return [str(account) for account in value]
+
+    @field_validator("pulumi_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
 
 
 class CommonConfig(_Model):
@@ -251,6 +326,11 @@ class MasterConfig(CommonConfig):
     """Org-wide Athena over every silo (always on; costs nothing idle)."""
     delivery: Optional[DeliveryConfig] = Field(None, examples=[{"repository": "acme/datalake", "stateBucket": "acme-pulumi-state", "secretsKeyArn": EXAMPLE_SECRETS_KEY_ARN}])
     """The delivery pipeline (default none: no pipeline until its repository and state backend are set)."""
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    def runner_secrets_provider(self) -> str:
+        """Secrets provider of silo stacks: `runner.secretsProvider`, else the master key's alias."""
+        return self.runner.secrets_provider or f"awskms://alias/{self.name_prefix}-master?region={self.region}"
 
 
 class SiloConfig(CommonConfig):

@@ -16,6 +16,7 @@ from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext
 from .naming import bucket_name
 from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
+from .runner_triggers import RunnerTriggers, RunnerTriggersArgs, runner_logs_key_statement
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
 from .storage import access_log_encryption_statement
 
@@ -30,6 +31,9 @@ class MasterAccountArgs:
 
     config: MasterConfig
     """The validated master stack configuration."""
+    org_events_provider: Optional[pulumi.ProviderResource] = None
+    """A us-east-1 provider, where Organizations events arrive, when the master region is another one
+    (default None: the master is in us-east-1)."""
 
 
 class MasterAccount(pulumi.ComponentResource):
@@ -62,6 +66,7 @@ class MasterAccount(pulumi.ComponentResource):
                     access_log_encryption_statement(account),
                     artifact_decrypt_statement(account, artifact_bucket_name, cfg.deploy_role_name, cfg.silo_ou_path),
                     service_publish_key_statement(account, ALERT_PUBLISHERS),
+                    runner_logs_key_statement(account, RunnerTriggers.log_group_name(cfg.name_prefix)),
                 ],
                 tags=tags,
             ),
@@ -122,6 +127,25 @@ class MasterAccount(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        state_bucket = cfg.runner.state_bucket or bucket_name(cfg.name_prefix, MASTER_OWNER, "pulumi-state", account.account_id)
+        self.runner = RunnerTriggers(
+            f"{name}-runner",
+            RunnerTriggersArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                organization_id=cfg.organization_id,
+                deploy_role_name=cfg.deploy_role_name,
+                runner=cfg.runner,
+                state_bucket=state_bucket,
+                artifact_bucket=self.artifacts.name,
+                key_arn=self.key.arn,
+                alert_topic_arn=self.alerts.arn,
+                secrets_provider=cfg.runner_secrets_provider(),
+                org_events_provider=args.org_events_provider,
+                tags=tags,
+            ),
+            opts=child,
+        )
         self.delivery: Optional[DeliveryPipeline] = None
         if cfg.delivery is not None:
             delivery = cfg.delivery
@@ -160,6 +184,8 @@ class MasterAccount(pulumi.ComponentResource):
             "artifactKeyArn": self.key.arn,
             "accessLogBucketName": self.access_logs.name,
             "alertTopicArn": self.alerts.arn,
+            "runnerProjectName": self.runner.project_name,
+            "pulumiStateBucket": state_bucket,
             "organizationId": cfg.organization_id,
             "siloOuPath": cfg.silo_ou_path,
             "analyticsOuPath": cfg.analytics_ou_path,

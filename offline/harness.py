@@ -184,6 +184,8 @@ class DatalakeMocks(pulumi.runtime.Mocks):
             # Real connection ARNs: `codestar-connections` service, `connection/<uuid>` resource.
             connection_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
             state.update(arn=_arn("codestar-connections", region, account, f"connection/{connection_id}"), connectionStatus="PENDING")
+        elif typ == "aws:codebuild/project:Project":
+            state["arn"] = _arn("codebuild", region, account, f"project/{inputs.get('name', name)}")
         else:
             service = typ.split(":")[1].split("/")[0]
             physical = inputs.get("name") if isinstance(inputs.get("name"), str) else name

@@ -16,6 +16,14 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 MASTER = "111111111111"
 
 
+def delivery_projects(recording):
+    """The build projects of the delivery pipeline (the runner's own project lives elsewhere)."""
+    return [
+        p for p in recording.of_type(PROJECT)
+        if any(a.type == "datalake:delivery:DeliveryPipeline" for a in recording.ancestors(p))
+    ]
+
+
 def delivery_config(**changes):
     config = master_config()
     config["datalake:delivery"] = {**config["datalake:delivery"], **changes}
@@ -91,7 +99,9 @@ def test_package_stage_gets_the_commit_id_from_the_source_action(master):
 
 def test_build_logs_go_to_own_log_groups_with_retention_and_are_encrypted(master):
     groups = {g.inputs["name"]: g.inputs for g in master.of_type("aws:cloudwatch/logGroup:LogGroup")}
-    for project in master.of_type(PROJECT):
+    projects = delivery_projects(master)
+    assert len(projects) == 3
+    for project in projects:
         group = project.inputs["logsConfig"]["cloudwatchLogs"]["groupName"]
         assert group == f"/aws/codebuild/{project.inputs['name']}"
         assert groups[group]["retentionInDays"] == 30
@@ -172,9 +182,9 @@ def test_s3_source_starts_the_pipeline_through_eventbridge():
     }
     notification = recording.one("aws:s3/bucketNotification:BucketNotification").inputs
     assert notification == {"bucket": f"acme-dl-master-pipeline-{MASTER}", "eventbridge": True}
-    pattern = json.loads(recording.one("aws:cloudwatch/eventRule:EventRule").inputs["eventPattern"])
+    pattern = json.loads(recording.one("aws:cloudwatch/eventRule:EventRule", "master-delivery-source-changed").inputs["eventPattern"])
     assert pattern["detail"]["object"]["key"] == ["source/datalake.zip"]
-    target = recording.one("aws:cloudwatch/eventTarget:EventTarget").inputs
+    target = recording.one("aws:cloudwatch/eventTarget:EventTarget", "master-delivery-source-changed-target").inputs
     pipeline_arn = recording.one(PIPELINE).outputs["arn"]
     assert target["arn"] == pipeline_arn
     starts = role_statements(recording, "events")["StartDeliveryPipeline"]
@@ -192,7 +202,7 @@ def test_without_a_delivery_section_there_is_no_pipeline():
     del config["datalake:delivery"]
     recording = run_master(config)
     assert recording.of_type(PIPELINE) == []
-    assert recording.of_type(PROJECT) == []
+    assert delivery_projects(recording) == []
     assert "deliveryPipelineName" not in recording.outputs
 
 
