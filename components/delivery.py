@@ -47,8 +47,10 @@ phases:
   build:
     commands:
       - test -n "$COMMIT_ID" || {{ echo "COMMIT_ID is empty: the source action exported no revision"; exit 1; }}
-      - zip -qr datalake.zip __main__.py program.py Pulumi.yaml Pulumi.silo-template.yaml requirements.txt components $(ls -d functions 2>/dev/null)
+      - zip -qr datalake.zip __main__.py program.py dev Pulumi.yaml Pulumi.master.yaml Pulumi.silo-template.yaml requirements.txt components runner $(ls -d functions 2>/dev/null)
       - aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/$COMMIT_ID/datalake.zip"
+      # The runner's CodeBuild project reads the newest bundle from a fixed key (runner.bundleKey).
+      - aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/datalake.zip"
       - printf '%s' "$COMMIT_ID" > LATEST
       - aws s3 cp LATEST "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/LATEST"
 """

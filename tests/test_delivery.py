@@ -221,3 +221,16 @@ def test_bad_delivery_config_names_the_key_and_a_fix(changes, key, hint):
         parse_stack_config("master", delivery_config(**changes))
     message = str(error.value)
     assert key in message and hint in message, message
+
+
+def test_package_stage_publishes_the_bundle_where_the_runner_project_reads_it(master):
+    """The runner's CodeBuild source is `<artifact bucket>/<runner.bundleKey>`: the package stage must write there."""
+    projects = {p.name: p.inputs for p in master.of_type(PROJECT)}
+    runner_source = projects["master-runner-project"]["source"]["location"]
+    bucket, key = runner_source.split("/", 1)
+    assert bucket == master.outputs["artifactBucketName"]
+    package = projects["master-delivery-package"]["source"]["buildspec"]
+    assert f'aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{key}"' in package
+    zip_line = next(line for line in package.splitlines() if "zip -qr" in line)
+    for needed in ("runner", "components", "program.py", "Pulumi.master.yaml", "Pulumi.silo-template.yaml", "dev"):
+        assert f" {needed}" in zip_line, f"the bundle lacks {needed}: the runner build could not run"
