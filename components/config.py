@@ -105,10 +105,10 @@ class DeliveryConfig(_Model):
     """Git host of the connection the stack creates (default `GitHub`)."""
     source_object_key: str = Field("source/datalake.zip", examples=["source/datalake.zip"])
     """Key of the source zip in the pipeline bucket when `source` is `s3` (default `source/datalake.zip`)."""
-    state_bucket: str = Field(examples=["acme-pulumi-state"])
-    """S3 bucket of the Pulumi state backend (`pulumi login s3://<bucket>`); the deploy stage may use only it."""
-    secrets_key_arn: str = Field(examples=[EXAMPLE_SECRETS_KEY_ARN])
-    """KMS key of the stacks' `awskms://` secrets provider; the deploy stage may use only it."""
+    secrets_key_arn: Optional[str] = Field(None, examples=[EXAMPLE_SECRETS_KEY_ARN])
+    """KMS key of the stacks' `awskms://` secrets provider, which the deploy stage may use (default
+    the master key, the runner's default secrets provider; required when `runner.secretsProvider`
+    names another key). The state bucket is the runner's (`runner.stateBucket`): one backend."""
     master_deploy_role_name: str = Field("datalake-master-deployer", examples=["datalake-master-deployer"])
     """Role in the master account that `pulumi up -s master` runs as (default `datalake-master-deployer`);
     created once by a person, see docs/delivery.md."""
@@ -132,15 +132,10 @@ class DeliveryConfig(_Model):
     def _check_key(cls, value: str) -> str:
         return _require(S3_KEY_PATTERN, value, "an S3 object key such as source/datalake.zip")
 
-    @field_validator("state_bucket")
-    @classmethod
-    def _check_state_bucket(cls, value: str) -> str:
-        return _require(BUCKET_NAME_PATTERN, value, "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
-
     @field_validator("secrets_key_arn")
     @classmethod
-    def _check_secrets_key(cls, value: str) -> str:
-        return _require(KMS_KEY_ARN_PATTERN, value, "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+    def _check_secrets_key(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _require(KMS_KEY_ARN_PATTERN, value, "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
 
     @field_validator("master_deploy_role_name")
     @classmethod
@@ -324,9 +319,19 @@ class MasterConfig(CommonConfig):
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     """Org-wide Athena over every silo (always on; costs nothing idle)."""
-    delivery: Optional[DeliveryConfig] = Field(None, examples=[{"repository": "acme/datalake", "stateBucket": "acme-pulumi-state", "secretsKeyArn": EXAMPLE_SECRETS_KEY_ARN}])
-    """The delivery pipeline (default none: no pipeline until its repository and state backend are set)."""
+    delivery: Optional[DeliveryConfig] = Field(None, examples=[{"repository": "acme/datalake"}])
+    """The delivery pipeline (default none: no pipeline until its repository is set)."""
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    @model_validator(mode="after")
+    def _deploy_stage_can_use_the_secrets_key(self) -> "MasterConfig":
+        if self.delivery is not None and self.runner.secrets_provider and self.delivery.secrets_key_arn is None:
+            raise ValueError(
+                f"{NAMESPACE}:delivery.secretsKeyArn is required when {NAMESPACE}:runner.secretsProvider is set "
+                f"({self.runner.secrets_provider!r}): the deploy stage must be allowed to use that key; "
+                f"for example: {EXAMPLE_SECRETS_KEY_ARN}"
+            )
+        return self
 
     def runner_secrets_provider(self) -> str:
         """Secrets provider of silo stacks: `runner.secretsProvider`, else the master key's alias."""

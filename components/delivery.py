@@ -104,9 +104,9 @@ class DeliveryPipelineArgs:
     """Name of the deploy role in silo accounts."""
     organization_id: str
     """The organization id, for the Organizations ARNs the runner reads."""
-    state_bucket: str
+    state_bucket: pulumi.Input[str]
     """Bucket of the Pulumi state backend."""
-    secrets_key_arn: str
+    secrets_key_arn: pulumi.Input[str]
     """KMS key of the stacks' secrets provider."""
     master_deploy_role_name: str = "datalake-master-deployer"
     """Role in the master account that `pulumi up -s master` runs as (default `datalake-master-deployer`)."""

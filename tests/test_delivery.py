@@ -12,6 +12,7 @@ from offline.stacks import master_config, run_master
 
 PIPELINE = "aws:codepipeline/pipeline:Pipeline"
 PROJECT = "aws:codebuild/project:Project"
+EXAMPLE_KEY = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 MASTER = "111111111111"
 
@@ -139,8 +140,9 @@ def test_deploy_role_assumes_only_deploy_roles_in_the_silo_ou_and_the_master_dep
     assert deploy["AssumeMasterDeployRole"]["Resource"] == [f"arn:aws:iam::{MASTER}:role/datalake-master-deployer"]
     assume = [s for s in deploy.values() if "sts:AssumeRole" in s["Action"]]
     assert len(assume) == 2
-    assert deploy["ReadWritePulumiState"]["Resource"] == ["arn:aws:s3:::acme-pulumi-state/*"]
-    assert deploy["UsePulumiSecretsKey"]["Resource"] == [master_config()["datalake:delivery"]["secretsKeyArn"]]
+    # One backend: the deploy stage uses the runner's state bucket and, by default, the master key.
+    assert deploy["ReadWritePulumiState"]["Resource"] == [f"arn:aws:s3:::{master.outputs['pulumiStateBucket']}/*"]
+    assert deploy["UsePulumiSecretsKey"]["Resource"] == [master.outputs["artifactKeyArn"]]
     for test_or_package in ("test", "package"):
         assert not actions_on(role_statements(master, test_or_package), "sts:")
 
@@ -210,7 +212,7 @@ def test_without_a_delivery_section_there_is_no_pipeline():
     "changes, key, hint",
     [
         ({"repository": None}, "datalake:delivery.repository is required", "acme/datalake"),
-        ({"stateBucket": "Not_A_Bucket"}, "datalake:delivery.stateBucket", "acme-pulumi-state"),
+        ({"stateBucket": "acme-state"}, "datalake:delivery.stateBucket: is not a known key", "stateBucket"),
         ({"secretsKeyArn": "alias/pulumi"}, "datalake:delivery.secretsKeyArn", "arn:aws:kms:"),
         ({"logRetentionDays": 10}, "datalake:delivery.logRetentionDays", "30"),
         ({"source": "codecommit"}, "datalake:delivery.source", "codestar"),
@@ -234,3 +236,19 @@ def test_package_stage_publishes_the_bundle_where_the_runner_project_reads_it(ma
     zip_line = next(line for line in package.splitlines() if "zip -qr" in line)
     for needed in ("runner", "components", "program.py", "Pulumi.master.yaml", "Pulumi.silo-template.yaml", "dev"):
         assert f" {needed}" in zip_line, f"the bundle lacks {needed}: the runner build could not run"
+
+
+def test_a_custom_secrets_provider_requires_the_deploy_stage_key():
+    config = delivery_config()
+    config["datalake:runner"] = {"secretsProvider": "awskms://alias/other?region=eu-west-1"}
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config("master", config)
+    assert "datalake:delivery.secretsKeyArn is required when datalake:runner.secretsProvider is set" in str(error.value)
+    config["datalake:delivery"] = {**config["datalake:delivery"], "secretsKeyArn": EXAMPLE_KEY}
+    assert parse_stack_config("master", config).delivery.secrets_key_arn == EXAMPLE_KEY
+
+
+def test_deploy_stage_uses_the_configured_secrets_key():
+    config = delivery_config(secretsKeyArn=EXAMPLE_KEY)
+    deploy = role_statements(run_master(config), "deploy")
+    assert deploy["UsePulumiSecretsKey"]["Resource"] == [EXAMPLE_KEY]
