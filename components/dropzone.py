@@ -430,6 +430,7 @@ class Dropzone(pulumi.ComponentResource):
         # -- janitor schedule -------------------------------------------------------------------
         schedule = aws.cloudwatch.EventRule(
             f"{name}-janitor-schedule",
+            name=f"{base}-dropzone-janitor",
             description=f"Runs the {silo} dropzone janitor",
             schedule_expression=args.janitor_schedule,
             tags=tags,
