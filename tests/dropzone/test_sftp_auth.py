@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto.core import set_initial_no_auth_action_count
 
-from sftp_auth.handler import identify
+from sftp_auth.handler import identify, sts_factory
 
 from conftest import REGION, Silo, make_silo, new_partner
 
@@ -24,8 +24,8 @@ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8nJ2wF6hT0Y5b2Xy1Q7Vv5s9Gm1c3k
 PROVIDER_READS = ["iam:GetUser", "iam:ListUserTags", "iam:ListAccessKeys", "iam:ListSSHPublicKeys", "iam:GetSSHPublicKey"]
 
 
-def sts_for(access_key_id: str, secret: str) -> Any:
-    return boto3.client("sts", region_name=REGION, aws_access_key_id=access_key_id, aws_secret_access_key=secret)
+# The factory the Lambda uses: STS clients signed with the key pair under test.
+sts_for = sts_factory(REGION)
 
 
 @pytest.fixture
