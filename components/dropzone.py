@@ -58,6 +58,12 @@ def partner_users_arn(account: AccountContext, silo_name: str) -> pulumi.Output[
     return account.arn("iam", f"user{partner_path(silo_name)}*", regional=False)
 
 
+def list_users_statement() -> Statement:
+    """`iam:ListUsers` has no resource type (the service authorization reference lists none), so
+    it takes `*`; it returns names and paths only, and the functions filter by the partner path."""
+    return statement("ListUsersByPath", "iam:ListUsers", "*")
+
+
 def audit_log_group_name(silo_name: str) -> str:
     return f"datalake/{silo_name}/audit"
 
@@ -380,7 +386,7 @@ class Dropzone(pulumi.ComponentResource):
                 statement(
                     "ManagePartnerUsers",
                     [
-                        "iam:GetUser", "iam:ListUsers", "iam:TagUser", "iam:UntagUser", "iam:ListUserTags",
+                        "iam:GetUser", "iam:TagUser", "iam:UntagUser", "iam:ListUserTags",
                         "iam:CreateAccessKey", "iam:ListAccessKeys", "iam:DeleteAccessKey",
                         "iam:UploadSSHPublicKey", "iam:ListSSHPublicKeys", "iam:DeleteSSHPublicKey",
                         "iam:ListUserPolicies", "iam:DeleteUserPolicy", "iam:ListAttachedUserPolicies",
@@ -388,6 +394,7 @@ class Dropzone(pulumi.ComponentResource):
                     ],
                     partners,
                 ),
+                list_users_statement(),
                 statement("AssumePartnerSessionRole", "sts:AssumeRole", session_role_arn),
                 statement(
                     "SignInternalUploads", "s3:PutObject", pulumi.Output.concat(site.bucket_arn, "/dropzone/internal/*")
@@ -412,11 +419,12 @@ class Dropzone(pulumi.ComponentResource):
                 statement(
                     "ExpirePartnerKeys",
                     [
-                        "iam:ListUsers", "iam:ListUserTags", "iam:UntagUser", "iam:ListAccessKeys",
+                        "iam:ListUserTags", "iam:UntagUser", "iam:ListAccessKeys",
                         "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:ListSSHPublicKeys", "iam:UpdateSSHPublicKey",
                     ],
                     partners,
                 ),
+                list_users_statement(),
                 audit_statement,
             ],
         )

@@ -180,7 +180,29 @@ def test_iam_actions_of_the_functions_are_limited_to_the_partner_path(silo: Reco
                       if any(a.startswith("iam:") for a in as_list(s["Action"]))]
     assert iam_statements, role
     for st in iam_statements:
+        if as_list(st["Action"]) == ["iam:ListUsers"]:  # no resource type: lists names only
+            assert st["Resource"] == ["*"]
+            continue
         assert as_list(st["Resource"]) == [PARTNER_USERS], (role, st["Sid"])
+
+
+def test_function_and_partner_policies_use_resources_their_actions_accept(silo: Recording):
+    """parliament knows each action's resource types: a path ARN on an action without one is denied on AWS."""
+    from parliament import analyze_policy_string
+
+    checked = 0
+    for resource, key, document in silo.policies():
+        if key == "assumeRolePolicy" or not any(part in resource.name for part in ("dropzone", "sftp")):
+            continue
+        findings = analyze_policy_string(json.dumps(document), ignore_private_auditors=True).findings
+        mismatched = [
+            entry for f in findings if f.issue == "RESOURCE_MISMATCH" for entry in f.detail
+            # `log-group:<name>:*` (AWS's documented form for a function's own logs) covers the streams.
+            if not entry["action"].startswith("logs:")
+        ]
+        assert mismatched == [], resource.urn
+        checked += 1
+    assert checked >= 7
 
 
 def role_name_of(silo: Recording, physical: str) -> str:
