@@ -167,3 +167,18 @@ def test_aws_errors_inside_the_provider_deny_instead_of_crashing(zone: Silo, cap
     caplog.set_level(logging.INFO)
     assert identify(event("acme", secret), iam=BrokenIam(), sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
     assert '"error": "RuntimeError"' in caplog.text and secret not in caplog.text
+
+
+def test_lambda_entry_point_reads_its_settings_from_the_environment(zone: Silo, monkeypatch):
+    import sftp_auth.handler as module
+
+    for key, value in {"SILO_NAME": "sales", "DROPZONE_BUCKET": zone.dropzone.bucket, "KMS_KEY_ARN": zone.dropzone.key_arn,
+                       "TRANSFER_ROLE_ARN": ROLE_ARN}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(module, "_IAM", None)
+    monkeypatch.setattr(module, "_STS_FOR", None)
+    new_partner(zone, "acme")
+    zone.client("iam").upload_ssh_public_key(UserName="acme", SSHPublicKeyBody=SSH_KEY)
+    response = module.handler(event("acme"), None)
+    assert response["Role"] == ROLE_ARN and response["PublicKeys"] == [SSH_KEY]
+    assert module.handler(event("nobody"), None) == {}
