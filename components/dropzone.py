@@ -109,11 +109,9 @@ def partner_reach_statements(
     ]
 
 
-def own_log_statement(log_group_arn: pulumi.Input[str]) -> Statement:
-    """A Lambda may write its own log group (created here with a retention), nothing more."""
-    return statement(
-        "WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(log_group_arn, ":*")
-    )
+def log_write_statement(sid: str, account: AccountContext, log_group: str) -> Statement:
+    """May write streams of one log group (`log-group:<name>:*`), nothing more."""
+    return statement(sid, ["logs:CreateLogStream", "logs:PutLogEvents"], account.arn("logs", f"log-group:{log_group}:*"))
 
 
 @dataclass(frozen=True)
@@ -142,15 +140,17 @@ class DropzoneFunction(pulumi.ComponentResource):
         name: str,
         spec: FunctionSpec,
         physical_name: str,
+        account: AccountContext,
         log_retention_days: int,
         tags: dict[str, str],
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         super().__init__("datalake:dropzone:DropzoneFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        log_group_name = f"/aws/lambda/{physical_name}"
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/aws/lambda/{physical_name}",
+            name=log_group_name,
             retention_in_days=log_retention_days,
             tags=tags,
             opts=child,
@@ -159,7 +159,7 @@ class DropzoneFunction(pulumi.ComponentResource):
             name,
             physical_name,
             assume_role_policy("lambda.amazonaws.com"),
-            [own_log_statement(self.log_group.arn), *spec.statements],
+            [log_write_statement("WriteOwnLogs", account, log_group_name), *spec.statements],
             tags,
             child,
         )
@@ -353,10 +353,7 @@ class Dropzone(pulumi.ComponentResource):
         # needs it, and the role's trust policy needs the API function's role (no cycle this way).
         session_role_name = f"{base}-partner-session"[:64]
         session_role_arn = account.arn("iam", f"role/{session_role_name}", regional=False)
-        audit_arn = self.audit_log.arn
-        audit_statement = statement(
-            "WriteAuditRecords", ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(audit_arn, ":*")
-        )
+        audit_statement = log_write_statement("WriteAuditRecords", account, audit_log_group_name(silo))
         partner_env = {
             "SILO_NAME": silo,
             "DROPZONE_BUCKET": site.bucket_name,
@@ -433,6 +430,7 @@ class Dropzone(pulumi.ComponentResource):
                 f"{name}-{spec.role}",
                 spec,
                 physical_name=f"{base}-{'credential-vending' if spec.role == 'api' else 'dropzone-' + spec.role}"[:64],
+                account=account,
                 log_retention_days=args.function_log_retention_days,
                 tags=tags,
                 opts=child,

@@ -128,6 +128,7 @@ class SftpServer(pulumi.ComponentResource):
                 ],
             ),
             physical_name=f"{base}-sftp-auth"[:64],
+            account=account,
             log_retention_days=args.function_log_retention_days,
             tags=tags,
             opts=child,

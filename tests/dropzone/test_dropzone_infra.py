@@ -18,6 +18,12 @@ PARTNER_USERS = f"arn:aws:iam::{ACCOUNT}:user/datalake/partners/sales/*"
 DROPZONE_BUCKET_ARN = f"arn:aws:s3:::acme-dl-sales-dropzone-{ACCOUNT}"
 
 
+@pytest.fixture(scope="module")
+def silo() -> Recording:
+    """The shipped silo program, evaluated once for this module (the tests only read it)."""
+    return run_silo()
+
+
 def statements(resource: RecordedResource, key: str = "policy") -> list[dict[str, Any]]:
     return resource.policy(key)["Statement"]
 
@@ -144,9 +150,14 @@ def test_audit_log_group_has_retention_and_the_silo_key(silo: Recording):
     assert grant["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
         f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:datalake/sales/*"
     )
-    for suffix in ("dropzone-api", "dropzone-janitor"):
+    for suffix, role in (("dropzone-api", "silo-sales-dropzone-api-role"), ("dropzone-janitor", "silo-sales-dropzone-janitor-role")):
         env = function(silo, suffix).inputs["environment"]["variables"]
         assert env["AUDIT_LOG_GROUP"] == "datalake/sales/audit"
+        writes = {s["Sid"]: s["Resource"] for s in statements(role_policy_of(silo, role)) if s["Action"][0].startswith("logs:")}
+        assert writes == {
+            "WriteAuditRecords": [f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:datalake/sales/audit:*"],
+            "WriteOwnLogs": [f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/{function(silo, suffix).inputs['name']}:*"],
+        }
 
 
 def test_retention_periods_follow_the_config():
