@@ -12,6 +12,8 @@ from components.config import MasterConfig, SiloConfig, StackConfig, load_stack_
 from components.master import MasterAccount, MasterAccountArgs
 from components.silo import SiloAccount, SiloAccountArgs
 
+ORGANIZATIONS_EVENTS_REGION = "us-east-1"
+
 
 def deploy_role_arn(config: SiloConfig) -> str:
     """ARN of the role the master's credentials assume to deploy into the silo account."""
@@ -47,13 +49,24 @@ def master_provider(config: MasterConfig) -> aws.Provider:
     )
 
 
+def org_events_provider(config: MasterConfig) -> aws.Provider | None:
+    """A us-east-1 provider for the rule that catches Organizations events, which arrive only there."""
+    if config.region == ORGANIZATIONS_EVENTS_REGION:
+        return None
+    return aws.Provider(
+        f"master-{ORGANIZATIONS_EVENTS_REGION}",
+        region=ORGANIZATIONS_EVENTS_REGION,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=config.tags) if config.tags else None,
+    )
+
+
 def deploy(config: StackConfig | None = None) -> pulumi.ComponentResource:
     """Builds the stack's provider and its one top-level component, and exports its outputs."""
     config = config or load_stack_config()
     if isinstance(config, MasterConfig):
         root: pulumi.ComponentResource = MasterAccount(
             "master",
-            MasterAccountArgs(config=config),
+            MasterAccountArgs(config=config, org_events_provider=org_events_provider(config)),
             opts=pulumi.ResourceOptions(providers={"aws": master_provider(config)}),
         )
     else:

@@ -12,10 +12,11 @@ secure defaults, so a minimal stack file stays short.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -38,6 +39,8 @@ STACK_REF_PATTERN = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
 EXAMPLE_ORG_ID = "o-a1b2c3d4e5"
 EXAMPLE_SILO_OU_PATH = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/"
 EXAMPLE_ANALYTICS_OU_PATH = "o-a1b2c3d4e5/r-ab12/ou-ab12-22222222/"
+# The retention periods CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 
 class _Model(BaseModel):
@@ -65,6 +68,125 @@ class StorageConfig(_Model):
     """Days after which unfinished multipart uploads are aborted (default 7)."""
 
 
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+SCHEDULE_PATTERN = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
+ORIGIN_PATTERN = re.compile(r"^https://[a-z0-9.-]+(:\d{1,5})?$")
+VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+SUBNET_ID_PATTERN = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+EXAMPLE_ORIGIN = "https://d111111abcdef8.cloudfront.net"
+
+
+def _check_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"got {value}, which CloudWatch Logs does not accept; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return value
+
+
+def _check_cidrs(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            raise ValueError(f"got {value!r}, which is not a CIDR block such as 203.0.113.0/24") from None
+    return values
+
+
+class DropzoneConfig(_Model):
+    """The third-party dropzone: credential-vending API, its Cognito users, janitor and audit log."""
+
+    allowed_origin: str = Field("", examples=[EXAMPLE_ORIGIN])
+    """Browser origin (the console's `https://` address) allowed to call the API (default none: no CORS)."""
+    audit_log_retention_days: int = Field(365, examples=[365])
+    """Days the audit log `datalake/<silo>/audit` keeps records (default 365; a CloudWatch retention value)."""
+    function_log_retention_days: int = Field(90, examples=[90])
+    """Days the dropzone Lambdas' own logs are kept (default 90; a CloudWatch retention value)."""
+    upload_max_mb: int = Field(1024, ge=1, le=5120, examples=[1024])
+    """Largest internal upload through a presigned POST, in MiB (default 1024; S3 caps POSTs at 5 GiB)."""
+    upload_url_seconds: int = Field(900, ge=60, le=3600, examples=[900])
+    """Lifetime of a presigned upload in seconds (default 900)."""
+    janitor_schedule: str = Field("rate(1 hour)", examples=["rate(1 hour)"])
+    """EventBridge schedule of the janitor that deactivates expired partners (default hourly)."""
+    mfa: Literal["ON", "OPTIONAL"] = Field("ON", examples=["ON"])
+    """Whether internal users must use TOTP MFA to sign in (default `ON`)."""
+    throttle_rate_limit: float = Field(10, gt=0, le=10000, examples=[10])
+    """Steady-state requests per second the API stage accepts (default 10)."""
+    throttle_burst_limit: int = Field(20, ge=1, le=5000, examples=[20])
+    """Request burst the API stage accepts (default 20)."""
+
+    @field_validator("audit_log_retention_days", "function_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+    @field_validator("allowed_origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if value and not ORIGIN_PATTERN.match(value):
+            raise ValueError(f"got {value!r}, which is not an https origin (scheme and host, no path or trailing slash)")
+        return value
+
+    @field_validator("janitor_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return _require(SCHEDULE_PATTERN, value, "an EventBridge schedule such as rate(1 hour) or cron(0 * * * ? *)")
+
+
+class SftpConfig(_Model):
+    """The dropzone's SFTP endpoint (AWS Transfer Family with a Lambda identity provider)."""
+
+    enabled: bool = Field(True, examples=[True])
+    """Whether the silo gets an SFTP server (default true). Turning it off removes every Transfer resource."""
+    endpoint_type: Literal["PUBLIC", "VPC"] = Field("PUBLIC", examples=["PUBLIC"])
+    """`PUBLIC` (default) or `VPC`: an endpoint in your VPC reachable only from `allowedCidrs`."""
+    vpc_id: Optional[str] = Field(None, examples=["vpc-0123456789abcdef0"])
+    """VPC of a `VPC` endpoint (required then)."""
+    subnet_ids: list[str] = Field(default_factory=list, examples=[["subnet-0123456789abcdef0"]])
+    """Subnets of a `VPC` endpoint (required then)."""
+    allowed_cidrs: list[str] = Field(default_factory=list, examples=[["203.0.113.0/24"]])
+    """Client address ranges allowed on port 22 of a `VPC` endpoint (required then)."""
+    security_policy: str = Field("TransferSecurityPolicy-2025-03", examples=["TransferSecurityPolicy-2025-03"])
+    """Transfer security policy (default the current recommended `TransferSecurityPolicy-2025-03`)."""
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _require(VPC_ID_PATTERN, value, "a VPC id such as vpc-0123456789abcdef0")
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnets(cls, values: list[str]) -> list[str]:
+        for value in values:
+            _require(SUBNET_ID_PATTERN, value, "a subnet id such as subnet-0123456789abcdef0")
+        return values
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        return _check_cidrs(values)
+
+    @field_validator("security_policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        return _require(re.compile(r"^TransferSecurityPolicy-[A-Za-z0-9-]+$"), value, "a Transfer security policy name")
+
+    @model_validator(mode="after")
+    def _endpoint_settings(self) -> "SftpConfig":
+        if self.endpoint_type == "VPC":
+            missing = [k for k, v in (("vpcId", self.vpc_id), ("subnetIds", self.subnet_ids), ("allowedCidrs", self.allowed_cidrs)) if not v]
+            if missing:
+                raise ValueError(
+                    f"got endpointType VPC without {', '.join(missing)}; set {NAMESPACE}:sftp.{missing[0]} "
+                    "or use endpointType PUBLIC"
+                )
+        elif self.vpc_id or self.subnet_ids or self.allowed_cidrs:
+            raise ValueError(
+                "got vpcId/subnetIds/allowedCidrs with endpointType PUBLIC, where they would do nothing; "
+                f"set {NAMESPACE}:sftp.endpointType to VPC, or restrict partners by their own allowed_cidrs"
+            )
+        return self
+
+
 # Column types a dataset may declare: the Hive/Glue names, which Spark, Athena and Parquet share.
 SIMPLE_COLUMN_TYPES = ("string", "int", "bigint", "double", "boolean", "timestamp", "date")
 DECIMAL_TYPE_PATTERN = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
@@ -84,8 +206,6 @@ EXAMPLE_DATASET = {
     "dedupeKey": ["order_id"],
     "eventTimeColumn": "ordered_at",
 }
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
-SCHEDULE_PATTERN = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$")
 CIDR16_PATTERN = re.compile(r"^(10|172|192)\.\d{1,3}\.0\.0/16$")
 
 
@@ -189,10 +309,8 @@ class IngestionConfig(_Model):
 
     @field_validator("log_retention_days")
     @classmethod
-    def _check_retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"got {value}, which CloudWatch Logs does not offer; pick one of {list(LOG_RETENTION_DAYS)}")
-        return value
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
 
     @field_validator("buffering_size_mib")
     @classmethod
@@ -285,6 +403,184 @@ class ArtifactsConfig(_Model):
     """Days an older bundle version is kept (default 365), so a silo can be rolled back."""
 
 
+CONNECTION_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+)
+REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+S3_KEY_PATTERN = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,512}$")
+BUCKET_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+KMS_KEY_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-f-]{36}|alias/[A-Za-z0-9/_-]+)$")
+ATHENA_PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
+EXAMPLE_CONNECTION_ARN = "arn:aws:codeconnections:eu-west-1:111111111111:connection/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+EXAMPLE_SECRETS_KEY_ARN = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+
+
+class DeliveryConfig(_Model):
+    """The master's delivery pipeline: source → test → package → deploy (master up, then the runner)."""
+
+    source: Literal["codestar", "s3"] = Field("codestar", examples=["codestar"])
+    """Where commits come from (default `codestar`): a CodeStar/CodeConnections connection to a Git
+    host, or `s3`, a zip uploaded to the pipeline bucket under `sourceObjectKey`."""
+    repository: Optional[str] = Field(None, examples=["acme/datalake"])
+    """Full repository id `owner/name` on the Git host; required when `source` is `codestar`."""
+    branch: str = Field("main", examples=["main"])
+    """Branch that triggers the pipeline (default `main`)."""
+    connection_arn: Optional[str] = Field(None, examples=[EXAMPLE_CONNECTION_ARN])
+    """An existing connection to reuse (default none: the stack creates one, which stays PENDING
+    until someone authorises it once in the console)."""
+    connection_provider: Literal["GitHub", "GitHubEnterpriseServer", "Bitbucket", "GitLab"] = Field(
+        "GitHub", examples=["GitHub"]
+    )
+    """Git host of the connection the stack creates (default `GitHub`)."""
+    source_object_key: str = Field("source/datalake.zip", examples=["source/datalake.zip"])
+    """Key of the source zip in the pipeline bucket when `source` is `s3` (default `source/datalake.zip`)."""
+    secrets_key_arn: Optional[str] = Field(None, examples=[EXAMPLE_SECRETS_KEY_ARN])
+    """KMS key of the stacks' `awskms://` secrets provider, which the deploy stage may use (default
+    the master key, the runner's default secrets provider; required when `runner.secretsProvider`
+    names another key). The state bucket is the runner's (`runner.stateBucket`): one backend."""
+    master_deploy_role_name: str = Field("datalake-master-deployer", examples=["datalake-master-deployer"])
+    """Role in the master account that `pulumi up -s master` runs as (default `datalake-master-deployer`);
+    created once by a person, see docs/delivery.md."""
+    pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
+    """Pulumi CLI version the deploy stage installs (default `3.272.0`, the SDK's version)."""
+    log_retention_days: int = Field(30, examples=[30])
+    """Days the build logs are kept (default 30)."""
+
+    @field_validator("repository")
+    @classmethod
+    def _check_repository(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _require(REPOSITORY_PATTERN, value, "a repository id such as owner/name")
+
+    @field_validator("connection_arn")
+    @classmethod
+    def _check_connection(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _require(CONNECTION_ARN_PATTERN, value, "a CodeConnections connection ARN")
+
+    @field_validator("source_object_key")
+    @classmethod
+    def _check_key(cls, value: str) -> str:
+        return _require(S3_KEY_PATTERN, value, "an S3 object key such as source/datalake.zip")
+
+    @field_validator("secrets_key_arn")
+    @classmethod
+    def _check_secrets_key(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _require(KMS_KEY_ARN_PATTERN, value, "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+
+    @field_validator("master_deploy_role_name")
+    @classmethod
+    def _check_role(cls, value: str) -> str:
+        return _require(ROLE_NAME_PATTERN, value, "an IAM role name (1-64 of letters, digits and +=,.@_-)")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"got {value}, which CloudWatch Logs does not offer; pick one of {list(LOG_RETENTION_DAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _codestar_needs_repository(self) -> "DeliveryConfig":
+        if self.source == "codestar" and self.repository is None:
+            raise ValueError(
+                f"{NAMESPACE}:delivery.repository is required when delivery.source is 'codestar'; "
+                "for example: acme/datalake (or set delivery.source to 's3')"
+            )
+        return self
+
+
+class AnalyticsConfig(_Model):
+    """The master's org-wide analytics: an Athena workgroup and one data catalog per ACTIVE silo account."""
+
+    catalog_prefix: str = Field("silo_", examples=["silo_"])
+    """Prefix of each silo's Athena catalog name (default `silo_`): queries read `silo_<name>.<db>.<table>`."""
+    bytes_scanned_cutoff_per_query: int = Field(10 * 1024**3, ge=10 * 1024**2, examples=[10737418240])
+    """Queries scanning more bytes are cancelled (default 10 GiB, minimum 10 MiB): a cost guard."""
+    results_expiration_days: int = Field(30, ge=1, le=3650, examples=[30])
+    """Days query results are kept in the master's results bucket (default 30)."""
+
+    @field_validator("catalog_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        return _require(
+            ATHENA_PREFIX_PATTERN, value, "1-20 lowercase letters, digits or underscores starting with a letter"
+        )
+SCHEDULE_PATTERN = re.compile(r"^(rate\(1 (minute|hour|day)\)|rate\([1-9]\d* (minutes|hours|days)\)|cron\([^()]+\))$")
+BUCKET_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class RunnerConfig(_Model):
+    """Settings of the runner (`python -m runner`) and of its triggers in the master account."""
+
+    schedule: str = Field("rate(1 hour)", examples=["rate(1 hour)"])
+    """EventBridge schedule of `runner apply` (default hourly); Organizations events also start it at once."""
+    drift_schedule: Optional[str] = Field("rate(1 day)", examples=["rate(1 day)"])
+    """EventBridge schedule of `runner drift` (default daily); null disables the drift check."""
+    state_bucket: Optional[str] = Field(None, examples=["acme-dl-pulumi-state"])
+    """Bucket of the Pulumi state (`s3://<bucket>` backend) and of the runner's reports; default
+    `<namePrefix>-master-pulumi-state-<account-id>`, created by hand before the first `pulumi login`."""
+    secrets_provider: Optional[str] = Field(None, examples=["awskms://alias/acme-dl-master?region=eu-west-1"])
+    """Secrets provider of silo stacks; default the master key, `awskms://alias/<namePrefix>-master?region=<region>`."""
+    pulumi_org: str = Field("organization", examples=["organization"])
+    """Organization part of fully qualified stack names (`organization` for S3/file backends)."""
+    max_concurrency: int = Field(8, ge=1, le=64, examples=[8])
+    """Stack operations running at once (default 8)."""
+    failure_tolerance: int = Field(3, ge=0, le=10000, examples=[3])
+    """Failed operations tolerated before no new one starts (default 3); running ones always finish."""
+    max_retire_share: float = Field(0.2, ge=0.0, le=1.0, examples=[0.2])
+    """Largest share of existing stacks one run may retire without `--allow-mass-retire` (default 0.2)."""
+    opt_out_tag: str = Field("datalake:silo", min_length=1, max_length=128, examples=["datalake:silo"])
+    """Account tag key that opts an account of the silo OU out (default `datalake:silo`)."""
+    opt_out_value: str = Field("false", min_length=1, max_length=256, examples=["false"])
+    """Value of that tag that opts out, case-insensitive (default `false`)."""
+    allow_accounts: list[str] = Field(default_factory=list, examples=[["123456789012"]])
+    """When set, only these accounts are managed (default empty: every account of the silo OU)."""
+    deny_accounts: list[str] = Field(default_factory=list, examples=[["123456789012"]])
+    """Accounts the runner never touches (default empty)."""
+    bundle_key: str = Field("bundles/datalake.zip", min_length=1, examples=["bundles/datalake.zip"])
+    """Key of the project bundle in the artifact bucket that the runner's CodeBuild project checks out."""
+    pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
+    """Pulumi CLI version the CodeBuild project installs (default the SDK's version)."""
+    build_timeout_minutes: int = Field(120, ge=5, le=2160, examples=[120])
+    """Longest a runner build may take (default 120 minutes)."""
+    build_compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = Field(
+        "BUILD_GENERAL1_MEDIUM", examples=["BUILD_GENERAL1_MEDIUM"]
+    )
+    """CodeBuild compute of the runner (default MEDIUM, 7 GB): each concurrent operation is a CLI, a
+    language host and an AWS provider process, a few hundred MB together."""
+
+    @field_validator("schedule", "drift_schedule")
+    @classmethod
+    def _check_schedule(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        return _require(SCHEDULE_PATTERN, value, "an EventBridge schedule such as rate(1 hour) or cron(0 * * * ? *)")
+
+    @field_validator("state_bucket")
+    @classmethod
+    def _check_bucket(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else _require(BUCKET_NAME_PATTERN, value, "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+
+    @field_validator("secrets_provider")
+    @classmethod
+    def _check_secrets(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.startswith("awskms://"):
+            raise ValueError(f"got {value!r}, which is not an awskms:// secrets provider URL")
+        return value
+
+    @field_validator("allow_accounts", "deny_accounts")
+    @classmethod
+    def _check_accounts(cls, value: list[str]) -> list[str]:
+        for account in value:
+            _require(ACCOUNT_ID_PATTERN, str(account), "a 12-digit AWS account id")
+        return [str(account) for account in value]
+
+    @field_validator("pulumi_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
+
+
 class CommonConfig(_Model):
     """Keys both stack kinds share."""
 
@@ -350,6 +646,25 @@ class MasterConfig(CommonConfig):
 
     kind: Literal["master"] = "master"
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    """Org-wide Athena over every silo (always on; costs nothing idle)."""
+    delivery: Optional[DeliveryConfig] = Field(None, examples=[{"repository": "acme/datalake"}])
+    """The delivery pipeline (default none: no pipeline until its repository is set)."""
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    @model_validator(mode="after")
+    def _deploy_stage_can_use_the_secrets_key(self) -> "MasterConfig":
+        if self.delivery is not None and self.runner.secrets_provider and self.delivery.secrets_key_arn is None:
+            raise ValueError(
+                f"{NAMESPACE}:delivery.secretsKeyArn is required when {NAMESPACE}:runner.secretsProvider is set "
+                f"({self.runner.secrets_provider!r}): the deploy stage must be allowed to use that key; "
+                f"for example: {EXAMPLE_SECRETS_KEY_ARN}"
+            )
+        return self
+
+    def runner_secrets_provider(self) -> str:
+        """Secrets provider of silo stacks: `runner.secretsProvider`, else the master key's alias."""
+        return self.runner.secrets_provider or f"awskms://alias/{self.name_prefix}-master?region={self.region}"
 
 
 class SiloConfig(CommonConfig):
@@ -363,6 +678,10 @@ class SiloConfig(CommonConfig):
     master_stack: str = Field(examples=["acme/datalake/master"])
     """Fully qualified name of the master stack whose outputs this silo reads."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    dropzone: DropzoneConfig = Field(default_factory=DropzoneConfig, examples=[{"allowedOrigin": EXAMPLE_ORIGIN}])
+    """The credential-vending API and its audit log (defaults: no CORS origin, MFA on, audit kept 365 days)."""
+    sftp: SftpConfig = Field(default_factory=SftpConfig, examples=[{"enabled": True, "endpointType": "PUBLIC"}])
+    """The SFTP endpoint (default: on, public endpoint)."""
     datasets: list[DatasetConfig] = Field(default_factory=list, examples=[[EXAMPLE_DATASET]])
     """Datasets the silo ingests (default none: then no ingestion API, ETL job or pipeline is built)."""
     ingestion: IngestionConfig = Field(default_factory=IngestionConfig)
@@ -406,8 +725,8 @@ StackConfig = Union[MasterConfig, SiloConfig]
 _MODELS: dict[str, type[CommonConfig]] = {"master": MasterConfig, "silo": SiloConfig}
 
 
-def _decode(value: Any) -> Any:
-    """Pulumi hands structured config values to programs as JSON text."""
+def decode_structured(value: Any) -> Any:
+    """Pulumi hands structured config values (to programs and providers) as JSON text."""
     if isinstance(value, str) and value[:1] in "{[":
         try:
             return json.loads(value)
@@ -439,9 +758,25 @@ def _example_for(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[Any]:
         if field is None:
             return None
         current = field.annotation
+        # Optional[SubModel]: look inside for the sub-model's own fields.
+        models = [a for a in get_args(current) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models:
+            current = models[0]
     if field is not None and field.examples:
         return field.examples[0]
     return None
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The (sub-)model that holds the key at `loc`, so an unknown nested key lists its siblings."""
+    current = model
+    for part in loc:
+        field = next((f for name, f in current.model_fields.items() if part in (name, f.alias)), None)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        current = annotation
+    return current
 
 
 def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> str:
@@ -452,11 +787,12 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> str:
     if kind == "missing":
         problem = "is required but not set"
     elif kind == "extra_forbidden":
-        known = sorted(f.alias or name for name, f in model.model_fields.items())
+        known = sorted(f.alias or name for name, f in _model_at(model, loc[:-1]).model_fields.items())
         return f"{key}: is not a known key; check its spelling. Known keys: {', '.join(known)}"
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
-        if not loc:
+        if not loc or message.startswith(f"{NAMESPACE}:"):
+            # Cross-field checks already name their keys and the fix.
             return message
         problem = message if message.startswith("got ") else f"got {error.get('input')!r}: {message}"
     hint = f"; for example: {json.dumps(example) if not isinstance(example, str) else example}" if example is not None else ""
@@ -475,7 +811,7 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     for full_key, value in raw.items():
         namespace, _, key = full_key.partition(":")
         if namespace == NAMESPACE:
-            values[key] = _decode(value)
+            values[key] = decode_structured(value)
         elif full_key == "aws:region":
             values["region"] = value
 

@@ -27,3 +27,27 @@ class ConfigError(DatalakeError):
             f"Invalid configuration for stack '{stack}' ({len(self.problems)} problem"
             f"{'s' if len(self.problems) != 1 else ''}):\n{lines}"
         )
+
+
+class RunnerError(DatalakeError):
+    """The runner (`python -m runner`) cannot go on; the message says what to fix."""
+
+
+class UsageError(RunnerError):
+    """Bad invocation or runner configuration (the runner exits 2)."""
+
+
+class DiscoveryError(RunnerError):
+    """Organizations could not be read completely, so no plan can be trusted (nothing is retired)."""
+
+
+class StackLockedError(RunnerError):
+    """Another update holds the stack's lock (`ConcurrentUpdateError`); retry later, do not fail."""
+
+
+class StackOperationError(RunnerError):
+    """One stack operation failed; `log_line` is the line of its output that explains why."""
+
+    def __init__(self, message: str, log_line: str = ""):
+        self.log_line = log_line or message
+        super().__init__(message)

@@ -204,7 +204,7 @@ class Etl(pulumi.ComponentResource):
         def role(role_name: str, statements: list[Statement], label: str) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
             return role_with_policy(
                 f"{name}-{label}",
-                role_name=bounded_name(base, role_name),
+                physical_name=bounded_name(base, role_name),
                 trust_policy=assume_role_policy("glue.amazonaws.com"),
                 statements=statements,
                 tags=args.tags,

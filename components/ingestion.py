@@ -210,7 +210,7 @@ class Ingestion(pulumi.ComponentResource):
         )
         integration_role, _ = role_with_policy(
             f"{name}-integration",
-            role_name=bounded_name(base, "ingestion-api"),
+            physical_name=bounded_name(base, "ingestion-api"),
             trust_policy=assume_role_policy("apigateway.amazonaws.com"),
             statements=[
                 statement("PutRecordsIntoThisSilosStreams", ["firehose:PutRecord", "firehose:PutRecordBatch"], stream_arns)
@@ -286,7 +286,7 @@ class Ingestion(pulumi.ComponentResource):
         # API Gateway writes logs through one account-wide role; without it the stage cannot log.
         logging_role, _ = role_with_policy(
             f"{name}-cloudwatch",
-            role_name=bounded_name(base, "apigateway-logs"),
+            physical_name=bounded_name(base, "apigateway-logs"),
             trust_policy=assume_role_policy("apigateway.amazonaws.com"),
             statements=[
                 statement(
@@ -393,7 +393,7 @@ class Ingestion(pulumi.ComponentResource):
         )
         role, policy = role_with_policy(
             f"{name}-{dataset.name}-firehose",
-            role_name=bounded_name(base, "firehose", dataset.name),
+            physical_name=bounded_name(base, "firehose", dataset.name),
             # Firehose passes the stream's account id as external id: no other account's stream can use the role.
             trust_policy=service_trust_policy(
                 "firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": account.account_id}}

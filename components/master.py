@@ -8,12 +8,15 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .analytics import OrgAnalytics, OrgAnalyticsArgs
 from .artifact_store import ArtifactStore, ArtifactStoreArgs, artifact_decrypt_statement
 from .config import MasterConfig
+from .delivery import DeliveryPipeline, DeliveryPipelineArgs
 from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext
 from .naming import bucket_name
 from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
+from .runner_triggers import RunnerTriggers, RunnerTriggersArgs, runner_logs_key_statement
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
 from .storage import access_log_encryption_statement
 
@@ -28,11 +31,14 @@ class MasterAccountArgs:
 
     config: MasterConfig
     """The validated master stack configuration."""
+    org_events_provider: Optional[pulumi.ProviderResource] = None
+    """A us-east-1 provider, where Organizations events arrive, when the master region is another one
+    (default None: the master is in us-east-1)."""
 
 
 class MasterAccount(pulumi.ComponentResource):
-    """The master stack: one KMS key, an access-log bucket, the artifact store shared with silos and
-    the alerts topic.
+    """The master stack: one KMS key, an access-log bucket, the artifact store shared with silos,
+    the alerts topic, org-wide analytics and (when configured) the delivery pipeline.
 
     Outputs are the contract silo stacks read through their `StackReference`.
     """
@@ -60,6 +66,7 @@ class MasterAccount(pulumi.ComponentResource):
                     access_log_encryption_statement(account),
                     artifact_decrypt_statement(account, artifact_bucket_name, cfg.deploy_role_name, cfg.silo_ou_path),
                     service_publish_key_statement(account, ALERT_PUBLISHERS),
+                    runner_logs_key_statement(account, RunnerTriggers.log_group_name(cfg.name_prefix)),
                 ],
                 tags=tags,
             ),
@@ -104,15 +111,88 @@ class MasterAccount(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.analytics = OrgAnalytics(
+            f"{name}-analytics",
+            OrgAnalyticsArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                results_bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "athena-results", account.account_id),
+                kms_key_arn=self.key.arn,
+                access_log_bucket=self.access_logs.name,
+                silo_ou_path=cfg.silo_ou_path,
+                catalog_prefix=cfg.analytics.catalog_prefix,
+                bytes_scanned_cutoff_per_query=cfg.analytics.bytes_scanned_cutoff_per_query,
+                results_expiration_days=cfg.analytics.results_expiration_days,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        state_bucket = cfg.runner.state_bucket or bucket_name(cfg.name_prefix, MASTER_OWNER, "pulumi-state", account.account_id)
+        self.runner = RunnerTriggers(
+            f"{name}-runner",
+            RunnerTriggersArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                organization_id=cfg.organization_id,
+                deploy_role_name=cfg.deploy_role_name,
+                runner=cfg.runner,
+                state_bucket=state_bucket,
+                artifact_bucket=self.artifacts.name,
+                key_arn=self.key.arn,
+                alert_topic_arn=self.alerts.arn,
+                secrets_provider=cfg.runner_secrets_provider(),
+                org_events_provider=args.org_events_provider,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.delivery: Optional[DeliveryPipeline] = None
+        if cfg.delivery is not None:
+            delivery = cfg.delivery
+            self.delivery = DeliveryPipeline(
+                f"{name}-delivery",
+                DeliveryPipelineArgs(
+                    account=account,
+                    name_prefix=cfg.name_prefix,
+                    pipeline_bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "pipeline", account.account_id),
+                    kms_key_arn=self.key.arn,
+                    access_log_bucket=self.access_logs.name,
+                    artifact_bucket_name=self.artifacts.name,
+                    alert_topic_arn=self.alerts.arn,
+                    silo_ou_path=cfg.silo_ou_path,
+                    deploy_role_name=cfg.deploy_role_name,
+                    organization_id=cfg.organization_id,
+                    state_bucket=state_bucket,
+                    secrets_key_arn=delivery.secrets_key_arn or self.key.arn,
+                    master_deploy_role_name=delivery.master_deploy_role_name,
+                    source=delivery.source,
+                    repository=delivery.repository,
+                    branch=delivery.branch,
+                    connection_arn=delivery.connection_arn,
+                    connection_provider=delivery.connection_provider,
+                    source_object_key=delivery.source_object_key,
+                    pulumi_version=delivery.pulumi_version,
+                    log_retention_days=delivery.log_retention_days,
+                    tags=tags,
+                ),
+                opts=child,
+            )
+
         self.outputs = {
             "artifactBucketName": self.artifacts.name,
             "artifactBucketArn": self.artifacts.arn,
             "artifactKeyArn": self.key.arn,
             "accessLogBucketName": self.access_logs.name,
             "alertTopicArn": self.alerts.arn,
+            "runnerProjectName": self.runner.project_name,
+            "pulumiStateBucket": state_bucket,
             "organizationId": cfg.organization_id,
             "siloOuPath": cfg.silo_ou_path,
             "analyticsOuPath": cfg.analytics_ou_path,
             "deployRoleName": cfg.deploy_role_name,
+            "analyticsWorkgroup": self.analytics.workgroup.name,
+            "siloCatalogs": self.analytics.catalog_names,
         }
+        if self.delivery is not None:
+            self.outputs["deliveryPipelineName"] = self.delivery.pipeline.name
         self.register_outputs(self.outputs)

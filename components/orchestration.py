@@ -500,7 +500,7 @@ class Pipeline(pulumi.ComponentResource):
 
         role, role_policy = role_with_policy(
             name,
-            role_name=bounded_name(base, "etl-pipeline"),
+            physical_name=bounded_name(base, "etl-pipeline"),
             trust_policy=_service_trust("states.amazonaws.com", account),
             statements=state_machine_statements(
                 account,
@@ -529,7 +529,7 @@ class Pipeline(pulumi.ComponentResource):
 
         schedule_role, _ = role_with_policy(
             f"{name}-schedule",
-            role_name=bounded_name(base, "etl-schedule"),
+            physical_name=bounded_name(base, "etl-schedule"),
             trust_policy=_service_trust("events.amazonaws.com", account),
             statements=[statement("StartThisPipeline", "states:StartExecution", self.state_machine.arn)],
             tags=args.tags,

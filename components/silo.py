@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from .catalog import SiloCatalog, SiloCatalogArgs
 from .config import SiloConfig
+from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
 from .etl import Etl, EtlArgs
 from .iam import AccountContext
 from .ingestion import Ingestion, IngestionArgs
@@ -19,6 +20,7 @@ from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_state
 from .orchestration import Pipeline, PipelineArgs
 from .schema import redshift_load_statements
 from .secure_bucket import bucket_arn
+from .sftp import SftpServer, SftpServerArgs
 from .sharing import analytics_bucket_statements, analytics_key_statement
 from .storage import SiloStorage, SiloStorageArgs
 from .warehouse import Warehouse, WarehouseArgs
@@ -73,6 +75,7 @@ class SiloAccount(pulumi.ComponentResource):
                 noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_days=storage.abort_incomplete_multipart_days,
                 key_policy_statements=[
+                    audit_log_key_statement(account, cfg.silo_name),
                     logs_key_statement(account),
                     # EventBridge publishes the pipeline's timeout/abort events to the encrypted alert topic.
                     service_publish_key_statement(account, ["events.amazonaws.com"]),
@@ -87,13 +90,62 @@ class SiloAccount(pulumi.ComponentResource):
         )
         self._data_flow(name, cfg, account, tags, child)
 
+        dropzone_bucket = self.storage.buckets["dropzone"]
+        site = DropzoneSite(
+            account=account,
+            name_prefix=cfg.name_prefix,
+            silo_name=cfg.silo_name,
+            bucket_name=dropzone_bucket.name,
+            bucket_arn=dropzone_bucket.arn,
+            key_arn=self.storage.key.arn,
+        )
+        dz = cfg.dropzone
+        self.dropzone = Dropzone(
+            f"{name}-dropzone",
+            DropzoneArgs(
+                site=site,
+                allowed_origin=dz.allowed_origin,
+                audit_log_retention_days=dz.audit_log_retention_days,
+                function_log_retention_days=dz.function_log_retention_days,
+                upload_max_bytes=dz.upload_max_mb * 1024 * 1024,
+                upload_url_seconds=dz.upload_url_seconds,
+                janitor_schedule=dz.janitor_schedule,
+                mfa=dz.mfa,
+                throttle_rate_limit=dz.throttle_rate_limit,
+                throttle_burst_limit=dz.throttle_burst_limit,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.sftp: Optional[SftpServer] = None
+        if cfg.sftp.enabled:
+            self.sftp = SftpServer(
+                f"{name}-sftp",
+                SftpServerArgs(
+                    site=site,
+                    security_policy=cfg.sftp.security_policy,
+                    endpoint_type=cfg.sftp.endpoint_type,
+                    vpc_id=cfg.sftp.vpc_id,
+                    subnet_ids=cfg.sftp.subnet_ids,
+                    allowed_cidrs=cfg.sftp.allowed_cidrs,
+                    function_log_retention_days=dz.function_log_retention_days,
+                    tags=tags,
+                ),
+                opts=child,
+            )
+
         self.outputs: dict[str, pulumi.Input[str]] = {
             "accountId": cfg.account_id,
             "siloName": cfg.silo_name,
             "keyArn": self.storage.key.arn,
             "masterArtifactBucket": self.master_outputs["artifactBucketName"],
             **{bucket_output_key(purpose): bucket.name for purpose, bucket in self.storage.buckets.items()},
+            "dropzoneApiUrl": self.dropzone.api_url,
+            "dropzoneUserPoolId": self.dropzone.user_pool_id,
+            "dropzoneUserPoolClientId": self.dropzone.user_pool_client_id,
         }
+        if self.sftp is not None:
+            self.outputs["sftpEndpoint"] = self.sftp.endpoint
         self.outputs.update(self.data_flow_outputs)
         self.register_outputs(self.outputs)
 

@@ -201,7 +201,7 @@ class Warehouse(pulumi.ComponentResource):
 
         self.copy_role, copy_policy = role_with_policy(
             f"{name}-copy",
-            role_name=bounded_name(base, "redshift-copy"),
+            physical_name=bounded_name(base, "redshift-copy"),
             trust_policy=service_trust_policy(
                 ["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"],
                 {"StringEquals": {"aws:SourceAccount": account.account_id}},

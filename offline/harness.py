@@ -9,6 +9,7 @@ the values of the stack outputs. An invoke the mocks do not know raises, naming 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -17,9 +18,38 @@ import pulumi
 from pulumi.runtime import mocks as runtime_mocks
 from pulumi.runtime import rpc
 
+from components.config import decode_structured
+
 MASTER_ACCOUNT_ID = "111111111111"
 SILO_ACCOUNT_ID = "222222222222"
 REGION = "eu-west-1"
+# What Organizations reports under the silo OU unless a test says otherwise: the silo the shipped
+# template is filled with, ACTIVE.
+SILO_OU_ACCOUNTS = ({"id": SILO_ACCOUNT_ID, "name": "sales", "state": "ACTIVE"},)
+DESCENDANT_ACCOUNTS = "aws:organizations/getOrganizationalUnitDescendantAccounts:getOrganizationalUnitDescendantAccounts"
+
+
+def descendant_accounts(accounts) -> InvokeHandler:
+    """Handler of the Organizations invoke answering with `accounts` (dicts with id, name, state)."""
+
+    def handler(args: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {
+            "id": args["parentId"],
+            "parentId": args["parentId"],
+            "accounts": [
+                {
+                    "id": a["id"],
+                    "name": a["name"],
+                    "state": a["state"],
+                    "status": a["state"],
+                    "arn": f"arn:aws:organizations::{MASTER_ACCOUNT_ID}:account/o-a1b2c3d4e5/{a['id']}",
+                    "email": f"aws+{a['id']}@example.com",
+                }
+                for a in accounts
+            ],
+        }
+
+    return handler
 
 InvokeHandler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -100,15 +130,6 @@ class Recording:
         return found
 
 
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
 def _arn(service: str, region: str, account: str, resource: str) -> str:
     return f"arn:aws:{service}:{region}:{account}:{resource}"
 
@@ -174,6 +195,12 @@ class DatalakeMocks(pulumi.runtime.Mocks):
         elif typ == "aws:iam/role:Role":
             role_name = inputs.get("name", name)
             state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")
+        elif typ == "aws:codestarconnections/connection:Connection":
+            # Real connection ARNs: `codestar-connections` service, `connection/<uuid>` resource.
+            connection_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+            state.update(arn=_arn("codestar-connections", region, account, f"connection/{connection_id}"), connectionStatus="PENDING")
+        elif typ == "aws:codebuild/project:Project":
+            state["arn"] = _arn("codebuild", region, account, f"project/{inputs.get('name', name)}")
         elif typ == "aws:apigateway/restApi:RestApi":
             state.update(rootResourceId=f"{name}-root", arn=_arn("apigateway", region, "", f"/restapis/{name}-id"))
         elif typ in _ARN_FORMATS:
@@ -181,7 +208,8 @@ class DatalakeMocks(pulumi.runtime.Mocks):
             state.setdefault("arn", _arn(service, region, account, pattern.format(inputs.get(name_key) or name)))
         else:
             service = typ.split(":")[1].split("/")[0]
-            state.setdefault("arn", _arn(service, region, account, f"{name}"))
+            physical = inputs.get("name") if isinstance(inputs.get("name"), str) else name
+            state.setdefault("arn", _arn(service, region, account, physical))
         state.setdefault("id", resource_id)
         return resource_id, state
 
@@ -227,7 +255,7 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
         inputs = rpc.deserialize_properties(properties)
         if request.type.startswith("pulumi:providers:"):
             # Providers receive nested config as JSON text; decode it so tests read structures.
-            inputs = {key: _maybe_json(value) for key, value in inputs.items()}
+            inputs = {key: decode_structured(value) for key, value in inputs.items()}
         self.recorded.append(
             RecordedResource(
                 type=request.type,
@@ -269,6 +297,7 @@ def default_invokes(account_id: str) -> dict[str, InvokeHandler]:
             "description": "Europe (Ireland)",
             "endpoint": f"ec2.{REGION}.amazonaws.com",
         },
+        DESCENDANT_ACCOUNTS: descendant_accounts(SILO_OU_ACCOUNTS),
     }
 
 

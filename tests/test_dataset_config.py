@@ -104,7 +104,7 @@ def test_authorization_is_iam_or_api_key():
 
 def test_log_retention_must_be_a_cloudwatch_value():
     (problem,) = problems(ingestion={"logRetentionDays": 100})
-    assert "got 100, which CloudWatch Logs does not offer" in problem
+    assert "got 100, which CloudWatch Logs does not accept" in problem
 
 
 def test_schedule_must_be_an_eventbridge_expression():

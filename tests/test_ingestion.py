@@ -313,3 +313,8 @@ def test_rendered_records_reach_s3_as_newline_delimited_json_through_firehose(mo
         text = "".join(s3.get_object(Bucket=RAW_BUCKET, Key=o["Key"])["Body"].read().decode() for o in objects)
     assert sorted(json.loads(line)["order_id"] for line in text.splitlines()) == ["a", "b", "c"]
     assert text.endswith("\n") and text.count("\n") == 3
+
+
+def test_silo_exports_the_stage_url(silo):
+    api = silo.one("aws:apigateway/restApi:RestApi")
+    assert silo.outputs["ingestionEndpoint"] == f"https://{api.outputs['id']}.execute-api.eu-west-1.amazonaws.com/v1"

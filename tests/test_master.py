@@ -19,7 +19,12 @@ def artifact_bucket(master: Recording):
 
 def test_artifact_bucket_is_named_after_prefix_owner_purpose_and_account(master):
     names = sorted(b.inputs["bucket"] for b in master.of_type("aws:s3/bucket:Bucket"))
-    assert names == [f"acme-dl-master-access-logs-{MASTER_ACCOUNT_ID}", ARTIFACT_BUCKET]
+    assert names == [
+        f"acme-dl-master-access-logs-{MASTER_ACCOUNT_ID}",
+        ARTIFACT_BUCKET,
+        f"acme-dl-master-athena-results-{MASTER_ACCOUNT_ID}",
+        f"acme-dl-master-pipeline-{MASTER_ACCOUNT_ID}",
+    ]
 
 
 def test_artifact_bucket_grants_read_only_to_deploy_roles_under_the_silo_ou(master):
@@ -110,10 +115,13 @@ def test_master_exports_what_silo_stacks_read(master):
     assert master.outputs["analyticsOuPath"] == "o-a1b2c3d4e5/r-ab12/ou-ab12-22222222/"
 
 
-def test_master_resources_use_the_master_provider_pinned_to_the_configured_region(master):
-    (provider,) = master.of_type("pulumi:providers:aws")
-    assert provider.inputs["region"] == "eu-west-1"
-    assert "assumeRoles" not in provider.inputs
+def test_master_resources_use_the_master_providers_and_never_assume_a_role(master):
+    providers = {p.name: p for p in master.of_type("pulumi:providers:aws")}
+    assert providers["master"].inputs["region"] == "eu-west-1"
+    # Organizations events reach EventBridge only in us-east-1; one provider forwards them from there.
+    assert set(providers) <= {"master", "master-us-east-1"}
+    for provider in providers.values():
+        assert "assumeRoles" not in provider.inputs
     for resource in master.resources:
         if resource.custom and not resource.type.startswith("pulumi:"):
-            assert resource.provider.startswith(provider.urn), resource.urn
+            assert resource.provider.startswith(providers["master"].urn) or "us-east-1" in resource.name, resource.urn

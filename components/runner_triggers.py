@@ -1,0 +1,372 @@
+"""`RunnerTriggers`: the master account's CodeBuild project that runs `python -m runner`, and what starts it.
+
+- an EventBridge schedule runs `apply` (default hourly) and another runs `drift` (default daily);
+- Organizations account events (account created, moved, closed, removed, tagged) start `apply` at
+  once. Organizations is a global service whose CloudTrail events reach EventBridge in us-east-1
+  only, so when the master lives elsewhere a us-east-1 rule forwards them to the master region's
+  default bus (pass `org_events_provider`);
+- a failed, stopped or timed-out build publishes to the master alerts topic;
+- the build's role may assume only the deploy role, only in accounts of this organization, read
+  Organizations, read the project bundle, and read/write the Pulumi state bucket.
+The project allows one build at a time: overlapping triggers queue instead of racing for locks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+
+from .config import RunnerConfig
+from .iam import AccountContext, Statement, policy_json, role_arn_pattern, statement
+
+BUILD_IMAGE = "aws/codebuild/standard:7.0"
+# Organizations API calls (CloudTrail) that change which accounts should have a silo stack.
+ORGANIZATIONS_EVENTS = (
+    "CreateAccountResult",
+    "AcceptHandshake",
+    "MoveAccount",
+    "CloseAccount",
+    "RemoveAccountFromOrganization",
+    "TagResource",
+    "UntagResource",
+)
+FAILED_BUILD_STATES = ("FAILED", "STOPPED", "TIMED_OUT")
+
+
+def runner_buildspec(python_version: str = "3.11") -> str:
+    """The build: install the pinned Pulumi CLI and the project, then `python -m runner $RUNNER_COMMAND`.
+
+    The command comes from an environment variable so the schedules can override it per target.
+    """
+    path = 'export PATH="$HOME/.pulumi/bin:$PATH"'
+    spec = {
+        "version": 0.2,
+        "env": {"shell": "bash"},
+        "phases": {
+            "install": {
+                "runtime-versions": {"python": python_version},
+                "commands": [
+                    'curl -fsSL https://get.pulumi.com | sh -s -- --version "$PULUMI_VERSION"',
+                    "python -m venv .venv",
+                    ".venv/bin/pip install --quiet -r requirements.txt",
+                ],
+            },
+            "build": {"commands": [path, 'pulumi version', '.venv/bin/python -m runner "$RUNNER_COMMAND"']},
+        },
+    }
+    return yaml.safe_dump(spec, sort_keys=False)
+
+
+def organizations_event_pattern() -> str:
+    return json.dumps(
+        {
+            "source": ["aws.organizations"],
+            "detail-type": ["AWS API Call via CloudTrail", "AWS Service Event via CloudTrail"],
+            "detail": {"eventSource": ["organizations.amazonaws.com"], "eventName": list(ORGANIZATIONS_EVENTS)},
+        }
+    )
+
+
+def runner_logs_key_statement(account: AccountContext, log_group_name: str) -> Statement:
+    """Key policy grant: CloudWatch Logs may encrypt the runner's build log group with the key."""
+    return statement(
+        "AllowRunnerLogGroupEncryption",
+        ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+        "*",
+        principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
+        conditions={"StringEquals": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:{log_group_name}")}},
+    )
+
+
+def _service_trust(service: str, account: AccountContext) -> pulumi.Output[str]:
+    return policy_json(
+        [
+            {
+                "Sid": "AllowServiceAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+            }
+        ]
+    )
+
+
+def _override(command: str) -> str:
+    """Target input: CodeBuild `StartBuild` parameters that pick the runner command."""
+    return json.dumps({"environmentVariablesOverride": [{"name": "RUNNER_COMMAND", "value": command, "type": "PLAINTEXT"}]})
+
+
+@dataclass(frozen=True)
+class RunnerTriggersArgs:
+    """Arguments of `RunnerTriggers`."""
+
+    account: AccountContext
+    """The master account."""
+    name_prefix: str
+    """Prefix of physical names, e.g. `acme-dl`."""
+    organization_id: str
+    """The organization whose member accounts the runner may deploy into."""
+    deploy_role_name: str
+    """Name of the role the runner assumes in silo accounts."""
+    runner: RunnerConfig
+    """Schedules, concurrency, Pulumi CLI version, bundle key, build timeout."""
+    state_bucket: pulumi.Input[str]
+    """Bucket of the Pulumi state (S3 backend) and of the runner's reports."""
+    artifact_bucket: pulumi.Input[str]
+    """Bucket that holds the project bundle (`runner.bundle_key`)."""
+    key_arn: pulumi.Input[str]
+    """Master key: encrypts build output and logs, and is the silo stacks' secrets provider."""
+    alert_topic_arn: pulumi.Input[str]
+    """Topic that receives failed builds; EventBridge must be allowed to publish to it."""
+    secrets_provider: pulumi.Input[str]
+    """Secrets provider URL handed to the runner (`awskms://...`)."""
+    org_events_provider: Optional[pulumi.ProviderResource] = None
+    """A us-east-1 provider when the master region is another one (default None: same region)."""
+    log_retention_days: int = 90
+    """Days the build logs are kept (default 90)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of every resource (default none)."""
+
+
+class RunnerTriggers(pulumi.ComponentResource):
+    """The runner's CodeBuild project, its schedules and Organizations trigger, and failure alerts."""
+
+    project: aws.codebuild.Project
+    role: aws.iam.Role
+
+    def __init__(self, name: str, args: RunnerTriggersArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:runner:RunnerTriggers", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account, runner = args.account, args.runner
+        project_name = f"{args.name_prefix}-runner"
+        log_group_name = self.log_group_name(args.name_prefix)
+
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=log_group_name,
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.key_arn,
+            tags=args.tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=project_name,
+            description="Runs python -m runner: deploys silo stacks through the deploy role of member accounts",
+            assume_role_policy=_service_trust("codebuild.amazonaws.com", account),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.id,
+            policy=policy_json(self.build_statements(args, log_group_name)),
+            opts=child,
+        )
+        backend_url = pulumi.Output.concat("s3://", args.state_bucket, "?region=", account.region)
+        self.project = aws.codebuild.Project(
+            f"{name}-project",
+            name=project_name,
+            description="Reconciles one Pulumi stack per account of the silo OU (python -m runner)",
+            service_role=self.role.arn,
+            encryption_key=args.key_arn,
+            build_timeout=runner.build_timeout_minutes,
+            queued_timeout=480,
+            concurrent_build_limit=1,
+            source=aws.codebuild.ProjectSourceArgs(
+                type="S3",
+                location=pulumi.Output.concat(args.artifact_bucket, "/", runner.bundle_key),
+                buildspec=runner_buildspec(),
+            ),
+            artifacts=aws.codebuild.ProjectArtifactsArgs(type="NO_ARTIFACTS"),
+            environment=aws.codebuild.ProjectEnvironmentArgs(
+                compute_type=runner.build_compute_type,
+                image=BUILD_IMAGE,
+                type="LINUX_CONTAINER",
+                image_pull_credentials_type="CODEBUILD",
+                environment_variables=[
+                    aws.codebuild.ProjectEnvironmentEnvironmentVariableArgs(name=key, value=value)
+                    for key, value in {
+                        "RUNNER_COMMAND": "apply",
+                        "PULUMI_VERSION": runner.pulumi_version,
+                        "PULUMI_BACKEND_URL": backend_url,
+                        "RUNNER_REPORT_TO": pulumi.Output.concat("s3://", args.state_bucket, "/runner-reports"),
+                        "PULUMI_SECRETS_PROVIDER": args.secrets_provider,
+                        "AWS_REGION": account.region,
+                    }.items()
+                ],
+            ),
+            logs_config=aws.codebuild.ProjectLogsConfigArgs(
+                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(group_name=logs.name, status="ENABLED"),
+                s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+
+        events_role = aws.iam.Role(
+            f"{name}-events-role",
+            name=f"{project_name}-events",
+            description="Lets EventBridge start the runner and forward Organizations events",
+            assume_role_policy=_service_trust("events.amazonaws.com", account),
+            tags=args.tags,
+            opts=child,
+        )
+        default_bus = account.arn("events", "event-bus/default")
+        aws.iam.RolePolicy(
+            f"{name}-events-policy",
+            role=events_role.id,
+            policy=policy_json(
+                [
+                    statement("StartRunnerBuild", "codebuild:StartBuild", self.project.arn),
+                    statement("ForwardOrganizationsEvents", "events:PutEvents", default_bus),
+                ]
+            ),
+            opts=child,
+        )
+
+        def start_runner(rule_name: str, rule: aws.cloudwatch.EventRule, command: str) -> None:
+            aws.cloudwatch.EventTarget(
+                f"{rule_name}-target",
+                rule=rule.name,
+                arn=self.project.arn,
+                role_arn=events_role.arn,
+                input=_override(command),
+                opts=child,
+            )
+
+        self.schedule = aws.cloudwatch.EventRule(
+            f"{name}-schedule",
+            name=f"{project_name}-schedule",
+            description="Runs python -m runner apply on a schedule",
+            schedule_expression=runner.schedule,
+            tags=args.tags,
+            opts=child,
+        )
+        start_runner(f"{name}-schedule", self.schedule, "apply")
+        if runner.drift_schedule:
+            drift = aws.cloudwatch.EventRule(
+                f"{name}-drift-schedule",
+                name=f"{project_name}-drift",
+                description="Runs python -m runner drift: the build fails (and alerts) when a silo drifted",
+                schedule_expression=runner.drift_schedule,
+                tags=args.tags,
+                opts=child,
+            )
+            start_runner(f"{name}-drift-schedule", drift, "drift")
+
+        account_events = aws.cloudwatch.EventRule(
+            f"{name}-account-events",
+            name=f"{project_name}-account-events",
+            description="Starts the runner when an account is created, moved, closed, removed or tagged",
+            event_pattern=organizations_event_pattern(),
+            tags=args.tags,
+            opts=child,
+        )
+        start_runner(f"{name}-account-events", account_events, "apply")
+        if args.org_events_provider is not None:
+            forward = pulumi.ResourceOptions(parent=self, provider=args.org_events_provider)
+            source = aws.cloudwatch.EventRule(
+                f"{name}-account-events-us-east-1",
+                name=f"{project_name}-account-events",
+                description="Forwards Organizations account events (sent to us-east-1 only) to the master region",
+                event_pattern=organizations_event_pattern(),
+                tags=args.tags,
+                opts=forward,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-account-events-us-east-1-target",
+                rule=source.name,
+                arn=default_bus,
+                role_arn=events_role.arn,
+                opts=forward,
+            )
+
+        failed = aws.cloudwatch.EventRule(
+            f"{name}-failed",
+            name=f"{project_name}-failed",
+            description="A runner build failed: some silo stacks were not reconciled, drifted or were held",
+            event_pattern=pulumi.Output.json_dumps(
+                {
+                    "source": ["aws.codebuild"],
+                    "detail-type": ["CodeBuild Build State Change"],
+                    "detail": {"build-status": list(FAILED_BUILD_STATES), "project-name": [self.project.name]},
+                }
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(f"{name}-failed-target", rule=failed.name, arn=args.alert_topic_arn, opts=child)
+
+        self.project_name = self.project.name
+        self.register_outputs({"projectName": self.project.name, "roleArn": self.role.arn, "logGroup": logs.name})
+
+    @staticmethod
+    def log_group_name(name_prefix: str) -> str:
+        return f"/aws/codebuild/{name_prefix}-runner"
+
+    @staticmethod
+    def build_statements(args: RunnerTriggersArgs, log_group_name: str) -> list[Statement]:
+        """The build role's policy: deploy roles of member accounts, Organizations reads, state, bundle, key, logs."""
+        account = args.account
+        org = args.organization_id
+        organizations = lambda resource: pulumi.Output.concat(  # noqa: E731
+            "arn:", account.partition, ":organizations::", account.account_id, ":", resource
+        )
+        state = pulumi.Output.concat("arn:", account.partition, ":s3:::", args.state_bucket)
+        artifacts = pulumi.Output.concat("arn:", account.partition, ":s3:::", args.artifact_bucket)
+        return [
+            statement(
+                "AssumeDeployRoleInMemberAccounts",
+                "sts:AssumeRole",
+                role_arn_pattern(account.partition, args.deploy_role_name),
+                conditions={"StringEquals": {"aws:ResourceOrgID": org}},
+            ),
+            statement(
+                "ReadOrganizationAccounts",
+                [
+                    "organizations:DescribeOrganizationalUnit",
+                    "organizations:ListAccountsForParent",
+                    "organizations:ListOrganizationalUnitsForParent",
+                    "organizations:ListTagsForResource",
+                    "organizations:DescribeAccount",
+                ],
+                [
+                    organizations(f"ou/{org}/ou-*"),
+                    organizations(f"root/{org}/r-*"),
+                    organizations(f"account/{org}/*"),
+                ],
+            ),
+            statement("ListStateBucket", ["s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning"], state),
+            statement(
+                "ReadWriteState",
+                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                pulumi.Output.concat(state, "/*"),
+            ),
+            statement("ReadBundleBucket", ["s3:GetBucketAcl", "s3:GetBucketLocation"], artifacts),
+            statement(
+                "ReadBundle",
+                ["s3:GetObject", "s3:GetObjectVersion"],
+                pulumi.Output.concat(artifacts, "/", args.runner.bundle_key),
+            ),
+            statement(
+                "UseMasterKey",
+                ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                args.key_arn,
+            ),
+            statement(
+                "WriteBuildLogs",
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                [
+                    account.arn("logs", f"log-group:{log_group_name}"),
+                    account.arn("logs", f"log-group:{log_group_name}:log-stream:*"),
+                ],
+            ),
+        ]
+

@@ -1,0 +1,114 @@
+"""A fake `StackOperations` for the runner's tests and `bench/rollout.py`.
+
+It keeps stacks in memory, sleeps a configurable latency per operation, fails or reports a lock on
+chosen stacks, and records every call and how many operations overlapped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, TextIO, Union
+
+from components.errors import StackLockedError, StackOperationError
+from runner.model import StackInfo
+
+Latency = Union[float, Callable[[str, str], float]]
+
+
+class FakeStackOperations:
+    """In-memory stacks with latencies and failures.
+
+    - `latency`: seconds each up/destroy/drift takes, or `f(operation, stack) -> seconds`.
+    - `failures`: stack → error line; `up`, `destroy` and `preview_drift` of that stack fail with it.
+    - `locked`: stack → how many times its next operations find it locked (`StackLockedError`).
+    - `drift`: stack → the changes `preview_drift` reports.
+    - `export_failures`: stacks whose export fails.
+    """
+
+    def __init__(
+        self,
+        stacks: Iterable[StackInfo] = (),
+        *,
+        latency: Latency = 0.0,
+        failures: Mapping[str, str] | None = None,
+        locked: Mapping[str, int] | None = None,
+        drift: Mapping[str, list[str]] | None = None,
+        export_failures: Iterable[str] = (),
+        resources_per_stack: int = 12,
+    ):
+        self.stacks = {s.name: s for s in stacks}
+        self.latency = latency
+        self.failures = dict(failures or {})
+        self.locked = dict(locked or {})
+        self.drift = dict(drift or {})
+        self.export_failures = set(export_failures)
+        self.resources_per_stack = resources_per_stack
+        self.calls: list[tuple[str, str]] = []
+        self.configs: dict[str, dict[str, Any]] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+        self.removed: dict[str, bool] = {}
+        self.running = 0
+        self.max_running = 0
+        self._lock = threading.Lock()
+
+    def _record(self, operation: str, stack: str) -> None:
+        with self._lock:
+            self.calls.append((operation, stack))
+
+    def _work(self, operation: str, stack: str, log: TextIO) -> None:
+        self._record(operation, stack)
+        with self._lock:
+            if self.locked.get(stack, 0) > 0:
+                self.locked[stack] -= 1
+                raise StackLockedError(f"{stack}: {operation} found the stack locked by another update")
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            seconds = self.latency(operation, stack) if callable(self.latency) else self.latency
+            time.sleep(seconds)
+            log.write(f"{operation} {stack}: simulated {seconds:.3f}s\n")
+            if stack in self.failures:
+                raise StackOperationError(f"{stack}: {operation} failed", self.failures[stack])
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def list_stacks(self) -> list[StackInfo]:
+        self._record("list", "*")
+        return list(self.stacks.values())
+
+    def create_stack(self, stack: str, tags: Mapping[str, str]) -> None:
+        self._record("create", stack)
+        with self._lock:
+            self.stacks.setdefault(stack, StackInfo(stack, tags.get("datalake:silo-name")))
+            self.tags[stack] = dict(tags)
+
+    def set_config(self, stack: str, config: Mapping[str, Any]) -> None:
+        self._record("set_config", stack)
+        self.configs[stack] = dict(config)
+
+    def up(self, stack: str, log: TextIO) -> int:
+        self._work("up", stack, log)
+        return self.resources_per_stack
+
+    def preview_drift(self, stack: str, log: TextIO) -> list[str]:
+        self._work("drift", stack, log)
+        return list(self.drift.get(stack, []))
+
+    def destroy(self, stack: str, log: TextIO) -> int:
+        self._work("destroy", stack, log)
+        return self.resources_per_stack
+
+    def export(self, stack: str) -> dict[str, Any]:
+        self._record("export", stack)
+        if stack in self.export_failures:
+            raise StackOperationError(f"{stack}: export failed", "error: access denied reading the state")
+        return {"version": 3, "deployment": {"stack": stack, "resources": []}}
+
+    def remove(self, stack: str, *, force: bool) -> None:
+        self._record("remove", stack)
+        with self._lock:
+            self.stacks.pop(stack, None)
+            self.removed[stack] = force

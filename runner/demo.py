@@ -1,0 +1,198 @@
+"""The README's main job: discover + plan (dry-run) against an organization.
+
+Offline (the default on a machine without AWS credentials or the pulumi CLI) it starts `moto_server`
+on 127.0.0.1, seeds an organization - a silo OU with nested OUs, active accounts, one suspended, one
+moved out, one opted out by tag - and a local file backend whose stacks stand for earlier runs (one
+of them for an account that has left the organization), then prints the discovery and plan tables.
+With AWS credentials and a `pulumi` CLI it plans against the real organization instead, read-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.errors import UsageError
+
+log = logging.getLogger("runner.demo")
+
+# Accounts that already have a silo stack from an earlier run, by OU (paths below the silo OU).
+EXISTING = {
+    "": ["Sales EMEA", "Marketing", "Finance", "Customer 360"],
+    "emea": ["Supply Chain", "HR Analytics", "IoT Telemetry", "Retail Stores"],
+    "emea/prod": ["Payments", "Logistics"],
+    "americas": ["Research Lab", "Clinical Trials", "Energy Grid", "Media Archive"],
+    "americas/labs": ["Genomics", "Climate Models"],
+}
+NEW = {"americas/labs": ["Fraud Detection"], "emea": ["Marketing"]}
+SUSPENDED, MOVED_OUT, OPTED_OUT = "Legacy CRM", "Ads Sandbox", "Security Tooling"
+GONE_ACCOUNT = "999999999999"
+OPT_OUT_TAG = {"Key": "datalake:silo", "Value": "false"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def moto_server(timeout: float = 15.0) -> Iterator[str]:
+    """Starts `moto_server` on a free local port; yields its endpoint URL; stops it on exit."""
+    port = free_port()
+    # `moto_server` with this interpreter: a `moto_server` found on PATH may belong to another Python.
+    server = "import sys; from moto.server import main; sys.exit(main())"
+    command = [sys.executable, "-c", server, "-H", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise UsageError(f"moto_server did not start on {url}; is moto[server] installed?") from None
+                time.sleep(0.1)
+        log.info("local AWS emulator (moto_server) ready on %s", url)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@dataclass
+class SeededOrg:
+    """What `seed_organization` created."""
+
+    silo_ou_id: str
+    accounts: dict[str, str] = field(default_factory=dict)
+    """Account name → id (later duplicates get ` #2`)."""
+    with_stacks: dict[str, str] = field(default_factory=dict)
+    """Account id → silo name of the stacks an earlier run left in the backend."""
+
+
+def seed_organization(org: Any) -> SeededOrg:
+    """An organization shaped like a real one, through the Organizations API (moto or real)."""
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    silo = org.create_organizational_unit(ParentId=root, Name="silos")["OrganizationalUnit"]["Id"]
+    sandbox = org.create_organizational_unit(ParentId=root, Name="sandbox")["OrganizationalUnit"]["Id"]
+    ous = {"": silo}
+    for path in sorted({*EXISTING, *NEW} - {""}, key=lambda p: p.count("/")):
+        parent = ous[path.rsplit("/", 1)[0] if "/" in path else ""]
+        ous[path] = org.create_organizational_unit(ParentId=parent, Name=path.rsplit("/", 1)[-1])["OrganizationalUnit"]["Id"]
+    seeded = SeededOrg(silo_ou_id=silo)
+
+    def create(name: str, ou: str) -> str:
+        email = f"{name.lower().replace(' ', '.')}.{len(seeded.accounts)}@example.com"
+        status = org.create_account(Email=email, AccountName=name)["CreateAccountStatus"]
+        account_id = status["AccountId"]
+        org.move_account(AccountId=account_id, SourceParentId=root, DestinationParentId=ou)
+        seeded.accounts[name if name not in seeded.accounts else f"{name} #2"] = account_id
+        return account_id
+
+    from .planning import derive_silo_name
+
+    for path, names in EXISTING.items():
+        for name in names:
+            account_id = create(name, ous[path])
+            seeded.with_stacks[account_id] = derive_silo_name(name, account_id, seeded.with_stacks.values())
+    for path, names in NEW.items():
+        for name in names:
+            create(name, ous[path])
+    for name in (SUSPENDED, MOVED_OUT, OPTED_OUT):
+        account_id = create(name, silo)
+        seeded.with_stacks[account_id] = derive_silo_name(name, account_id, seeded.with_stacks.values())
+    org.close_account(AccountId=seeded.accounts[SUSPENDED])
+    org.move_account(AccountId=seeded.accounts[MOVED_OUT], SourceParentId=silo, DestinationParentId=sandbox)
+    org.tag_resource(ResourceId=seeded.accounts[OPTED_OUT], Tags=[OPT_OUT_TAG])
+    seeded.with_stacks[GONE_ACCOUNT] = "old-warehouse"
+    return seeded
+
+
+def write_file_backend(directory: Path, stacks: dict[str, str], project: str = "datalake") -> Path:
+    """A local file backend (`file://<directory>`) holding one checkpoint per stack, as the CLI writes them."""
+    root = directory / ".pulumi" / "stacks" / project
+    root.mkdir(parents=True, exist_ok=True)
+    for account_id, silo_name in stacks.items():
+        stack = f"silo-{account_id}"
+        checkpoint = {
+            "version": 3,
+            "checkpoint": {
+                "stack": f"organization/{project}/{stack}",
+                "latest": {
+                    "manifest": {"time": "2026-01-01T00:00:00Z", "magic": "", "version": ""},
+                    "resources": [
+                        {
+                            "urn": f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}",
+                            "custom": False,
+                            "type": "pulumi:pulumi:Stack",
+                            "outputs": {"siloName": silo_name, "accountId": account_id},
+                        }
+                    ],
+                },
+            },
+        }
+        (root / f"{stack}.json").write_text(json.dumps(checkpoint, indent=2))
+    return directory
+
+
+def _real_environment() -> bool:
+    if shutil.which("pulumi") is None:
+        return False
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Offline: emulator + seeded org + file backend → discovery and plan tables. Real: a dry-run plan."""
+    from .cli import Clients, EXIT_OK, Run, build_parser
+
+    passthrough = [f"--report-to={args.report_to}", f"--project-dir={args.project_dir}"]
+    if not args.offline and not args.endpoint_url and _real_environment():
+        log.info("AWS credentials and the pulumi CLI found: planning against the real organization (read-only)")
+        return Run(build_parser().parse_args(["plan", *passthrough]), Clients()).execute()
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_SESSION_TOKEN": "demo"}.items():
+        os.environ[key] = value
+    import boto3
+
+    with moto_server() as endpoint, tempfile.TemporaryDirectory(prefix="runner-demo-") as tmp:
+        org = boto3.client("organizations", region_name="us-east-1", endpoint_url=endpoint)
+        seeded = seed_organization(org)
+        backend = write_file_backend(Path(tmp) / "state", seeded.with_stacks)
+        log.info(
+            "seeded an organization: %d accounts (one suspended, one moved out, one opted out) and a file backend "
+            "with %d silo stacks (one of an account that left the organization)",
+            len(seeded.accounts), len(seeded.with_stacks),
+        )
+        common = [f"--silo-ou={seeded.silo_ou_id}", f"--endpoint-url={endpoint}", "--region=us-east-1", *passthrough]
+        print("== discover")
+        code = Run(build_parser().parse_args(["discover", *common]), Clients()).execute()
+        if code != EXIT_OK:
+            return code
+        print("\n== plan (dry run: nothing is changed)")
+        run = Run(build_parser().parse_args(["plan", f"--stacks-from={backend}", *common]), Clients())
+        code = run.execute()
+        run.write_report(code)
+    return code

@@ -1,0 +1,178 @@
+"""The runner's plain data: what discovery found, what the backend holds, what the plan does."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+STACK_PREFIX = "silo-"
+ACTIVE = "ACTIVE"
+# Statuses of accounts that are closed or closing: nothing in them can be reached any more.
+CLOSED_STATUSES = frozenset({"SUSPENDED", "PENDING_CLOSURE", "CLOSED"})
+
+
+def stack_name(account_id: str) -> str:
+    """The one stack of a silo account: `silo-<account-id>`."""
+    return f"{STACK_PREFIX}{account_id}"
+
+
+def account_of_stack(name: str) -> Optional[str]:
+    """`silo-123456789012` → `123456789012`; None for stacks that are not silo stacks (e.g. `master`)."""
+    short = name.rsplit("/", 1)[-1]
+    account = short[len(STACK_PREFIX):] if short.startswith(STACK_PREFIX) else ""
+    return account if len(account) == 12 and account.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Account:
+    """One Organizations account as discovery saw it."""
+
+    id: str
+    name: str
+    status: str
+    """`ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE`, ... (the account's `State`, or `Status` on older APIs)."""
+    ou_path: str = ""
+    """Names of the OUs from the silo OU down to the account's parent, e.g. `silo/emea`."""
+    opted_out: bool = False
+    """The account carries the opt-out tag (e.g. `datalake:silo=false`)."""
+    excluded: str = ""
+    """Why the runner's allow/deny lists leave the account out ('' when they do not)."""
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    @property
+    def closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+    @property
+    def wanted(self) -> bool:
+        """An ACTIVE account of the silo OU that nobody opted out: it should have a silo stack."""
+        return self.active and not self.opted_out and not self.excluded
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Accounts found under the silo OU (recursively) and the status of stack accounts found elsewhere."""
+
+    silo_ou_id: str
+    accounts: tuple[Account, ...]
+    outside: dict[str, Optional[Account]] = field(default_factory=dict)
+    """Accounts that have a stack but are not under the silo OU: their record, or None when the
+    organization no longer knows them (removed, or closed more than 90 days ago)."""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """One existing stack in the backend."""
+
+    name: str
+    silo_name: Optional[str] = None
+    """The silo name the stack was created with (stack tag or `siloName` output), if known."""
+
+    @property
+    def account_id(self) -> Optional[str]:
+        return account_of_stack(self.name)
+
+
+class Action(str, enum.Enum):
+    """What the runner does to one account's stack."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    RETIRE_FORGET = "retire-forget"
+    """Account closed, suspended or gone: export the state, then remove the stack without destroy."""
+    RETIRE_DESTROY = "retire-destroy"
+    """Account alive but moved out or opted out: destroy (data buckets are retained), then remove."""
+    DRIFT = "drift"
+
+    @property
+    def retires(self) -> bool:
+        return self in (Action.RETIRE_FORGET, Action.RETIRE_DESTROY)
+
+
+@dataclass(frozen=True)
+class PlannedOperation:
+    """One line of the plan."""
+
+    account_id: str
+    account_name: str
+    stack: str
+    action: Action
+    reason: str
+    silo_name: Optional[str] = None
+    config: Optional[dict[str, Any]] = None
+    """The validated stack config to write before create/update (None for retirements)."""
+    held: str = ""
+    """Why the runner holds this operation back (mass-retire protection); '' when it runs."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["action"] = self.action.value
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every planned operation plus the safety verdict."""
+
+    operations: tuple[PlannedOperation, ...]
+    existing_stacks: int
+    discovered_accounts: int
+    held_reason: str = ""
+
+    def runnable(self) -> list[PlannedOperation]:
+        return [op for op in self.operations if not op.held]
+
+    def count(self, action: Action) -> int:
+        return sum(1 for op in self.operations if op.action is action)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "existingStacks": self.existing_stacks,
+            "discoveredAccounts": self.discovered_accounts,
+            "heldReason": self.held_reason,
+            "operations": [op.to_json() for op in self.operations],
+        }
+
+
+class Result(str, enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Not started: the failure tolerance was exceeded, or the operation was held."""
+    DRIFTED = "drifted"
+
+
+@dataclass
+class OperationResult:
+    """How one planned operation ended."""
+
+    operation: PlannedOperation
+    result: Result
+    seconds: float = 0.0
+    changed: int = 0
+    """Resources created, updated, replaced or deleted (for drift: resources that differ)."""
+    error: str = ""
+    attempts: int = 0
+    log_file: str = ""
+    changes: list[str] = field(default_factory=list)
+    """For drift: one line per differing resource, `<op> <urn>`."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accountId": self.operation.account_id,
+            "accountName": self.operation.account_name,
+            "stack": self.operation.stack,
+            "action": self.operation.action.value,
+            "result": self.result.value,
+            "seconds": round(self.seconds, 3),
+            "changed": self.changed,
+            "error": self.error,
+            "attempts": self.attempts,
+            "logFile": self.log_file,
+            "changes": self.changes,
+        }

@@ -1,0 +1,191 @@
+"""Planning: discovered accounts + existing stacks → one action per account, with safety rules.
+
+| account | stack exists | action |
+| --- | --- | --- |
+| ACTIVE in the silo OU | no | create |
+| ACTIVE in the silo OU | yes | update |
+| SUSPENDED / closed / gone from the organization | yes | retire-forget (export, remove without destroy) |
+| ACTIVE but moved out of the silo OU, or opted out by tag | yes | retire-destroy (destroy, data buckets retained) |
+| in the deny-list / not in the allow-list | any | left alone |
+
+A closed account cannot be reached any more, and `destroy` replays the `assumeRole` stored in the
+stack's state (pulumi/pulumi-aws#1543), so it would only fail: its stack is forgotten instead,
+after its state is exported for the record.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from components.config import SILO_NAME_PATTERN, parse_stack_config
+from components.errors import UsageError
+
+from .model import Account, Action, Discovery, Plan, PlannedOperation, StackInfo, stack_name
+
+ACCOUNT_PLACEHOLDER = "__ACCOUNT_ID__"
+SILO_NAME_PLACEHOLDER = "__SILO_NAME__"
+MAX_SILO_NAME = 20
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """Safety settings of a plan."""
+
+    max_retire_share: float = 0.2
+    """Largest share of existing stacks one run may retire (default 0.2) without `--allow-mass-retire`."""
+    allow_mass_retire: bool = False
+    """Lift the mass-retire protection for this run (default False)."""
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """The `config:` map of `Pulumi.silo-template.yaml`."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"silo template {path} does not exist; pass --template or run from the project directory") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"silo template {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise UsageError(f"silo template {path} has no 'config:' map; see Pulumi.silo-template.yaml in the project")
+    missing = [p for p in (ACCOUNT_PLACEHOLDER, SILO_NAME_PLACEHOLDER) if p not in data["config"].values()]
+    if missing:
+        raise UsageError(
+            f"silo template {path} lacks the placeholder(s) {', '.join(missing)}; "
+            f"set datalake:accountId: {ACCOUNT_PLACEHOLDER} and datalake:siloName: {SILO_NAME_PLACEHOLDER}"
+        )
+    return data["config"]
+
+
+def seed_config(template: Mapping[str, Any], account_id: str, silo_name: str) -> dict[str, Any]:
+    """The template with the account's id and silo name in place of the placeholders, validated.
+
+    Raises `ConfigError` (naming each bad key) when the template yields an invalid silo config, so
+    a broken template stops the run before any stack is touched.
+    """
+    values = {ACCOUNT_PLACEHOLDER: account_id, SILO_NAME_PLACEHOLDER: silo_name}
+    config = {key: values.get(value, value) if isinstance(value, str) else value for key, value in template.items()}
+    parse_stack_config(stack_name(account_id), config)
+    return config
+
+
+def _ascii_slug(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
+
+
+def derive_silo_name(account_name: str, account_id: str, taken: Iterable[str] = ()) -> str:
+    """A silo name from an account name: lowercase, plain, 2-20 characters, unique among `taken`.
+
+    `Sales EMEA (prod)` → `sales-emea-prod`; a name that starts with a digit gets an `s-` prefix; a
+    collision gets the account id's last digits appended (`sales-9012`), which are stable across runs.
+    """
+    taken = set(taken)
+    slug = _ascii_slug(account_name)
+    if slug and not slug[0].isalpha():
+        slug = f"s-{slug}"
+    if len(slug) < 2:
+        slug = f"silo-{account_id[-6:]}"
+
+    def fit(base: str, suffix: str = "") -> str:
+        room = MAX_SILO_NAME - len(suffix)
+        return base[:room].rstrip("-") + suffix
+
+    candidates = [fit(slug)] + [fit(slug, f"-{account_id[-n:]}") for n in (4, 6, 8, 12)]
+    for candidate in candidates:
+        if candidate not in taken and SILO_NAME_PATTERN.match(candidate):
+            return candidate
+    return fit("silo", f"-{account_id}")[:MAX_SILO_NAME]
+
+
+def _retire(account_id: str, name: str, action: Action, reason: str, stack: StackInfo) -> PlannedOperation:
+    return PlannedOperation(account_id, name, stack.name, action, reason, silo_name=stack.silo_name)
+
+
+def _retirement(account: Optional[Account], account_id: str, stack: StackInfo, in_ou: bool, settings_tag: str) -> Optional[PlannedOperation]:
+    if account is None:
+        return _retire(account_id, "", Action.RETIRE_FORGET, "account is no longer in the organization", stack)
+    if account.excluded:
+        return None
+    if account.closed:
+        return _retire(account.id, account.name, Action.RETIRE_FORGET, f"account is {account.status}", stack)
+    if not account.active:
+        return None  # e.g. PENDING_ACTIVATION: neither reachable for an update nor gone; wait for the next run
+    if not in_ou:
+        return _retire(account.id, account.name, Action.RETIRE_DESTROY, "account moved out of the silo OU", stack)
+    if account.opted_out:
+        return _retire(account.id, account.name, Action.RETIRE_DESTROY, f"account opted out ({settings_tag})", stack)
+    return None
+
+
+def build_plan(
+    discovery: Discovery,
+    stacks: Iterable[StackInfo],
+    template: Mapping[str, Any],
+    settings: PlanSettings = PlanSettings(),
+    opt_out_label: str = "datalake:silo=false",
+) -> Plan:
+    """One operation per account that needs one, sorted create, update, retire; then the safety rules."""
+    silo_stacks = {s.account_id: s for s in stacks if s.account_id}
+    in_ou = {a.id: a for a in discovery.accounts}
+    taken = {s.silo_name for s in silo_stacks.values() if s.silo_name}
+    operations: list[PlannedOperation] = []
+
+    for account in discovery.accounts:
+        stack = silo_stacks.get(account.id)
+        if account.wanted:
+            if stack is not None:
+                silo = stack.silo_name or derive_silo_name(account.name, account.id, taken)
+                action, reason = Action.UPDATE, "ACTIVE account with a stack"
+            else:
+                silo = derive_silo_name(account.name, account.id, taken)
+                action, reason = Action.CREATE, "new ACTIVE account in the silo OU"
+            taken.add(silo)
+            config = seed_config(template, account.id, silo)
+            operations.append(PlannedOperation(account.id, account.name, stack_name(account.id), action, reason, silo, config))
+        elif stack is not None:
+            op = _retirement(account, account.id, stack, True, opt_out_label)
+            if op:
+                operations.append(op)
+
+    for account_id, stack in sorted(silo_stacks.items()):
+        if account_id in in_ou:
+            continue
+        if account_id not in discovery.outside:
+            raise UsageError(f"stack {stack.name}: account {account_id} was neither discovered nor looked up")
+        op = _retirement(discovery.outside[account_id], account_id, stack, False, opt_out_label)
+        if op:
+            operations.append(op)
+
+    order = {Action.CREATE: 0, Action.UPDATE: 1, Action.RETIRE_DESTROY: 2, Action.RETIRE_FORGET: 3}
+    operations.sort(key=lambda op: (order[op.action], op.account_id))
+    held = _mass_retire_reason(discovery, operations, len(silo_stacks), settings)
+    if held:
+        operations = [
+            PlannedOperation(**{**op.__dict__, "held": held}) if op.action.retires else op for op in operations
+        ]
+    return Plan(tuple(operations), existing_stacks=len(silo_stacks), discovered_accounts=len(discovery.accounts), held_reason=held)
+
+
+def _mass_retire_reason(discovery: Discovery, operations: list[PlannedOperation], existing: int, settings: PlanSettings) -> str:
+    retiring = sum(1 for op in operations if op.action.retires)
+    if not retiring or settings.allow_mass_retire:
+        return ""
+    if not discovery.accounts:
+        return (
+            f"discovery found zero accounts under {discovery.silo_ou_id}, which looks like a wrong OU or missing "
+            f"permissions; {retiring} retirement(s) held. Check the OU, or pass --allow-mass-retire"
+        )
+    share = retiring / existing
+    if share > settings.max_retire_share:
+        return (
+            f"the plan retires {retiring} of {existing} stacks ({share:.0%}), more than the allowed "
+            f"{settings.max_retire_share:.0%}; retirements held. Check the plan, then pass --allow-mass-retire"
+        )
+    return ""

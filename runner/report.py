@@ -1,0 +1,163 @@
+"""Tables for people, JSON reports for machines, and where reports and state exports are stored.
+
+A location is a local directory or `s3://bucket/prefix` (the master's state bucket in CodeBuild).
+Each run writes `<location>/<run-id>/report.json`; retired stacks' exports go to
+`<location>/<run-id>/exports/<stack>.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from components.errors import UsageError
+
+from .model import Account, OperationResult, Plan, Result
+
+REPORT_FILE = "report.json"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain fixed-width table (no dependency, readable in CodeBuild logs)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def discovery_table(accounts: Sequence[Account]) -> str:
+    rows = [
+        (a.id, a.name, a.status, a.ou_path, "opted out" if a.opted_out else (a.excluded or ("silo" if a.active else "-")))
+        for a in accounts
+    ]
+    return table(("account", "name", "status", "ou", "silo?"), rows)
+
+
+def plan_table(plan: Plan) -> str:
+    rows = [
+        (op.account_id, op.account_name, op.silo_name or "", op.action.value, f"HELD - {op.reason}" if op.held else op.reason)
+        for op in plan.operations
+    ]
+    counts = ", ".join(
+        f"{action}: {n}"
+        for action, n in sorted({op.action.value: plan.count(op.action) for op in plan.operations}.items())
+    )
+    lines = [table(("account", "name", "silo", "action", "why"), rows)]
+    lines.append(f"{len(plan.operations)} operations ({counts or 'nothing to do'}) for {plan.discovered_accounts} "
+                 f"discovered accounts and {plan.existing_stacks} existing silo stacks")
+    if plan.held_reason:
+        lines.append(f"SAFETY: {plan.held_reason}")
+    return "\n".join(lines)
+
+
+def summary_table(results: Sequence[OperationResult]) -> str:
+    rows = [
+        (
+            r.operation.account_id,
+            r.operation.account_name,
+            r.operation.action.value,
+            r.result.value,
+            f"{r.seconds:.1f}s",
+            r.changed,
+            r.error.splitlines()[0][:100] if r.error else "",
+        )
+        for r in results
+    ]
+    tally = {result: sum(1 for r in results if r.result is result) for result in Result}
+    footer = ", ".join(f"{n} {result.value}" for result, n in tally.items() if n)
+    return table(("account", "name", "action", "result", "duration", "changed", "error"), rows) + f"\n{footer or 'nothing ran'}"
+
+
+def drift_table(results: Sequence[OperationResult]) -> str:
+    rows = []
+    for r in results:
+        first, *rest = r.changes or [r.error or "no drift"]
+        rows.append((r.operation.account_id, r.operation.account_name, r.result.value, first))
+        rows.extend(("", "", "", change) for change in rest)
+    return table(("account", "name", "result", "changed resources"), rows)
+
+
+class ReportStore:
+    """Reads and writes JSON documents under a local directory or an S3 prefix."""
+
+    def __init__(self, location: str, s3_client: Optional[Callable[[], Any]] = None):
+        self.location = location.rstrip("/")
+        self._s3_factory = s3_client
+        if self.location.startswith("s3://"):
+            bucket, _, prefix = self.location[5:].partition("/")
+            if not bucket:
+                raise UsageError(f"report location {location!r} names no bucket; for example: s3://my-state-bucket/runner")
+            self.bucket, self.prefix = bucket, prefix
+        else:
+            self.bucket, self.prefix = None, ""
+
+    def _s3(self) -> Any:
+        if self._s3_factory is None:
+            import boto3
+
+            self._s3_factory = lambda: boto3.client("s3")
+        return self._s3_factory()
+
+    def _key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def put_json(self, relative: str, document: Any) -> str:
+        body = json.dumps(document, indent=2, sort_keys=True, default=str)
+        if self.bucket:
+            self._s3().put_object(Bucket=self.bucket, Key=self._key(relative), Body=body.encode(), ContentType="application/json")
+            return f"s3://{self.bucket}/{self._key(relative)}"
+        path = Path(self.location) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+        return str(path)
+
+    def get_json(self, relative: str) -> Any:
+        if self.bucket:
+            body = self._s3().get_object(Bucket=self.bucket, Key=self._key(relative))["Body"].read()
+            return json.loads(body)
+        path = Path(self.location) / relative
+        if not path.exists():
+            raise UsageError(f"no report at {path}")
+        return json.loads(path.read_text())
+
+    def run_ids(self) -> list[str]:
+        """Run ids with a report, oldest first (run ids sort by time)."""
+        if self.bucket:
+            paginator = self._s3().get_paginator("list_objects_v2")
+            prefix = self._key("")
+            ids = [
+                obj["Key"][len(prefix):].split("/")[0]
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                for obj in page.get("Contents", [])
+                if obj["Key"].endswith(f"/{REPORT_FILE}")
+            ]
+            return sorted(set(ids))
+        root = Path(self.location)
+        return sorted(p.parent.name for p in root.glob(f"*/{REPORT_FILE}")) if root.is_dir() else []
+
+
+def build_report(
+    run_id: str,
+    command: str,
+    options: dict[str, Any],
+    plan: Optional[Plan],
+    results: Sequence[OperationResult],
+    timings: dict[str, float],
+    exit_code: int,
+    error: str = "",
+) -> dict[str, Any]:
+    """The JSON report of one run."""
+    return {
+        "runId": run_id,
+        "command": command,
+        "options": options,
+        "exitCode": exit_code,
+        "error": error,
+        "timings": {key: round(value, 3) for key, value in timings.items()},
+        "plan": plan.to_json() if plan else None,
+        "results": [r.to_json() for r in results],
+        "counts": {result.value: sum(1 for r in results if r.result is result) for result in Result},
+    }

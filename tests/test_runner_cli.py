@@ -1,0 +1,187 @@
+"""`python -m runner` end to end: moto Organizations + the fake stack operations; exit codes and reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from offline.fake_stacks import FakeStackOperations
+from runner.cli import Clients, main
+from runner.demo import GONE_ACCOUNT, MOVED_OUT, OPTED_OUT, SUSPENDED, seed_organization
+from runner.model import StackInfo
+
+
+@pytest.fixture
+def world(tmp_path):
+    with mock_aws():
+        org = boto3.client("organizations", region_name="us-east-1")
+        seeded = seed_organization(org)
+        fake = FakeStackOperations([StackInfo(f"silo-{a}", name) for a, name in seeded.with_stacks.items()])
+        yield seeded, org, fake, tmp_path
+
+
+def run(world, *argv: str, **fake_kw) -> int:
+    seeded, org, fake, tmp_path = world
+    for key, value in fake_kw.items():
+        setattr(fake, key, value)
+    args = [*argv, f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}",
+            "--lock-retry-seconds=0.01"]
+    return main(args, Clients(organizations=org, stack_ops=fake))
+
+
+def last_report(tmp_path: Path) -> dict:
+    [path] = sorted((tmp_path / "reports").glob("*/report.json"))[-1:]
+    return json.loads(path.read_text())
+
+
+def test_apply_reconciles_every_account_and_reports(world, capsys):
+    seeded, _, fake, tmp_path = world
+    assert run(world, "apply") == 0
+    out = capsys.readouterr().out
+    ids = seeded.accounts
+    report = last_report(tmp_path)
+    results = {r["accountId"]: r for r in report["results"]}
+    assert results[ids[SUSPENDED]]["action"] == "retire-forget"
+    assert results[GONE_ACCOUNT]["action"] == "retire-forget"
+    assert results[ids[MOVED_OUT]]["action"] == "retire-destroy"
+    assert results[ids[OPTED_OUT]]["action"] == "retire-destroy"
+    assert results[ids["Fraud Detection"]]["action"] == "create"
+    assert all(r["result"] == "succeeded" for r in report["results"])
+    assert report["exitCode"] == 0 and report["counts"]["succeeded"] == len(report["results"]) == 22
+    assert {"discovery", "listStacks", "execution"} <= set(report["timings"])
+    # The backend now holds exactly the wanted accounts' stacks.
+    wanted = {f"silo-{a}" for name, a in ids.items() if name not in (SUSPENDED, MOVED_OUT, OPTED_OUT)}
+    assert set(fake.stacks) == wanted
+    assert fake.removed[f"silo-{ids[SUSPENDED]}"] is True and fake.removed[f"silo-{ids[MOVED_OUT]}"] is False
+    exports = list((tmp_path / "reports" / report["runId"] / "exports").glob("*.json"))
+    assert len(exports) == 4
+    # The summary table lists every account with its result.
+    for account_id in results:
+        assert account_id in out
+    assert "22 succeeded" in out
+
+
+def test_dry_run_changes_nothing(world, capsys):
+    _, _, fake, tmp_path = world
+    assert run(world, "apply", "--dry-run", f"--plan-json={tmp_path / 'plan.json'}") == 0
+    assert [c for c, _ in fake.calls] == ["list"]
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert len(plan["operations"]) == 22 and plan["existingStacks"] == 20
+    assert "retire-forget" in capsys.readouterr().out
+    assert last_report(tmp_path)["results"] == []
+
+
+def test_failures_exit_1_and_the_report_names_them(world, capsys):
+    seeded, _, _, tmp_path = world
+    broken = f"silo-{seeded.accounts['Finance']}"
+    assert run(world, "apply", failures={broken: "error: AccessDenied assuming OrganizationAccountAccessRole"}) == 1
+    report = last_report(tmp_path)
+    [failed] = [r for r in report["results"] if r["result"] == "failed"]
+    assert failed["stack"] == broken and "AccessDenied" in failed["error"]
+    assert report["exitCode"] == 1
+    assert "AccessDenied" in capsys.readouterr().out
+
+
+def test_mass_retire_is_held_unless_allowed(world, capsys, caplog):
+    seeded, _, fake, tmp_path = world
+    assert run(world, "apply", "--max-retire-share=0.1") == 1
+    assert not [c for c in fake.calls if c[0] in ("destroy", "remove", "export")]
+    assert "retires 4 of 20 stacks (20%), more than the allowed 10%" in caplog.text
+    assert "SAFETY:" in capsys.readouterr().out
+    held = [r for r in last_report(tmp_path)["results"] if r["result"] == "skipped"]
+    assert len(held) == 4 and all(r["error"].startswith("held:") for r in held)
+
+    assert run(world, "apply", "--max-retire-share=0.1", "--allow-mass-retire") == 0
+    assert len([c for c in fake.calls if c[0] == "remove"]) == 4
+
+
+def test_a_broken_template_exits_2_before_touching_a_stack(world, tmp_path, caplog):
+    template = tmp_path / "template.yaml"
+    text = (Path(__file__).resolve().parent.parent / "Pulumi.silo-template.yaml").read_text()
+    template.write_text(text.replace("datalake:namePrefix: acme-dl", "datalake:namePrefix: ACME"))
+    assert run(world, "apply", f"--template={template}") == 2
+    assert "datalake:namePrefix: got 'ACME'" in caplog.text
+    assert [c for c, _ in world[2].calls] == ["list"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["apply", "--max-concurrency=0"], "--max-concurrency 0: must be between 1 and 64"),
+        (["apply", "--deny=12"], "not a 12-digit account id"),
+        (["apply", "--max-retire-share=2"], "must be between 0 and 1"),
+        (["launch"], "invalid choice: 'launch'"),
+    ],
+)
+def test_bad_invocations_exit_2_with_a_message(world, argv, message, caplog, capsys):
+    assert run(world, *argv) == 2
+    assert message in caplog.text + capsys.readouterr().err
+    assert not [c for c, _ in world[2].calls if c != "list"]
+
+
+def test_a_bad_master_config_exits_2_naming_the_key(world, tmp_path, caplog):
+    master = tmp_path / "master.yaml"
+    master.write_text("config:\n  datalake:kind: master\n  aws:region: eu-west-1\n")
+    assert run(world, "plan", f"--master-config={master}") == 2
+    assert "datalake:organizationId: is required but not set" in caplog.text
+
+
+def test_failed_discovery_exits_1_and_changes_nothing(world, caplog):
+    seeded, org, fake, tmp_path = world
+    args = ["apply", "--silo-ou=ou-zzzz-99999999", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}"]
+    assert main(args, Clients(organizations=org, stack_ops=fake)) == 1
+    assert fake.calls == []
+    assert "discovery failed, so nothing was changed and no stack was retired" in caplog.text
+    assert "OrganizationalUnitNotFoundException" in last_report(tmp_path)["error"]
+
+
+def test_drift_lists_changed_resources_and_exits_1(world, capsys):
+    seeded, _, fake, tmp_path = world
+    drifted = f"silo-{seeded.accounts['Payments']}"
+    change = "update urn:pulumi:silo::datalake::aws:s3/bucketV2:BucketV2::raw"
+    assert run(world, "drift", drift={drifted: [change]}) == 1
+    out = capsys.readouterr().out
+    assert change in out and "1 of 16 stacks drifted" in out
+    assert not [c for c, _ in fake.calls if c in ("up", "destroy", "remove", "create")]
+    assert run(world, "drift", drift={}) == 0
+
+
+def test_report_command_prints_the_latest_run(world, capsys):
+    assert run(world, "apply", "--dry-run") == 0
+    assert run(world, "apply") == 0
+    capsys.readouterr()
+    assert run(world, "report") == 0
+    out = capsys.readouterr().out
+    assert "apply, exit code 0" in out and "retire-forget" in out and "succeeded" in out
+
+
+def test_reports_can_go_to_the_state_bucket(world):
+    seeded, org, fake, tmp_path = world
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="acme-dl-pulumi-state")
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", "--report-to=s3://acme-dl-pulumi-state/runner", f"--log-dir={tmp_path}"]
+    assert main(args, Clients(organizations=org, stack_ops=fake, s3=lambda: s3)) == 0
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="acme-dl-pulumi-state")["Contents"]]
+    [report_key] = [k for k in keys if k.endswith("/report.json")]
+    assert report_key.startswith("runner/")
+    assert len([k for k in keys if "/exports/" in k]) == 4
+    report = json.loads(s3.get_object(Bucket="acme-dl-pulumi-state", Key=report_key)["Body"].read())
+    assert report["counts"]["succeeded"] == 22
+
+
+@pytest.mark.skipif(shutil.which("pulumi") is not None, reason="checks the message shown where the pulumi CLI is missing")
+def test_without_the_cli_apply_exits_2_and_says_how_to_plan(world, caplog):
+    seeded, org, _, tmp_path = world
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path}"]
+    assert main(args, Clients(organizations=org)) == 2
+    assert "the pulumi CLI is not on PATH" in caplog.text and "--stacks-from" in caplog.text
+
+
+def test_report_without_any_run_exits_2(world, caplog):
+    assert run(world, "report") == 2
+    assert "no run reports under" in caplog.text

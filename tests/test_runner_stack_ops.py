@@ -1,0 +1,68 @@
+"""The Automation API wrapper's own logic, without the CLI: error mapping, silo names, stack config files."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from pulumi import automation as auto
+from pulumi.automation._cmd import CommandResult
+from pulumi.automation.errors import create_command_error
+
+from components.errors import StackLockedError, StackOperationError
+from runner.stack_ops import AutomationStackOperations, write_stack_config
+
+
+def ops_with(workspace=None, stack=None) -> AutomationStackOperations:
+    """The real class with its CLI-facing parts replaced: no `pulumi` process is started."""
+    ops = object.__new__(AutomationStackOperations)
+    ops._auto, ops.org, ops.project = auto, "organization", "datalake"
+    ops._workspace = lambda: workspace
+    ops._stack = lambda name: stack
+    return ops
+
+
+def failing(stderr: str, stdout: str = ""):
+    def call():
+        raise create_command_error(CommandResult(stdout, stderr, 255))
+
+    return call
+
+
+def test_a_locked_stack_becomes_stack_locked_error():
+    ops = ops_with()
+    for text in ("error: the stack is currently locked by 1 lock(s)", "[409] Conflict: Another update is currently in progress."):
+        with pytest.raises(StackLockedError, match="silo-1: up found the stack locked"):
+            ops._run("up", "silo-1", failing(text))
+
+
+def test_other_cli_failures_keep_their_error_line():
+    ops = ops_with()
+    stderr = "Updating (silo-1)\n  aws:s3:Bucket raw creating\nerror: AccessDenied: User is not authorized to perform sts:AssumeRole\n"
+    with pytest.raises(StackOperationError) as caught:
+        ops._run("up", "silo-1", failing(stderr))
+    assert caught.value.log_line == "error: AccessDenied: User is not authorized to perform sts:AssumeRole"
+    assert str(caught.value) == "silo-1: up failed: error: AccessDenied: User is not authorized to perform sts:AssumeRole"
+
+
+def test_silo_name_comes_from_the_tag_then_the_output():
+    tagged = SimpleNamespace(list_tags=lambda name: {"datalake:silo-name": "sales"})
+    assert ops_with(tagged)._silo_name("silo-123456789012") == "sales"
+    untagged = SimpleNamespace(list_tags=lambda name: {"pulumi:project": "datalake"})
+    deployed = SimpleNamespace(outputs=lambda: {"siloName": auto.OutputValue("finance", False)})
+    assert ops_with(untagged, deployed)._silo_name("silo-123456789012") == "finance"
+    never_deployed = SimpleNamespace(outputs=lambda: {})
+    assert ops_with(untagged, never_deployed)._silo_name("silo-123456789012") is None
+
+
+def test_stack_config_keeps_secrets_keys_and_structured_values(tmp_path):
+    path = tmp_path / "Pulumi.silo-123456789012.yaml"
+    path.write_text("secretsprovider: awskms://alias/acme-dl-master?region=eu-west-1\nencryptedkey: AQICAH...\nconfig:\n  old:key: x\n")
+    write_stack_config(tmp_path, "organization/datalake/silo-123456789012", {"datalake:storage": {"dropzoneExpirationDays": 14}})
+    written = yaml.safe_load(path.read_text())
+    assert written == {
+        "secretsprovider": "awskms://alias/acme-dl-master?region=eu-west-1",
+        "encryptedkey": "AQICAH...",
+        "config": {"datalake:storage": {"dropzoneExpirationDays": 14}},
+    }

@@ -1,0 +1,160 @@
+"""The master stack's runner triggers, under mocks: CodeBuild project, schedules, events rule, role, alerts."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from offline.harness import MASTER_ACCOUNT_ID
+from offline.stacks import master_config, run_master
+
+STATE_BUCKET = f"acme-dl-master-pulumi-state-{MASTER_ACCOUNT_ID}"
+RUNNER_PROJECT = "master-runner-project"
+
+
+def project_arn(recording) -> str:
+    return recording.one("aws:codebuild/project:Project", RUNNER_PROJECT).outputs["arn"]
+
+
+def env_vars(project) -> dict[str, str]:
+    return {v["name"]: v["value"] for v in project.inputs["environment"]["environmentVariables"]}
+
+
+def targets_of(recording, rule_name: str):
+    rule = recording.one("aws:cloudwatch/eventRule:EventRule", rule_name)
+    return rule, [t for t in recording.of_type("aws:cloudwatch/eventTarget:EventTarget") if t.inputs["rule"] == rule.inputs["name"] and t.provider == rule.provider]
+
+
+def test_codebuild_project_runs_the_runner_with_a_pinned_cli(master):
+    project = master.one("aws:codebuild/project:Project", RUNNER_PROJECT)
+    role = master.one("aws:iam/role:Role", "master-runner-role")
+    assert project.inputs["serviceRole"] == role.outputs["arn"]
+    assert project.inputs["concurrentBuildLimit"] == 1  # overlapping triggers queue, they do not race
+    assert project.inputs["environment"]["computeType"] == "BUILD_GENERAL1_MEDIUM"
+    assert project.inputs["buildTimeout"] == 120
+    assert project.inputs["encryptionKey"] == master.one("aws:kms/key:Key").outputs["arn"]
+    assert project.inputs["source"]["type"] == "S3"
+    assert project.inputs["source"]["location"] == f"acme-dl-master-artifacts-{MASTER_ACCOUNT_ID}/bundles/datalake.zip"
+    spec = yaml.safe_load(project.inputs["source"]["buildspec"])
+    commands = spec["phases"]["install"]["commands"] + spec["phases"]["build"]["commands"]
+    assert any('--version "$PULUMI_VERSION"' in c for c in commands)
+    assert commands[-1] == '.venv/bin/python -m runner "$RUNNER_COMMAND"'
+    assert env_vars(project) == {
+        "RUNNER_COMMAND": "apply",
+        "PULUMI_VERSION": "3.272.0",
+        "PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}?region=eu-west-1",
+        "RUNNER_REPORT_TO": f"s3://{STATE_BUCKET}/runner-reports",
+        "PULUMI_SECRETS_PROVIDER": "awskms://alias/acme-dl-master?region=eu-west-1",
+        "AWS_REGION": "eu-west-1",
+    }
+    logs = master.one("aws:cloudwatch/logGroup:LogGroup", "master-runner-logs")
+    assert project.inputs["logsConfig"]["cloudwatchLogs"]["groupName"] == logs.inputs["name"] == "/aws/codebuild/acme-dl-runner"
+    assert logs.inputs["kmsKeyId"] == master.one("aws:kms/key:Key").outputs["arn"]
+    assert master.outputs["runnerProjectName"] == "acme-dl-runner"
+    assert master.outputs["pulumiStateBucket"] == STATE_BUCKET
+
+
+def test_schedules_start_apply_and_drift(master):
+    rule, [target] = targets_of(master, "master-runner-schedule")
+    assert rule.inputs["scheduleExpression"] == "rate(1 hour)"
+    assert target.inputs["arn"] == project_arn(master)
+    assert json.loads(target.inputs["input"])["environmentVariablesOverride"] == [
+        {"name": "RUNNER_COMMAND", "value": "apply", "type": "PLAINTEXT"}
+    ]
+    assert target.inputs["roleArn"] == master.one("aws:iam/role:Role", "master-runner-events-role").outputs["arn"]
+    drift, [drift_target] = targets_of(master, "master-runner-drift-schedule")
+    assert drift.inputs["scheduleExpression"] == "rate(1 day)"
+    assert json.loads(drift_target.inputs["input"])["environmentVariablesOverride"][0]["value"] == "drift"
+
+
+def test_schedules_follow_the_config():
+    config = master_config()
+    config["datalake:runner"] = {"schedule": "cron(0/15 * * * ? *)", "driftSchedule": None, "stateBucket": "acme-state"}
+    recording = run_master(config)
+    assert recording.one("aws:cloudwatch/eventRule:EventRule", "master-runner-schedule").inputs["scheduleExpression"] == "cron(0/15 * * * ? *)"
+    assert not [r for r in recording.of_type("aws:cloudwatch/eventRule:EventRule") if "drift" in r.name]
+    assert env_vars(recording.one("aws:codebuild/project:Project", RUNNER_PROJECT))["PULUMI_BACKEND_URL"] == "s3://acme-state?region=eu-west-1"
+    policy = recording.one("aws:iam/rolePolicy:RolePolicy", "master-runner-policy")
+    assert policy.statement("ReadWriteState")["Resource"] == ["arn:aws:s3:::acme-state/*"]
+
+
+def test_organizations_events_start_the_runner_from_us_east_1(master):
+    rule, [target] = targets_of(master, "master-runner-account-events")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["source"] == ["aws.organizations"]
+    assert {"CreateAccountResult", "MoveAccount", "CloseAccount", "TagResource"} <= set(pattern["detail"]["eventName"])
+    assert target.inputs["arn"] == project_arn(master)
+    # The master is in eu-west-1; Organizations events arrive in us-east-1 only, so a rule there forwards them.
+    east, [forward] = targets_of(master, "master-runner-account-events-us-east-1")
+    provider = master.one("pulumi:providers:aws", "master-us-east-1")
+    assert provider.inputs["region"] == "us-east-1"
+    assert east.provider.startswith(provider.urn) and forward.provider.startswith(provider.urn)
+    assert json.loads(east.inputs["eventPattern"]) == pattern
+    assert forward.inputs["arn"] == f"arn:aws:events:eu-west-1:{MASTER_ACCOUNT_ID}:event-bus/default"
+    events_policy = master.one("aws:iam/rolePolicy:RolePolicy", "master-runner-events-policy")
+    assert events_policy.statement("ForwardOrganizationsEvents")["Resource"] == [forward.inputs["arn"]]
+    assert events_policy.statement("StartRunnerBuild")["Resource"] == [project_arn(master)]
+
+
+def test_a_master_in_us_east_1_needs_no_forwarder():
+    recording = run_master({**master_config(), "aws:region": "us-east-1"})
+    assert not [r for r in recording.resources if r.name.endswith("us-east-1") or "us-east-1-" in r.name]
+    targets_of(recording, "master-runner-account-events")
+
+
+def test_failed_builds_alert_the_sns_topic(master):
+    rule, [target] = targets_of(master, "master-runner-failed")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail"]["project-name"] == ["acme-dl-runner"]
+    assert set(pattern["detail"]["build-status"]) == {"FAILED", "STOPPED", "TIMED_OUT"}
+    assert target.inputs["arn"] == master.outputs["alertTopicArn"]
+
+
+def test_the_build_role_may_assume_only_the_deploy_role_in_member_accounts(master):
+    role = master.one("aws:iam/role:Role", "master-runner-role")
+    trust = role.statement("AllowServiceAssumeRole", "assumeRolePolicy")
+    assert trust["Principal"] == {"Service": "codebuild.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": MASTER_ACCOUNT_ID}}
+    policy = master.one("aws:iam/rolePolicy:RolePolicy", "master-runner-policy")
+    statements = policy.policy()["Statement"]
+    assume = [s for s in statements if "sts:AssumeRole" in s["Action"]]
+    assert assume == [policy.statement("AssumeDeployRoleInMemberAccounts")]
+    assert assume[0]["Resource"] == ["arn:aws:iam::*:role/OrganizationAccountAccessRole"]
+    assert assume[0]["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-a1b2c3d4e5"}}
+    s3_resources = {r for s in statements for a in s["Action"] if a.startswith("s3:") for r in s["Resource"]}
+    assert s3_resources == {
+        f"arn:aws:s3:::{STATE_BUCKET}",
+        f"arn:aws:s3:::{STATE_BUCKET}/*",
+        f"arn:aws:s3:::acme-dl-master-artifacts-{MASTER_ACCOUNT_ID}",
+        f"arn:aws:s3:::acme-dl-master-artifacts-{MASTER_ACCOUNT_ID}/bundles/datalake.zip",
+    }
+    for s in statements:
+        assert s["Resource"] != ["*"] and not any(a.endswith(":*") or a == "*" for a in s["Action"]), s["Sid"]
+    reads = policy.statement("ReadOrganizationAccounts")
+    assert all(r.startswith(f"arn:aws:organizations::{MASTER_ACCOUNT_ID}:") and "/o-a1b2c3d4e5/" in r for r in reads["Resource"])
+    assert not [a for a in reads["Action"] if not a.startswith(("organizations:List", "organizations:Describe"))]
+
+
+def test_the_master_key_lets_logs_encrypt_only_the_runner_log_group(master):
+    key = master.one("aws:kms/key:Key")
+    grant = key.statement("AllowRunnerLogGroupEncryption")
+    assert grant["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    assert grant["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:eu-west-1:{MASTER_ACCOUNT_ID}:log-group:/aws/codebuild/acme-dl-runner"}
+    }
+
+
+def test_bad_runner_settings_name_the_key_and_an_example():
+    import pytest
+
+    from components.config import parse_stack_config
+    from components.errors import ConfigError
+
+    config = {**master_config(), "datalake:runner": {"schedule": "hourly", "secretsProvider": "passphrase", "denyAccounts": ["1234"]}}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config("master", config)
+    problems = caught.value.problems
+    assert any(p.startswith("datalake:runner.schedule: got 'hourly'") and "for example: rate(1 hour)" in p for p in problems)
+    assert any(p.startswith("datalake:runner.secretsProvider: got 'passphrase'") for p in problems)
+    assert any(p.startswith("datalake:runner.denyAccounts: got '1234'") for p in problems)
