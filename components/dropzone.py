@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
+from .api_logging import ACCESS_LOG_FORMAT
 from .roles import role_with_policy
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -73,12 +74,14 @@ def audit_log_key_statement(account: AccountContext, silo_name: str) -> Statemen
     """Silo key policy grant: CloudWatch Logs may encrypt the silo's `datalake/<silo>/*` log groups."""
     return statement(
         "AllowDropzoneLogEncryption",
+        # No kms:DescribeKey: it carries no encryption context, so the condition below never matches it.
         ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
-         "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"],
+         "kms:GenerateDataKeyWithoutPlaintext"],
         "*",
         principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
         conditions={
-            "ArnLike": {
+            # Encryption-context keys are strings to IAM (parliament flags ArnLike on them).
+            "StringLike": {
                 "kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:datalake/{silo_name}/*")
             }
         },
@@ -222,6 +225,8 @@ class DropzoneArgs:
     """Retention of `datalake/<silo>/audit` (default 365 days)."""
     function_log_retention_days: int = 90
     """Retention of the Lambdas' own logs (default 90 days)."""
+    stage_depends_on: Sequence[pulumi.Resource] = ()
+    """Resources the API stage waits for: the account's API Gateway CloudWatch setting (default none)."""
     upload_max_bytes: int = 1024**3
     """Largest presigned internal upload (default 1 GiB)."""
     upload_url_seconds: int = 900
@@ -358,7 +363,7 @@ class Dropzone(pulumi.ComponentResource):
                     "CreatePartnersOnlyWithBoundary",
                     ["iam:CreateUser", "iam:PutUserPolicy"],
                     partners,
-                    conditions={"StringEquals": {"iam:PermissionsBoundary": self.boundary.arn}},
+                    conditions={"ArnEquals": {"iam:PermissionsBoundary": self.boundary.arn}},
                 ),
                 statement(
                     "ManagePartnerUsers",
@@ -561,13 +566,25 @@ class Dropzone(pulumi.ComponentResource):
             triggers={"routes": route_digest},
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=methods)),
         )
+        # Access logs under `datalake/<silo>/`, which the silo key's dropzone log grant covers.
+        access_log = aws.cloudwatch.LogGroup(
+            f"{name}-api-access-log",
+            name=f"datalake/{silo}/api-access",
+            retention_in_days=args.function_log_retention_days,
+            kms_key_id=site.key_arn,
+            tags=tags,
+            opts=child,
+        )
         self.stage = aws.apigateway.Stage(
             f"{name}-stage",
             rest_api=self.rest_api.id,
             deployment=deployment.id,
             stage_name="api",
+            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
+                destination_arn=access_log.arn, format=ACCESS_LOG_FORMAT
+            ),
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.stage_depends_on)),
         )
         aws.apigateway.MethodSettings(
             f"{name}-stage-settings",

@@ -21,6 +21,7 @@ import pulumi_aws as aws
 from .catalog import catalog_arns
 from .config import DatasetConfig
 from .iam import AccountContext, Statement, assume_role_policy, service_trust_policy, statement
+from .api_logging import ACCESS_LOG_FORMAT
 from .logs import encrypted_log_group, log_group_arn
 from .naming import bounded_name
 from .roles import role_with_policy
@@ -29,26 +30,6 @@ from .schema import RAW_PARTITION_KEYS, glue_columns, json_array_schema, json_sc
 # API Gateway's Velocity has no newline escape; urlDecode("%0A") yields one. Firehose then stores
 # newline-delimited JSON when no format conversion applies, and the record stays one line.
 NEWLINE = '#set($newline = $util.urlDecode("%0A"))'
-
-ACCESS_LOG_FORMAT = json.dumps(
-    {
-        "requestId": "$context.requestId",
-        "ip": "$context.identity.sourceIp",
-        "caller": "$context.identity.caller",
-        "user": "$context.identity.userArn",
-        "apiKeyId": "$context.identity.apiKeyId",
-        "requestTime": "$context.requestTime",
-        "httpMethod": "$context.httpMethod",
-        "resourcePath": "$context.resourcePath",
-        "status": "$context.status",
-        "responseLength": "$context.responseLength",
-        "integrationStatus": "$context.integration.status",
-        "integrationError": "$context.integration.error",
-        "validationError": "$context.error.validationErrorString",
-    },
-    separators=(",", ":"),
-)
-
 
 def put_record_template(stream_name: str) -> str:
     """Request mapping of `POST /<dataset>`: the JSON body, one newline appended, base64, as a Firehose record."""
@@ -159,6 +140,8 @@ class IngestionArgs:
     """Retention of access and delivery error logs (default 90)."""
     stage_name: str = "v1"
     """API stage name (default `v1`)."""
+    stage_depends_on: Sequence[pulumi.Resource] = ()
+    """Resources the stage waits for: the account's API Gateway CloudWatch setting (default none)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource (default none)."""
 
@@ -283,27 +266,6 @@ class Ingestion(pulumi.ComponentResource):
             tags,
             child,
         )
-        # API Gateway writes logs through one account-wide role; without it the stage cannot log.
-        logging_role, _ = role_with_policy(
-            f"{name}-cloudwatch",
-            physical_name=bounded_name(base, "apigateway-logs"),
-            trust_policy=assume_role_policy("apigateway.amazonaws.com"),
-            statements=[
-                statement(
-                    "WriteApiGatewayLogs",
-                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                    [
-                        account.arn("logs", "log-group:API-Gateway-Execution-Logs_*"),
-                        account.arn("logs", f"log-group:/aws/apigateway/{base}-*"),
-                    ],
-                )
-            ],
-            tags=tags,
-            opts=child,
-        )
-        account_settings = aws.apigateway.Account(
-            f"{name}-account-settings", cloudwatch_role_arn=logging_role.arn, opts=child
-        )
         self.stage = aws.apigateway.Stage(
             f"{name}-stage",
             rest_api=self.api.id,
@@ -313,7 +275,8 @@ class Ingestion(pulumi.ComponentResource):
                 destination_arn=access_logs.arn, format=ACCESS_LOG_FORMAT
             ),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[account_settings]),
+            # The stage can log only once the account's API Gateway CloudWatch role is set.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.stage_depends_on)),
         )
         aws.apigateway.MethodSettings(
             f"{name}-method-settings",

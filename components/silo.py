@@ -8,6 +8,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from .catalog import SiloCatalog, SiloCatalogArgs
 from .config import SiloConfig
 from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
@@ -88,6 +89,18 @@ class SiloAccount(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # One API Gateway CloudWatch role per account: the dropzone's and the ingestion's stages log through it.
+        self.api_logging = ApiGatewayLogging(
+            f"{name}-api-logging",
+            ApiGatewayLoggingArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                silo_name=cfg.silo_name,
+                log_group_names=(f"/aws/apigateway/{cfg.name_prefix}-{cfg.silo_name}-*", f"datalake/{cfg.silo_name}/*"),
+                tags=tags,
+            ),
+            opts=child,
+        )
         self._data_flow(name, cfg, account, tags, child)
 
         dropzone_bucket = self.storage.buckets["dropzone"]
@@ -113,6 +126,7 @@ class SiloAccount(pulumi.ComponentResource):
                 mfa=dz.mfa,
                 throttle_rate_limit=dz.throttle_rate_limit,
                 throttle_burst_limit=dz.throttle_burst_limit,
+                stage_depends_on=(self.api_logging.settings,),
                 tags=tags,
             ),
             opts=child,
@@ -172,6 +186,7 @@ class SiloAccount(pulumi.ComponentResource):
                 name_prefix=cfg.name_prefix,
                 silo_name=cfg.silo_name,
                 processed_bucket_arn=processed.arn,
+                silo_ou_path=cfg.silo_ou_path,
                 athena_results_bucket_name=buckets["athena-results"].name,
                 kms_key_arn=key_arn,
                 base_capacity=warehouse.base_capacity,
@@ -213,6 +228,7 @@ class SiloAccount(pulumi.ComponentResource):
                 throttle_burst_limit=ingestion.throttle_burst_limit,
                 daily_quota=ingestion.daily_quota,
                 log_retention_days=ingestion.log_retention_days,
+                stage_depends_on=(self.api_logging.settings,),
                 tags=tags,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.catalog]),

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from .iam import AccountContext, Statement, policy_json, service_trust_policy, statement
+from .iam import AccountContext, Statement, policy_json, principal_in_ou, service_trust_policy, statement
 from .naming import bounded_name, catalog_name
 from .roles import role_with_policy
 
@@ -45,14 +45,21 @@ def copy_role_statements(
     ]
 
 
-def s3_endpoint_statements(processed_bucket_arn: pulumi.Input[str]) -> list[Statement]:
-    """Gateway endpoint policy: traffic from the warehouse VPC may only read the processed bucket."""
+def s3_endpoint_statements(
+    account: AccountContext, processed_bucket_arn: pulumi.Input[str], silo_ou_path: str
+) -> list[Statement]:
+    """Gateway endpoint policy: traffic from the warehouse VPC may only read the processed bucket,
+    and only with credentials of this silo account (the COPY role)."""
     return [
         statement(
             "WarehouseReadsProcessedOnly",
             ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
             [processed_bucket_arn, pulumi.Output.concat(processed_bucket_arn, "/*")],
             principal={"AWS": "*"},
+            conditions={
+                **principal_in_ou(silo_ou_path),
+                "StringEquals": {"aws:PrincipalAccount": account.account_id},
+            },
         )
     ]
 
@@ -69,6 +76,8 @@ class WarehouseArgs:
     """Short silo name, e.g. `sales`."""
     processed_bucket_arn: pulumi.Input[str]
     """Bucket `COPY` loads from."""
+    silo_ou_path: str
+    """OU path of the silo accounts (`o-…/r-…/ou-…/`): the S3 endpoint serves only their principals."""
     athena_results_bucket_name: pulumi.Input[str]
     """Bucket Athena writes results to."""
     kms_key_arn: pulumi.Input[str]
@@ -131,7 +140,7 @@ class Warehouse(pulumi.ComponentResource):
             service_name=pulumi.Output.concat("com.amazonaws.", account.region, ".s3"),
             vpc_endpoint_type="Gateway",
             route_table_ids=route_tables.ids,
-            policy=policy_json(s3_endpoint_statements(args.processed_bucket_arn)),
+            policy=policy_json(s3_endpoint_statements(account, args.processed_bucket_arn, args.silo_ou_path)),
             tags={**tags, "Name": f"{base}-s3"},
             opts=child,
         )

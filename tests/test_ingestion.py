@@ -26,6 +26,16 @@ def silo() -> Recording:
     return run_silo()
 
 
+def under_ingestion(silo: Recording, type_: str) -> list:
+    """Resources of `type_` inside the Ingestion component (the silo has other APIs: the dropzone's)."""
+    return [r for r in silo.of_type(type_) if any(a.type == "datalake:ingestion:Ingestion" for a in silo.ancestors(r))]
+
+
+def only(silo: Recording, type_: str):
+    (found,) = under_ingestion(silo, type_)
+    return found
+
+
 def stream(silo: Recording):
     return silo.one("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
 
@@ -119,12 +129,12 @@ def test_delivery_role_reaches_only_its_prefixes_its_table_and_its_log_stream(si
 
 
 def methods(silo: Recording) -> dict[str, object]:
-    return {m.name.removeprefix("silo-sales-ingestion-orders-").removesuffix("-method"): m for m in silo.of_type("aws:apigateway/method:Method")}
+    return {m.name.removeprefix("silo-sales-ingestion-orders-").removesuffix("-method"): m for m in under_ingestion(silo, "aws:apigateway/method:Method")}
 
 
 def test_one_resource_per_dataset_with_a_batch_child(silo):
-    api = silo.one("aws:apigateway/restApi:RestApi")
-    resources = {r.name: r for r in silo.of_type("aws:apigateway/resource:Resource")}
+    api = only(silo, "aws:apigateway/restApi:RestApi")
+    resources = {r.name: r for r in under_ingestion(silo, "aws:apigateway/resource:Resource")}
     record = resources["silo-sales-ingestion-orders-resource"]
     batch = resources["silo-sales-ingestion-orders-batch-resource"]
     assert record.inputs["parentId"] == api.outputs["rootResourceId"]
@@ -133,7 +143,7 @@ def test_one_resource_per_dataset_with_a_batch_child(silo):
 
 
 def test_methods_require_sigv4_by_default_and_validate_the_body(silo):
-    validator = silo.one("aws:apigateway/requestValidator:RequestValidator")
+    validator = only(silo, "aws:apigateway/requestValidator:RequestValidator")
     assert validator.inputs["validateRequestBody"] is True
     for method in methods(silo).values():
         assert method.inputs["httpMethod"] == "POST"
@@ -147,24 +157,24 @@ def test_api_key_mode_adds_a_key_usage_plan_with_throttling_and_quota():
         **{"datalake:ingestion": {"authorization": "apiKey", "throttleRateLimit": 5, "throttleBurstLimit": 10, "dailyQuota": 1000}}
     )
     silo = run_silo(config)
-    for method in silo.of_type("aws:apigateway/method:Method"):
+    for method in under_ingestion(silo, "aws:apigateway/method:Method"):
         assert (method.inputs["authorization"], method.inputs["apiKeyRequired"]) == ("NONE", True)
-    plan = silo.one("aws:apigateway/usagePlan:UsagePlan")
+    plan = only(silo, "aws:apigateway/usagePlan:UsagePlan")
     assert plan.inputs["throttleSettings"] == {"rateLimit": 5, "burstLimit": 10}
     assert plan.inputs["quotaSettings"] == {"limit": 1000, "period": "DAY"}
-    key = silo.one("aws:apigateway/apiKey:ApiKey")
-    link = silo.one("aws:apigateway/usagePlanKey:UsagePlanKey")
+    key = only(silo, "aws:apigateway/apiKey:ApiKey")
+    link = only(silo, "aws:apigateway/usagePlanKey:UsagePlanKey")
     assert (link.inputs["keyId"], link.inputs["usagePlanId"]) == (key.outputs["id"], plan.outputs["id"])
 
 
 def test_iam_mode_creates_no_api_key(silo):
-    assert silo.of_type("aws:apigateway/apiKey:ApiKey") == []
-    assert silo.of_type("aws:apigateway/usagePlan:UsagePlan") == []
+    assert under_ingestion(silo, "aws:apigateway/apiKey:ApiKey") == []
+    assert under_ingestion(silo, "aws:apigateway/usagePlan:UsagePlan") == []
 
 
 def test_integrations_call_firehose_directly_with_the_integration_role(silo):
     role = named(silo, "aws:iam/role:Role", "integration-role")
-    integrations = {i.name: i for i in silo.of_type("aws:apigateway/integration:Integration")}
+    integrations = {i.name: i for i in under_ingestion(silo, "aws:apigateway/integration:Integration")}
     expected = {"record": "PutRecord", "batch": "PutRecordBatch"}
     assert set(integrations) == {f"silo-sales-ingestion-orders-{k}-integration" for k in expected}
     for kind, action in expected.items():
@@ -183,27 +193,31 @@ def test_integration_role_may_only_put_records_into_this_silos_streams(silo):
 
 
 def test_stage_logs_access_throttles_and_hides_bodies(silo):
-    stage = silo.one("aws:apigateway/stage:Stage")
+    stage = only(silo, "aws:apigateway/stage:Stage")
     access = named(silo, "aws:cloudwatch/logGroup:LogGroup", "access-logs")
     assert stage.inputs["accessLogSettings"]["destinationArn"] == access.outputs["arn"]
     assert "$context.requestId" in stage.inputs["accessLogSettings"]["format"]
-    settings = silo.one("aws:apigateway/methodSettings:MethodSettings").inputs["settings"]
+    settings = only(silo, "aws:apigateway/methodSettings:MethodSettings").inputs["settings"]
     assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == (50, 100)
     assert settings["dataTraceEnabled"] is False
     account = silo.one("aws:apigateway/account:Account")
-    assert account.inputs["cloudwatchRoleArn"] == named(silo, "aws:iam/role:Role", "cloudwatch-role").outputs["arn"]
+    role = silo.one("aws:iam/role:Role", "silo-sales-api-logging-role")
+    assert account.inputs["cloudwatchRoleArn"] == role.outputs["arn"]
+    assert account.urn in stage.dependencies, "the stage must wait for the account's CloudWatch role"
+    (grant,) = silo.one("aws:iam/rolePolicy:RolePolicy", "silo-sales-api-logging-policy").policy()["Statement"]
+    assert f"arn:aws:logs:eu-west-1:{SILO_ACCOUNT_ID}:log-group:/aws/apigateway/acme-dl-sales-*" in grant["Resource"]
 
 
 def test_deployment_is_redeployed_when_the_schema_changes():
-    first = run_silo().one("aws:apigateway/deployment:Deployment").inputs["triggers"]
+    first = only(run_silo(), "aws:apigateway/deployment:Deployment").inputs["triggers"]
     config = silo_config()
     config["datalake:datasets"][0]["columns"].append({"name": "note", "type": "string"})
-    second = run_silo(config).one("aws:apigateway/deployment:Deployment").inputs["triggers"]
+    second = only(run_silo(config), "aws:apigateway/deployment:Deployment").inputs["triggers"]
     assert first != second
 
 
 def test_request_models_follow_the_schema(silo):
-    models = {m.inputs["name"]: json.loads(m.inputs["schema"]) for m in silo.of_type("aws:apigateway/model:Model")}
+    models = {m.inputs["name"]: json.loads(m.inputs["schema"]) for m in under_ingestion(silo, "aws:apigateway/model:Model")}
     record, batch = models["OrdersRecord"], models["OrdersBatch"]
     good = {"order_id": "o1", "customer_id": "c1", "amount": 12.5, "quantity": 2, "express": True, "ordered_at": "2024-05-01T10:00:00Z"}
     jsonschema.validate(good, record)
@@ -268,14 +282,14 @@ def test_batch_template_makes_one_record_per_array_element():
 
 
 def test_deployed_templates_are_the_ones_rendered_here(silo):
-    templates = {i.name: i.inputs["requestTemplates"]["application/json"] for i in silo.of_type("aws:apigateway/integration:Integration")}
+    templates = {i.name: i.inputs["requestTemplates"]["application/json"] for i in under_ingestion(silo, "aws:apigateway/integration:Integration")}
     assert templates["silo-sales-ingestion-orders-record-integration"] == put_record_template(STREAM)
     assert templates["silo-sales-ingestion-orders-batch-integration"] == put_record_batch_template(STREAM)
 
 
 def test_batch_response_surfaces_partial_failures(silo):
     responses = [
-        r for r in silo.of_type("aws:apigateway/integrationResponse:IntegrationResponse") if "batch" in r.name and r.inputs["statusCode"] == "200"
+        r for r in under_ingestion(silo, "aws:apigateway/integrationResponse:IntegrationResponse") if "batch" in r.name and r.inputs["statusCode"] == "200"
     ]
     (response,) = responses
     assert "FailedPutCount" in response.inputs["responseTemplates"]["application/json"]
@@ -316,5 +330,5 @@ def test_rendered_records_reach_s3_as_newline_delimited_json_through_firehose(mo
 
 
 def test_silo_exports_the_stage_url(silo):
-    api = silo.one("aws:apigateway/restApi:RestApi")
+    api = only(silo, "aws:apigateway/restApi:RestApi")
     assert silo.outputs["ingestionEndpoint"] == f"https://{api.outputs['id']}.execute-api.eu-west-1.amazonaws.com/v1"

@@ -232,7 +232,7 @@ def test_silo_without_datasets_builds_no_pipeline_ingestion_or_job():
     config = silo_config()
     config.pop("datalake:datasets")
     silo = run_silo(config)
-    for type_ in ("aws:sfn/stateMachine:StateMachine", "aws:glue/job:Job", "aws:apigateway/restApi:RestApi"):
+    for type_ in ("aws:sfn/stateMachine:StateMachine", "aws:glue/job:Job", "datalake:ingestion:Ingestion"):
         assert silo.of_type(type_) == []
     assert silo.of_type("aws:redshiftserverless/workgroup:Workgroup")
 

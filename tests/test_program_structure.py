@@ -83,8 +83,8 @@ def test_no_statement_allows_every_action_on_every_resource(program):
             resources = statement.get("Resource", [])
             assert not ("*" in actions and "*" in resources), f"{resource.urn}: {statement['Sid']}"
             if "*" in resources and not statement.get("Principal"):
-                # Only actions IAM cannot scope to a resource may use "*", and then only under a condition.
-                if not (all(action in UNSCOPABLE_ACTIONS for action in actions) and statement.get("Condition")):
+                # Only actions IAM cannot scope to a resource (no resource type) may use "*".
+                if not all(action in UNSCOPABLE_ACTIONS for action in actions):
                     pytest.fail(f"{resource.urn}: identity policy statement {statement['Sid']} on Resource *")
 
 
