@@ -84,3 +84,49 @@ class ApiGatewayLogging(pulumi.ComponentResource):
         )
         self.settings = aws.apigateway.Account(f"{name}-settings", cloudwatch_role_arn=role.arn, opts=child)
         self.register_outputs({"cloudwatchRoleArn": role.arn})
+
+
+def logged_stage(
+    name: str,
+    *,
+    rest_api: pulumi.Input[str],
+    deployment: pulumi.Input[str],
+    stage_name: str,
+    access_log_arn: pulumi.Input[str],
+    throttle_rate_limit: float,
+    throttle_burst_limit: int,
+    execution_logging_level: Optional[str] = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+    tags: Optional[dict[str, str]] = None,
+    parent: pulumi.Resource,
+) -> aws.apigateway.Stage:
+    """`<name>-stage` with JSON access logs, and `<name>-stage-settings` throttling every method.
+
+    `depends_on` should hold the account's `ApiGatewayLogging.settings`: a stage with access logs
+    fails to create before the account's CloudWatch role is set. Request and response bodies never go
+    to the logs (`data_trace_enabled` stays off): they are data.
+    """
+    stage = aws.apigateway.Stage(
+        f"{name}-stage",
+        rest_api=rest_api,
+        deployment=deployment,
+        stage_name=stage_name,
+        access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(destination_arn=access_log_arn, format=ACCESS_LOG_FORMAT),
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+    aws.apigateway.MethodSettings(
+        f"{name}-stage-settings",
+        rest_api=rest_api,
+        stage_name=stage.stage_name,
+        method_path="*/*",
+        settings=aws.apigateway.MethodSettingsSettingsArgs(
+            throttling_rate_limit=throttle_rate_limit,
+            throttling_burst_limit=throttle_burst_limit,
+            logging_level=execution_logging_level,
+            data_trace_enabled=False,
+            metrics_enabled=True,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return stage

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
-from .api_logging import ACCESS_LOG_FORMAT
+from .api_logging import logged_stage
 from .roles import role_with_policy
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -575,28 +575,17 @@ class Dropzone(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        self.stage = aws.apigateway.Stage(
-            f"{name}-stage",
+        self.stage = logged_stage(
+            name,
             rest_api=self.rest_api.id,
             deployment=deployment.id,
             stage_name="api",
-            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
-                destination_arn=access_log.arn, format=ACCESS_LOG_FORMAT
-            ),
+            access_log_arn=access_log.arn,
+            throttle_rate_limit=args.throttle_rate_limit,
+            throttle_burst_limit=args.throttle_burst_limit,
+            depends_on=args.stage_depends_on,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.stage_depends_on)),
-        )
-        aws.apigateway.MethodSettings(
-            f"{name}-stage-settings",
-            rest_api=self.rest_api.id,
-            stage_name=self.stage.stage_name,
-            method_path="*/*",
-            settings=aws.apigateway.MethodSettingsSettingsArgs(
-                throttling_rate_limit=args.throttle_rate_limit,
-                throttling_burst_limit=args.throttle_burst_limit,
-                metrics_enabled=True,
-            ),
-            opts=child,
+            parent=self,
         )
 
         self.api_url = self.stage.invoke_url

@@ -21,7 +21,7 @@ import pulumi_aws as aws
 from .catalog import catalog_arns
 from .config import DatasetConfig
 from .iam import AccountContext, Statement, assume_role_policy, service_trust_policy, statement
-from .api_logging import ACCESS_LOG_FORMAT
+from .api_logging import logged_stage
 from .logs import encrypted_log_group, log_group_arn
 from .naming import bounded_name
 from .roles import role_with_policy
@@ -248,7 +248,7 @@ class Ingestion(pulumi.ComponentResource):
         # Redeploy whenever the API's shape changes: a deployment is a snapshot.
         fingerprint = hashlib.sha256(
             json.dumps(
-                [[d.model_dump(by_alias=True) for d in args.datasets], args.authorization, ACCESS_LOG_FORMAT],
+                [[d.model_dump(by_alias=True) for d in args.datasets], args.authorization],
                 sort_keys=True,
             ).encode()
         ).hexdigest()
@@ -266,31 +266,18 @@ class Ingestion(pulumi.ComponentResource):
             tags,
             child,
         )
-        self.stage = aws.apigateway.Stage(
-            f"{name}-stage",
+        self.stage = logged_stage(
+            name,
             rest_api=self.api.id,
             deployment=deployment.id,
             stage_name=args.stage_name,
-            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
-                destination_arn=access_logs.arn, format=ACCESS_LOG_FORMAT
-            ),
+            access_log_arn=access_logs.arn,
+            throttle_rate_limit=args.throttle_rate_limit,
+            throttle_burst_limit=args.throttle_burst_limit,
+            execution_logging_level="ERROR",
+            depends_on=args.stage_depends_on,
             tags=tags,
-            # The stage can log only once the account's API Gateway CloudWatch role is set.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.stage_depends_on)),
-        )
-        aws.apigateway.MethodSettings(
-            f"{name}-method-settings",
-            rest_api=self.api.id,
-            stage_name=self.stage.stage_name,
-            method_path="*/*",
-            settings=aws.apigateway.MethodSettingsSettingsArgs(
-                throttling_rate_limit=args.throttle_rate_limit,
-                throttling_burst_limit=args.throttle_burst_limit,
-                logging_level="ERROR",
-                data_trace_enabled=False,  # request bodies are data: keep them out of the logs
-                metrics_enabled=True,
-            ),
-            opts=child,
+            parent=self,
         )
         outputs: dict[str, pulumi.Input[str]] = {}
         if use_keys:
