@@ -1,0 +1,541 @@
+"""The credential-vending REST API, independent of API Gateway.
+
+`CredentialVendingApi.dispatch(method, path, body, claims)` takes what an HTTP request carries and
+returns a `Response` (status, JSON body, headers): the Lambda entry point (`handler.py`) adapts API
+Gateway proxy events to it, and a local HTTP adapter can do the same against moto_server. Every
+route, body and error is described in `docs/dropzone-api.md`.
+
+Rules every route keeps:
+- the caller's Cognito groups decide (`admin` manages partners, `member` lists them and uploads);
+- bad requests get a 4xx JSON error that names the field; nothing from AWS, no traceback and no
+  secret ever reaches a response body, except a new secret returned once to the admin who asked;
+- every state change writes one audit record;
+- a partner half created when a step fails is rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Optional
+
+from dropzone_partners.partners import (
+    INLINE_POLICY_NAME,
+    NAME_RULE,
+    TAG_CIDRS,
+    TAG_CONTACT,
+    TAG_CREATOR,
+    TAG_EXPIRES,
+    TAG_PARTNER,
+    TAG_RETIRE_PREFIX,
+    TAG_SILO,
+    Dropzone,
+    PartnerUser,
+    cidr_problem,
+    expiry_of,
+    find_partner,
+    format_time,
+    is_expired,
+    list_partners,
+    name_problem,
+    tag_value_problem,
+    utc_now,
+)
+
+from .audit import AuditLog
+
+LOG = logging.getLogger(__name__)
+
+ADMIN_GROUP = "admin"
+MEMBER_GROUP = "member"
+MIN_EXPIRY_DAYS, MAX_EXPIRY_DAYS = 1, 365
+# AssumeRole called with a Lambda's role credentials is role chaining, which AWS caps at one hour.
+MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 900, 3600
+MAX_GRACE_HOURS = 168
+MAX_UPLOAD_KEY = 512
+INTERNAL_UPLOAD_PREFIX = "dropzone/internal/"
+SSH_KEY_PATTERN = re.compile(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]{16,}( [^\r\n]{0,200})?$")
+ALLOWED_METHODS = "GET,POST,DELETE,OPTIONS"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the API needs to know about its silo, read from the Lambda environment."""
+
+    dropzone: Dropzone
+    """The silo's dropzone bucket, key and partner path."""
+    permissions_boundary_arn: str
+    """Managed policy set as every partner user's permissions boundary."""
+    session_role_arn: str
+    """Role assumed for `POST /partners/{name}/session`; its session policy narrows to the partner."""
+    audit_log_group: str
+    """CloudWatch log group of audit records, `datalake/<silo>/audit`."""
+    allowed_origin: str = ""
+    """Browser origin allowed by CORS (default none: no CORS headers)."""
+    upload_max_bytes: int = 1024**3
+    """Largest object a presigned upload accepts (default 1 GiB)."""
+    upload_url_seconds: int = 900
+    """Lifetime of a presigned upload (default 15 minutes)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        return cls(
+            dropzone=Dropzone.from_env(env),
+            permissions_boundary_arn=env["PERMISSIONS_BOUNDARY_ARN"],
+            session_role_arn=env["SESSION_ROLE_ARN"],
+            audit_log_group=env["AUDIT_LOG_GROUP"],
+            allowed_origin=env.get("ALLOWED_ORIGIN", ""),
+            upload_max_bytes=int(env.get("UPLOAD_MAX_BYTES", str(1024**3))),
+            upload_url_seconds=int(env.get("UPLOAD_URL_SECONDS", "900")),
+        )
+
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP response: status, JSON body (None for an empty body) and headers."""
+
+    status: int
+    body: Optional[dict[str, Any]]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ApiError(Exception):
+    """A request the API refuses; becomes `{"error": {"code", "message", "field"}}`."""
+
+    def __init__(self, status: int, code: str, message: str, field: Optional[str] = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def _invalid(field_name: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_field", f"{field_name}: {message}", field_name)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls, from the Cognito authorizer's claims."""
+
+    name: str
+    groups: frozenset[str]
+
+    @classmethod
+    def from_claims(cls, claims: Optional[Mapping[str, Any]]) -> "Caller":
+        if not claims:
+            raise ApiError(401, "unauthenticated", "no identity: call the API with a Cognito ID token")
+        name = claims.get("cognito:username") or claims.get("username") or claims.get("sub")
+        if not name:
+            raise ApiError(401, "unauthenticated", "the token names no user")
+        return cls(name=str(name), groups=frozenset(_groups(claims.get("cognito:groups"))))
+
+
+def _groups(value: Any) -> list[str]:
+    """API Gateway passes `cognito:groups` as a list, `"a,b"` or `"[a b]"` depending on the integration."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [g for g in re.split(r"[\s,]+", str(value).strip("[]")) if g]
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if body is None or body == "" or body == b"":
+        return {}
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", errors="replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError:
+            raise ApiError(400, "invalid_json", "the request body is not valid JSON", "body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the request body must be a JSON object", "body")
+    return body
+
+
+def _fields(body: Any, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    values = _object(body)
+    for name in values:
+        if name not in allowed:
+            known = ", ".join(allowed) if allowed else "none"
+            raise ApiError(400, "unknown_field", f"{name[:60]}: is not a known field; known fields: {known}", name[:60])
+    for name in required:
+        if name not in values:
+            raise ApiError(400, "missing_field", f"{name}: is required", name)
+    return values
+
+
+def _integer(values: Mapping[str, Any], name: str, low: int, high: int, default: Optional[int] = None) -> int:
+    value = values.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(name, f"got {json.dumps(value)[:40]}; use a whole number from {low} to {high}")
+    return value
+
+
+def _partner_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise _invalid("name", problem)
+    return name
+
+
+class CredentialVendingApi:
+    """Routes of the API over injected boto3 clients (IAM, STS, S3) and an `AuditLog`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        iam: Any,
+        sts: Any,
+        s3: Any,
+        audit: AuditLog,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.settings = settings
+        self.dropzone = settings.dropzone
+        self.iam, self.sts, self.s3, self.audit, self.clock = iam, sts, s3, audit, clock
+        # (method, path pattern, handler, groups allowed)
+        admins, everyone = {ADMIN_GROUP}, {ADMIN_GROUP, MEMBER_GROUP}
+        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response], set[str]]] = [
+            ("GET", re.compile(r"^/partners$"), self.list_partners, everyone),
+            ("POST", re.compile(r"^/partners$"), self.create_partner, admins),
+            ("GET", re.compile(r"^/partners/(?P<name>[^/]+)$"), self.get_partner, everyone),
+            ("DELETE", re.compile(r"^/partners/(?P<name>[^/]+)$"), self.delete_partner, admins),
+            ("POST", re.compile(r"^/partners/(?P<name>[^/]+)/rotate$"), self.rotate_key, admins),
+            ("POST", re.compile(r"^/partners/(?P<name>[^/]+)/session$"), self.create_session, admins),
+            ("POST", re.compile(r"^/partners/(?P<name>[^/]+)/ssh-keys$"), self.add_ssh_key, admins),
+            ("POST", re.compile(r"^/uploads$"), self.create_upload, everyone),
+        ]
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def cors_headers(self) -> dict[str, str]:
+        if not self.settings.allowed_origin:
+            return {}
+        return {
+            "Access-Control-Allow-Origin": self.settings.allowed_origin,
+            "Access-Control-Allow-Headers": "Authorization,Content-Type",
+            "Access-Control-Allow-Methods": ALLOWED_METHODS,
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        }
+
+    def _respond(self, status: int, body: Optional[dict[str, Any]]) -> Response:
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store", **self.cors_headers()}
+        return Response(status, body, headers)
+
+    def dispatch(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        claims: Optional[Mapping[str, Any]] = None,
+        request_id: Optional[str] = None,
+    ) -> Response:
+        """Answers one request. `claims` are the verified Cognito token claims (None: anonymous)."""
+        request_id = request_id or uuid.uuid4().hex
+        method = method.upper()
+        path = "/" + path.strip("/")
+        try:
+            if method == "OPTIONS":  # CORS preflight: browsers send it without credentials
+                return Response(204, None, self.cors_headers())
+            matches = [(m, p.match(path), h, g) for m, p, h, g in self.routes if p.match(path)]
+            if not matches:
+                raise ApiError(404, "not_found", f"no route {path[:100]}")
+            chosen = [(match, handler, groups) for m, match, handler, groups in matches if m == method]
+            if not chosen:
+                allowed = ", ".join(sorted({m for m, *_ in matches}))
+                raise ApiError(405, "method_not_allowed", f"{method} is not allowed on this path; use {allowed}")
+            match, handler, groups = chosen[0]
+            caller = Caller.from_claims(claims)
+            if not caller.groups & groups:
+                raise ApiError(403, "forbidden", f"this call needs membership in: {', '.join(sorted(groups))}")
+            status, payload = handler(caller, request_id, body, **match.groupdict())
+            return self._respond(status, payload)
+        except ApiError as error:
+            detail = {"code": error.code, "message": error.message}
+            if error.field:
+                detail["field"] = error.field
+            return self._respond(error.status, {"error": {**detail, "request_id": request_id}})
+        except Exception:  # noqa: BLE001 - the client must never see an AWS error or a traceback
+            LOG.exception("request %s failed: %s %s", request_id, method, path[:100])
+            return self._respond(
+                500, {"error": {"code": "internal_error", "message": "the request failed; quote the request id", "request_id": request_id}}
+            )
+
+    # -- shared steps -----------------------------------------------------------------------
+
+    def _require_partner(self, name: str) -> PartnerUser:
+        partner = find_partner(self.iam, self.dropzone, _partner_name(name))
+        if partner is None:
+            raise ApiError(404, "partner_not_found", f"name: no partner {name!r} in this silo", "name")
+        return partner
+
+    def _record(self, action: str, caller: Caller, request_id: str, partner: Optional[str], **details: Any) -> None:
+        self.audit.record(action, actor=caller.name, request_id=request_id, partner=partner, details=details)
+
+    def _describe(self, partner: PartnerUser) -> dict[str, Any]:
+        now = self.clock()
+        keys = self.iam.list_access_keys(UserName=partner.name)["AccessKeyMetadata"]
+        ssh_keys = self.iam.list_ssh_public_keys(UserName=partner.name)["SSHPublicKeys"]
+        expiry = expiry_of(partner.tags)
+        return {
+            "name": partner.name,
+            "contact": partner.tags.get(TAG_CONTACT),
+            "creator": partner.tags.get(TAG_CREATOR),
+            "created": format_time(partner.created),
+            "expires": format_time(expiry) if expiry else None,
+            "expired": is_expired(partner.tags, now),
+            "allowed_cidrs": partner.cidrs,
+            "prefix": f"s3://{self.dropzone.bucket}/{self.dropzone.prefix(partner.name)}",
+            "access_keys": [
+                {
+                    "access_key_id": key["AccessKeyId"],
+                    "status": key["Status"],
+                    "created": format_time(key["CreateDate"]),
+                    "retires": partner.tags.get(TAG_RETIRE_PREFIX + key["AccessKeyId"]),
+                }
+                for key in sorted(keys, key=lambda k: k["CreateDate"])
+            ],
+            "ssh_keys": [{"ssh_key_id": k["SSHPublicKeyId"], "status": k["Status"]} for k in ssh_keys],
+        }
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def list_partners(self, caller: Caller, request_id: str, body: Any) -> tuple[int, dict[str, Any]]:
+        return 200, {"partners": [self._describe(p) for p in list_partners(self.iam, self.dropzone)]}
+
+    def get_partner(self, caller: Caller, request_id: str, body: Any, name: str) -> tuple[int, dict[str, Any]]:
+        return 200, {"partner": self._describe(self._require_partner(name))}
+
+    def create_partner(self, caller: Caller, request_id: str, body: Any) -> tuple[int, dict[str, Any]]:
+        values = _fields(body, ("name", "contact", "expires_in_days", "allowed_cidrs"), ("name", "contact", "expires_in_days"))
+        name = _partner_name(values["name"])
+        problem = tag_value_problem(values["contact"], "data-team@acme.example")
+        if problem:
+            raise _invalid("contact", problem)
+        days = _integer(values, "expires_in_days", MIN_EXPIRY_DAYS, MAX_EXPIRY_DAYS)
+        cidrs = values.get("allowed_cidrs", [])
+        problem = cidr_problem(cidrs)
+        if problem:
+            raise _invalid("allowed_cidrs", problem)
+        self._check_name_free(name)
+
+        expires = self.clock() + timedelta(days=days)
+        tags = {
+            TAG_PARTNER: name,
+            TAG_SILO: self.dropzone.silo,
+            TAG_CREATOR: caller.name[:256],
+            TAG_CONTACT: values["contact"],
+            TAG_EXPIRES: format_time(expires),
+        }
+        if cidrs:
+            tags[TAG_CIDRS] = " ".join(cidrs)
+        try:
+            self.iam.create_user(
+                UserName=name,
+                Path=self.dropzone.user_path,
+                PermissionsBoundary=self.settings.permissions_boundary_arn,
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )
+        except self.iam.exceptions.EntityAlreadyExistsException:
+            raise ApiError(409, "partner_exists", f"name: partner {name!r} already exists", "name") from None
+        try:
+            self.iam.put_user_policy(
+                UserName=name,
+                PolicyName=INLINE_POLICY_NAME,
+                PolicyDocument=json.dumps(self.dropzone.access_policy(name, cidrs)),
+            )
+            key = self.iam.create_access_key(UserName=name)["AccessKey"]
+        except Exception:
+            LOG.error("request %s: creating partner %s failed midway; rolling back", request_id, name)
+            self._remove_user(name)
+            raise
+        self._record(
+            "partner.create", caller, request_id, name,
+            expires=tags[TAG_EXPIRES], allowed_cidrs=cidrs, access_key_id=key["AccessKeyId"],
+        )
+        partner = find_partner(self.iam, self.dropzone, name)
+        assert partner is not None
+        return 201, {
+            "partner": self._describe(partner),
+            "credentials": {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]},
+        }
+
+    def _check_name_free(self, name: str) -> None:
+        try:
+            user = self.iam.get_user(UserName=name)["User"]
+        except self.iam.exceptions.NoSuchEntityException:
+            return
+        if user.get("Path") == self.dropzone.user_path:
+            raise ApiError(409, "partner_exists", f"name: partner {name!r} already exists", "name")
+        raise ApiError(
+            409, "name_taken", f"name: an IAM user named {name!r} exists outside this dropzone; choose another name", "name"
+        )
+
+    def rotate_key(self, caller: Caller, request_id: str, body: Any, name: str) -> tuple[int, dict[str, Any]]:
+        values = _fields(body, ("grace_period_hours",))
+        grace = _integer(values, "grace_period_hours", 0, MAX_GRACE_HOURS, default=0)
+        partner = self._require_partner(name)
+        if is_expired(partner.tags, self.clock()):
+            raise ApiError(409, "partner_expired", f"name: partner {name!r} has expired; create it anew", "name")
+        old = sorted(self.iam.list_access_keys(UserName=name)["AccessKeyMetadata"], key=lambda k: k["CreateDate"])
+        deleted: list[str] = []
+        if len(old) >= 2:  # IAM allows two keys per user: a rotation's grace period is still running
+            if grace:
+                raise ApiError(
+                    409, "rotation_pending",
+                    "grace_period_hours: the previous rotation's grace period is still running; "
+                    "rotate with grace_period_hours 0 to end it now",
+                    "grace_period_hours",
+                )
+            self._delete_key(name, old[0]["AccessKeyId"])
+            deleted.append(old.pop(0)["AccessKeyId"])
+        key = self.iam.create_access_key(UserName=name)["AccessKey"]
+        retiring: dict[str, str] = {}
+        for previous in old:
+            key_id = previous["AccessKeyId"]
+            if grace:
+                retiring[key_id] = format_time(self.clock() + timedelta(hours=grace))
+            else:
+                self._delete_key(name, key_id)
+                deleted.append(key_id)
+        if retiring:
+            self.iam.tag_user(UserName=name, Tags=[{"Key": TAG_RETIRE_PREFIX + k, "Value": v} for k, v in retiring.items()])
+        self._record(
+            "partner.rotate", caller, request_id, name,
+            new_access_key_id=key["AccessKeyId"], deleted_access_key_ids=deleted, retiring=retiring,
+        )
+        return 200, {
+            "partner": self._describe(self._require_partner(name)),
+            "credentials": {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]},
+            "retiring": [{"access_key_id": k, "retires": v} for k, v in retiring.items()],
+        }
+
+    def _delete_key(self, name: str, key_id: str) -> None:
+        self.iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+        self.iam.untag_user(UserName=name, TagKeys=[TAG_RETIRE_PREFIX + key_id])
+
+    def create_session(self, caller: Caller, request_id: str, body: Any, name: str) -> tuple[int, dict[str, Any]]:
+        values = _fields(body, ("duration_seconds",))
+        duration = _integer(values, "duration_seconds", MIN_SESSION_SECONDS, MAX_SESSION_SECONDS, default=MAX_SESSION_SECONDS)
+        partner = self._require_partner(name)
+        if is_expired(partner.tags, self.clock()):
+            raise ApiError(409, "partner_expired", f"name: partner {name!r} has expired", "name")
+        session = self.sts.assume_role(
+            RoleArn=self.settings.session_role_arn,
+            RoleSessionName=f"partner-{name}"[:64],
+            DurationSeconds=duration,
+            Policy=json.dumps(self.dropzone.access_policy(name, partner.cidrs), separators=(",", ":")),
+        )
+        credentials = session["Credentials"]
+        self._record(
+            "partner.session", caller, request_id, name,
+            duration_seconds=duration, session_access_key_id=credentials["AccessKeyId"],
+        )
+        return 200, {
+            "credentials": {
+                "access_key_id": credentials["AccessKeyId"],
+                "secret_access_key": credentials["SecretAccessKey"],
+                "session_token": credentials["SessionToken"],
+                "expiration": format_time(credentials["Expiration"]),
+            },
+            "bucket": self.dropzone.bucket,
+            "prefix": self.dropzone.prefix(name),
+            "region": self.dropzone.region,
+        }
+
+    def add_ssh_key(self, caller: Caller, request_id: str, body: Any, name: str) -> tuple[int, dict[str, Any]]:
+        values = _fields(body, ("public_key",), ("public_key",))
+        public_key = values["public_key"]
+        if not isinstance(public_key, str) or len(public_key) > 16384 or not SSH_KEY_PATTERN.match(public_key.strip()):
+            raise _invalid("public_key", "must be one OpenSSH public key line, for example: ssh-ed25519 AAAAC3Nza... alice@laptop")
+        self._require_partner(name)
+        try:
+            uploaded = self.iam.upload_ssh_public_key(UserName=name, SSHPublicKeyBody=public_key.strip())["SSHPublicKey"]
+        except self.iam.exceptions.DuplicateSSHPublicKeyException:
+            raise ApiError(409, "duplicate_key", "public_key: this key is already registered", "public_key") from None
+        except (self.iam.exceptions.InvalidPublicKeyException, self.iam.exceptions.UnrecognizedPublicKeyEncodingException):
+            raise _invalid("public_key", "IAM rejected the key; use an RSA (2048 bits or more), ECDSA or Ed25519 key") from None
+        except self.iam.exceptions.LimitExceededException:
+            raise ApiError(409, "limit_exceeded", "public_key: the partner has the most SSH keys IAM allows", "public_key") from None
+        self._record("partner.ssh_key.add", caller, request_id, name, ssh_key_id=uploaded["SSHPublicKeyId"])
+        return 201, {"ssh_key_id": uploaded["SSHPublicKeyId"], "status": uploaded["Status"]}
+
+    def delete_partner(self, caller: Caller, request_id: str, body: Any, name: str) -> tuple[int, dict[str, Any]]:
+        _fields(body, ())
+        partner = find_partner(self.iam, self.dropzone, _partner_name(name))
+        if partner is None:  # idempotent: deleting twice is fine, and nothing outside the path is touched
+            return 200, {"name": name, "deleted": False}
+        removed = self._remove_user(name)
+        self._record("partner.delete", caller, request_id, name, **removed)
+        return 200, {"name": name, "deleted": True}
+
+    def _remove_user(self, name: str) -> dict[str, list[str]]:
+        """Deletes a partner user and everything attached to it; each part may already be gone."""
+        iam, missing = self.iam, self.iam.exceptions.NoSuchEntityException
+        removed: dict[str, list[str]] = {"access_key_ids": [], "ssh_key_ids": [], "policies": []}
+        try:
+            for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+                iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+                removed["access_key_ids"].append(key["AccessKeyId"])
+            for ssh in iam.list_ssh_public_keys(UserName=name)["SSHPublicKeys"]:
+                iam.delete_ssh_public_key(UserName=name, SSHPublicKeyId=ssh["SSHPublicKeyId"])
+                removed["ssh_key_ids"].append(ssh["SSHPublicKeyId"])
+            for policy in iam.list_user_policies(UserName=name)["PolicyNames"]:
+                iam.delete_user_policy(UserName=name, PolicyName=policy)
+                removed["policies"].append(policy)
+            for attached in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
+                iam.detach_user_policy(UserName=name, PolicyArn=attached["PolicyArn"])
+                removed["policies"].append(attached["PolicyArn"])
+            iam.delete_user(UserName=name)
+        except missing:
+            pass
+        return removed
+
+    def create_upload(self, caller: Caller, request_id: str, body: Any) -> tuple[int, dict[str, Any]]:
+        values = _fields(body, ("key",), ("key",))
+        key = values["key"]
+        if (
+            not isinstance(key, str)
+            or not 1 <= len(key) <= MAX_UPLOAD_KEY
+            or key.startswith("/")
+            or any(part in ("", ".", "..") for part in key.split("/"))
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in key)
+        ):
+            raise _invalid(
+                "key",
+                f"must be a relative object key of 1-{MAX_UPLOAD_KEY} characters without empty, '.' or '..' "
+                "segments or control characters; for example: 2026/11/orders.csv",
+            )
+        object_key = INTERNAL_UPLOAD_PREFIX + key
+        encryption = {
+            "x-amz-server-side-encryption": "aws:kms",
+            "x-amz-server-side-encryption-aws-kms-key-id": self.dropzone.key_arn,
+        }
+        uploader = {"x-amz-meta-uploaded-by": caller.name[:200]}
+        post = self.s3.generate_presigned_post(
+            Bucket=self.dropzone.bucket,
+            Key=object_key,
+            Fields={**encryption, **uploader},
+            Conditions=[
+                *({k: v} for k, v in encryption.items()),
+                *({k: v} for k, v in uploader.items()),
+                ["content-length-range", 1, self.settings.upload_max_bytes],
+            ],
+            ExpiresIn=self.settings.upload_url_seconds,
+        )
+        self._record("upload.presign", caller, request_id, None, bucket=self.dropzone.bucket, key=object_key)
+        return 200, {
+            "url": post["url"],
+            "fields": post["fields"],
+            "bucket": self.dropzone.bucket,
+            "key": object_key,
+            "max_bytes": self.settings.upload_max_bytes,
+            "expires_in_seconds": self.settings.upload_url_seconds,
+        }

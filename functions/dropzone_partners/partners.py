@@ -1,0 +1,223 @@
+"""Partner conventions: names, IAM paths, tags, expiry and the policy that confines a partner.
+
+There is no database: a partner *is* an IAM user named after the partner under the path
+`/datalake/partners/<silo>/`, and everything else about it lives in the user's tags (who created
+it, contact, expiry, allowed CIDRs, keys awaiting retirement), its inline policy, its access keys
+and its SSH public keys. Every function that reads or changes partners goes through this module,
+so the conventions exist once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+NAME_RULE = "2-63 lowercase letters, digits or hyphens, starting with a letter or digit"
+
+TAG_PARTNER = "datalake:partner"
+TAG_SILO = "datalake:silo"
+TAG_CREATOR = "datalake:creator"
+TAG_CONTACT = "datalake:contact"
+TAG_EXPIRES = "datalake:expires"
+TAG_CIDRS = "datalake:allowed-cidrs"
+# One tag per access key that a rotation with a grace period left active: its deletion time.
+TAG_RETIRE_PREFIX = "datalake:retire:"
+
+INLINE_POLICY_NAME = "dropzone-access"
+MAX_CIDRS = 10  # the CIDRs are kept in one tag value (256 characters)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, to the second (tag values and API responses)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> Optional[datetime]:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+def name_problem(value: Any) -> Optional[str]:
+    """Why `value` is not a valid partner name, or None when it is."""
+    if not isinstance(value, str):
+        return f"must be a string of {NAME_RULE}"
+    if not NAME_PATTERN.match(value):
+        return f"got {value[:80]!r}; use {NAME_RULE}, for example: acme-logistics"
+    return None
+
+
+def cidr_problem(values: Any) -> Optional[str]:
+    """Why `values` is not a list of IPv4/IPv6 CIDRs, or None when it is."""
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        return 'must be a list of CIDR strings, for example: ["203.0.113.0/24"]'
+    if len(values) > MAX_CIDRS:
+        return f"got {len(values)} CIDRs; at most {MAX_CIDRS} are allowed"
+    if len(" ".join(values)) > 256:
+        return "the CIDRs take more than 256 characters together; use fewer, wider blocks"
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            return f"got {value[:60]!r}, which is not a CIDR block; for example: 203.0.113.0/24"
+    return None
+
+
+# IAM tag values allow letters, digits, spaces and _.:/=+-@ only.
+TAG_VALUE_PATTERN = re.compile(r"^[\w\s.:/=+\-@]{1,256}$")
+
+
+def tag_value_problem(value: Any, example: str) -> Optional[str]:
+    """Why `value` cannot be stored as an IAM tag value, or None."""
+    if not isinstance(value, str) or not TAG_VALUE_PATTERN.match(value):
+        return f"must be 1-256 letters, digits, spaces or _.:/=+-@ characters; for example: {example}"
+    return None
+
+
+def tag_map(tags: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def expiry_of(tags: Mapping[str, str]) -> Optional[datetime]:
+    return parse_time(tags.get(TAG_EXPIRES, ""))
+
+
+def is_expired(tags: Mapping[str, str], now: datetime) -> bool:
+    """A partner without a readable expiry tag counts as expired: fail closed."""
+    expiry = expiry_of(tags)
+    return expiry is None or expiry <= now
+
+
+@dataclass(frozen=True)
+class Dropzone:
+    """Where one silo's partners live and what they may reach."""
+
+    silo: str
+    """The silo name, e.g. `sales`."""
+    bucket: str
+    """The silo's dropzone bucket name."""
+    key_arn: str
+    """ARN of the silo's KMS key (the bucket's default encryption key)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Dropzone":
+        return cls(silo=env["SILO_NAME"], bucket=env["DROPZONE_BUCKET"], key_arn=env["KMS_KEY_ARN"])
+
+    @property
+    def partition(self) -> str:
+        return self.key_arn.split(":")[1]
+
+    @property
+    def region(self) -> str:
+        return self.key_arn.split(":")[3]
+
+    @property
+    def user_path(self) -> str:
+        return f"/datalake/partners/{self.silo}/"
+
+    @staticmethod
+    def prefix(partner: str) -> str:
+        """The partner's key prefix in the dropzone bucket: `dropzone/<partner>/`."""
+        return f"dropzone/{partner}/"
+
+    def bucket_arn(self) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket}"
+
+    def access_policy(self, partner: str, cidrs: Sequence[str] = ()) -> dict[str, Any]:
+        """The partner's whole permission: its own prefix of this silo's dropzone, nothing else.
+
+        Used as the partner user's inline policy, as the session policy of `POST .../session` and
+        of SFTP sessions. With CIDRs, the S3 statements only apply from those addresses. The KMS
+        statement has no IP condition: S3 calls KMS on the partner's behalf (`kms:ViaService`), and
+        such forwarded calls do not carry the partner's source address.
+        """
+        prefix = self.prefix(partner)
+        ip_condition = {"IpAddress": {"aws:SourceIp": list(cidrs)}} if cidrs else {}
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadWriteOwnPrefix",
+                    "Effect": "Allow",
+                    "Action": ["s3:PutObject", "s3:GetObject"],
+                    "Resource": [f"{self.bucket_arn()}/{prefix}*"],
+                    **({"Condition": ip_condition} if cidrs else {}),
+                },
+                {
+                    "Sid": "ListOwnPrefix",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": [self.bucket_arn()],
+                    "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}, **ip_condition},
+                },
+                {
+                    "Sid": "UseSiloKeyThroughS3",
+                    "Effect": "Allow",
+                    "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                    "Resource": [self.key_arn],
+                    "Condition": {"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+                },
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class PartnerUser:
+    """A partner as IAM holds it: the user and its tags."""
+
+    name: str
+    arn: str
+    path: str
+    created: datetime
+    tags: dict[str, str]
+
+    @property
+    def cidrs(self) -> list[str]:
+        value = self.tags.get(TAG_CIDRS, "")
+        return [c for c in value.split(" ") if c]
+
+
+def find_partner(iam: Any, dropzone: Dropzone, name: str) -> Optional[PartnerUser]:
+    """The partner `name` of this silo, or None (no such user, or a user outside the silo's path).
+
+    Users of the same name under another path (another silo's partner, an unrelated IAM user) are
+    not partners of this silo and are never returned.
+    """
+    if name_problem(name) is not None:
+        return None
+    try:
+        user = iam.get_user(UserName=name)["User"]
+    except iam.exceptions.NoSuchEntityException:
+        return None
+    if user.get("Path") != dropzone.user_path:
+        return None
+    tags = user.get("Tags")
+    if tags is None:  # GetUser returns tags on AWS; some emulators leave them out
+        tags = iam.list_user_tags(UserName=name)["Tags"]
+    return PartnerUser(
+        name=user["UserName"], arn=user["Arn"], path=user["Path"], created=user["CreateDate"], tags=tag_map(tags)
+    )
+
+
+def list_partners(iam: Any, dropzone: Dropzone) -> list[PartnerUser]:
+    """Every partner of this silo, by IAM path, sorted by name."""
+    found = []
+    for page in iam.get_paginator("list_users").paginate(PathPrefix=dropzone.user_path):
+        for user in page["Users"]:
+            if user.get("Path") != dropzone.user_path:
+                continue
+            tags = tag_map(iam.list_user_tags(UserName=user["UserName"])["Tags"])
+            found.append(
+                PartnerUser(name=user["UserName"], arn=user["Arn"], path=user["Path"], created=user["CreateDate"], tags=tags)
+            )
+    return sorted(found, key=lambda partner: partner.name)

@@ -1,0 +1,145 @@
+"""Fixtures of the dropzone handler tests: one silo's dropzone in moto, and the API over it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from credential_vending.api import CredentialVendingApi, Settings
+from credential_vending.audit import AuditLog
+from dropzone_partners.partners import Dropzone
+
+REGION = "eu-west-1"
+SILO = "sales"
+ACCOUNT = "123456789012"  # moto's default account
+ADMIN = {"cognito:username": "alice", "cognito:groups": "admin"}
+MEMBER = {"cognito:username": "bob", "cognito:groups": "member"}
+
+
+class Clock:
+    """A settable clock: tests move time instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class RecordingClient:
+    """A real boto3 client that also remembers every operation called through it, with its arguments."""
+
+    def __init__(self, real: Any):
+        self._real = real
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._real, name)
+        if name.startswith("_") or name in ("exceptions", "meta", "get_paginator") or not callable(attribute):
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            return attribute(**kwargs)
+
+        return call
+
+    def called(self, name: str) -> list[dict[str, Any]]:
+        return [kwargs for op, kwargs in self.calls if op == name]
+
+
+@dataclass
+class Silo:
+    """A silo's dropzone as the handlers see it, in moto."""
+
+    session: boto3.session.Session
+    dropzone: Dropzone
+    settings: Settings
+    clock: Clock
+    api: CredentialVendingApi
+    raw_bucket: str
+    iam: RecordingClient
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, region_name=REGION)
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        logs = self.client("logs")
+        events = logs.filter_log_events(logGroupName=self.settings.audit_log_group)["events"]
+        return [json.loads(e["message"]) for e in events]
+
+    def call(self, method: str, path: str, body: Any = None, claims: Any = ADMIN):
+        response = self.api.dispatch(method, path, json.dumps(body) if isinstance(body, dict) else body, claims)
+        return response.status, response.body
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield
+
+
+def make_silo(silo: str = SILO, *, allowed_origin: str = "https://console.example") -> Silo:
+    session = boto3.session.Session(region_name=REGION)
+    s3, kms, iam, logs = (session.client(n, region_name=REGION) for n in ("s3", "kms", "iam", "logs"))
+    key_arn = kms.create_key(Description=f"silo {silo}")["KeyMetadata"]["Arn"]
+    bucket = f"datalake-{silo}-dropzone-{ACCOUNT}"
+    raw = f"datalake-{silo}-raw-{ACCOUNT}"
+    for name in (bucket, raw):
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    dropzone = Dropzone(silo=silo, bucket=bucket, key_arn=key_arn)
+    boundary = iam.create_policy(
+        PolicyName=f"{silo}-partner-boundary", PolicyDocument=json.dumps(dropzone.access_policy("x"))
+    )["Policy"]["Arn"]
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName=f"{silo}-partner-session", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    group = f"datalake/{silo}/audit"
+    logs.create_log_group(logGroupName=group)
+    settings = Settings(
+        dropzone=dropzone,
+        permissions_boundary_arn=boundary,
+        session_role_arn=role,
+        audit_log_group=group,
+        allowed_origin=allowed_origin,
+        upload_max_bytes=1024,
+    )
+    clock = Clock()
+    recording_iam = RecordingClient(iam)
+    api = CredentialVendingApi(
+        settings,
+        iam=recording_iam,
+        sts=session.client("sts", region_name=REGION),
+        s3=s3,
+        audit=AuditLog(logs, group, source="api", clock=clock),
+        clock=clock,
+    )
+    return Silo(session, dropzone, settings, clock, api, raw, recording_iam)
+
+
+@pytest.fixture
+def zone(aws_env: None) -> Silo:
+    return make_silo()
+
+
+def new_partner(silo: Silo, name: str = "acme", **extra: Any) -> dict[str, Any]:
+    body = {"name": name, "contact": "ops@acme.example", "expires_in_days": 30, **extra}
+    status, payload = silo.call("POST", "/partners", body)
+    assert status == 201, payload
+    return payload
