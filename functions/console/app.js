@@ -567,11 +567,8 @@ async function uploadFiles(event) {
   if (Object.keys(errors).length) return;
 
   const list = $('#upload-list');
-  const rows = files.map((file) => {
-    const row = uploadRow(file);
-    list.prepend(row.item);
-    return row;
-  });
+  const rows = files.map(uploadRow);
+  list.prepend(...rows.map((row) => row.item)); // newest batch first, files in the order chosen
   $('#upload-submit').disabled = true;
   // Three at a time: enough to fill a link, few enough for the browser's connection limit.
   const queue = files.map((file, index) => [file, rows[index]]);

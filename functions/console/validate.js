@@ -82,7 +82,7 @@ export function cidrsProblem(values) {
       problem = ipv4Problem(match[1], Number(match[2]));
     }
     if (problem) {
-      return `${value} ${problem}; for example: 203.0.113.0/24`;
+      return problem.includes('e.g.') ? `${value} ${problem}` : `${value} ${problem}; for example: 203.0.113.0/24`;
     }
   }
   return null;
