@@ -12,6 +12,7 @@ secure defaults, so a minimal stack file stays short.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -63,6 +64,125 @@ class StorageConfig(_Model):
     """Days a superseded object version is kept before it expires (default 90)."""
     abort_incomplete_multipart_days: int = Field(7, ge=1, le=365, examples=[7])
     """Days after which unfinished multipart uploads are aborted (default 7)."""
+
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+SCHEDULE_PATTERN = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
+ORIGIN_PATTERN = re.compile(r"^https://[a-z0-9.-]+(:\d{1,5})?$")
+VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+SUBNET_ID_PATTERN = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+EXAMPLE_ORIGIN = "https://d111111abcdef8.cloudfront.net"
+
+
+def _check_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"got {value}, which CloudWatch Logs does not accept; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return value
+
+
+def _check_cidrs(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            raise ValueError(f"got {value!r}, which is not a CIDR block such as 203.0.113.0/24") from None
+    return values
+
+
+class DropzoneConfig(_Model):
+    """The third-party dropzone: credential-vending API, its Cognito users, janitor and audit log."""
+
+    allowed_origin: str = Field("", examples=[EXAMPLE_ORIGIN])
+    """Browser origin (the console's `https://` address) allowed to call the API (default none: no CORS)."""
+    audit_log_retention_days: int = Field(365, examples=[365])
+    """Days the audit log `datalake/<silo>/audit` keeps records (default 365; a CloudWatch retention value)."""
+    function_log_retention_days: int = Field(90, examples=[90])
+    """Days the dropzone Lambdas' own logs are kept (default 90; a CloudWatch retention value)."""
+    upload_max_mb: int = Field(1024, ge=1, le=5120, examples=[1024])
+    """Largest internal upload through a presigned POST, in MiB (default 1024; S3 caps POSTs at 5 GiB)."""
+    upload_url_seconds: int = Field(900, ge=60, le=3600, examples=[900])
+    """Lifetime of a presigned upload in seconds (default 900)."""
+    janitor_schedule: str = Field("rate(1 hour)", examples=["rate(1 hour)"])
+    """EventBridge schedule of the janitor that deactivates expired partners (default hourly)."""
+    mfa: Literal["ON", "OPTIONAL"] = Field("ON", examples=["ON"])
+    """Whether internal users must use TOTP MFA to sign in (default `ON`)."""
+    throttle_rate_limit: float = Field(10, gt=0, le=10000, examples=[10])
+    """Steady-state requests per second the API stage accepts (default 10)."""
+    throttle_burst_limit: int = Field(20, ge=1, le=5000, examples=[20])
+    """Request burst the API stage accepts (default 20)."""
+
+    @field_validator("audit_log_retention_days", "function_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+    @field_validator("allowed_origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if value and not ORIGIN_PATTERN.match(value):
+            raise ValueError(f"got {value!r}, which is not an https origin (scheme and host, no path or trailing slash)")
+        return value
+
+    @field_validator("janitor_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return _require(SCHEDULE_PATTERN, value, "an EventBridge schedule such as rate(1 hour) or cron(0 * * * ? *)")
+
+
+class SftpConfig(_Model):
+    """The dropzone's SFTP endpoint (AWS Transfer Family with a Lambda identity provider)."""
+
+    enabled: bool = Field(True, examples=[True])
+    """Whether the silo gets an SFTP server (default true). Turning it off removes every Transfer resource."""
+    endpoint_type: Literal["PUBLIC", "VPC"] = Field("PUBLIC", examples=["PUBLIC"])
+    """`PUBLIC` (default) or `VPC`: an endpoint in your VPC reachable only from `allowedCidrs`."""
+    vpc_id: Optional[str] = Field(None, examples=["vpc-0123456789abcdef0"])
+    """VPC of a `VPC` endpoint (required then)."""
+    subnet_ids: list[str] = Field(default_factory=list, examples=[["subnet-0123456789abcdef0"]])
+    """Subnets of a `VPC` endpoint (required then)."""
+    allowed_cidrs: list[str] = Field(default_factory=list, examples=[["203.0.113.0/24"]])
+    """Client address ranges allowed on port 22 of a `VPC` endpoint (required then)."""
+    security_policy: str = Field("TransferSecurityPolicy-2025-03", examples=["TransferSecurityPolicy-2025-03"])
+    """Transfer security policy (default the current recommended `TransferSecurityPolicy-2025-03`)."""
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _require(VPC_ID_PATTERN, value, "a VPC id such as vpc-0123456789abcdef0")
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnets(cls, values: list[str]) -> list[str]:
+        for value in values:
+            _require(SUBNET_ID_PATTERN, value, "a subnet id such as subnet-0123456789abcdef0")
+        return values
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        return _check_cidrs(values)
+
+    @field_validator("security_policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        return _require(re.compile(r"^TransferSecurityPolicy-[A-Za-z0-9-]+$"), value, "a Transfer security policy name")
+
+    @model_validator(mode="after")
+    def _endpoint_settings(self) -> "SftpConfig":
+        if self.endpoint_type == "VPC":
+            missing = [k for k, v in (("vpcId", self.vpc_id), ("subnetIds", self.subnet_ids), ("allowedCidrs", self.allowed_cidrs)) if not v]
+            if missing:
+                raise ValueError(
+                    f"got endpointType VPC without {', '.join(missing)}; set {NAMESPACE}:sftp.{missing[0]} "
+                    "or use endpointType PUBLIC"
+                )
+        elif self.vpc_id or self.subnet_ids or self.allowed_cidrs:
+            raise ValueError(
+                "got vpcId/subnetIds/allowedCidrs with endpointType PUBLIC, where they would do nothing; "
+                f"set {NAMESPACE}:sftp.endpointType to VPC, or restrict partners by their own allowed_cidrs"
+            )
+        return self
 
 
 class ArtifactsConfig(_Model):
@@ -150,6 +270,10 @@ class SiloConfig(CommonConfig):
     master_stack: str = Field(examples=["acme/datalake/master"])
     """Fully qualified name of the master stack whose outputs this silo reads."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    dropzone: DropzoneConfig = Field(default_factory=DropzoneConfig, examples=[{"allowedOrigin": EXAMPLE_ORIGIN}])
+    """The credential-vending API and its audit log (defaults: no CORS origin, MFA on, audit kept 365 days)."""
+    sftp: SftpConfig = Field(default_factory=SftpConfig, examples=[{"enabled": True, "endpointType": "PUBLIC"}])
+    """The SFTP endpoint (default: on, public endpoint)."""
 
     @field_validator("account_id", mode="before")
     @classmethod
@@ -217,6 +341,18 @@ def _example_for(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[Any]:
     return None
 
 
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The (sub-)model that holds the key at `loc`, so an unknown nested key lists its siblings."""
+    current = model
+    for part in loc:
+        field = next((f for name, f in current.model_fields.items() if part in (name, f.alias)), None)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        current = annotation
+    return current
+
+
 def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> str:
     loc = tuple(error["loc"])
     key = _key_name(loc)
@@ -225,7 +361,7 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> str:
     if kind == "missing":
         problem = "is required but not set"
     elif kind == "extra_forbidden":
-        known = sorted(f.alias or name for name, f in model.model_fields.items())
+        known = sorted(f.alias or name for name, f in _model_at(model, loc[:-1]).model_fields.items())
         return f"{key}: is not a known key; check its spelling. Known keys: {', '.join(known)}"
     else:
         message = str(error["msg"]).removeprefix("Value error, ")

@@ -9,8 +9,10 @@ import pulumi
 import pulumi_aws as aws
 
 from .config import SiloConfig
+from .dropzone import Dropzone, DropzoneArgs, audit_log_key_statement
 from .iam import AccountContext
 from .naming import bucket_output_key
+from .sftp import SftpServer, SftpServerArgs
 from .storage import SiloStorage, SiloStorageArgs
 
 # Master outputs a silo reads; the master stack must keep exporting them.
@@ -57,10 +59,57 @@ class SiloAccount(pulumi.ComponentResource):
                 raw_infrequent_access_days=storage.raw_infrequent_access_days,
                 noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_days=storage.abort_incomplete_multipart_days,
+                key_policy_statements=[audit_log_key_statement(account, cfg.silo_name)],
                 tags=tags,
             ),
             opts=child,
         )
+
+        dropzone_bucket = self.storage.buckets["dropzone"]
+        dz = cfg.dropzone
+        self.dropzone = Dropzone(
+            f"{name}-dropzone",
+            DropzoneArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                silo_name=cfg.silo_name,
+                bucket_name=dropzone_bucket.name,
+                bucket_arn=dropzone_bucket.arn,
+                key_arn=self.storage.key.arn,
+                allowed_origin=dz.allowed_origin,
+                audit_log_retention_days=dz.audit_log_retention_days,
+                function_log_retention_days=dz.function_log_retention_days,
+                upload_max_bytes=dz.upload_max_mb * 1024 * 1024,
+                upload_url_seconds=dz.upload_url_seconds,
+                janitor_schedule=dz.janitor_schedule,
+                mfa=dz.mfa,
+                throttle_rate_limit=dz.throttle_rate_limit,
+                throttle_burst_limit=dz.throttle_burst_limit,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.sftp: Optional[SftpServer] = None
+        if cfg.sftp.enabled:
+            self.sftp = SftpServer(
+                f"{name}-sftp",
+                SftpServerArgs(
+                    account=account,
+                    name_prefix=cfg.name_prefix,
+                    silo_name=cfg.silo_name,
+                    bucket_name=dropzone_bucket.name,
+                    bucket_arn=dropzone_bucket.arn,
+                    key_arn=self.storage.key.arn,
+                    security_policy=cfg.sftp.security_policy,
+                    endpoint_type=cfg.sftp.endpoint_type,
+                    vpc_id=cfg.sftp.vpc_id,
+                    subnet_ids=cfg.sftp.subnet_ids,
+                    allowed_cidrs=cfg.sftp.allowed_cidrs,
+                    function_log_retention_days=dz.function_log_retention_days,
+                    tags=tags,
+                ),
+                opts=child,
+            )
 
         self.outputs = {
             "accountId": cfg.account_id,
@@ -68,5 +117,10 @@ class SiloAccount(pulumi.ComponentResource):
             "keyArn": self.storage.key.arn,
             "masterArtifactBucket": self.master_outputs["artifactBucketName"],
             **{bucket_output_key(purpose): bucket.name for purpose, bucket in self.storage.buckets.items()},
+            "dropzoneApiUrl": self.dropzone.api_url,
+            "dropzoneUserPoolId": self.dropzone.user_pool_id,
+            "dropzoneUserPoolClientId": self.dropzone.user_pool_client_id,
         }
+        if self.sftp is not None:
+            self.outputs["sftpEndpoint"] = self.sftp.endpoint
         self.register_outputs(self.outputs)

@@ -39,6 +39,7 @@ from dropzone_partners.partners import (
     cidr_problem,
     expiry_of,
     find_partner,
+    get_user,
     format_time,
     is_expired,
     list_partners,
@@ -183,6 +184,34 @@ def _partner_name(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class Route:
+    """One route: method, path template (API Gateway syntax), handler method, groups allowed."""
+
+    method: str
+    template: str
+    handler: str
+    groups: frozenset[str]
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
+
+
+ADMINS = frozenset({ADMIN_GROUP})
+EVERYONE = frozenset({ADMIN_GROUP, MEMBER_GROUP})
+# The API Gateway resources in `components/dropzone.py` are checked against this table by the tests.
+ROUTES = (
+    Route("GET", "/partners", "list_partners", EVERYONE),
+    Route("POST", "/partners", "create_partner", ADMINS),
+    Route("GET", "/partners/{name}", "get_partner", EVERYONE),
+    Route("DELETE", "/partners/{name}", "delete_partner", ADMINS),
+    Route("POST", "/partners/{name}/rotate", "rotate_key", ADMINS),
+    Route("POST", "/partners/{name}/session", "create_session", ADMINS),
+    Route("POST", "/partners/{name}/ssh-keys", "add_ssh_key", ADMINS),
+    Route("POST", "/uploads", "create_upload", EVERYONE),
+)
+
+
 class CredentialVendingApi:
     """Routes of the API over injected boto3 clients (IAM, STS, S3) and an `AuditLog`."""
 
@@ -199,17 +228,8 @@ class CredentialVendingApi:
         self.settings = settings
         self.dropzone = settings.dropzone
         self.iam, self.sts, self.s3, self.audit, self.clock = iam, sts, s3, audit, clock
-        # (method, path pattern, handler, groups allowed)
-        admins, everyone = {ADMIN_GROUP}, {ADMIN_GROUP, MEMBER_GROUP}
-        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response], set[str]]] = [
-            ("GET", re.compile(r"^/partners$"), self.list_partners, everyone),
-            ("POST", re.compile(r"^/partners$"), self.create_partner, admins),
-            ("GET", re.compile(r"^/partners/(?P<name>[^/]+)$"), self.get_partner, everyone),
-            ("DELETE", re.compile(r"^/partners/(?P<name>[^/]+)$"), self.delete_partner, admins),
-            ("POST", re.compile(r"^/partners/(?P<name>[^/]+)/rotate$"), self.rotate_key, admins),
-            ("POST", re.compile(r"^/partners/(?P<name>[^/]+)/session$"), self.create_session, admins),
-            ("POST", re.compile(r"^/partners/(?P<name>[^/]+)/ssh-keys$"), self.add_ssh_key, admins),
-            ("POST", re.compile(r"^/uploads$"), self.create_upload, everyone),
+        self.routes = [
+            (route.method, route.pattern(), getattr(self, route.handler), route.groups) for route in ROUTES
         ]
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -344,7 +364,7 @@ class CredentialVendingApi:
                 Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
             )
         except self.iam.exceptions.EntityAlreadyExistsException:
-            raise ApiError(409, "partner_exists", f"name: partner {name!r} already exists", "name") from None
+            raise ApiError(409, "name_taken", f"name: an IAM user named {name!r} already exists; choose another name", "name") from None
         try:
             self.iam.put_user_policy(
                 UserName=name,
@@ -368,9 +388,8 @@ class CredentialVendingApi:
         }
 
     def _check_name_free(self, name: str) -> None:
-        try:
-            user = self.iam.get_user(UserName=name)["User"]
-        except self.iam.exceptions.NoSuchEntityException:
+        user = get_user(self.iam, name)
+        if user is None:  # unknown, or outside what this role may read: CreateUser will tell which
             return
         if user.get("Path") == self.dropzone.user_path:
             raise ApiError(409, "partner_exists", f"name: partner {name!r} already exists", "name")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from botocore.exceptions import ClientError
+
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 NAME_RULE = "2-63 lowercase letters, digits or hyphens, starting with a letter or digit"
 
@@ -187,6 +189,22 @@ class PartnerUser:
         return [c for c in value.split(" ") if c]
 
 
+def get_user(iam: Any, name: str) -> Optional[dict[str, Any]]:
+    """The IAM user `name`, or None when it does not exist or lies outside what we may read.
+
+    The functions' roles may read users under the partner path only; IAM answers `AccessDenied`
+    (not `NoSuchEntity`) for any other name, which here means "not one of our partners".
+    """
+    try:
+        return iam.get_user(UserName=name)["User"]
+    except iam.exceptions.NoSuchEntityException:
+        return None
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "AccessDenied":
+            return None
+        raise
+
+
 def find_partner(iam: Any, dropzone: Dropzone, name: str) -> Optional[PartnerUser]:
     """The partner `name` of this silo, or None (no such user, or a user outside the silo's path).
 
@@ -195,11 +213,8 @@ def find_partner(iam: Any, dropzone: Dropzone, name: str) -> Optional[PartnerUse
     """
     if name_problem(name) is not None:
         return None
-    try:
-        user = iam.get_user(UserName=name)["User"]
-    except iam.exceptions.NoSuchEntityException:
-        return None
-    if user.get("Path") != dropzone.user_path:
+    user = get_user(iam, name)
+    if user is None or user.get("Path") != dropzone.user_path:
         return None
     tags = user.get("Tags")
     if tags is None:  # GetUser returns tags on AWS; some emulators leave them out

@@ -1,0 +1,580 @@
+"""`Dropzone`: the silo's credential-vending API for third parties, its users, janitor and audit log.
+
+Internal users sign in to a Cognito user pool (groups `admin` and `member`) and call a REST API
+whose every route is behind the Cognito authorizer. One Lambda (`functions/credential_vending`)
+serves every route; a second, scheduled one (the janitor) deactivates expired partners. Partners
+are IAM users under `/datalake/partners/<silo>/`, each with a permissions boundary, so the API
+role can never create a user that reaches more than its own prefix of the dropzone bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+SHARED_PACKAGES = ("dropzone_partners",)
+LAMBDA_RUNTIME = "python3.12"
+ROUTES = (
+    ("GET", "/partners"),
+    ("POST", "/partners"),
+    ("GET", "/partners/{name}"),
+    ("DELETE", "/partners/{name}"),
+    ("POST", "/partners/{name}/rotate"),
+    ("POST", "/partners/{name}/session"),
+    ("POST", "/partners/{name}/ssh-keys"),
+    ("POST", "/uploads"),
+)
+"""Routes of the API (method, path); `tests` check them against the handler's own table."""
+
+
+def lambda_code(package: str) -> pulumi.AssetArchive:
+    """The Lambda bundle: the function's package and the shared partner package, each as a folder.
+
+    Handlers are addressed as `<package>.<module>.<function>`, so the package keeps its relative
+    imports and shares `dropzone_partners` with the other dropzone functions without a copy.
+    """
+    return pulumi.AssetArchive(
+        {name: pulumi.FileArchive(str(FUNCTIONS_DIR / name)) for name in (package, *SHARED_PACKAGES)}
+    )
+
+
+def partner_path(silo_name: str) -> str:
+    """IAM path of a silo's partner users (`/datalake/partners/<silo>/`)."""
+    return f"/datalake/partners/{silo_name}/"
+
+
+def partner_users_arn(account: AccountContext, silo_name: str) -> pulumi.Output[str]:
+    """Every partner user of the silo, and nothing else of IAM."""
+    return account.arn("iam", f"user{partner_path(silo_name)}*", regional=False)
+
+
+def audit_log_group_name(silo_name: str) -> str:
+    return f"datalake/{silo_name}/audit"
+
+
+def audit_log_key_statement(account: AccountContext, silo_name: str) -> Statement:
+    """Silo key policy grant: CloudWatch Logs may encrypt the silo's `datalake/<silo>/*` log groups."""
+    return statement(
+        "AllowDropzoneLogEncryption",
+        ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
+         "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"],
+        "*",
+        principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
+        conditions={
+            "ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:datalake/{silo_name}/*")
+            }
+        },
+    )
+
+
+def partner_reach_statements(
+    sid_prefix: str,
+    bucket_arn: pulumi.Input[str],
+    key_arn: pulumi.Input[str],
+    region: pulumi.Input[str],
+    prefix: str,
+) -> list[Statement]:
+    """Put/Get under `prefix` of the dropzone bucket, List limited to it, the key through S3 only."""
+    return [
+        statement(f"{sid_prefix}ReadWrite", ["s3:PutObject", "s3:GetObject"], pulumi.Output.concat(bucket_arn, "/", prefix, "*")),
+        statement(
+            f"{sid_prefix}List",
+            "s3:ListBucket",
+            bucket_arn,
+            conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+        ),
+        statement(
+            f"{sid_prefix}Key",
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            key_arn,
+            conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", region, ".amazonaws.com")}},
+        ),
+    ]
+
+
+def own_log_statement(log_group_arn: pulumi.Input[str]) -> Statement:
+    """A Lambda may write its own log group (created here with a retention), nothing more."""
+    return statement(
+        "WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(log_group_arn, ":*")
+    )
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One dropzone Lambda: what runs, with which permissions and settings."""
+
+    role: str
+    """Role name inside the component (`api`, `janitor`, `auth`), used in logical and physical names."""
+    package: str
+    """Package under `functions/`."""
+    handler: str
+    """`<package>.<module>.<function>`."""
+    statements: Sequence[Statement]
+    """Permissions beyond writing its own log group."""
+    environment: dict[str, pulumi.Input[str]]
+    """Environment variables."""
+    description: str
+    timeout: int = 30
+
+
+class DropzoneFunction(pulumi.ComponentResource):
+    """A Lambda with its own role, least-privilege inline policy and log group with retention."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: FunctionSpec,
+        physical_name: str,
+        log_retention_days: int,
+        tags: dict[str, str],
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        super().__init__("datalake:dropzone:DropzoneFunction", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{physical_name}",
+            retention_in_days=log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=physical_name[:64],
+            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+            tags=tags,
+            opts=child,
+        )
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.id,
+            policy=policy_json([own_log_statement(self.log_group.arn), *spec.statements]),
+            opts=child,
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=physical_name,
+            description=spec.description,
+            runtime=LAMBDA_RUNTIME,
+            handler=spec.handler,
+            code=lambda_code(spec.package),
+            role=self.role.arn,
+            timeout=spec.timeout,
+            memory_size=256,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=spec.environment),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=self.log_group.name),
+            tags=tags,
+            # The log group and the role's permissions must exist before the first invocation.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.log_group, self.policy])),
+        )
+        self.register_outputs({"arn": self.function.arn, "roleArn": self.role.arn})
+
+
+@dataclass(frozen=True)
+class DropzoneArgs:
+    """Arguments of `Dropzone`."""
+
+    account: AccountContext
+    """The silo account."""
+    name_prefix: str
+    """Prefix of physical names, e.g. `datalake`."""
+    silo_name: str
+    """Short silo name, e.g. `sales`."""
+    bucket_name: pulumi.Input[str]
+    """The silo's dropzone bucket (from `SiloStorage`)."""
+    bucket_arn: pulumi.Input[str]
+    """Its ARN."""
+    key_arn: pulumi.Input[str]
+    """The silo key: the bucket's default encryption key, also used for the audit log."""
+    allowed_origin: pulumi.Input[str] = ""
+    """Browser origin allowed by CORS, e.g. the console's CloudFront address (default none)."""
+    audit_log_retention_days: int = 365
+    """Retention of `datalake/<silo>/audit` (default 365 days)."""
+    function_log_retention_days: int = 90
+    """Retention of the Lambdas' own logs (default 90 days)."""
+    upload_max_bytes: int = 1024**3
+    """Largest presigned internal upload (default 1 GiB)."""
+    upload_url_seconds: int = 900
+    """Lifetime of a presigned upload (default 900 s)."""
+    janitor_schedule: str = "rate(1 hour)"
+    """EventBridge schedule of the janitor (default hourly)."""
+    mfa: str = "ON"
+    """Cognito MFA for internal users: `ON` (default) or `OPTIONAL`."""
+    throttle_rate_limit: float = 10
+    """Stage steady-state rate limit, requests per second (default 10)."""
+    throttle_burst_limit: int = 20
+    """Stage burst limit (default 20)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of every resource that takes tags (default none)."""
+
+
+class Dropzone(pulumi.ComponentResource):
+    """Cognito user pool, credential-vending REST API, janitor, audit log and partner guard rails."""
+
+    api_url: pulumi.Output[str]
+    user_pool_id: pulumi.Output[str]
+    user_pool_client_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DropzoneArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:dropzone:Dropzone", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account, silo = args.account, args.silo_name
+        base = f"{args.name_prefix}-{silo}"
+        tags = {**args.tags, "datalake:silo": silo, "datalake:capability": "dropzone"}
+        partners = partner_users_arn(account, silo)
+
+        # -- internal users ---------------------------------------------------------------------
+        self.user_pool = aws.cognito.UserPool(
+            f"{name}-users",
+            name=f"{base}-dropzone",
+            admin_create_user_config=aws.cognito.UserPoolAdminCreateUserConfigArgs(allow_admin_create_user_only=True),
+            password_policy=aws.cognito.UserPoolPasswordPolicyArgs(
+                minimum_length=14,
+                require_lowercase=True,
+                require_uppercase=True,
+                require_numbers=True,
+                require_symbols=True,
+                temporary_password_validity_days=3,
+            ),
+            mfa_configuration=args.mfa,
+            software_token_mfa_configuration=aws.cognito.UserPoolSoftwareTokenMfaConfigurationArgs(enabled=True),
+            auto_verified_attributes=["email"],
+            account_recovery_setting=aws.cognito.UserPoolAccountRecoverySettingArgs(
+                recovery_mechanisms=[aws.cognito.UserPoolAccountRecoverySettingRecoveryMechanismArgs(name="verified_email", priority=1)]
+            ),
+            deletion_protection="ACTIVE",
+            tags=tags,
+            opts=child,
+        )
+        self.user_pool_client = aws.cognito.UserPoolClient(
+            f"{name}-console-client",
+            name=f"{base}-dropzone-console",
+            user_pool_id=self.user_pool.id,
+            generate_secret=False,  # a browser console cannot keep a secret
+            explicit_auth_flows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+            prevent_user_existence_errors="ENABLED",
+            enable_token_revocation=True,
+            id_token_validity=60,
+            access_token_validity=60,
+            refresh_token_validity=12,
+            token_validity_units=aws.cognito.UserPoolClientTokenValidityUnitsArgs(
+                id_token="minutes", access_token="minutes", refresh_token="hours"
+            ),
+            opts=child,
+        )
+        for group, description, precedence in (
+            ("admin", "Manages dropzone partners and their credentials", 1),
+            ("member", "Lists dropzone partners and uploads files", 2),
+        ):
+            aws.cognito.UserGroup(
+                f"{name}-{group}-group",
+                name=group,
+                user_pool_id=self.user_pool.id,
+                description=description,
+                precedence=precedence,
+                opts=child,
+            )
+
+        # -- audit log and partner guard rails --------------------------------------------------
+        self.audit_log = aws.cloudwatch.LogGroup(
+            f"{name}-audit-log",
+            name=audit_log_group_name(silo),
+            retention_in_days=args.audit_log_retention_days,
+            kms_key_id=args.key_arn,
+            tags=tags,
+            opts=child,
+        )
+        own_prefix = "dropzone/${aws:username}/"
+        self.boundary = aws.iam.Policy(
+            f"{name}-partner-boundary",
+            name=f"{base}-partner-boundary",
+            path="/datalake/",
+            description=f"Most any {silo} dropzone partner may ever do: its own prefix of the dropzone bucket",
+            policy=policy_json(
+                partner_reach_statements("PartnerOwnPrefix", args.bucket_arn, args.key_arn, account.region, own_prefix)
+            ),
+            tags=tags,
+            opts=child,
+        )
+
+        # -- functions --------------------------------------------------------------------------
+        # The session role's ARN is known before the role exists: the API function's environment
+        # needs it, and the role's trust policy needs the API function's role (no cycle this way).
+        session_role_name = f"{base}-partner-session"[:64]
+        session_role_arn = account.arn("iam", f"role/{session_role_name}", regional=False)
+        audit_arn = self.audit_log.arn
+        audit_statement = statement(
+            "WriteAuditRecords", ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(audit_arn, ":*")
+        )
+        partner_env = {
+            "SILO_NAME": silo,
+            "DROPZONE_BUCKET": args.bucket_name,
+            "KMS_KEY_ARN": args.key_arn,
+            "AUDIT_LOG_GROUP": self.audit_log.name,
+        }
+        api_spec = FunctionSpec(
+            role="api",
+            package="credential_vending",
+            handler="credential_vending.handler.handler",
+            description=f"Dropzone credential-vending API of silo {silo}",
+            environment={
+                **partner_env,
+                "PERMISSIONS_BOUNDARY_ARN": self.boundary.arn,
+                "SESSION_ROLE_ARN": session_role_arn,
+                "ALLOWED_ORIGIN": args.allowed_origin,
+                "UPLOAD_MAX_BYTES": str(args.upload_max_bytes),
+                "UPLOAD_URL_SECONDS": str(args.upload_url_seconds),
+            },
+            statements=[
+                statement(
+                    "CreatePartnersOnlyWithBoundary",
+                    ["iam:CreateUser", "iam:PutUserPolicy"],
+                    partners,
+                    conditions={"StringEquals": {"iam:PermissionsBoundary": self.boundary.arn}},
+                ),
+                statement(
+                    "ManagePartnerUsers",
+                    [
+                        "iam:GetUser", "iam:ListUsers", "iam:TagUser", "iam:UntagUser", "iam:ListUserTags",
+                        "iam:CreateAccessKey", "iam:ListAccessKeys", "iam:DeleteAccessKey",
+                        "iam:UploadSSHPublicKey", "iam:ListSSHPublicKeys", "iam:DeleteSSHPublicKey",
+                        "iam:ListUserPolicies", "iam:DeleteUserPolicy", "iam:ListAttachedUserPolicies",
+                        "iam:DetachUserPolicy", "iam:DeleteUser",
+                    ],
+                    partners,
+                ),
+                statement("AssumePartnerSessionRole", "sts:AssumeRole", session_role_arn),
+                statement(
+                    "SignInternalUploads", "s3:PutObject", pulumi.Output.concat(args.bucket_arn, "/dropzone/internal/*")
+                ),
+                statement(
+                    "EncryptInternalUploads",
+                    "kms:GenerateDataKey",
+                    args.key_arn,
+                    conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")}},
+                ),
+                audit_statement,
+            ],
+        )
+        janitor_spec = FunctionSpec(
+            role="janitor",
+            package="credential_vending",
+            handler="credential_vending.janitor.handler",
+            description=f"Deactivates expired dropzone partners of silo {silo}",
+            timeout=300,
+            environment=partner_env,
+            statements=[
+                statement(
+                    "ExpirePartnerKeys",
+                    [
+                        "iam:ListUsers", "iam:ListUserTags", "iam:UntagUser", "iam:ListAccessKeys",
+                        "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:ListSSHPublicKeys", "iam:UpdateSSHPublicKey",
+                    ],
+                    partners,
+                ),
+                audit_statement,
+            ],
+        )
+        self.functions = {
+            spec.role: DropzoneFunction(
+                f"{name}-{spec.role}",
+                spec,
+                physical_name=f"{base}-{'credential-vending' if spec.role == 'api' else 'dropzone-' + spec.role}"[:64],
+                log_retention_days=args.function_log_retention_days,
+                tags=tags,
+                opts=child,
+            )
+            for spec in (api_spec, janitor_spec)
+        }
+        api_function = self.functions["api"].function
+
+        self.session_role = aws.iam.Role(
+            f"{name}-partner-session-role",
+            name=session_role_name,
+            description="Assumed by the credential-vending API for partner sessions, narrowed per partner by a session policy",
+            max_session_duration=3600,
+            assume_role_policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AllowCredentialVendingApi",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": self.functions["api"].role.arn},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-partner-session-policy",
+            role=self.session_role.id,
+            policy=policy_json(partner_reach_statements("Dropzone", args.bucket_arn, args.key_arn, account.region, "dropzone/")),
+            opts=child,
+        )
+
+        # -- janitor schedule -------------------------------------------------------------------
+        schedule = aws.cloudwatch.EventRule(
+            f"{name}-janitor-schedule",
+            name=f"{base}-dropzone-janitor",
+            description=f"Runs the {silo} dropzone janitor",
+            schedule_expression=args.janitor_schedule,
+            tags=tags,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-janitor-target", rule=schedule.name, arn=self.functions["janitor"].function.arn, opts=child
+        )
+        aws.lambda_.Permission(
+            f"{name}-janitor-permission",
+            action="lambda:InvokeFunction",
+            function=self.functions["janitor"].function.name,
+            principal="events.amazonaws.com",
+            source_arn=schedule.arn,
+            opts=child,
+        )
+
+        # -- REST API ---------------------------------------------------------------------------
+        self.rest_api = aws.apigateway.RestApi(
+            f"{name}-api",
+            name=f"{base}-dropzone-api",
+            description=f"Credential-vending API of the {silo} dropzone",
+            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            tags=tags,
+            opts=child,
+        )
+        authorizer = aws.apigateway.Authorizer(
+            f"{name}-authorizer",
+            name="cognito",
+            rest_api=self.rest_api.id,
+            type="COGNITO_USER_POOLS",
+            provider_arns=[self.user_pool.arn],
+            identity_source="method.request.header.Authorization",
+            opts=child,
+        )
+        resources: dict[str, pulumi.Output[str]] = {"": self.rest_api.root_resource_id}
+        # Built from ARNs rather than read from the API/function outputs, so the wiring is visible
+        # (and testable) before anything exists.
+        invoke_uri = pulumi.Output.concat(
+            "arn:", account.partition, ":apigateway:", account.region, ":lambda:path/2015-03-31/functions/",
+            api_function.arn, "/invocations",
+        )
+        execution_arn = account.arn("execute-api", pulumi.Output.concat(self.rest_api.id, "/*/*"))
+        methods: list[pulumi.Resource] = []
+        paths = sorted({path for _, path in ROUTES})
+        for path in paths:
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts) + 1):
+                sub = "/" + "/".join(parts[:depth])
+                if sub[1:] in resources:
+                    continue
+                parent = "/".join(parts[: depth - 1])
+                resource = aws.apigateway.Resource(
+                    f"{name}-resource{sub.replace('/', '-').replace('{', '').replace('}', '')}",
+                    rest_api=self.rest_api.id,
+                    parent_id=resources[parent],
+                    path_part=parts[depth - 1],
+                    opts=child,
+                )
+                resources[sub[1:]] = resource.id
+        # Every route and its CORS preflight go to the one function (Lambda proxy). Preflights
+        # carry no token, so only OPTIONS is unauthenticated; the function answers it without data.
+        for method, path in [*ROUTES, *(("OPTIONS", p) for p in paths)]:
+            logical = f"{name}-{method.lower()}{path.replace('/', '-').replace('{', '').replace('}', '')}"
+            secured = method != "OPTIONS"
+            api_method = aws.apigateway.Method(
+                logical,
+                rest_api=self.rest_api.id,
+                resource_id=resources[path.strip("/")],
+                http_method=method,
+                authorization="COGNITO_USER_POOLS" if secured else "NONE",
+                authorizer_id=authorizer.id if secured else None,
+                opts=child,
+            )
+            integration = aws.apigateway.Integration(
+                f"{logical}-integration",
+                rest_api=self.rest_api.id,
+                resource_id=api_method.resource_id,
+                http_method=api_method.http_method,
+                type="AWS_PROXY",
+                integration_http_method="POST",
+                uri=invoke_uri,
+                opts=child,
+            )
+            methods += [api_method, integration]
+        # Errors API Gateway answers itself (401 from the authorizer, throttling) need CORS headers
+        # too, or the browser hides them from the console.
+        origin_header = pulumi.Output.from_input(args.allowed_origin).apply(lambda o: f"'{o}'" if o else "")
+        for response_type in ("DEFAULT_4XX", "DEFAULT_5XX"):
+            methods.append(
+                aws.apigateway.Response(
+                    f"{name}-{response_type.lower().replace('_', '-')}",
+                    rest_api_id=self.rest_api.id,
+                    response_type=response_type,
+                    response_parameters=origin_header.apply(
+                        lambda header: {"gatewayresponse.header.Access-Control-Allow-Origin": header} if header else {}
+                    ),
+                    opts=child,
+                )
+            )
+        aws.lambda_.Permission(
+            f"{name}-api-permission",
+            action="lambda:InvokeFunction",
+            function=api_function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=execution_arn,
+            opts=child,
+        )
+        route_digest = hashlib.sha256(json.dumps(sorted(ROUTES)).encode()).hexdigest()
+        deployment = aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=self.rest_api.id,
+            triggers={"routes": route_digest},
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=methods)),
+        )
+        self.stage = aws.apigateway.Stage(
+            f"{name}-stage",
+            rest_api=self.rest_api.id,
+            deployment=deployment.id,
+            stage_name="api",
+            tags=tags,
+            opts=child,
+        )
+        aws.apigateway.MethodSettings(
+            f"{name}-stage-settings",
+            rest_api=self.rest_api.id,
+            stage_name=self.stage.stage_name,
+            method_path="*/*",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(
+                throttling_rate_limit=args.throttle_rate_limit,
+                throttling_burst_limit=args.throttle_burst_limit,
+                metrics_enabled=True,
+            ),
+            opts=child,
+        )
+
+        self.api_url = self.stage.invoke_url
+        self.user_pool_id = self.user_pool.id
+        self.user_pool_client_id = self.user_pool_client.id
+        self.register_outputs(
+            {
+                "apiUrl": self.api_url,
+                "userPoolId": self.user_pool_id,
+                "userPoolClientId": self.user_pool_client_id,
+                "auditLogGroup": self.audit_log.name,
+            }
+        )

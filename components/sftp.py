@@ -1,0 +1,209 @@
+"""`SftpServer`: the dropzone's SFTP endpoint, AWS Transfer Family with a Lambda identity provider.
+
+Partners log in with the credentials the credential-vending API gave them (partner name and
+secret access key, or an SSH key uploaded to their IAM user). The identity provider
+(`functions/sftp_auth`) checks them and maps each partner to `/<bucket>/dropzone/<partner>`, with
+a session policy narrowed to that prefix, on top of a Transfer role that reaches only the dropzone
+bucket and the silo key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from .dropzone import DropzoneFunction, FunctionSpec, partner_reach_statements, partner_users_arn
+from .iam import AccountContext, policy_json, statement
+
+
+@dataclass(frozen=True)
+class SftpServerArgs:
+    """Arguments of `SftpServer`."""
+
+    account: AccountContext
+    """The silo account."""
+    name_prefix: str
+    """Prefix of physical names, e.g. `datalake`."""
+    silo_name: str
+    """Short silo name, e.g. `sales`."""
+    bucket_name: pulumi.Input[str]
+    """The silo's dropzone bucket."""
+    bucket_arn: pulumi.Input[str]
+    """Its ARN."""
+    key_arn: pulumi.Input[str]
+    """The silo key (the bucket's default encryption key)."""
+    security_policy: str = "TransferSecurityPolicy-2025-03"
+    """Transfer security policy (default the current recommended one)."""
+    endpoint_type: str = "PUBLIC"
+    """`PUBLIC` (default) or `VPC`."""
+    vpc_id: Optional[str] = None
+    """VPC of a `VPC` endpoint (default None)."""
+    subnet_ids: Sequence[str] = ()
+    """Subnets of a `VPC` endpoint (default none)."""
+    allowed_cidrs: Sequence[str] = ()
+    """Addresses allowed on port 22 of a `VPC` endpoint (default none)."""
+    function_log_retention_days: int = 90
+    """Retention of the identity provider's logs (default 90 days)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of every resource that takes tags (default none)."""
+
+
+def transfer_trust_policy(account: AccountContext) -> pulumi.Output[str]:
+    """Transfer may assume the role, for this account's servers only (confused-deputy guard)."""
+    return pulumi.Output.json_dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowTransferOfThisAccount",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "transfer.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account.account_id},
+                        "ArnLike": {"aws:SourceArn": account.arn("transfer", "server/*")},
+                    },
+                }
+            ],
+        }
+    )
+
+
+class SftpServer(pulumi.ComponentResource):
+    """Transfer Family SFTP server, its identity-provider Lambda, access role and logging role."""
+
+    endpoint: pulumi.Output[str]
+    server_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SftpServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:sftp:SftpServer", name, None, opts)
+        if args.endpoint_type not in ("PUBLIC", "VPC"):
+            raise ValueError(f"endpoint_type must be PUBLIC or VPC, got {args.endpoint_type!r}")
+        if args.endpoint_type == "VPC" and not (args.vpc_id and args.subnet_ids and args.allowed_cidrs):
+            raise ValueError("a VPC endpoint needs vpc_id, subnet_ids and allowed_cidrs")
+        child = pulumi.ResourceOptions(parent=self)
+        account, silo = args.account, args.silo_name
+        base = f"{args.name_prefix}-{silo}"
+        tags = {**args.tags, "datalake:silo": silo, "datalake:capability": "sftp"}
+
+        # What every SFTP session may reach at most; each login narrows it to the partner's prefix.
+        self.access_role = aws.iam.Role(
+            f"{name}-access-role",
+            name=f"{base}-sftp-access"[:64],
+            description=f"Assumed by Transfer for {silo} dropzone SFTP sessions",
+            assume_role_policy=transfer_trust_policy(account),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-access-policy",
+            role=self.access_role.id,
+            policy=policy_json(
+                partner_reach_statements("Dropzone", args.bucket_arn, args.key_arn, account.region, "dropzone/")
+            ),
+            opts=child,
+        )
+        self.logging_role = aws.iam.Role(
+            f"{name}-logging-role",
+            name=f"{base}-sftp-logging"[:64],
+            assume_role_policy=transfer_trust_policy(account),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-logging-policy",
+            role=self.logging_role.id,
+            policy=policy_json(
+                [
+                    statement(
+                        "WriteTransferLogs",
+                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                        account.arn("logs", "log-group:/aws/transfer/*"),
+                    )
+                ]
+            ),
+            opts=child,
+        )
+
+        self.identity_provider = DropzoneFunction(
+            f"{name}-auth",
+            FunctionSpec(
+                role="auth",
+                package="sftp_auth",
+                handler="sftp_auth.handler.handler",
+                description=f"SFTP identity provider of the {silo} dropzone",
+                timeout=10,
+                environment={
+                    "SILO_NAME": silo,
+                    "DROPZONE_BUCKET": args.bucket_name,
+                    "KMS_KEY_ARN": args.key_arn,
+                    "TRANSFER_ROLE_ARN": self.access_role.arn,
+                },
+                statements=[
+                    statement(
+                        "ReadPartnerUsers",
+                        ["iam:GetUser", "iam:ListUserTags", "iam:ListAccessKeys", "iam:ListSSHPublicKeys", "iam:GetSSHPublicKey"],
+                        partner_users_arn(account, silo),
+                    )
+                ],
+            ),
+            physical_name=f"{base}-sftp-auth"[:64],
+            log_retention_days=args.function_log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+
+        endpoint_details = None
+        if args.endpoint_type == "VPC":
+            security_group = aws.ec2.SecurityGroup(
+                f"{name}-security-group",
+                name=f"{base}-sftp",
+                description=f"SFTP clients allowed to reach the {silo} dropzone",
+                vpc_id=args.vpc_id,
+                ingress=[
+                    aws.ec2.SecurityGroupIngressArgs(
+                        description="SFTP from allowed clients",
+                        protocol="tcp",
+                        from_port=22,
+                        to_port=22,
+                        cidr_blocks=[c for c in args.allowed_cidrs if ":" not in c],
+                        ipv6_cidr_blocks=[c for c in args.allowed_cidrs if ":" in c],
+                    )
+                ],
+                egress=[],  # the endpoint only answers; an empty list removes the default allow-all
+                tags=tags,
+                opts=child,
+            )
+            endpoint_details = aws.transfer.ServerEndpointDetailsArgs(
+                vpc_id=args.vpc_id, subnet_ids=list(args.subnet_ids), security_group_ids=[security_group.id]
+            )
+
+        self.server = aws.transfer.Server(
+            f"{name}-server",
+            protocols=["SFTP"],
+            identity_provider_type="AWS_LAMBDA",
+            function=self.identity_provider.function.arn,
+            security_policy_name=args.security_policy,
+            logging_role=self.logging_role.arn,
+            endpoint_type=args.endpoint_type,
+            endpoint_details=endpoint_details,
+            domain="S3",
+            tags={**tags, "Name": f"{base}-dropzone"},
+            opts=child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-auth-permission",
+            action="lambda:InvokeFunction",
+            function=self.identity_provider.function.name,
+            principal="transfer.amazonaws.com",
+            source_arn=self.server.arn,
+            opts=child,
+        )
+
+        self.endpoint = self.server.endpoint
+        self.server_id = self.server.id
+        self.register_outputs({"endpoint": self.endpoint, "serverId": self.server_id})
