@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .config import SiloConfig
+from .console import Console, ConsoleArgs
 from .dropzone import Dropzone, DropzoneArgs, audit_log_key_statement
 from .iam import AccountContext
 from .naming import bucket_output_key
@@ -111,6 +112,27 @@ class SiloAccount(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # After the dropzone (its API and user pool) and SFTP: the console only reads them.
+        self.console: Optional[Console] = None
+        if cfg.console.enabled:
+            self.console = Console(
+                f"{name}-console",
+                ConsoleArgs(
+                    account=account,
+                    name_prefix=cfg.name_prefix,
+                    silo_name=cfg.silo_name,
+                    api_url=self.dropzone.api_url,
+                    user_pool_id=self.dropzone.user_pool_id,
+                    dropzone_bucket_name=dropzone_bucket.name,
+                    sftp_host=self.sftp.endpoint if self.sftp is not None else None,
+                    access_log_bucket=self.storage.buckets["access-logs"].name,
+                    price_class=cfg.console.price_class,
+                    session_minutes=cfg.console.session_minutes,
+                    tags=tags,
+                ),
+                opts=child,
+            )
+
         self.outputs = {
             "accountId": cfg.account_id,
             "siloName": cfg.silo_name,
@@ -123,4 +145,6 @@ class SiloAccount(pulumi.ComponentResource):
         }
         if self.sftp is not None:
             self.outputs["sftpEndpoint"] = self.sftp.endpoint
+        if self.console is not None:
+            self.outputs["consoleUrl"] = self.console.url
         self.register_outputs(self.outputs)
