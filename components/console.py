@@ -218,6 +218,8 @@ class ConsoleArgs:
     """Host name of the SFTP endpoint shown to users (default None: SFTP is off)."""
     access_log_bucket: Optional[pulumi.Input[str]] = None
     """Bucket receiving the console bucket's S3 access logs (default None: no access logging)."""
+    noncurrent_version_expiration_days: int = 90
+    """Days superseded versions of the app's files are kept (default 90, like the silo's buckets)."""
     price_class: str = "PriceClass_100"
     """CloudFront price class (default `PriceClass_100`: North America and Europe edges)."""
     session_minutes: int = 60
@@ -397,7 +399,7 @@ class Console(pulumi.ComponentResource):
                 account=args.account,
                 kms_key_arn=self.key.arn,
                 access_log_bucket=args.access_log_bucket,
-                lifecycle=BucketLifecycle(noncurrent_version_expiration_days=30),
+                lifecycle=BucketLifecycle(noncurrent_version_expiration_days=args.noncurrent_version_expiration_days),
                 extra_policy_statements=lambda arn: [cloudfront_read_statement(arn, distribution_arn)],
                 tags=tags,
             ),

@@ -58,6 +58,12 @@ def partner_users_arn(account: AccountContext, silo_name: str) -> pulumi.Output[
     return account.arn("iam", f"user{partner_path(silo_name)}*", regional=False)
 
 
+def list_users_statement() -> Statement:
+    """`iam:ListUsers` has no resource type (the service authorization reference lists none), so
+    it takes `*`; it returns names and paths only, and the functions filter by the partner path."""
+    return statement("ListUsersByPath", "iam:ListUsers", "*")
+
+
 def audit_log_group_name(silo_name: str) -> str:
     return f"datalake/{silo_name}/audit"
 
@@ -103,11 +109,9 @@ def partner_reach_statements(
     ]
 
 
-def own_log_statement(log_group_arn: pulumi.Input[str]) -> Statement:
-    """A Lambda may write its own log group (created here with a retention), nothing more."""
-    return statement(
-        "WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(log_group_arn, ":*")
-    )
+def log_write_statement(sid: str, account: AccountContext, log_group: str) -> Statement:
+    """May write streams of one log group (`log-group:<name>:*`), nothing more."""
+    return statement(sid, ["logs:CreateLogStream", "logs:PutLogEvents"], account.arn("logs", f"log-group:{log_group}:*"))
 
 
 @dataclass(frozen=True)
@@ -136,31 +140,28 @@ class DropzoneFunction(pulumi.ComponentResource):
         name: str,
         spec: FunctionSpec,
         physical_name: str,
+        account: AccountContext,
         log_retention_days: int,
         tags: dict[str, str],
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         super().__init__("datalake:dropzone:DropzoneFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        log_group_name = f"/aws/lambda/{physical_name}"
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/aws/lambda/{physical_name}",
+            name=log_group_name,
             retention_in_days=log_retention_days,
             tags=tags,
             opts=child,
         )
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=physical_name[:64],
-            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
-            tags=tags,
-            opts=child,
-        )
-        self.policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=policy_json([own_log_statement(self.log_group.arn), *spec.statements]),
-            opts=child,
+        self.role, self.policy = role_with_policy(
+            name,
+            physical_name,
+            assume_role_policy("lambda.amazonaws.com"),
+            [log_write_statement("WriteOwnLogs", account, log_group_name), *spec.statements],
+            tags,
+            child,
         )
         self.function = aws.lambda_.Function(
             f"{name}-function",
@@ -182,8 +183,8 @@ class DropzoneFunction(pulumi.ComponentResource):
 
 
 @dataclass(frozen=True)
-class DropzoneArgs:
-    """Arguments of `Dropzone`."""
+class DropzoneSite:
+    """Where a silo's dropzone lives; shared by `Dropzone` and `SftpServer`."""
 
     account: AccountContext
     """The silo account."""
@@ -197,6 +198,47 @@ class DropzoneArgs:
     """Its ARN."""
     key_arn: pulumi.Input[str]
     """The silo key: the bucket's default encryption key, also used for the audit log."""
+
+    @property
+    def base_name(self) -> str:
+        """`<prefix>-<silo>`, the start of every physical name."""
+        return f"{self.name_prefix}-{self.silo_name}"
+
+    def reach_statements(self, sid_prefix: str, prefix: str) -> list[Statement]:
+        """`partner_reach_statements` on this site's bucket and key."""
+        return partner_reach_statements(sid_prefix, self.bucket_arn, self.key_arn, self.account.region, prefix)
+
+
+def role_with_policy(
+    name: str,
+    physical_name: str,
+    trust_policy: pulumi.Input[str],
+    statements: Sequence[Statement],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+    description: Optional[str] = None,
+    max_session_duration: Optional[int] = None,
+) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    """A role `<name>-role` and its one inline policy `<name>-policy`."""
+    role = aws.iam.Role(
+        f"{name}-role",
+        name=physical_name[:64],
+        description=description,
+        assume_role_policy=trust_policy,
+        max_session_duration=max_session_duration,
+        tags=tags,
+        opts=opts,
+    )
+    policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy_json(statements), opts=opts)
+    return role, policy
+
+
+@dataclass(frozen=True)
+class DropzoneArgs:
+    """Arguments of `Dropzone`."""
+
+    site: DropzoneSite
+    """Account, names, dropzone bucket and silo key."""
     allowed_origin: pulumi.Input[str] = ""
     """Browser origin allowed by CORS, e.g. the console's CloudFront address (default none)."""
     audit_log_retention_days: int = 365
@@ -229,8 +271,8 @@ class Dropzone(pulumi.ComponentResource):
     def __init__(self, name: str, args: DropzoneArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:dropzone:Dropzone", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account, silo = args.account, args.silo_name
-        base = f"{args.name_prefix}-{silo}"
+        site = args.site
+        account, silo, base = site.account, site.silo_name, site.base_name
         tags = {**args.tags, "datalake:silo": silo, "datalake:capability": "dropzone"}
         partners = partner_users_arn(account, silo)
 
@@ -291,7 +333,7 @@ class Dropzone(pulumi.ComponentResource):
             f"{name}-audit-log",
             name=audit_log_group_name(silo),
             retention_in_days=args.audit_log_retention_days,
-            kms_key_id=args.key_arn,
+            kms_key_id=site.key_arn,
             tags=tags,
             opts=child,
         )
@@ -301,9 +343,7 @@ class Dropzone(pulumi.ComponentResource):
             name=f"{base}-partner-boundary",
             path="/datalake/",
             description=f"Most any {silo} dropzone partner may ever do: its own prefix of the dropzone bucket",
-            policy=policy_json(
-                partner_reach_statements("PartnerOwnPrefix", args.bucket_arn, args.key_arn, account.region, own_prefix)
-            ),
+            policy=policy_json(site.reach_statements("PartnerOwnPrefix", own_prefix)),
             tags=tags,
             opts=child,
         )
@@ -313,14 +353,11 @@ class Dropzone(pulumi.ComponentResource):
         # needs it, and the role's trust policy needs the API function's role (no cycle this way).
         session_role_name = f"{base}-partner-session"[:64]
         session_role_arn = account.arn("iam", f"role/{session_role_name}", regional=False)
-        audit_arn = self.audit_log.arn
-        audit_statement = statement(
-            "WriteAuditRecords", ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(audit_arn, ":*")
-        )
+        audit_statement = log_write_statement("WriteAuditRecords", account, audit_log_group_name(silo))
         partner_env = {
             "SILO_NAME": silo,
-            "DROPZONE_BUCKET": args.bucket_name,
-            "KMS_KEY_ARN": args.key_arn,
+            "DROPZONE_BUCKET": site.bucket_name,
+            "KMS_KEY_ARN": site.key_arn,
             "AUDIT_LOG_GROUP": self.audit_log.name,
         }
         api_spec = FunctionSpec(
@@ -346,7 +383,7 @@ class Dropzone(pulumi.ComponentResource):
                 statement(
                     "ManagePartnerUsers",
                     [
-                        "iam:GetUser", "iam:ListUsers", "iam:TagUser", "iam:UntagUser", "iam:ListUserTags",
+                        "iam:GetUser", "iam:TagUser", "iam:UntagUser", "iam:ListUserTags",
                         "iam:CreateAccessKey", "iam:ListAccessKeys", "iam:DeleteAccessKey",
                         "iam:UploadSSHPublicKey", "iam:ListSSHPublicKeys", "iam:DeleteSSHPublicKey",
                         "iam:ListUserPolicies", "iam:DeleteUserPolicy", "iam:ListAttachedUserPolicies",
@@ -354,14 +391,15 @@ class Dropzone(pulumi.ComponentResource):
                     ],
                     partners,
                 ),
+                list_users_statement(),
                 statement("AssumePartnerSessionRole", "sts:AssumeRole", session_role_arn),
                 statement(
-                    "SignInternalUploads", "s3:PutObject", pulumi.Output.concat(args.bucket_arn, "/dropzone/internal/*")
+                    "SignInternalUploads", "s3:PutObject", pulumi.Output.concat(site.bucket_arn, "/dropzone/internal/*")
                 ),
                 statement(
                     "EncryptInternalUploads",
                     "kms:GenerateDataKey",
-                    args.key_arn,
+                    site.key_arn,
                     conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")}},
                 ),
                 audit_statement,
@@ -378,11 +416,12 @@ class Dropzone(pulumi.ComponentResource):
                 statement(
                     "ExpirePartnerKeys",
                     [
-                        "iam:ListUsers", "iam:ListUserTags", "iam:UntagUser", "iam:ListAccessKeys",
+                        "iam:ListUserTags", "iam:UntagUser", "iam:ListAccessKeys",
                         "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:ListSSHPublicKeys", "iam:UpdateSSHPublicKey",
                     ],
                     partners,
                 ),
+                list_users_statement(),
                 audit_statement,
             ],
         )
@@ -391,6 +430,7 @@ class Dropzone(pulumi.ComponentResource):
                 f"{name}-{spec.role}",
                 spec,
                 physical_name=f"{base}-{'credential-vending' if spec.role == 'api' else 'dropzone-' + spec.role}"[:64],
+                account=account,
                 log_retention_days=args.function_log_retention_days,
                 tags=tags,
                 opts=child,
@@ -399,12 +439,10 @@ class Dropzone(pulumi.ComponentResource):
         }
         api_function = self.functions["api"].function
 
-        self.session_role = aws.iam.Role(
-            f"{name}-partner-session-role",
-            name=session_role_name,
-            description="Assumed by the credential-vending API for partner sessions, narrowed per partner by a session policy",
-            max_session_duration=3600,
-            assume_role_policy=pulumi.Output.json_dumps(
+        self.session_role, _ = role_with_policy(
+            f"{name}-partner-session",
+            session_role_name,
+            pulumi.Output.json_dumps(
                 {
                     "Version": "2012-10-17",
                     "Statement": [
@@ -417,14 +455,11 @@ class Dropzone(pulumi.ComponentResource):
                     ],
                 }
             ),
-            tags=tags,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-partner-session-policy",
-            role=self.session_role.id,
-            policy=policy_json(partner_reach_statements("Dropzone", args.bucket_arn, args.key_arn, account.region, "dropzone/")),
-            opts=child,
+            site.reach_statements("Dropzone", "dropzone/"),
+            tags,
+            child,
+            description="Assumed by the credential-vending API for partner sessions, narrowed per partner by a session policy",
+            max_session_duration=3600,
         )
 
         # -- janitor schedule -------------------------------------------------------------------

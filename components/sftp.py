@@ -16,26 +16,16 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from .dropzone import DropzoneFunction, FunctionSpec, partner_reach_statements, partner_users_arn
-from .iam import AccountContext, policy_json, statement
+from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn, role_with_policy
+from .iam import AccountContext, statement
 
 
 @dataclass(frozen=True)
 class SftpServerArgs:
     """Arguments of `SftpServer`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
-    bucket_name: pulumi.Input[str]
-    """The silo's dropzone bucket."""
-    bucket_arn: pulumi.Input[str]
-    """Its ARN."""
-    key_arn: pulumi.Input[str]
-    """The silo key (the bucket's default encryption key)."""
+    site: DropzoneSite
+    """Account, names, dropzone bucket and silo key."""
     security_policy: str = "TransferSecurityPolicy-2025-03"
     """Transfer security policy (default the current recommended one)."""
     endpoint_type: str = "PUBLIC"
@@ -86,47 +76,33 @@ class SftpServer(pulumi.ComponentResource):
         if args.endpoint_type == "VPC" and not (args.vpc_id and args.subnet_ids and args.allowed_cidrs):
             raise ValueError("a VPC endpoint needs vpc_id, subnet_ids and allowed_cidrs")
         child = pulumi.ResourceOptions(parent=self)
-        account, silo = args.account, args.silo_name
-        base = f"{args.name_prefix}-{silo}"
+        site = args.site
+        account, silo, base = site.account, site.silo_name, site.base_name
         tags = {**args.tags, "datalake:silo": silo, "datalake:capability": "sftp"}
 
         # What every SFTP session may reach at most; each login narrows it to the partner's prefix.
-        self.access_role = aws.iam.Role(
-            f"{name}-access-role",
-            name=f"{base}-sftp-access"[:64],
+        self.access_role, _ = role_with_policy(
+            f"{name}-access",
+            f"{base}-sftp-access",
+            transfer_trust_policy(account),
+            site.reach_statements("Dropzone", "dropzone/"),
+            tags,
+            child,
             description=f"Assumed by Transfer for {silo} dropzone SFTP sessions",
-            assume_role_policy=transfer_trust_policy(account),
-            tags=tags,
-            opts=child,
         )
-        aws.iam.RolePolicy(
-            f"{name}-access-policy",
-            role=self.access_role.id,
-            policy=policy_json(
-                partner_reach_statements("Dropzone", args.bucket_arn, args.key_arn, account.region, "dropzone/")
-            ),
-            opts=child,
-        )
-        self.logging_role = aws.iam.Role(
-            f"{name}-logging-role",
-            name=f"{base}-sftp-logging"[:64],
-            assume_role_policy=transfer_trust_policy(account),
-            tags=tags,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-logging-policy",
-            role=self.logging_role.id,
-            policy=policy_json(
-                [
-                    statement(
-                        "WriteTransferLogs",
-                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                        account.arn("logs", "log-group:/aws/transfer/*"),
-                    )
-                ]
-            ),
-            opts=child,
+        self.logging_role, _ = role_with_policy(
+            f"{name}-logging",
+            f"{base}-sftp-logging",
+            transfer_trust_policy(account),
+            [
+                statement(
+                    "WriteTransferLogs",
+                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    account.arn("logs", "log-group:/aws/transfer/*"),
+                )
+            ],
+            tags,
+            child,
         )
 
         self.identity_provider = DropzoneFunction(
@@ -139,8 +115,8 @@ class SftpServer(pulumi.ComponentResource):
                 timeout=10,
                 environment={
                     "SILO_NAME": silo,
-                    "DROPZONE_BUCKET": args.bucket_name,
-                    "KMS_KEY_ARN": args.key_arn,
+                    "DROPZONE_BUCKET": site.bucket_name,
+                    "KMS_KEY_ARN": site.key_arn,
                     "TRANSFER_ROLE_ARN": self.access_role.arn,
                 },
                 statements=[
@@ -152,6 +128,7 @@ class SftpServer(pulumi.ComponentResource):
                 ],
             ),
             physical_name=f"{base}-sftp-auth"[:64],
+            account=account,
             log_retention_days=args.function_log_retention_days,
             tags=tags,
             opts=child,

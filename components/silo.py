@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from .config import SiloConfig
 from .console import Console, ConsoleArgs
-from .dropzone import Dropzone, DropzoneArgs, audit_log_key_statement
+from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
 from .iam import AccountContext
 from .naming import bucket_output_key
 from .sftp import SftpServer, SftpServerArgs
@@ -67,16 +67,19 @@ class SiloAccount(pulumi.ComponentResource):
         )
 
         dropzone_bucket = self.storage.buckets["dropzone"]
+        site = DropzoneSite(
+            account=account,
+            name_prefix=cfg.name_prefix,
+            silo_name=cfg.silo_name,
+            bucket_name=dropzone_bucket.name,
+            bucket_arn=dropzone_bucket.arn,
+            key_arn=self.storage.key.arn,
+        )
         dz = cfg.dropzone
         self.dropzone = Dropzone(
             f"{name}-dropzone",
             DropzoneArgs(
-                account=account,
-                name_prefix=cfg.name_prefix,
-                silo_name=cfg.silo_name,
-                bucket_name=dropzone_bucket.name,
-                bucket_arn=dropzone_bucket.arn,
-                key_arn=self.storage.key.arn,
+                site=site,
                 allowed_origin=dz.allowed_origin,
                 audit_log_retention_days=dz.audit_log_retention_days,
                 function_log_retention_days=dz.function_log_retention_days,
@@ -95,12 +98,7 @@ class SiloAccount(pulumi.ComponentResource):
             self.sftp = SftpServer(
                 f"{name}-sftp",
                 SftpServerArgs(
-                    account=account,
-                    name_prefix=cfg.name_prefix,
-                    silo_name=cfg.silo_name,
-                    bucket_name=dropzone_bucket.name,
-                    bucket_arn=dropzone_bucket.arn,
-                    key_arn=self.storage.key.arn,
+                    site=site,
                     security_policy=cfg.sftp.security_policy,
                     endpoint_type=cfg.sftp.endpoint_type,
                     vpc_id=cfg.sftp.vpc_id,
@@ -126,6 +124,7 @@ class SiloAccount(pulumi.ComponentResource):
                     dropzone_bucket_name=dropzone_bucket.name,
                     sftp_host=self.sftp.endpoint if self.sftp is not None else None,
                     access_log_bucket=self.storage.buckets["access-logs"].name,
+                    noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                     price_class=cfg.console.price_class,
                     session_minutes=cfg.console.session_minutes,
                     tags=tags,

@@ -19,20 +19,24 @@ from .audit import AuditLog
 _API: Optional[CredentialVendingApi] = None
 
 
-def build_api(env: Optional[dict[str, str]] = None, session: Any = None) -> CredentialVendingApi:
-    """The API over real clients of `session` (default: the Lambda's credentials)."""
+def build_api(
+    env: Optional[dict[str, str]] = None, session: Any = None, endpoint_url: Optional[str] = None
+) -> CredentialVendingApi:
+    """The API over real clients of `session` (default: the Lambda's credentials).
+
+    `endpoint_url` sends every client to one endpoint instead of AWS, e.g. a `moto_server` when a
+    local HTTP adapter serves the API in an end-to-end test.
+    """
     env = dict(os.environ if env is None else env)
     session = session or boto3.session.Session()
     settings = Settings.from_env(env)
     region = settings.dropzone.region
-    audit = AuditLog(session.client("logs", region_name=region), settings.audit_log_group, source="api")
-    return CredentialVendingApi(
-        settings,
-        iam=session.client("iam"),
-        sts=session.client("sts", region_name=region),
-        s3=session.client("s3", region_name=region),
-        audit=audit,
-    )
+
+    def client(service: str) -> Any:
+        return session.client(service, region_name=region, endpoint_url=endpoint_url)
+
+    audit = AuditLog(client("logs"), settings.audit_log_group, source="api")
+    return CredentialVendingApi(settings, iam=client("iam"), sts=client("sts"), s3=client("s3"), audit=audit)
 
 
 def request_of(event: dict[str, Any]) -> tuple[str, str, Optional[str], Optional[dict[str, Any]], Optional[str]]:

@@ -137,25 +137,28 @@ def identify(event: Any, **kwargs: Any) -> dict[str, Any]:
     return response
 
 
-def sts_factory(region: str) -> StsFactory:
-    """Builds an STS client signed with the given key pair (nothing else of the Lambda's identity)."""
+def sts_factory(region: str, session: Optional[Any] = None) -> StsFactory:
+    """Builds STS clients signed with a given key pair and nothing else of the Lambda's identity.
+
+    One boto3 session is shared, so each login pays for a client, not for loading the service
+    model again; no client (and so no secret) outlives the login it was made for.
+    """
+    shared = session or boto3.session.Session()
 
     def make(access_key_id: str, secret: str) -> Any:
-        session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret)
-        return session.client("sts", region_name=region)
+        return shared.client("sts", region_name=region, aws_access_key_id=access_key_id, aws_secret_access_key=secret)
 
     return make
 
 
 _IAM: Optional[Any] = None
+_STS_FOR: Optional[StsFactory] = None
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Transfer Family `AWS_LAMBDA` identity provider entry point."""
-    global _IAM
+    global _IAM, _STS_FOR
     dropzone = Dropzone.from_env(os.environ)
-    if _IAM is None:
-        _IAM = boto3.client("iam")
-    return identify(
-        event, iam=_IAM, sts_for=sts_factory(dropzone.region), dropzone=dropzone, role_arn=os.environ["TRANSFER_ROLE_ARN"]
-    )
+    if _IAM is None or _STS_FOR is None:
+        _IAM, _STS_FOR = boto3.client("iam"), sts_factory(dropzone.region)
+    return identify(event, iam=_IAM, sts_for=_STS_FOR, dropzone=dropzone, role_arn=os.environ["TRANSFER_ROLE_ARN"])

@@ -19,6 +19,7 @@ from dropzone_partners.partners import Dropzone
 REGION = "eu-west-1"
 SILO = "sales"
 ACCOUNT = "123456789012"  # moto's default account
+SSH_KEY_FOR_TESTS = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDZ5Q5Q5Q5Q5Q5Q5Q5Q5Q5Q5Q5Q5Q ops@acme"
 ADMIN = {"cognito:username": "alice", "cognito:groups": "admin"}
 MEMBER = {"cognito:username": "bob", "cognito:groups": "member"}
 

@@ -14,7 +14,7 @@ from credential_vending.audit import AuditLog
 from credential_vending.handler import proxy_response, request_of
 from dropzone_partners.partners import TAG_RETIRE_PREFIX
 
-from conftest import ADMIN, MEMBER, REGION, Silo, make_silo, new_partner
+from conftest import ADMIN, MEMBER, REGION, SSH_KEY_FOR_TESTS, Silo, make_silo, new_partner
 
 
 def user_tags(zone: Silo, name: str) -> dict[str, str]:
@@ -377,7 +377,7 @@ def test_session_for_expired_partner_is_refused(zone: Silo):
 
 # -- SSH keys and delete ------------------------------------------------------------------------
 
-SSH_KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDZ5Q5Q5Q5Q5Q5Q5Q5Q5Q5Q5Q5Q5Q ops@acme"
+SSH_KEY = SSH_KEY_FOR_TESTS
 
 
 def test_ssh_keys_are_uploaded_to_the_partner_user(zone: Silo):

@@ -18,6 +18,12 @@ PARTNER_USERS = f"arn:aws:iam::{ACCOUNT}:user/datalake/partners/sales/*"
 DROPZONE_BUCKET_ARN = f"arn:aws:s3:::acme-dl-sales-dropzone-{ACCOUNT}"
 
 
+@pytest.fixture(scope="module")
+def silo() -> Recording:
+    """The shipped silo program, evaluated once for this module (the tests only read it)."""
+    return run_silo()
+
+
 def statements(resource: RecordedResource, key: str = "policy") -> list[dict[str, Any]]:
     return resource.policy(key)["Statement"]
 
@@ -144,9 +150,14 @@ def test_audit_log_group_has_retention_and_the_silo_key(silo: Recording):
     assert grant["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
         f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:datalake/sales/*"
     )
-    for suffix in ("dropzone-api", "dropzone-janitor"):
+    for suffix, role in (("dropzone-api", "silo-sales-dropzone-api-role"), ("dropzone-janitor", "silo-sales-dropzone-janitor-role")):
         env = function(silo, suffix).inputs["environment"]["variables"]
         assert env["AUDIT_LOG_GROUP"] == "datalake/sales/audit"
+        writes = {s["Sid"]: s["Resource"] for s in statements(role_policy_of(silo, role)) if s["Action"][0].startswith("logs:")}
+        assert writes == {
+            "WriteAuditRecords": [f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:datalake/sales/audit:*"],
+            "WriteOwnLogs": [f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/{function(silo, suffix).inputs['name']}:*"],
+        }
 
 
 def test_retention_periods_follow_the_config():
@@ -180,7 +191,29 @@ def test_iam_actions_of_the_functions_are_limited_to_the_partner_path(silo: Reco
                       if any(a.startswith("iam:") for a in as_list(s["Action"]))]
     assert iam_statements, role
     for st in iam_statements:
+        if as_list(st["Action"]) == ["iam:ListUsers"]:  # no resource type: lists names only
+            assert st["Resource"] == ["*"]
+            continue
         assert as_list(st["Resource"]) == [PARTNER_USERS], (role, st["Sid"])
+
+
+def test_function_and_partner_policies_use_resources_their_actions_accept(silo: Recording):
+    """parliament knows each action's resource types: a path ARN on an action without one is denied on AWS."""
+    from parliament import analyze_policy_string
+
+    checked = 0
+    for resource, key, document in silo.policies():
+        if key == "assumeRolePolicy" or not any(part in resource.name for part in ("dropzone", "sftp")):
+            continue
+        findings = analyze_policy_string(json.dumps(document), ignore_private_auditors=True).findings
+        mismatched = [
+            entry for f in findings if f.issue == "RESOURCE_MISMATCH" for entry in f.detail
+            # `log-group:<name>:*` (AWS's documented form for a function's own logs) covers the streams.
+            if not entry["action"].startswith("logs:")
+        ]
+        assert mismatched == [], resource.urn
+        checked += 1
+    assert checked >= 7
 
 
 def role_name_of(silo: Recording, physical: str) -> str:

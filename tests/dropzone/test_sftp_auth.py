@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto.core import set_initial_no_auth_action_count
 
-from sftp_auth.handler import identify
+from sftp_auth.handler import identify, sts_factory
 
 from conftest import REGION, Silo, make_silo, new_partner
 
@@ -24,8 +24,8 @@ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8nJ2wF6hT0Y5b2Xy1Q7Vv5s9Gm1c3k
 PROVIDER_READS = ["iam:GetUser", "iam:ListUserTags", "iam:ListAccessKeys", "iam:ListSSHPublicKeys", "iam:GetSSHPublicKey"]
 
 
-def sts_for(access_key_id: str, secret: str) -> Any:
-    return boto3.client("sts", region_name=REGION, aws_access_key_id=access_key_id, aws_secret_access_key=secret)
+# The factory the Lambda uses: STS clients signed with the key pair under test.
+sts_for = sts_factory(REGION)
 
 
 @pytest.fixture
@@ -167,3 +167,18 @@ def test_aws_errors_inside_the_provider_deny_instead_of_crashing(zone: Silo, cap
     caplog.set_level(logging.INFO)
     assert identify(event("acme", secret), iam=BrokenIam(), sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
     assert '"error": "RuntimeError"' in caplog.text and secret not in caplog.text
+
+
+def test_lambda_entry_point_reads_its_settings_from_the_environment(zone: Silo, monkeypatch):
+    import sftp_auth.handler as module
+
+    for key, value in {"SILO_NAME": "sales", "DROPZONE_BUCKET": zone.dropzone.bucket, "KMS_KEY_ARN": zone.dropzone.key_arn,
+                       "TRANSFER_ROLE_ARN": ROLE_ARN}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(module, "_IAM", None)
+    monkeypatch.setattr(module, "_STS_FOR", None)
+    new_partner(zone, "acme")
+    zone.client("iam").upload_ssh_public_key(UserName="acme", SSHPublicKeyBody=SSH_KEY)
+    response = module.handler(event("acme"), None)
+    assert response["Role"] == ROLE_ARN and response["PublicKeys"] == [SSH_KEY]
+    assert module.handler(event("nobody"), None) == {}
