@@ -28,10 +28,9 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_aws as aws
 
-from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext, Statement, statement
 from .naming import bucket_name
-from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
+from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 CONSOLE_DIR = FUNCTIONS_DIR / "console"
@@ -211,6 +210,9 @@ class ConsoleArgs:
     """The dropzone's Cognito user pool (groups `admin` and `member`)."""
     dropzone_bucket_name: pulumi.Input[str]
     """The silo's dropzone bucket: gets the CORS rule that lets the console upload into it."""
+    kms_key_arn: pulumi.Input[str]
+    """The silo key, which encrypts the app's files; its policy must hold
+    `console_decrypt_statement` so CloudFront can read them."""
     user_pool_domain: Optional[pulumi.Input[str]] = None
     """The pool's hosted-UI prefix domain, if the pool has one (default None: this component
     creates `<prefix>-<silo>-<account>`)."""
@@ -231,8 +233,8 @@ class ConsoleArgs:
 class Console(pulumi.ComponentResource):
     """The dropzone console: private bucket, CloudFront distribution, Cognito app client, config.
 
-    The bucket and its key follow the project's posture (SSE-KMS, TLS-only, retained on destroy).
-    The console's key is its own: the CloudFront grant it needs never touches the silo's data key.
+    The bucket follows the project's posture (SSE-KMS with the silo key, TLS-only, retained on
+    destroy); the silo key grants CloudFront decryption of this bucket's objects only.
     """
 
     bucket: SecureBucket
@@ -249,7 +251,7 @@ class Console(pulumi.ComponentResource):
 
         # The origin's domain is derived from the bucket's name, not from the bucket resource, so
         # the distribution exists first and the bucket policy and key policy can name its ARN.
-        name_of_bucket = bucket_name(args.name_prefix, args.silo_name, "console", args.account.account_id)
+        name_of_bucket = console_bucket_name(args.name_prefix, args.silo_name, args.account.account_id)
         bucket_domain = pulumi.Output.concat(name_of_bucket, ".s3.", args.account.region, ".", partition.dns_suffix)
 
         # -- Cognito: hosted UI domain (unless the pool has one) -----------------------------
@@ -379,25 +381,14 @@ class Console(pulumi.ComponentResource):
         distribution_arn = self.distribution.arn
         self.url = pulumi.Output.concat("https://", self.distribution.domain_name)
 
-        # -- bucket and key -------------------------------------------------------------------
-        self.key = EncryptionKey(
-            f"{name}-key",
-            EncryptionKeyArgs(
-                account=args.account,
-                alias=f"{prefix}-console",
-                description=f"Dropzone console of silo {args.silo_name}: the app's static files",
-                policy_statements=[cloudfront_decrypt_statement(distribution_arn)],
-                tags=tags,
-            ),
-            opts=child,
-        )
+        # -- bucket (encrypted with the silo key; see `console_decrypt_statement`) ---------------
         self.bucket = SecureBucket(
             f"{name}-files",
             SecureBucketArgs(
                 bucket_name=name_of_bucket,
                 purpose="console",
                 account=args.account,
-                kms_key_arn=self.key.arn,
+                kms_key_arn=args.kms_key_arn,
                 access_log_bucket=args.access_log_bucket,
                 lifecycle=BucketLifecycle(noncurrent_version_expiration_days=args.noncurrent_version_expiration_days),
                 extra_policy_statements=lambda arn: [cloudfront_read_statement(arn, distribution_arn)],
@@ -491,15 +482,31 @@ def cloudfront_read_statement(bucket_arn: pulumi.Input[str], distribution_arn: p
     )
 
 
-def cloudfront_decrypt_statement(distribution_arn: pulumi.Input[str]) -> Statement:
-    """Key policy grant: CloudFront may decrypt the console's files for this distribution only.
+def console_bucket_name(name_prefix: str, silo_name: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`<prefix>-<silo>-console-<account>`: known before anything exists, so the silo key's policy
+    can name the bucket while the storage is built."""
+    return bucket_name(name_prefix, silo_name, "console", account_id)
 
-    OAC reads of SSE-KMS objects fail without it. In a key policy `Resource: "*"` means this key.
+
+def console_decrypt_statement(account: AccountContext, name_prefix: str, silo_name: str) -> Statement:
+    """Silo key policy grant: CloudFront may decrypt objects of the console bucket, nothing else.
+
+    OAC reads of SSE-KMS objects fail without it. The encryption context S3 uses names the bucket
+    (`aws:s3:arn`, the bucket ARN with bucket keys on, the object ARN otherwise), so data buckets
+    under the same key stay out of reach even for a distribution; the distribution must also be
+    one of this account's, and the console bucket's policy admits only the console's own one.
+    (The key exists before the distribution, so its ARN cannot be named here.)
+    In a key policy `Resource: "*"` means this key.
     """
+    bucket = bucket_arn(account.partition, console_bucket_name(name_prefix, silo_name, account.account_id))
     return statement(
         "AllowConsoleDistributionDecrypt",
         "kms:Decrypt",
         "*",
         principal={"Service": "cloudfront.amazonaws.com"},
-        conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}},
+        conditions={
+            "StringEquals": {"aws:SourceAccount": account.account_id},
+            "ArnLike": {"aws:SourceArn": account.arn("cloudfront", "distribution/*", regional=False)},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket, pulumi.Output.concat(bucket, "/*")]},
+        },
     )

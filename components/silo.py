@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .config import SiloConfig
-from .console import Console, ConsoleArgs
+from .console import Console, ConsoleArgs, console_decrypt_statement
 from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
 from .iam import AccountContext
 from .naming import bucket_output_key
@@ -60,7 +60,10 @@ class SiloAccount(pulumi.ComponentResource):
                 raw_infrequent_access_days=storage.raw_infrequent_access_days,
                 noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_days=storage.abort_incomplete_multipart_days,
-                key_policy_statements=[audit_log_key_statement(account, cfg.silo_name)],
+                key_policy_statements=[
+                    audit_log_key_statement(account, cfg.silo_name),
+                    *([console_decrypt_statement(account, cfg.name_prefix, cfg.silo_name)] if cfg.console.enabled else []),
+                ],
                 tags=tags,
             ),
             opts=child,
@@ -122,6 +125,7 @@ class SiloAccount(pulumi.ComponentResource):
                     api_url=self.dropzone.api_url,
                     user_pool_id=self.dropzone.user_pool_id,
                     dropzone_bucket_name=dropzone_bucket.name,
+                    kms_key_arn=self.storage.key.arn,
                     sftp_host=self.sftp.endpoint if self.sftp is not None else None,
                     access_log_bucket=self.storage.buckets["access-logs"].name,
                     noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,

@@ -165,10 +165,16 @@ class DatalakeMocks(pulumi.runtime.Mocks):
             )
         elif typ == "aws:apigateway/stage:Stage":
             stage = inputs.get("stageName", name)
-            state["invokeUrl"] = f"https://{inputs.get('restApi', 'api')}.execute-api.{region}.amazonaws.com/{stage}"
+            state.update(
+                invokeUrl=f"https://{inputs.get('restApi', 'api')}.execute-api.{region}.amazonaws.com/{stage}",
+                arn=_arn("apigateway", region, account, inputs.get("name") if isinstance(inputs.get("name"), str) else name),
+            )
         elif typ == "aws:transfer/server:Server":
             resource_id = "s-" + hashlib.sha256(name.encode()).hexdigest()[:17]
-            state["endpoint"] = f"{resource_id}.server.transfer.{region}.amazonaws.com"
+            state.update(
+                endpoint=f"{resource_id}.server.transfer.{region}.amazonaws.com",
+                arn=_arn("transfer", region, account, f"server/{resource_id}"),
+            )
         elif typ == "aws:iam/role:Role":
             role_name = inputs.get("name", name)
             state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")
