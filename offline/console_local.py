@@ -54,6 +54,7 @@ from components.console import (  # noqa: E402
     security_headers,
     spa_target,
     upload_cors_rule,
+    upload_origins,
 )
 from credential_vending.api import CredentialVendingApi, Settings  # noqa: E402
 from credential_vending.audit import AuditLog  # noqa: E402
@@ -121,12 +122,17 @@ class LocalDropzone:
     """One silo's dropzone created in moto: what the API needs, as the infrastructure would make it."""
 
     session: boto3.session.Session
-    endpoint: str
+    endpoint: Optional[str]
+    """moto_server's URL, or None for in-process moto (`mock_aws`)."""
     dropzone: Dropzone
     settings: Settings
 
     def client(self, service: str) -> Any:
         return self.session.client(service, region_name=REGION, endpoint_url=self.endpoint)
+
+    def upload_origins(self) -> list[str]:
+        """Where the browser sends presigned POSTs: moto_server, or S3 itself (in-process moto)."""
+        return [self.endpoint] if self.endpoint else upload_origins(self.dropzone.bucket, REGION)
 
     def api(self) -> CredentialVendingApi:
         return CredentialVendingApi(
@@ -138,7 +144,7 @@ class LocalDropzone:
         )
 
 
-def create_dropzone(endpoint: str, console_origin: str, *, silo: str = "sales", upload_max_bytes: int = 1024**3) -> LocalDropzone:
+def create_dropzone(endpoint: Optional[str], console_origin: str, *, silo: str = "sales", upload_max_bytes: int = 1024**3) -> LocalDropzone:
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     client = lambda service: session.client(service, region_name=REGION, endpoint_url=endpoint)  # noqa: E731
     s3, kms, iam, logs = (client(name) for name in ("s3", "kms", "iam", "logs"))
@@ -324,7 +330,7 @@ class ConsoleServer:
         self.identity = IdentityStandIn(CLIENT_ID, f"{self.origin}{CALLBACK_PATH}", f"{self.origin}/", self.origin)
         self.identity_server = ThreadingHTTPServer(("127.0.0.1", 0), self._identity_handler())
         self.identity.origin = f"http://127.0.0.1:{self.identity_server.server_address[1]}"
-        self.headers = security_headers(self.identity.origin, [dropzone.endpoint])
+        self.headers = security_headers(self.identity.origin, dropzone.upload_origins())
         self._threads: list[threading.Thread] = []
 
     def config(self) -> dict[str, Any]:

@@ -73,13 +73,14 @@ export function cidrsProblem(values) {
     return 'the CIDRs take more than 256 characters together; use fewer, wider blocks';
   }
   for (const value of values) {
-    const match = /^([^/]+)\/(\d{1,3})$/.exec(value);
+    // A bare address counts as a single-address block (/32 or /128), as the API reads it.
+    const match = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(value);
     let problem = match ? null : 'is not a CIDR block';
     if (match && match[1].includes(':')) {
       // IPv6: a light check here; the API applies the full rules.
-      if (!/^[0-9a-fA-F:]+$/.test(match[1]) || Number(match[2]) > 128) problem = 'is not an IPv6 CIDR block';
+      if (!/^[0-9a-fA-F:]+$/.test(match[1]) || Number(match[2] ?? 128) > 128) problem = 'is not an IPv6 CIDR block';
     } else if (match) {
-      problem = ipv4Problem(match[1], Number(match[2]));
+      problem = ipv4Problem(match[1], Number(match[2] ?? 32));
     }
     if (problem) {
       return problem.includes('e.g.') ? `${value} ${problem}` : `${value} ${problem}; for example: 203.0.113.0/24`;
