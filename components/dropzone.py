@@ -295,7 +295,7 @@ class Dropzone(pulumi.ComponentResource):
             account_recovery_setting=aws.cognito.UserPoolAccountRecoverySettingArgs(
                 recovery_mechanisms=[aws.cognito.UserPoolAccountRecoverySettingRecoveryMechanismArgs(name="verified_email", priority=1)]
             ),
-            deletion_protection="ACTIVE",
+            # No deletion protection: the runner must be able to destroy a silo that left the OU.
             tags=tags,
             opts=child,
         )
@@ -335,7 +335,8 @@ class Dropzone(pulumi.ComponentResource):
             retention_in_days=args.audit_log_retention_days,
             kms_key_id=site.key_arn,
             tags=tags,
-            opts=child,
+            # Audit evidence outlives the stack, like the data buckets and their key.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
         )
         own_prefix = "dropzone/${aws:username}/"
         self.boundary = aws.iam.Policy(
@@ -345,7 +346,9 @@ class Dropzone(pulumi.ComponentResource):
             description=f"Most any {silo} dropzone partner may ever do: its own prefix of the dropzone bucket",
             policy=policy_json(site.reach_statements("PartnerOwnPrefix", own_prefix)),
             tags=tags,
-            opts=child,
+            # Partner users are made at run time, outside the stack: if a silo is destroyed while
+            # some remain, they keep this boundary (IAM would refuse to delete it anyway).
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
         )
 
         # -- functions --------------------------------------------------------------------------

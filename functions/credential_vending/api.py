@@ -26,7 +26,6 @@ from typing import Any, Optional
 
 from dropzone_partners.partners import (
     INLINE_POLICY_NAME,
-    NAME_RULE,
     TAG_CIDRS,
     TAG_CONTACT,
     TAG_CREATOR,

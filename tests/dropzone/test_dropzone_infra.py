@@ -129,6 +129,7 @@ def test_user_pool_is_invitation_only_with_admin_and_member_groups(silo: Recordi
     assert pool.inputs["adminCreateUserConfig"]["allowAdminCreateUserOnly"] is True
     assert pool.inputs["mfaConfiguration"] == "ON"
     assert pool.inputs["passwordPolicy"]["minimumLength"] >= 14
+    assert pool.inputs.get("deletionProtection") != "ACTIVE"  # the runner destroys silos that leave the OU
     groups = {g.inputs["name"] for g in silo.of_type("aws:cognito/userGroup:UserGroup")}
     assert groups == {"admin", "member"}
     client = silo.one("aws:cognito/userPoolClient:UserPoolClient", "silo-sales-dropzone-console-client")
@@ -145,6 +146,7 @@ def test_audit_log_group_has_retention_and_the_silo_key(silo: Recording):
     assert audit.inputs["name"] == "datalake/sales/audit"
     assert audit.inputs["retentionInDays"] == 365
     assert audit.inputs["kmsKeyId"] == key.outputs["arn"]
+    assert audit.retain_on_delete is True
     grant = key.statement("AllowDropzoneLogEncryption")
     assert grant["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert grant["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
@@ -235,6 +237,7 @@ def test_partners_can_only_be_created_with_the_boundary(silo: Recording):
 
 
 def test_the_boundary_confines_every_partner_to_its_own_prefix(silo: Recording):
+    assert silo.one("aws:iam/policy:Policy").retain_on_delete is True  # partners outlive the stack
     boundary = statements(silo.one("aws:iam/policy:Policy"))
     resources = {r for st in boundary for r in as_list(st["Resource"])}
     key_arn = silo.one("aws:kms/key:Key").outputs["arn"]
