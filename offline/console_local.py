@@ -56,8 +56,8 @@ from components.console import (  # noqa: E402
     upload_cors_rule,
     upload_origins,
 )
-from credential_vending.api import CredentialVendingApi, Settings  # noqa: E402
-from credential_vending.audit import AuditLog  # noqa: E402
+from credential_vending.api import CredentialVendingApi  # noqa: E402
+from credential_vending.handler import build_api, proxy_response, request_of  # noqa: E402
 from dropzone_partners.partners import Dropzone  # noqa: E402
 
 REGION = "eu-west-1"
@@ -125,7 +125,8 @@ class LocalDropzone:
     endpoint: Optional[str]
     """moto_server's URL, or None for in-process moto (`mock_aws`)."""
     dropzone: Dropzone
-    settings: Settings
+    env: dict[str, str]
+    """The API Lambda's environment, as the `Dropzone` component sets it."""
 
     def client(self, service: str) -> Any:
         return self.session.client(service, region_name=REGION, endpoint_url=self.endpoint)
@@ -135,16 +136,13 @@ class LocalDropzone:
         return [self.endpoint] if self.endpoint else upload_origins(self.dropzone.bucket, REGION)
 
     def api(self) -> CredentialVendingApi:
-        return CredentialVendingApi(
-            self.settings,
-            iam=self.client("iam"),
-            sts=self.client("sts"),
-            s3=self.client("s3"),
-            audit=AuditLog(self.client("logs"), self.settings.audit_log_group, source="local-console"),
-        )
+        """The API exactly as the Lambda builds it, with every client sent to moto."""
+        return build_api(self.env, self.session, endpoint_url=self.endpoint)
 
 
-def create_dropzone(endpoint: Optional[str], console_origin: str, *, silo: str = "sales", upload_max_bytes: int = 1024**3) -> LocalDropzone:
+def create_dropzone(
+    endpoint: Optional[str], console_origin: str, *, silo: str = "sales", upload_max_bytes: int = 1024**3
+) -> LocalDropzone:
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     client = lambda service: session.client(service, region_name=REGION, endpoint_url=endpoint)  # noqa: E731
     s3, kms, iam, logs = (client(name) for name in ("s3", "kms", "iam", "logs"))
@@ -180,14 +178,17 @@ def create_dropzone(endpoint: Optional[str], console_origin: str, *, silo: str =
     role = iam.create_role(RoleName=f"{silo}-partner-session", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     group = f"datalake/{silo}/audit"
     logs.create_log_group(logGroupName=group)
-    settings = Settings(
-        dropzone=dropzone,
-        permissions_boundary_arn=boundary,
-        session_role_arn=role,
-        audit_log_group=group,
-        upload_max_bytes=upload_max_bytes,
-    )
-    return LocalDropzone(session=session, endpoint=endpoint, dropzone=dropzone, settings=settings)
+    env = {
+        "SILO_NAME": silo,
+        "DROPZONE_BUCKET": bucket,
+        "KMS_KEY_ARN": key_arn,
+        "PERMISSIONS_BOUNDARY_ARN": boundary,
+        "SESSION_ROLE_ARN": role,
+        "AUDIT_LOG_GROUP": group,
+        "ALLOWED_ORIGIN": "",  # same origin behind CloudFront: no CORS on the API
+        "UPLOAD_MAX_BYTES": str(upload_max_bytes),
+    }
+    return LocalDropzone(session=session, endpoint=endpoint, dropzone=dropzone, env=env)
 
 
 # -- identity stand-in (tests only) ----------------------------------------------------------------
@@ -294,6 +295,12 @@ def _login_page(params: dict[str, str]) -> str:
     )
 
 
+def _as_authorizer_claims(claims: dict[str, Any]) -> dict[str, str]:
+    """Claims as API Gateway's Cognito authorizer hands them to the Lambda: every value a string,
+    groups comma-separated."""
+    return {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in claims.items()}
+
+
 # -- HTTP servers ----------------------------------------------------------------------------------
 
 
@@ -396,9 +403,19 @@ class ConsoleServer:
                     # API Gateway's Cognito authorizer answers this before any Lambda runs.
                     payload = json.dumps({"message": "Unauthorized"}).encode()
                     return self._send(401, payload, {**outer.headers, "Content-Type": "application/json"})
-                response = outer.api.dispatch(self.command, path[len(API_PREFIX):] or "/", body, claims)
-                payload = b"" if response.body is None else json.dumps(response.body).encode()
-                self._send(response.status, payload, {**outer.headers, **response.headers})
+                # The proxy event API Gateway would send (claims as strings, as its authorizer
+                # passes them), through the Lambda's own adapter functions.
+                event = {
+                    "resource": path[len(API_PREFIX):] or "/",
+                    "httpMethod": self.command,
+                    "body": body,
+                    "requestContext": {
+                        "requestId": secrets.token_hex(8),
+                        "authorizer": {"claims": _as_authorizer_claims(claims)} if claims else {},
+                    },
+                }
+                answer = proxy_response(outer.api.dispatch(*request_of(event)))
+                self._send(answer["statusCode"], answer["body"].encode(), {**outer.headers, **answer["headers"]})
 
         return Handler
 
