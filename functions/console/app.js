@@ -231,8 +231,9 @@ function navigate(path) {
 }
 
 function updateChrome() {
-  $('#nav').hidden = !session;
+  $('#nav').hidden = !(session && session.isMember);
   $('#who').hidden = !session;
+  $('#sign-in').hidden = Boolean(session); // signed in without a group: sign out to switch accounts
   document.body.classList.toggle('is-admin', Boolean(session && session.isAdmin));
   if (session) {
     $('#who-name').textContent = session.user;
@@ -318,8 +319,12 @@ function partnerRow(partner) {
 }
 
 async function loadPartners() {
-  $('#create-form').hidden = !session.isAdmin;
+  const form = $('#create-form');
+  form.hidden = !session.isAdmin;
   $('#partners-note').hidden = session.isAdmin;
+  // A refusal of the last create may no longer hold (e.g. the partner was revoked since).
+  setFieldErrors(form, {});
+  $('#create-error').textContent = '';
   const table = $('#partners-table');
   const body = $('#partners-table tbody');
   const error = $('#partners-error');

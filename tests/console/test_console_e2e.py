@@ -299,6 +299,7 @@ def test_console_signs_in_manages_a_partner_uploads_and_revokes(stack, browser, 
     page.click("#confirm-ok")
     page.wait(lambda: page.row("acme-logistics") is None and page.visible("#partners-empty"), "the partner to disappear")
     assert page.text("#toast") == "Partner acme-logistics revoked."
+    assert page.text("#create-error") == ""  # the earlier refusal no longer holds
     page.shot("14-revoked")
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_user(UserName="acme-logistics")
@@ -345,5 +346,6 @@ def test_a_user_in_no_group_is_told_to_ask_for_access(stack, browser):
     page.find("#login").click()
     page.wait(lambda: "neither the admin nor the member group" in page.text("#signin-reason"), "the no-access message")
     assert not page.visible("#page-upload")
+    assert not page.visible("#nav") and not page.visible("#sign-in") and page.visible("#sign-out")
     page.shot("16-no-group")
     page.sign_out()
