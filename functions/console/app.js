@@ -100,15 +100,18 @@ function redirectUri() {
   return `${window.location.origin}${config.callbackPath}`;
 }
 
+// The stored sign-in, or null; `reason` says why a stored one was dropped.
 function loadSession() {
+  let reason = '';
   try {
     const stored = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
-    if (stored && stored.expiresAt > Date.now() + 30_000) return stored;
+    if (stored && stored.expiresAt > Date.now() + 30_000) return { stored, reason };
+    if (stored) reason = 'Your session has expired; sign in again.';
   } catch (error) {
     // A damaged entry is treated as signed out.
   }
   sessionStorage.removeItem(SESSION_KEY);
-  return null;
+  return { stored: null, reason };
 }
 
 function saveSession(tokens) {
@@ -640,7 +643,9 @@ async function start() {
     return;
   }
   fillStaticFacts();
-  session = loadSession();
+  const restored = loadSession();
+  session = restored.stored;
+  $('#signin-reason').textContent = restored.reason;
   if (window.location.pathname === config.callbackPath) {
     try {
       const returnTo = await finishSignIn();

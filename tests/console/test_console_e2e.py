@@ -332,12 +332,25 @@ def test_members_see_partners_and_upload_but_manage_nothing(stack, browser):
           .then(r => r.json().then(b => done([r.status, b.error.code])), e => done(String(e)));"""
     )
     assert status == [403, "forbidden"]
-    page.sign_out()
+    # Coming back to the tab after the sign-in expired shows the sign-in page and says why.
+    browser.execute_script(
+        "const s = JSON.parse(sessionStorage.getItem('dropzone.session')); s.expiresAt = 0;"
+        "sessionStorage.setItem('dropzone.session', JSON.stringify(s));"
+    )
+    browser.refresh()
+    page.wait(lambda: page.visible("#page-signin"), "the sign-in page after the session expired")
+    assert page.text("#signin-reason") == "Your session has expired; sign in again."
+    assert not page.visible("#nav")
 
 
 def test_a_user_in_no_group_is_told_to_ask_for_access(stack, browser):
     server, _ = stack
     page = Page(browser, server.origin)
+    # A callback this tab did not ask for (forged or replayed state) signs nobody in.
+    browser.get(f"{server.origin}/callback?code=stolen&state=forged")
+    page.wait(lambda: page.visible("#page-signin") and page.text("#banner"), "the refused callback")
+    assert "did not match this browser tab" in page.text("#banner")
+    assert browser.current_url == f"{server.origin}/"
     browser.get(f"{server.origin}/upload")
     page.click("#sign-in")
     page.wait(lambda: "/oauth2/authorize" in browser.current_url, "the identity provider")
