@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .config import SiloConfig
+from .console import Console, ConsoleArgs, console_decrypt_statement
 from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
 from .iam import AccountContext
 from .naming import bucket_output_key
@@ -59,7 +60,10 @@ class SiloAccount(pulumi.ComponentResource):
                 raw_infrequent_access_days=storage.raw_infrequent_access_days,
                 noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_days=storage.abort_incomplete_multipart_days,
-                key_policy_statements=[audit_log_key_statement(account, cfg.silo_name)],
+                key_policy_statements=[
+                    audit_log_key_statement(account, cfg.silo_name),
+                    *([console_decrypt_statement(account, cfg.name_prefix, cfg.silo_name)] if cfg.console.enabled else []),
+                ],
                 tags=tags,
             ),
             opts=child,
@@ -109,6 +113,29 @@ class SiloAccount(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # After the dropzone (its API and user pool) and SFTP: the console only reads them.
+        self.console: Optional[Console] = None
+        if cfg.console.enabled:
+            self.console = Console(
+                f"{name}-console",
+                ConsoleArgs(
+                    account=account,
+                    name_prefix=cfg.name_prefix,
+                    silo_name=cfg.silo_name,
+                    api_url=self.dropzone.api_url,
+                    user_pool_id=self.dropzone.user_pool_id,
+                    dropzone_bucket_name=dropzone_bucket.name,
+                    kms_key_arn=self.storage.key.arn,
+                    sftp_host=self.sftp.endpoint if self.sftp is not None else None,
+                    access_log_bucket=self.storage.buckets["access-logs"].name,
+                    noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
+                    price_class=cfg.console.price_class,
+                    session_minutes=cfg.console.session_minutes,
+                    tags=tags,
+                ),
+                opts=child,
+            )
+
         self.outputs = {
             "accountId": cfg.account_id,
             "siloName": cfg.silo_name,
@@ -121,4 +148,6 @@ class SiloAccount(pulumi.ComponentResource):
         }
         if self.sftp is not None:
             self.outputs["sftpEndpoint"] = self.sftp.endpoint
+        if self.console is not None:
+            self.outputs["consoleUrl"] = self.console.url
         self.register_outputs(self.outputs)
