@@ -187,6 +187,20 @@ class SftpConfig(_Model):
         return self
 
 
+class ConsoleConfig(_Model):
+    """The dropzone's web console: a static app on S3 behind CloudFront, signed in through Cognito."""
+
+    enabled: bool = Field(True, examples=[True])
+    """Whether the silo gets the web console (default true). Off removes the distribution, its
+    bucket's objects and the console's Cognito app client; the API stays."""
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = Field(
+        "PriceClass_100", examples=["PriceClass_100"]
+    )
+    """CloudFront price class (default `PriceClass_100`: edges in North America and Europe)."""
+    session_minutes: int = Field(60, ge=5, le=1440, examples=[60])
+    """Minutes a console sign-in lasts before the user signs in again (default 60; Cognito allows 5-1440)."""
+
+
 # Column types a dataset may declare: the Hive/Glue names, which Spark, Athena and Parquet share.
 SIMPLE_COLUMN_TYPES = ("string", "int", "bigint", "double", "boolean", "timestamp", "date")
 DECIMAL_TYPE_PATTERN = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
@@ -682,6 +696,8 @@ class SiloConfig(CommonConfig):
     """The credential-vending API and its audit log (defaults: no CORS origin, MFA on, audit kept 365 days)."""
     sftp: SftpConfig = Field(default_factory=SftpConfig, examples=[{"enabled": True, "endpointType": "PUBLIC"}])
     """The SFTP endpoint (default: on, public endpoint)."""
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, examples=[{"enabled": True, "priceClass": "PriceClass_100"}])
+    """The dropzone's web console (default: on, `PriceClass_100`, 60-minute sessions)."""
     datasets: list[DatasetConfig] = Field(default_factory=list, examples=[[EXAMPLE_DATASET]])
     """Datasets the silo ingests (default none: then no ingestion API, ETL job or pipeline is built)."""
     ingestion: IngestionConfig = Field(default_factory=IngestionConfig)

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 from .api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from .catalog import SiloCatalog, SiloCatalogArgs
 from .config import SiloConfig
+from .console import Console, ConsoleArgs, console_decrypt_statement
 from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
 from .etl import Etl, EtlArgs
 from .iam import AccountContext
@@ -81,6 +82,7 @@ class SiloAccount(pulumi.ComponentResource):
                     # EventBridge publishes the pipeline's timeout/abort events to the encrypted alert topic.
                     service_publish_key_statement(account, ["events.amazonaws.com"]),
                     analytics_key_statement(account, processed_arn, cfg.analytics_ou_path),
+                    *([console_decrypt_statement(account, cfg.name_prefix, cfg.silo_name)] if cfg.console.enabled else []),
                 ],
                 bucket_policy_statements={
                     "processed": lambda arn: analytics_bucket_statements(arn, cfg.analytics_ou_path),
@@ -148,6 +150,29 @@ class SiloAccount(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # After the dropzone (its API and user pool) and SFTP: the console only reads them.
+        self.console: Optional[Console] = None
+        if cfg.console.enabled:
+            self.console = Console(
+                f"{name}-console",
+                ConsoleArgs(
+                    account=account,
+                    name_prefix=cfg.name_prefix,
+                    silo_name=cfg.silo_name,
+                    api_url=self.dropzone.api_url,
+                    user_pool_id=self.dropzone.user_pool_id,
+                    dropzone_bucket_name=dropzone_bucket.name,
+                    kms_key_arn=self.storage.key.arn,
+                    sftp_host=self.sftp.endpoint if self.sftp is not None else None,
+                    access_log_bucket=self.storage.buckets["access-logs"].name,
+                    noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
+                    price_class=cfg.console.price_class,
+                    session_minutes=cfg.console.session_minutes,
+                    tags=tags,
+                ),
+                opts=child,
+            )
+
         self.outputs: dict[str, pulumi.Input[str]] = {
             "accountId": cfg.account_id,
             "siloName": cfg.silo_name,
@@ -160,6 +185,8 @@ class SiloAccount(pulumi.ComponentResource):
         }
         if self.sftp is not None:
             self.outputs["sftpEndpoint"] = self.sftp.endpoint
+        if self.console is not None:
+            self.outputs["consoleUrl"] = self.console.url
         self.outputs.update(self.data_flow_outputs)
         self.register_outputs(self.outputs)
 

@@ -8,6 +8,7 @@ the values of the stack outputs. An invoke the mocks do not know raises, naming 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -192,6 +193,24 @@ class DatalakeMocks(pulumi.runtime.Mocks):
             state.update(keyId=resource_id, arn=_arn("kms", region, account, f"key/{resource_id}"))
         elif typ == "aws:kms/alias:Alias":
             state.setdefault("arn", _arn("kms", region, account, inputs.get("name", name)))
+        elif typ == "aws:cloudfront/distribution:Distribution":
+            resource_id = "E" + hashlib.sha256(name.encode()).hexdigest()[:12].upper()
+            state.update(
+                domainName=f"d{resource_id.lower()[1:]}.cloudfront.net",
+                arn=f"arn:aws:cloudfront::{account}:distribution/{resource_id}",
+            )
+        elif typ == "aws:apigateway/stage:Stage":
+            stage = inputs.get("stageName", name)
+            state.update(
+                invokeUrl=f"https://{inputs.get('restApi', 'api')}.execute-api.{region}.amazonaws.com/{stage}",
+                arn=_arn("apigateway", region, account, inputs.get("name") if isinstance(inputs.get("name"), str) else name),
+            )
+        elif typ == "aws:transfer/server:Server":
+            resource_id = "s-" + hashlib.sha256(name.encode()).hexdigest()[:17]
+            state.update(
+                endpoint=f"{resource_id}.server.transfer.{region}.amazonaws.com",
+                arn=_arn("transfer", region, account, f"server/{resource_id}"),
+            )
         elif typ == "aws:iam/role:Role":
             role_name = inputs.get("name", name)
             state.update(name=role_name, arn=f"arn:aws:iam::{account}:role/{role_name}")

@@ -35,5 +35,6 @@ def test_offline_preview_prints_both_stacks(capsys):
     assert offline_main(["--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) == {"master", "silo-222222222222"}
-    assert summary["silo-222222222222"]["resources"]["aws:s3/bucket:Bucket"] == 5
+    # The five data buckets and the console's.
+    assert summary["silo-222222222222"]["resources"]["aws:s3/bucket:Bucket"] == 6
     assert summary["master"]["outputs"]["artifactBucketName"].startswith("acme-dl-master-artifacts-")

@@ -7,7 +7,7 @@ import re
 from offline.harness import SILO_ACCOUNT_ID, Recording
 from offline.stacks import run_silo, silo_config
 
-PURPOSES = {"raw", "processed", "dropzone", "athena-results", "access-logs"}
+PURPOSES = {"raw", "processed", "dropzone", "athena-results", "access-logs", "console"}
 
 
 def buckets_by_purpose(silo: Recording) -> dict:
@@ -48,7 +48,7 @@ def test_silo_reads_the_master_stack_outputs(silo):
     assert silo.outputs["masterArtifactBucket"] == "acme-dl-master-artifacts-111111111111"
 
 
-def test_silo_has_exactly_the_five_buckets_named_prefix_silo_purpose_account(silo):
+def test_silo_has_exactly_its_six_buckets_named_prefix_silo_purpose_account(silo):
     buckets = buckets_by_purpose(silo)
     assert set(buckets) == PURPOSES
     for purpose, bucket in buckets.items():

@@ -161,7 +161,7 @@ def test_user_pool_is_invitation_only_with_admin_and_member_groups(silo: Recordi
     assert pool.inputs.get("deletionProtection") != "ACTIVE"  # the runner destroys silos that leave the OU
     groups = {g.inputs["name"] for g in silo.of_type("aws:cognito/userGroup:UserGroup")}
     assert groups == {"admin", "member"}
-    client = silo.one("aws:cognito/userPoolClient:UserPoolClient")
+    client = silo.one("aws:cognito/userPoolClient:UserPoolClient", "silo-sales-dropzone-console-client")
     assert client.inputs["generateSecret"] is False
     assert "ALLOW_USER_PASSWORD_AUTH" not in client.inputs["explicitAuthFlows"]
 
