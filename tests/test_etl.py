@@ -22,6 +22,10 @@ def silo() -> Recording:
     return run_silo()
 
 
+def scripts_of(silo: Recording) -> list:
+    return [o for o in silo.of_type("aws:s3/bucketObjectv2:BucketObjectv2") if any(a.type == "datalake:etl:Etl" for a in silo.ancestors(o))]
+
+
 def all_resources(policy) -> set[str]:
     return {r for s in policy.policy()["Statement"] for r in s["Resource"]}
 
@@ -86,7 +90,7 @@ def test_job_is_glue_5_pyspark_with_bookmarks_and_the_uploaded_scripts(silo):
     job = silo.one("aws:glue/job:Job")
     assert job.inputs["glueVersion"] == "5.0"
     assert job.inputs["command"]["name"] == "glueetl"
-    scripts = {o.inputs["key"]: o for o in silo.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
+    scripts = {o.inputs["key"]: o for o in scripts_of(silo)}
     assert set(scripts) == {"glue/scripts/job.py", "glue/scripts/dataset_transform.py"}
     bucket = f"acme-dl-sales-raw-{SILO_ACCOUNT_ID}"
     assert job.inputs["command"]["scriptLocation"] == f"s3://{bucket}/glue/scripts/job.py"
@@ -101,7 +105,7 @@ def test_job_is_glue_5_pyspark_with_bookmarks_and_the_uploaded_scripts(silo):
 
 def test_scripts_are_encrypted_and_change_when_the_code_changes(silo):
     key = silo.one("aws:kms/key:Key").outputs["arn"]
-    for script in silo.of_type("aws:s3/bucketObjectv2:BucketObjectv2"):
+    for script in scripts_of(silo):
         name = Path(script.inputs["key"]).name
         assert (script.inputs["serverSideEncryption"], script.inputs["kmsKeyId"]) == ("aws:kms", key)
         assert script.inputs["sourceHash"] == file_hash(GLUE_DIR / name)

@@ -17,7 +17,12 @@ from components.console import (
 )
 from components.errors import ConfigError
 from offline.harness import SILO_ACCOUNT_ID, Recording
-from offline.stacks import run_silo, silo_config
+from offline.stacks import run_silo as run_whole_silo, silo_config, without_data_flow
+
+
+def run_silo(config: dict | None = None) -> Recording:
+    """The silo as the console sees it: without the data-flow components (issue 3)."""
+    return without_data_flow(run_whole_silo(config))
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"

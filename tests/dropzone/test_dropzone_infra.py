@@ -11,34 +11,16 @@ import pytest
 from components.config import ConfigError, parse_stack_config
 from credential_vending.api import ROUTES as HANDLER_ROUTES
 from offline.harness import Recording, RecordedResource
-from offline.stacks import run_silo as run_whole_silo, silo_config
+from offline.stacks import run_silo as run_whole_silo, silo_config, without_data_flow
 
 ACCOUNT = "222222222222"
 PARTNER_USERS = f"arn:aws:iam::{ACCOUNT}:user/datalake/partners/sales/*"
 DROPZONE_BUCKET_ARN = f"arn:aws:s3:::acme-dl-sales-dropzone-{ACCOUNT}"
 
 
-# The silo also holds the data flow (its own REST API, log groups, event rules): these tests look at
-# the dropzone's and SFTP's resources, so the data-flow components are left out of their view.
-DATA_FLOW = {
-    "datalake:ingestion:Ingestion",
-    "datalake:etl:Etl",
-    "datalake:orchestration:Pipeline",
-    "datalake:warehouse:Warehouse",
-    "datalake:catalog:SiloCatalog",
-}
-
-
 def run_silo(config: dict | None = None) -> Recording:
-    import dataclasses
-
-    rec = run_whole_silo(config)
-    kept = [
-        r for r in rec.resources
-        if r.type not in DATA_FLOW and not any(a.type in DATA_FLOW for a in rec.ancestors(r))
-        and not r.name.endswith("-etl-alerts") and "-etl-alerts-" not in r.name
-    ]
-    return dataclasses.replace(rec, resources=kept)
+    """The silo as the dropzone and SFTP see it: without the data-flow components (issue 3)."""
+    return without_data_flow(run_whole_silo(config))
 
 
 @pytest.fixture(scope="module")
