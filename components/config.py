@@ -135,8 +135,10 @@ class DropzoneConfig(_Model):
 class SftpConfig(_Model):
     """The dropzone's SFTP endpoint (AWS Transfer Family with a Lambda identity provider)."""
 
-    enabled: bool = Field(True, examples=[True])
-    """Whether the silo gets an SFTP server (default true). Turning it off removes every Transfer resource."""
+    enabled: bool = Field(False, examples=[True])
+    """Whether the silo gets an SFTP server (default false: a Transfer Family server bills about
+    $0.30 per protocol-hour, ~$219/month, whether or not anyone connects). Off means no Transfer
+    resource at all; partners still upload through the API and the console."""
     endpoint_type: Literal["PUBLIC", "VPC"] = Field("PUBLIC", examples=["PUBLIC"])
     """`PUBLIC` (default) or `VPC`: an endpoint in your VPC reachable only from `allowedCidrs`."""
     vpc_id: Optional[str] = Field(None, examples=["vpc-0123456789abcdef0"])

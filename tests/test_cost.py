@@ -143,3 +143,14 @@ def test_command_json_matches_the_estimate(capsys, silo):
 def test_command_rejects_a_missing_stack_file(capsys):
     assert main(["--config", "Pulumi.nope.yaml"]) == 2
     assert "no such stack file" in capsys.readouterr().err
+
+
+def test_the_default_silo_meets_the_idle_goal_and_sftp_is_what_would_break_it(silo):
+    """Issue 6's goal: an idle default silo costs at most $3/month. SFTP is opt-in because it alone is ~$219."""
+    assert estimate(silo, "silo", "eu-west-1").total <= 3.00
+    from offline.stacks import run_silo, silo_config
+
+    with_sftp = run_silo(silo_config(**{"datalake:sftp": {"enabled": True}}))
+    assert estimate(with_sftp, "silo", "eu-west-1").total - estimate(silo, "silo", "eu-west-1").total == pytest.approx(
+        price("aws:transfer/server:Server", "eu-west-1") * 730
+    )

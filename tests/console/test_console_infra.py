@@ -185,7 +185,8 @@ def test_every_app_file_is_uploaded_with_its_content_type_and_nothing_else(silo)
             assert obj.inputs["source"].path == str(CONSOLE_DIR / key)
 
 
-def test_config_json_names_the_api_the_pool_the_console_client_and_sftp(silo):
+def test_config_json_names_the_api_the_pool_the_console_client_and_sftp():
+    silo = run_silo(silo_config(**{"datalake:sftp": {"enabled": True}}))
     config = config_json(silo)
     client = silo.one(CLIENT, "silo-sales-console-client")
     pool = silo.one("aws:cognito/userPool:UserPool")

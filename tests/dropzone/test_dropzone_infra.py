@@ -23,10 +23,21 @@ def run_silo(config: dict | None = None) -> Recording:
     return without_data_flow(run_whole_silo(config))
 
 
+def with_sftp(config: dict | None = None) -> dict:
+    """SFTP is opt-in (a Transfer server bills every hour); these tests look at it, so turn it on."""
+    config = dict(config or silo_config())
+    config["datalake:sftp"] = {**config.get("datalake:sftp", {}), "enabled": True}
+    return config
+
+
 @pytest.fixture(scope="module")
 def silo() -> Recording:
-    """The shipped silo program, evaluated once for this module (the tests only read it)."""
-    return run_silo()
+    """The shipped silo program with SFTP turned on, evaluated once for this module (tests only read it)."""
+    return run_silo(with_sftp())
+
+
+def test_sftp_is_off_in_the_shipped_template():
+    assert run_silo().of_type("aws:transfer/server:Server") == []
 
 
 def statements(resource: RecordedResource, key: str = "policy") -> list[dict[str, Any]]:
@@ -174,7 +185,7 @@ def test_audit_log_group_has_retention_and_the_silo_key(silo: Recording):
 
 
 def test_retention_periods_follow_the_config():
-    config = silo_config()
+    config = with_sftp()
     config["datalake:dropzone"] = {**config["datalake:dropzone"], "auditLogRetentionDays": 731, "functionLogRetentionDays": 30}
     rec = run_silo(config)
     groups = {g.inputs["name"]: g.inputs["retentionInDays"] for g in rec.of_type("aws:cloudwatch/logGroup:LogGroup")}
@@ -346,7 +357,7 @@ def test_sftp_off_means_no_transfer_resources():
 
 def test_sftp_in_a_vpc_opens_port_22_to_the_allowed_cidrs_only():
     config = silo_config()
-    config["datalake:sftp"] = {"endpointType": "VPC", "vpcId": "vpc-0123456789abcdef0",
+    config["datalake:sftp"] = {"enabled": True, "endpointType": "VPC", "vpcId": "vpc-0123456789abcdef0",
                                "subnetIds": ["subnet-0123456789abcdef0"], "allowedCidrs": ["203.0.113.0/24", "2001:db8::/32"]}
     rec = run_silo(config)
     group = rec.one("aws:ec2/securityGroup:SecurityGroup")
@@ -392,4 +403,5 @@ def test_bad_dropzone_and_sftp_config_names_the_key(section: str, value: dict[st
 def test_the_shipped_template_shows_the_dropzone_and_sftp_keys():
     parsed = parse_stack_config("silo-222222222222", silo_config())
     assert parsed.dropzone.allowed_origin == "https://d111111abcdef8.cloudfront.net"
-    assert parsed.sftp.enabled is True and parsed.sftp.endpoint_type == "PUBLIC"
+    # SFTP is opt-in (cost); the template shows its keys with the secure public-endpoint defaults.
+    assert parsed.sftp.enabled is False and parsed.sftp.endpoint_type == "PUBLIC"
