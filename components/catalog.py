@@ -1,4 +1,4 @@
-"""`SiloCatalog`: the silo's Glue databases and the catalog policy that shares `processed` with analytics."""
+"""`SiloCatalog`: the silo's Glue databases and the catalog policy that shares `processed` (analytics OU, master)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,9 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, policy_json, principal_in_ou, statement
+from .iam import AccountContext, Statement, policy_json, statement
 from .naming import catalog_name
-
-# What an analytics principal needs to plan an Athena query on a shared table: read-only metadata.
-CATALOG_READ_ACTIONS = (
-    "glue:GetDatabase",
-    "glue:GetDatabases",
-    "glue:GetTable",
-    "glue:GetTables",
-    "glue:GetTableVersion",
-    "glue:GetTableVersions",
-    "glue:GetPartition",
-    "glue:GetPartitions",
-    "glue:BatchGetPartition",
-)
+from .sharing import Reader
 
 
 def catalog_arns(account: AccountContext, database: str) -> dict[str, pulumi.Output[str]]:
@@ -34,15 +22,16 @@ def catalog_arns(account: AccountContext, database: str) -> dict[str, pulumi.Out
     }
 
 
-def analytics_catalog_statement(account: AccountContext, database: str, analytics_ou_path: str) -> Statement:
-    """Catalog policy grant: principals under the analytics OU may read `database`'s metadata, nothing else."""
+def processed_catalog_statement(account: AccountContext, database: str, reader: Reader) -> Statement:
+    """Catalog policy grant: `reader` may read `database`'s metadata (the catalog, the database, its
+    tables), nothing else."""
     arns = catalog_arns(account, database)
     return statement(
-        "AnalyticsOuReadsProcessedCatalog",
-        list(CATALOG_READ_ACTIONS),
+        f"{reader.sid}ReadsProcessedCatalog",
+        list(reader.catalog_actions),
         [arns["catalog"], arns["database"], arns["tables"]],
-        principal={"AWS": "*"},
-        conditions=principal_in_ou(analytics_ou_path),
+        principal=reader.principal,
+        conditions=reader.conditions,
     )
 
 
@@ -56,10 +45,9 @@ class SiloCatalogArgs:
     """Prefix of physical names, e.g. `datalake`."""
     silo_name: str
     """Short silo name, e.g. `sales`."""
-    analytics_ou_path: str
-    """OU path whose principals may read the processed database (`o-…/r-…/ou-…/`)."""
-    share_processed_with_analytics: bool = True
-    """Attach the catalog resource policy that shares `processed` (default True)."""
+    readers: tuple[Reader, ...] = ()
+    """Who may read the processed database's metadata (`sharing.analytics_reader`,
+    `sharing.master_reader`); default none: no catalog resource policy at all."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of the databases (default none)."""
 
@@ -98,13 +86,8 @@ class SiloCatalog(pulumi.ComponentResource):
             "rawDatabase": self.raw_database.name,
             "processedDatabase": self.processed_database.name,
         }
-        if args.share_processed_with_analytics:
-            policy = aws.glue.ResourcePolicy(
-                f"{name}-policy",
-                policy=policy_json(
-                    [analytics_catalog_statement(args.account, self.processed_database_name, args.analytics_ou_path)]
-                ),
-                opts=child,
-            )
+        grants = [processed_catalog_statement(args.account, self.processed_database_name, r) for r in args.readers]
+        if grants:
+            policy = aws.glue.ResourcePolicy(f"{name}-policy", policy=policy_json(grants), opts=child)
             outputs["catalogPolicyId"] = policy.id
         self.register_outputs(outputs)

@@ -203,6 +203,16 @@ class ConsoleConfig(_Model):
     """Minutes a console sign-in lasts before the user signs in again (default 60; Cognito allows 5-1440)."""
 
 
+class SharingConfig(_Model):
+    """Who besides the analytics OU may read the silo's processed data (read-only, see docs/analytics.md)."""
+
+    master_queries: bool = Field(True, examples=[True])
+    """Whether the master account may query this silo through its org-wide Athena catalogs (default
+    true: the master's analytics are always on). Grants the master account, inside the organization,
+    read on the processed bucket, its objects' key (through S3) and the processed Glue database;
+    false keeps the silo out of the master's queries (the analytics OU still reads it)."""
+
+
 # Column types a dataset may declare: the Hive/Glue names, which Spark, Athena and Parquet share.
 SIMPLE_COLUMN_TYPES = ("string", "int", "bigint", "double", "boolean", "timestamp", "date")
 DECIMAL_TYPE_PATTERN = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
@@ -705,6 +715,8 @@ class SiloConfig(CommonConfig):
     ingestion: IngestionConfig = Field(default_factory=IngestionConfig)
     etl: EtlConfig = Field(default_factory=EtlConfig)
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    sharing: SharingConfig = Field(default_factory=SharingConfig, examples=[{"masterQueries": True}])
+    """Read-only sharing of processed data beyond the analytics OU (default: the master may query)."""
 
     @field_validator("account_id", mode="before")
     @classmethod

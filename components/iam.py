@@ -91,6 +91,19 @@ def principal_in_ou(ou_path: str) -> dict[str, dict[str, Any]]:
     return {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [org_path_pattern(ou_path)]}}
 
 
+def merge_conditions(*blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Condition blocks combined per operator (`StringEquals` of both, ...); a key set twice is a bug."""
+    merged: dict[str, dict[str, Any]] = {}
+    for block in blocks:
+        for operator, keys in block.items():
+            target = merged.setdefault(operator, {})
+            twice = sorted(set(target) & set(keys))
+            if twice:
+                raise ValueError(f"condition key(s) {', '.join(twice)} set twice under {operator}")
+            target.update(keys)
+    return merged
+
+
 def role_arn_pattern(partition: pulumi.Input[str], role_name: str) -> pulumi.Output[str]:
     """`arn:<partition>:iam::*:role/<role_name>`: the role of that name in any account."""
     return pulumi.Output.concat("arn:", partition, ":iam::*:role/", role_name)

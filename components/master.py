@@ -179,6 +179,8 @@ class MasterAccount(pulumi.ComponentResource):
             )
 
         self.outputs = {
+            # Silos grant this account read on their processed data, for the Athena catalogs below.
+            "accountId": account.account_id,
             "artifactBucketName": self.artifacts.name,
             "artifactBucketArn": self.artifacts.arn,
             "artifactKeyArn": self.key.arn,

@@ -23,12 +23,12 @@ from .orchestration import Pipeline, PipelineArgs
 from .schema import redshift_load_statements
 from .secure_bucket import bucket_arn
 from .sftp import SftpServer, SftpServerArgs
-from .sharing import analytics_bucket_statements, analytics_key_statement
+from .sharing import Reader, analytics_reader, master_reader, processed_bucket_statements, processed_key_statement
 from .storage import SiloStorage, SiloStorageArgs
 from .warehouse import Warehouse, WarehouseArgs
 
 # Master outputs a silo reads; the master stack must keep exporting them.
-MASTER_OUTPUTS = ("artifactBucketName", "artifactKeyArn", "organizationId", "siloOuPath", "analyticsOuPath")
+MASTER_OUTPUTS = ("accountId", "artifactBucketName", "artifactKeyArn", "organizationId", "siloOuPath", "analyticsOuPath")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,12 @@ class SiloAccount(pulumi.ComponentResource):
         self.master = pulumi.StackReference(f"{name}-master", stack_name=cfg.master_stack, opts=child)
         self.master_outputs = {key: self.master.require_output(key) for key in MASTER_OUTPUTS}
 
+        # Who reads the processed data: the analytics OU always; the master account (its org-wide
+        # Athena catalogs, components/analytics.py) unless `sharing.masterQueries` is off.
+        self.readers: tuple[Reader, ...] = (analytics_reader(cfg.analytics_ou_path),)
+        if cfg.sharing.master_queries:
+            self.readers += (master_reader(self.master_outputs["accountId"], account.partition, cfg.organization_id),)
+
         storage = cfg.storage
         # The processed bucket's ARN follows from its name, so the key policy can name it before
         # the bucket exists (the key is created first).
@@ -81,11 +87,11 @@ class SiloAccount(pulumi.ComponentResource):
                     logs_key_statement(account),
                     # EventBridge publishes the pipeline's timeout/abort events to the encrypted alert topic.
                     service_publish_key_statement(account, ["events.amazonaws.com"]),
-                    analytics_key_statement(account, processed_arn, cfg.analytics_ou_path),
+                    *(processed_key_statement(account, processed_arn, reader) for reader in self.readers),
                     *([console_decrypt_statement(account, cfg.name_prefix, cfg.silo_name)] if cfg.console.enabled else []),
                 ],
                 bucket_policy_statements={
-                    "processed": lambda arn: analytics_bucket_statements(arn, cfg.analytics_ou_path),
+                    "processed": lambda arn: [s for reader in self.readers for s in processed_bucket_statements(arn, reader)],
                 },
                 tags=tags,
             ),
@@ -200,7 +206,7 @@ class SiloAccount(pulumi.ComponentResource):
                 account=account,
                 name_prefix=cfg.name_prefix,
                 silo_name=cfg.silo_name,
-                analytics_ou_path=cfg.analytics_ou_path,
+                readers=self.readers,
                 tags=tags,
             ),
             opts=child,

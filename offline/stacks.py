@@ -39,6 +39,7 @@ def master_stack_outputs() -> dict[str, Any]:
     cfg = master_config()
     bucket = f"{cfg['datalake:namePrefix']}-master-artifacts-{MASTER_ACCOUNT_ID}"
     return {
+        "accountId": MASTER_ACCOUNT_ID,
         "artifactBucketName": bucket,
         "artifactBucketArn": f"arn:aws:s3:::{bucket}",
         "artifactKeyArn": f"arn:aws:kms:eu-west-1:{MASTER_ACCOUNT_ID}:key/master",

@@ -150,12 +150,22 @@ def principal_account(principal: str) -> Optional[str]:
 
 
 def home_account(urn: str, config: Mapping[str, Any]) -> Optional[str]:
-    """The account a stack deploys into: from a `silo-<account>` stack name, else the policy config."""
+    """The account a stack deploys into: from a `silo-<account>` stack name, else the policy config
+    (`homeAccountId`, or `masterAccountId`: a stack that is not a silo is the master)."""
     match = SILO_STACK.match(urn)
     if match:
         return match.group(1)
-    value = config.get("homeAccountId")
+    value = config.get("homeAccountId") or config.get("masterAccountId")
     return str(value) if value else None
+
+
+def accounts_a_silo_may_name(home: Optional[str], config: Mapping[str, Any]) -> set[Optional[str]]:
+    """Its own account, the master (`masterAccountId`: not a silo, its Athena catalogs query every
+    silo) and `trustedAccountIds`; never another silo's account."""
+    allowed = {home, *(str(a) for a in _as_list(config.get("trustedAccountIds")))}
+    if config.get("masterAccountId"):
+        allowed.add(str(config["masterAccountId"]))
+    return allowed
 
 
 def _config(args: Any) -> Mapping[str, Any]:
@@ -359,7 +369,7 @@ iam_no_admin_wildcards = ResourceValidationPolicy(
 def validate_resource_policies(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     config = _config(args)
     home = home_account(args.urn, config)
-    trusted = {str(a) for a in _as_list(config.get("trustedAccountIds"))}
+    may_name = accounts_a_silo_may_name(home, config)
     is_silo = SILO_STACK.match(args.urn) is not None
     for where, document in policy_documents(args.props):
         for s in statements(document):
@@ -376,7 +386,7 @@ def validate_resource_policies(args: ResourceValidationArgs, report_violation: R
                         "without an aws:PrincipalOrgPaths or aws:PrincipalOrgID condition"
                     )
             if is_silo:
-                named = set(ACCOUNT_IN_TEXT.findall(json.dumps(s))) - {home} - trusted
+                named = set(ACCOUNT_IN_TEXT.findall(json.dumps(s))) - may_name
                 if named:
                     report_violation(
                         f"{where} {_label(s)} names account(s) {', '.join(sorted(named))}: a silo's resource "
@@ -389,18 +399,23 @@ def validate_resource_policies(args: ResourceValidationArgs, report_violation: R
             "principalOrgId"
         ):
             report_violation(f"Lambda permission for {principal} outside this account needs principalOrgId")
-        if is_silo and account not in (None, home) and account not in trusted:
+        if is_silo and account is not None and account not in may_name:
             report_violation(f"Lambda permission names account {account}: a silo names no other account")
 
 
 resource_policy_org_scoped = ResourceValidationPolicy(
     name="resource-policy-org-scoped",
     description="Resource policies granting outside the account carry an aws:PrincipalOrgPaths/PrincipalOrgID "
-    "condition; a silo's resource policies never name another account.",
+    "condition; a silo's resource policies name no account but its own and the master's.",
     validate=validate_resource_policies,
     config_schema=PolicyConfigSchema(
         properties={
-            "homeAccountId": {"type": "string", "description": "Account of a non-silo stack (the master)."},
+            "masterAccountId": {
+                "type": "string",
+                "description": "The master account: home of the master stack, and the one account besides "
+                "its own that a silo's resource policies may name (it reads processed data for org-wide Athena).",
+            },
+            "homeAccountId": {"type": "string", "description": "Account of a non-silo stack (default masterAccountId)."},
             "trustedAccountIds": {"type": "array", "items": {"type": "string"}},
         }
     ),

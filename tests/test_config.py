@@ -113,6 +113,17 @@ def test_nested_value_out_of_range_names_its_path():
     assert problem.endswith("for example: 30")
 
 
+def test_master_queries_default_on_and_a_bad_value_names_the_key():
+    template = parse_stack_config("s", silo_config())
+    assert template.sharing.master_queries is True
+    minimal = {k: v for k, v in silo_config().items() if k != "datalake:sharing"}
+    assert parse_stack_config("s", minimal).sharing.master_queries is True
+    assert parse_stack_config("s", silo_config(**{"datalake:sharing": {"masterQueries": False}})).sharing.master_queries is False
+    (problem,) = problems_of(silo_config(**{"datalake:sharing": {"masterQueries": "sometimes"}}))
+    assert problem.startswith("datalake:sharing.masterQueries: got 'sometimes'")
+    assert problem.endswith("for example: true")
+
+
 def test_structured_values_arrive_as_json_text_like_pulumi_sends_them():
     config = silo_config(**{"datalake:storage": '{"dropzoneExpirationDays": 5}'})
     assert parse_stack_config("s", config).storage.dropzone_expiration_days == 5

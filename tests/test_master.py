@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from offline.harness import MASTER_ACCOUNT_ID, Recording
-from offline.stacks import master_config, run_master
+from offline.stacks import master_config, master_stack_outputs, run_master
 
 SILO_OU = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/"
 ARTIFACT_BUCKET = f"acme-dl-master-artifacts-{MASTER_ACCOUNT_ID}"
@@ -113,6 +113,8 @@ def test_master_exports_what_silo_stacks_read(master):
     assert master.outputs["organizationId"] == "o-a1b2c3d4e5"
     assert master.outputs["siloOuPath"] == SILO_OU
     assert master.outputs["analyticsOuPath"] == "o-a1b2c3d4e5/r-ab12/ou-ab12-22222222/"
+    # The account the caller identity reports: silos grant it read for the org-wide Athena catalogs.
+    assert master.outputs["accountId"] == MASTER_ACCOUNT_ID == master_stack_outputs()["accountId"]
 
 
 def test_master_resources_use_the_master_providers_and_never_assume_a_role(master):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
 from offline.harness import MASTER_ACCOUNT_ID, RecordedResource, Recording
-from offline.policy_check import check
+from offline.policy_check import check, pack_config
 from policy import rules
 
 SILO = "222222222222"
@@ -42,13 +43,35 @@ def allow(sid, action, resource_="*", principal=None, condition=None) -> dict:
 # --- whole programs ---------------------------------------------------------------------------
 
 def test_every_rule_passes_on_the_master_program(master):
-    found = check(master, rules.POLICIES, {"resource-policy-org-scoped": {"homeAccountId": MASTER_ACCOUNT_ID}})
+    found = check(master, rules.POLICIES, pack_config(MASTER_ACCOUNT_ID))
     assert found == [], "\n".join(map(str, found))
 
 
 def test_every_rule_passes_on_the_silo_program(silo):
-    found = check(silo, rules.POLICIES)
+    found = check(silo, rules.POLICIES, pack_config(MASTER_ACCOUNT_ID))
     assert found == [], "\n".join(map(str, found))
+
+
+def test_a_silo_naming_the_master_needs_the_master_in_the_pack_config(silo):
+    """Without `masterAccountId` the master's grants are exactly what the rule flags."""
+    found = check(silo, [rules.resource_policy_org_scoped])
+    flagged = {re.search(rf"statement (\w+) names account\(s\) {MASTER_ACCOUNT_ID}:", v.message) for v in found}
+    assert None not in flagged, "\n".join(map(str, found))
+    assert {match.group(1) for match in flagged} == {
+        "MasterListsProcessed", "MasterReadsProcessed", "MasterDecryptsProcessedObjects", "MasterReadsProcessedCatalog"
+    }
+
+
+def test_a_silo_program_granting_another_silo_is_flagged_even_with_the_master_configured():
+    from offline.harness import run_program
+    from offline.stacks import master_stack_outputs, silo_config
+
+    config = silo_config()
+    # A silo whose master stack reference points at another silo's account (a mixed-up stack name).
+    outputs = {**master_stack_outputs(), "accountId": OTHER}
+    silo = run_program(config, stack=f"silo-{SILO}", account_id=SILO, stack_outputs={config["datalake:masterStack"]: outputs})
+    found = check(silo, [rules.resource_policy_org_scoped], pack_config(MASTER_ACCOUNT_ID))
+    assert len(found) == 4 and all(f"names account(s) {OTHER}" in v.message for v in found), "\n".join(map(str, found))
 
 
 def test_the_pack_is_mandatory_and_names_are_unique():
@@ -210,6 +233,35 @@ def test_a_silo_policy_never_names_another_account_even_with_an_org_condition():
     assert any(OTHER in m for m in violations(rules.resource_policy_org_scoped, in_silo_condition))
     assert violations(rules.resource_policy_org_scoped, own) == []
     assert violations(rules.resource_policy_org_scoped, in_silo_condition, config={"trustedAccountIds": [OTHER]}) == []
+
+
+def test_a_silo_may_name_the_master_account_and_no_other():
+    master = {"masterAccountId": MASTER_ACCOUNT_ID}
+    in_org = {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
+
+    def grant_to(account, condition=in_org):
+        statement = allow("Read", "s3:GetObject", f"arn:aws:s3:::b-{SILO}/*", {"AWS": f"arn:aws:iam::{account}:root"}, condition)
+        return resource("aws:s3/bucketPolicy:BucketPolicy", {"policy": doc(statement)}, stack=f"silo-{SILO}")
+
+    assert violations(rules.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID), config=master) == []
+    assert any(MASTER_ACCOUNT_ID in m for m in violations(rules.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID)))
+    assert any(OTHER in m for m in violations(rules.resource_policy_org_scoped, grant_to(OTHER), config=master))
+    # Naming the master is allowed; granting it without an org condition is not.
+    unconditioned = violations(rules.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID, None), config=master)
+    assert unconditioned and all("without an aws:PrincipalOrgPaths" in m for m in unconditioned)
+    # Lambda permissions follow the same rule.
+    permission = {"action": "lambda:InvokeFunction", "function": "f", "principalOrgId": "o-a1b2c3d4e5"}
+    to_master = resource("aws:lambda/permission:Permission", {**permission, "principal": MASTER_ACCOUNT_ID}, stack=f"silo-{SILO}")
+    to_other = resource("aws:lambda/permission:Permission", {**permission, "principal": OTHER}, stack=f"silo-{SILO}")
+    assert violations(rules.resource_policy_org_scoped, to_master, config=master) == []
+    assert any(OTHER in m for m in violations(rules.resource_policy_org_scoped, to_other, config=master))
+
+
+def test_master_account_id_is_the_home_of_a_stack_that_is_not_a_silo():
+    grant = allow("Other", "s3:GetObject", "arn:aws:s3:::b1/*", {"AWS": f"arn:aws:iam::{OTHER}:root"})
+    policy = resource("aws:s3/bucketPolicy:BucketPolicy", {"policy": doc(grant)})
+    assert any("outside this account" in m for m in violations(rules.resource_policy_org_scoped, policy, config={"masterAccountId": MASTER_ACCOUNT_ID}))
+    assert violations(rules.resource_policy_org_scoped, policy) == []
 
 
 def test_lambda_permission_to_everyone_needs_principal_org_id():
