@@ -369,8 +369,9 @@ class Dropzone(pulumi.ComponentResource):
                     "ManagePartnerUsers",
                     [
                         "iam:GetUser", "iam:TagUser", "iam:UntagUser", "iam:ListUserTags",
-                        "iam:CreateAccessKey", "iam:ListAccessKeys", "iam:DeleteAccessKey",
-                        "iam:UploadSSHPublicKey", "iam:ListSSHPublicKeys", "iam:DeleteSSHPublicKey",
+                        "iam:CreateAccessKey", "iam:ListAccessKeys", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
+                        "iam:UploadSSHPublicKey", "iam:ListSSHPublicKeys", "iam:UpdateSSHPublicKey",
+                        "iam:DeleteSSHPublicKey", "iam:DeleteLoginProfile",
                         "iam:ListUserPolicies", "iam:DeleteUserPolicy", "iam:ListAttachedUserPolicies",
                         "iam:DetachUserPolicy", "iam:DeleteUser",
                     ],

@@ -28,6 +28,7 @@ from components.errors import ConfigError, DiscoveryError, RunnerError, StackOpe
 from .discovery import Backoff, DiscoverySettings, describe_outside, discover, with_outside
 from .execution import ExecutionSettings, execute
 from .model import Action, OperationResult, Plan, Result
+from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
 from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
@@ -89,6 +90,8 @@ class Clients:
     stack_ops: Optional[StackOperations] = None
     s3: Optional[Callable[[], Any]] = None
     backoff: Backoff = field(default_factory=Backoff)
+    iam_for: Optional[IamFactory] = None
+    """account id → IAM client in that account, for revoking partners (default: assume the deploy role)."""
 
 
 def _boto(service: str, args: argparse.Namespace) -> Any:
@@ -224,6 +227,7 @@ class Run:
                 ops,
                 self._execution_settings(runner.max_concurrency, runner.failure_tolerance),
                 self._save_export,
+                revoke_partners=PartnerRevoker(self.clients.iam_for or self._assume_deploy_role(config, template)),
             ),
         )
         print()
@@ -243,6 +247,11 @@ class Run:
             failure_tolerance=tolerance if args.failure_tolerance is None else args.failure_tolerance,
             lock_retry_seconds=args.lock_retry_seconds,
         )
+
+    def _assume_deploy_role(self, config: MasterConfig, template: dict[str, Any]) -> IamFactory:
+        """IAM in a silo account through the role its stack deploys with (the template's, else the master's)."""
+        role = template.get("datalake:deployRoleName") or config.deploy_role_name
+        return AssumedRoleIam(role_name=str(role), region=self.args.region, endpoint_url=self.args.endpoint_url)
 
     def _save_export(self, stack: str, state: dict[str, Any]) -> str:
         return self.store.put_json(f"{self.run_id}/exports/{stack}.json", state)
@@ -294,6 +303,9 @@ def show_report(args: argparse.Namespace, clients: Clients) -> int:
         for r in report["results"]
     ]
     print(table(("account", "name", "action", "result", "duration", "changed", "error"), rows) if rows else "no operations ran")
+    for r in report["results"]:
+        for note in r.get("notes", []):
+            print(f"{r['accountId']} {r['stack']}: {note}")
     return EXIT_OK
 
 

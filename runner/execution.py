@@ -7,6 +7,8 @@
   delay instead of failing: the schedule and an Organizations event can start runs that overlap.
 - Every operation writes its own log file; progress (done/running/failed/remaining) is logged at
   every change.
+- A retire-destroy revokes the silo's dropzone partners (`runner/partners.py`) before `destroy`;
+  if that fails, or no revocation step was given, the stack is not destroyed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Optional, TextIO
 from components.errors import StackLockedError, StackOperationError
 
 from .model import Action, OperationResult, PlannedOperation, Result
+from .partners import RevokePartners, unreachable_note
 from .stack_ops import ACCOUNT_ID_TAG, ACCOUNT_NAME_TAG, SILO_NAME_TAG, StackOperations
 
 log = logging.getLogger(__name__)
@@ -71,8 +74,25 @@ def _tags(op: PlannedOperation) -> dict[str, str]:
     return {ACCOUNT_ID_TAG: op.account_id, ACCOUNT_NAME_TAG: op.account_name or "-", SILO_NAME_TAG: op.silo_name or ""}
 
 
-def perform(op: PlannedOperation, ops: StackOperations, out: TextIO, save_export: ExportSaver) -> tuple[int, list[str]]:
-    """Runs one operation; returns (resources changed, drift lines). Raises on failure."""
+@dataclass
+class Outcome:
+    """What one operation did: resources changed, drift lines, notes for the report."""
+
+    changed: int = 0
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def perform(
+    op: PlannedOperation,
+    ops: StackOperations,
+    out: TextIO,
+    save_export: ExportSaver,
+    revoke_partners: Optional[RevokePartners] = None,
+    done: Optional[Outcome] = None,
+) -> Outcome:
+    """Runs one operation, filling in `done` as it goes (so a failure keeps what already happened). Raises on failure."""
+    done = done if done is not None else Outcome()
     out.write(f"# {op.action.value} {op.stack} ({op.account_name or 'unknown'}): {op.reason}\n")
     if op.action is Action.CREATE:
         ops.create_stack(op.stack, _tags(op))
@@ -80,21 +100,30 @@ def perform(op: PlannedOperation, ops: StackOperations, out: TextIO, save_export
         assert op.config is not None, f"{op.stack}: {op.action.value} needs a config"
         ops.set_config(op.stack, op.config)
     if op.action in (Action.CREATE, Action.UPDATE):
-        return ops.up(op.stack, out), []
+        done.changed = ops.up(op.stack, out)
+        return done
     if op.action is Action.DRIFT:
-        changes = ops.preview_drift(op.stack, out)
-        return len(changes), changes
+        done.changes = ops.preview_drift(op.stack, out)
+        done.changed = len(done.changes)
+        return done
+    if op.action is Action.RETIRE_DESTROY and revoke_partners is None:
+        # Fail closed: a destroy without revocation would leave partners with keys to retained data.
+        raise StackOperationError(f"{op.stack}: no partner revocation step", "stack not destroyed: the runner was given no partner revocation step")
     # Retirements: keep a copy of the state first; if that fails, nothing is removed.
     where = save_export(op.stack, ops.export(op.stack))
     out.write(f"# state exported to {where}\n")
     if op.action is Action.RETIRE_DESTROY:
-        deleted = ops.destroy(op.stack, out)
+        assert revoke_partners is not None
+        done.notes.extend(revoke_partners(op, out))  # raises, and then the stack stays as it is
+        done.changed = ops.destroy(op.stack, out)
         ops.remove(op.stack, force=False)
-        return deleted, []
+        return done
     # Forget: the account cannot be reached, and destroy would replay the stored assumeRole
     # (pulumi/pulumi-aws#1543) and fail; remove the stack with its resources from state.
     ops.remove(op.stack, force=True)
-    return 0, []
+    done.notes.append(unreachable_note(op))
+    out.write(f"# {done.notes[-1]}\n")
+    return done
 
 
 @dataclass
@@ -103,6 +132,8 @@ class _Queued:
     attempts: int = 0
     not_before: float = 0.0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """Kept across lock retries: a retry of a retire-destroy must not lose the first revocation's note."""
 
 
 def execute(
@@ -111,10 +142,14 @@ def execute(
     settings: ExecutionSettings,
     save_export: ExportSaver,
     *,
+    revoke_partners: Optional[RevokePartners] = None,
     progress: Optional[Progress] = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[OperationResult]:
-    """Runs every operation that is not held; returns one result per operation, in plan order."""
+    """Runs every operation that is not held; returns one result per operation, in plan order.
+
+    `revoke_partners` runs before every retire-destroy's `destroy`; without it retire-destroys fail.
+    """
     operations = list(operations)
     results: dict[str, OperationResult] = {}
     pending: list[_Queued] = []
@@ -148,11 +183,11 @@ def execute(
         item.attempts += 1
         path = settings.log_dir / f"{item.op.stack}.log"
         started = time.perf_counter()
-        changes: list[str] = []
+        done = Outcome(notes=item.notes)
         with path.open("a") as out:
             try:
-                changed, changes = perform(item.op, ops, out, save_export)
-                outcome, error = (Result.DRIFTED if changes else Result.SUCCEEDED), ""
+                perform(item.op, ops, out, save_export, revoke_partners, done)
+                outcome, error = (Result.DRIFTED if done.changes else Result.SUCCEEDED), ""
             except StackLockedError as exc:
                 item.seconds += time.perf_counter() - started
                 if item.attempts < settings.lock_attempts:
@@ -165,16 +200,16 @@ def execute(
                         pending.append(item)
                         cond.notify_all()
                     return
-                changed, outcome, error = 0, Result.FAILED, f"{exc} ({item.attempts} attempts)"
+                outcome, error = Result.FAILED, f"{exc} ({item.attempts} attempts)"
             except StackOperationError as exc:
-                changed, outcome, error = 0, Result.FAILED, exc.log_line
+                outcome, error = Result.FAILED, exc.log_line
             except Exception as exc:  # noqa: BLE001 - a thread boundary: record the bug against its account, keep the run going
                 log.exception("%s: unexpected error", item.op.stack)
-                changed, outcome, error = 0, Result.FAILED, f"unexpected {type(exc).__name__}: {exc}"
+                outcome, error = Result.FAILED, f"unexpected {type(exc).__name__}: {exc}"
             if error:
                 out.write(f"# FAILED: {error}\n")
         item.seconds += time.perf_counter() - started
-        finish(item, OperationResult(item.op, outcome, item.seconds, changed, error, item.attempts, str(path), changes))
+        finish(item, OperationResult(item.op, outcome, item.seconds, done.changed, error, item.attempts, str(path), done.changes, done.notes))
 
     with ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="stack-op") as pool:
         with cond:

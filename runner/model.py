@@ -109,9 +109,21 @@ class PlannedOperation:
     held: str = ""
     """Why the runner holds this operation back (mass-retire protection); '' when it runs."""
 
+    @property
+    def partners(self) -> str:
+        """What happens to the silo's dropzone partner users ('' when the operation keeps them)."""
+        if self.action is Action.RETIRE_DESTROY:
+            if not self.silo_name:
+                return "silo name unknown: partners cannot be found, so the destroy will not start"
+            return f"revoked before destroy (/datalake/partners/{self.silo_name}/)"
+        if self.action is Action.RETIRE_FORGET:
+            return "not revoked: the account cannot be reached"
+        return ""
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["action"] = self.action.value
+        data["partners"] = self.partners
         return data
 
 
@@ -161,6 +173,8 @@ class OperationResult:
     log_file: str = ""
     changes: list[str] = field(default_factory=list)
     """For drift: one line per differing resource, `<op> <urn>`."""
+    notes: list[str] = field(default_factory=list)
+    """What a retirement did or could not do besides the stack (e.g. dropzone partners revoked)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,4 +189,5 @@ class OperationResult:
             "attempts": self.attempts,
             "logFile": self.log_file,
             "changes": self.changes,
+            "notes": self.notes,
         }

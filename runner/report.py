@@ -38,14 +38,21 @@ def discovery_table(accounts: Sequence[Account]) -> str:
 
 def plan_table(plan: Plan) -> str:
     rows = [
-        (op.account_id, op.account_name, op.silo_name or "", op.action.value, f"HELD - {op.reason}" if op.held else op.reason)
+        (
+            op.account_id,
+            op.account_name,
+            op.silo_name or "",
+            op.action.value,
+            f"HELD - {op.reason}" if op.held else op.reason,
+            f"partners {op.partners}" if op.partners else "",
+        )
         for op in plan.operations
     ]
     counts = ", ".join(
         f"{action}: {n}"
         for action, n in sorted({op.action.value: plan.count(op.action) for op in plan.operations}.items())
     )
-    lines = [table(("account", "name", "silo", "action", "why"), rows)]
+    lines = [table(("account", "name", "silo", "action", "why", "dropzone partners"), rows)]
     lines.append(f"{len(plan.operations)} operations ({counts or 'nothing to do'}) for {plan.discovered_accounts} "
                  f"discovered accounts and {plan.existing_stacks} existing silo stacks")
     if plan.held_reason:
@@ -68,7 +75,10 @@ def summary_table(results: Sequence[OperationResult]) -> str:
     ]
     tally = {result: sum(1 for r in results if r.result is result) for result in Result}
     footer = ", ".join(f"{n} {result.value}" for result, n in tally.items() if n)
-    return table(("account", "name", "action", "result", "duration", "changed", "error"), rows) + f"\n{footer or 'nothing ran'}"
+    notes = [f"{r.operation.account_id} {r.operation.stack}: {note}" for r in results for note in r.notes]
+    return "\n".join(
+        [table(("account", "name", "action", "result", "duration", "changed", "error"), rows), footer or "nothing ran", *notes]
+    )
 
 
 def drift_table(results: Sequence[OperationResult]) -> str:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from offline.fake_stacks import FakeStackOperations
 from runner.cli import Clients, main
 from runner.demo import GONE_ACCOUNT, MOVED_OUT, OPTED_OUT, SUSPENDED, seed_organization
 from runner.model import StackInfo
+from runner.partners import AssumedRoleIam
 
 
 @pytest.fixture
@@ -185,3 +187,56 @@ def test_without_the_cli_apply_exits_2_and_says_how_to_plan(world, caplog):
 def test_report_without_any_run_exits_2(world, caplog):
     assert run(world, "report") == 2
     assert "no run reports under" in caplog.text
+
+
+def _partner(account_id: str, silo: str, name: str) -> None:
+    iam = AssumedRoleIam("OrganizationAccountAccessRole", "us-east-1")(account_id)
+    iam.create_user(UserName=name, Path=f"/datalake/partners/{silo}/")
+    iam.create_access_key(UserName=name)
+
+
+def _partners(account_id: str) -> set[str]:
+    iam = AssumedRoleIam("OrganizationAccountAccessRole", "us-east-1")(account_id)
+    return {u["UserName"] for u in iam.list_users(PathPrefix="/datalake/partners/")["Users"]}
+
+
+def test_apply_revokes_the_partners_of_destroyed_silos_and_a_dry_run_does_not(world, capsys):
+    seeded, _, fake, tmp_path = world
+    moved, kept = seeded.accounts[MOVED_OUT], seeded.accounts["Finance"]
+    _partner(moved, seeded.with_stacks[moved], "acme")
+    _partner(kept, seeded.with_stacks[kept], "initech")
+
+    assert run(world, "apply", "--dry-run", f"--plan-json={tmp_path / 'plan.json'}") == 0
+    out = capsys.readouterr().out
+    assert f"partners revoked before destroy (/datalake/partners/{seeded.with_stacks[moved]}/)" in out
+    assert "partners not revoked: the account cannot be reached" in out
+    planned = {o["account_id"]: o for o in json.loads((tmp_path / "plan.json").read_text())["operations"]}
+    assert planned[moved]["partners"].startswith("revoked before destroy") and planned[kept]["partners"] == ""
+    assert _partners(moved) == {"acme"}  # the dry run revoked nothing
+
+    assert run(world, "apply") == 0
+    assert _partners(moved) == set() and _partners(kept) == {"initech"}
+    results = {r["accountId"]: r for r in last_report(tmp_path)["results"]}
+    assert results[moved]["notes"] == [f"revoked 1 dropzone partner(s) under /datalake/partners/{seeded.with_stacks[moved]}/: acme"]
+    assert results[seeded.accounts[OPTED_OUT]]["notes"][0].startswith("revoked 0 dropzone partner(s)")
+    assert results[seeded.accounts[SUSPENDED]]["notes"] == [
+        "dropzone partner users could not be revoked: the account cannot be reached (account is SUSPENDED)"
+    ]
+    assert f"silo-{moved}: revoked 1 dropzone partner(s)" in capsys.readouterr().out
+
+
+def test_a_failed_revocation_exits_1_and_destroys_nothing(world, caplog):
+    seeded, org, fake, tmp_path = world
+
+    def denied(account_id):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform sts:AssumeRole"}}, "AssumeRole")
+
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}"]
+    assert main(args, Clients(organizations=org, stack_ops=fake, iam_for=denied)) == 1
+    assert not [c for c in fake.calls if c[0] == "destroy"]
+    for name in (MOVED_OUT, OPTED_OUT):
+        assert f"silo-{seeded.accounts[name]}" in fake.stacks
+    failed = [r for r in last_report(tmp_path)["results"] if r["result"] == "failed"]
+    assert [r["action"] for r in failed] == ["retire-destroy", "retire-destroy"]
+    assert all(r["error"].startswith("stack not destroyed: revoking dropzone partners under /datalake/partners/") for r in failed)
+    assert "2 operation(s) failed" in caplog.text

@@ -105,12 +105,18 @@ def test_retire_forget_exports_then_removes_without_destroy(tmp_path):
     assert "state exported to" in Path(result.log_file).read_text()
 
 
-def test_retire_destroy_destroys_then_removes(tmp_path):
+def test_retire_destroy_revokes_partners_then_destroys_then_removes(tmp_path):
     stack = f"silo-{1:012d}"
     fake = FakeStackOperations([StackInfo(stack, "team-1")])
-    [result] = execute([op(1, Action.RETIRE_DESTROY)], fake, settings(tmp_path), Exports(tmp_path))
-    assert [c for c, _ in fake.calls] == ["export", "destroy", "remove"]
+
+    def revoke(operation, out):
+        fake.calls.append(("revoke", operation.stack))
+        return [f"revoked partners of {operation.silo_name}"]
+
+    [result] = execute([op(1, Action.RETIRE_DESTROY)], fake, settings(tmp_path), Exports(tmp_path), revoke_partners=revoke)
+    assert [c for c, _ in fake.calls] == ["export", "revoke", "destroy", "remove"]
     assert fake.removed == {stack: False} and result.changed == 12
+    assert result.notes == ["revoked partners of team-1"]
 
 
 def test_no_stack_is_removed_when_its_export_fails(tmp_path):

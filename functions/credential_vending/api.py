@@ -43,6 +43,7 @@ from dropzone_partners.partners import (
     is_expired,
     list_partners,
     name_problem,
+    remove_partner_user,
     tag_value_problem,
     utc_now,
 )
@@ -373,7 +374,7 @@ class CredentialVendingApi:
             key = self.iam.create_access_key(UserName=name)["AccessKey"]
         except Exception:
             LOG.error("request %s: creating partner %s failed midway; rolling back", request_id, name)
-            self._remove_user(name)
+            remove_partner_user(self.iam, name)
             raise
         self._record(
             "partner.create", caller, request_id, name,
@@ -490,31 +491,9 @@ class CredentialVendingApi:
         partner = find_partner(self.iam, self.dropzone, _partner_name(name))
         if partner is None:  # idempotent: deleting twice is fine, and nothing outside the path is touched
             return 200, {"name": name, "deleted": False}
-        removed = self._remove_user(name)
+        removed = remove_partner_user(self.iam, name)
         self._record("partner.delete", caller, request_id, name, **removed)
         return 200, {"name": name, "deleted": True}
-
-    def _remove_user(self, name: str) -> dict[str, list[str]]:
-        """Deletes a partner user and everything attached to it; each part may already be gone."""
-        iam, missing = self.iam, self.iam.exceptions.NoSuchEntityException
-        removed: dict[str, list[str]] = {"access_key_ids": [], "ssh_key_ids": [], "policies": []}
-        try:
-            for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
-                iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-                removed["access_key_ids"].append(key["AccessKeyId"])
-            for ssh in iam.list_ssh_public_keys(UserName=name)["SSHPublicKeys"]:
-                iam.delete_ssh_public_key(UserName=name, SSHPublicKeyId=ssh["SSHPublicKeyId"])
-                removed["ssh_key_ids"].append(ssh["SSHPublicKeyId"])
-            for policy in iam.list_user_policies(UserName=name)["PolicyNames"]:
-                iam.delete_user_policy(UserName=name, PolicyName=policy)
-                removed["policies"].append(policy)
-            for attached in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
-                iam.detach_user_policy(UserName=name, PolicyArn=attached["PolicyArn"])
-                removed["policies"].append(attached["PolicyArn"])
-            iam.delete_user(UserName=name)
-        except missing:
-            pass
-        return removed
 
     def create_upload(self, caller: Caller, request_id: str, body: Any) -> tuple[int, dict[str, Any]]:
         values = _fields(body, ("key",), ("key",))

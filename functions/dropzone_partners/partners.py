@@ -100,6 +100,11 @@ def is_expired(tags: Mapping[str, str], now: datetime) -> bool:
     return expiry is None or expiry <= now
 
 
+def partner_path(silo: str) -> str:
+    """The IAM path of a silo's partner users: `/datalake/partners/<silo>/`."""
+    return f"/datalake/partners/{silo}/"
+
+
 @dataclass(frozen=True)
 class Dropzone:
     """Where one silo's partners live and what they may reach."""
@@ -125,7 +130,7 @@ class Dropzone:
 
     @property
     def user_path(self) -> str:
-        return f"/datalake/partners/{self.silo}/"
+        return partner_path(self.silo)
 
     @staticmethod
     def prefix(partner: str) -> str:
@@ -224,15 +229,77 @@ def find_partner(iam: Any, dropzone: Dropzone, name: str) -> Optional[PartnerUse
     )
 
 
+def _users_at(iam: Any, path: str) -> list[dict[str, Any]]:
+    """IAM users whose path is exactly `path` (`PathPrefix` also returns deeper paths)."""
+    return [
+        user
+        for page in iam.get_paginator("list_users").paginate(PathPrefix=path)
+        for user in page["Users"]
+        if user.get("Path") == path
+    ]
+
+
 def list_partners(iam: Any, dropzone: Dropzone) -> list[PartnerUser]:
     """Every partner of this silo, by IAM path, sorted by name."""
-    found = []
-    for page in iam.get_paginator("list_users").paginate(PathPrefix=dropzone.user_path):
-        for user in page["Users"]:
-            if user.get("Path") != dropzone.user_path:
-                continue
-            tags = tag_map(iam.list_user_tags(UserName=user["UserName"])["Tags"])
-            found.append(
-                PartnerUser(name=user["UserName"], arn=user["Arn"], path=user["Path"], created=user["CreateDate"], tags=tags)
-            )
+    found = [
+        PartnerUser(
+            name=user["UserName"], arn=user["Arn"], path=user["Path"], created=user["CreateDate"],
+            tags=tag_map(iam.list_user_tags(UserName=user["UserName"])["Tags"]),
+        )
+        for user in _users_at(iam, dropzone.user_path)
+    ]
     return sorted(found, key=lambda partner: partner.name)
+
+
+def remove_partner_user(iam: Any, name: str) -> dict[str, list[str]]:
+    """Deletes a partner user and everything attached to it; returns the ids and names removed.
+
+    The one removal of a partner: `DELETE /partners/{name}` and the runner's revocation of a
+    retiring silo both call it. Every access key and SSH key is made inactive first, so a step that
+    fails later leaves a partner that can no longer sign in, rather than one with working keys.
+    Each part may already be gone (a concurrent delete): a missing user ends the removal quietly;
+    any other error (e.g. `AccessDenied`) propagates, and the caller must treat the partner as
+    still present.
+    """
+    missing = iam.exceptions.NoSuchEntityException
+    removed: dict[str, list[str]] = {"access_key_ids": [], "ssh_key_ids": [], "policies": [], "login_profile": []}
+    try:
+        keys = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+        ssh_keys = iam.list_ssh_public_keys(UserName=name)["SSHPublicKeys"]
+        for key in keys:
+            if key["Status"] == "Active":
+                iam.update_access_key(UserName=name, AccessKeyId=key["AccessKeyId"], Status="Inactive")
+        for ssh in ssh_keys:
+            if ssh["Status"] == "Active":
+                iam.update_ssh_public_key(UserName=name, SSHPublicKeyId=ssh["SSHPublicKeyId"], Status="Inactive")
+        for key in keys:
+            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+            removed["access_key_ids"].append(key["AccessKeyId"])
+        for ssh in ssh_keys:
+            iam.delete_ssh_public_key(UserName=name, SSHPublicKeyId=ssh["SSHPublicKeyId"])
+            removed["ssh_key_ids"].append(ssh["SSHPublicKeyId"])
+        try:  # the API never creates one; a partner given a console password by hand would keep it
+            iam.delete_login_profile(UserName=name)
+            removed["login_profile"].append(name)
+        except missing:
+            pass
+        for policy in iam.list_user_policies(UserName=name)["PolicyNames"]:
+            iam.delete_user_policy(UserName=name, PolicyName=policy)
+            removed["policies"].append(policy)
+        for attached in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
+            iam.detach_user_policy(UserName=name, PolicyArn=attached["PolicyArn"])
+            removed["policies"].append(attached["PolicyArn"])
+        iam.delete_user(UserName=name)
+    except missing:
+        pass
+    return removed
+
+
+def revoke_silo_partners(iam: Any, silo: str) -> dict[str, dict[str, list[str]]]:
+    """Removes every partner user of `silo` (`remove_partner_user` each); returns partner → what went.
+
+    Only users whose path is exactly `partner_path(silo)` are touched: another silo's partners and
+    every other IAM user of the account stay. Raises on the first error, leaving the partners not
+    yet reached in place (a rerun finishes the job: removal is idempotent).
+    """
+    return {user["UserName"]: remove_partner_user(iam, user["UserName"]) for user in _users_at(iam, partner_path(silo))}
