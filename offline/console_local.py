@@ -24,12 +24,9 @@ import html
 import json
 import os
 import secrets
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +54,7 @@ from components.console import (  # noqa: E402
     upload_origins,
 )
 from credential_vending.api import CredentialVendingApi  # noqa: E402
+from runner.demo import moto_server as start_moto_server  # noqa: E402
 from credential_vending.handler import build_api, proxy_response, request_of  # noqa: E402
 from dropzone_partners.partners import Dropzone  # noqa: E402
 
@@ -65,12 +63,6 @@ MOTO_ACCOUNT = "123456789012"
 CLIENT_ID = "local-console-client"
 TOKEN_SECONDS = 3600
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _b64url(data: bytes) -> str:
@@ -85,33 +77,17 @@ def _b64url_decode(text: str) -> bytes:
 
 
 @contextmanager
-def moto_server(port: Optional[int] = None) -> Iterator[str]:
+def moto_server() -> Iterator[str]:
     """Runs `moto_server` on 127.0.0.1 and yields its URL. Global CORS is off, so S3 answers
     browsers by the bucket's own CORS rules, as AWS does (`offline/moto_s3_cors.py` adds them to
     POST uploads, which moto leaves out)."""
-    port = port or free_port()
-    env = {**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true", "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "offline.moto_s3_cors", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start on port {port}") from None
-                time.sleep(0.1)
+    env = {
+        **os.environ,
+        "MOTO_DISABLE_GLOBAL_CORS": "true",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")])),
+    }
+    with start_moto_server(30.0, server_args=("-m", "offline.moto_s3_cors"), env=env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 # -- the dropzone in moto --------------------------------------------------------------------------

@@ -20,11 +20,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from components.errors import UsageError
 
@@ -51,13 +51,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def moto_server(timeout: float = 15.0) -> Iterator[str]:
-    """Starts `moto_server` on a free local port; yields its endpoint URL; stops it on exit."""
+def moto_server(
+    timeout: float = 15.0,
+    *,
+    server_args: Sequence[str] = ("-c", "import sys; from moto.server import main; sys.exit(main())"),
+    env: Optional[Mapping[str, str]] = None,
+) -> Iterator[str]:
+    """Starts `moto_server` on a free 127.0.0.1 port; yields its endpoint URL; stops it on exit.
+
+    `server_args` are the interpreter arguments that start the server (default: moto's own
+    `moto_server` with this interpreter; one found on PATH may belong to another Python).
+    """
     port = free_port()
-    # `moto_server` with this interpreter: a `moto_server` found on PATH may belong to another Python.
-    server = "import sys; from moto.server import main; sys.exit(main())"
-    command = [sys.executable, "-c", server, "-H", "127.0.0.1", "-p", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, *server_args, "-H", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(
+        command, env=dict(env) if env is not None else None, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

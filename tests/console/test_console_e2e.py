@@ -19,7 +19,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from offline.console_local import REGION, ConsoleServer, LocalDropzone, create_dropzone, free_port, moto_server
+from offline.console_local import REGION, ConsoleServer, LocalDropzone, create_dropzone, moto_server
+from runner.demo import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,8 @@ import pytest
 from moto import mock_aws
 
 from components.console import security_headers
-from offline.console_local import CLIENT_ID, ConsoleServer, IdentityStandIn, create_dropzone, free_port
+from offline.console_local import CLIENT_ID, ConsoleServer, IdentityStandIn, create_dropzone
+from runner.demo import free_port
 
 REDIRECT = "http://127.0.0.1:8080/callback"
 
