@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import MasterConfig, SiloConfig, StackConfig, load_stack_config
+from components.iam import partition_of
 from components.master import MasterAccount, MasterAccountArgs
 from components.silo import SiloAccount, SiloAccountArgs
 
@@ -17,7 +18,7 @@ ORGANIZATIONS_EVENTS_REGION = "us-east-1"
 
 def deploy_role_arn(config: SiloConfig) -> str:
     """ARN of the role the master's credentials assume to deploy into the silo account."""
-    return f"arn:aws:iam::{config.account_id}:role/{config.deploy_role_name}"
+    return f"arn:{partition_of(config.region)}:iam::{config.account_id}:role/{config.deploy_role_name}"
 
 
 def silo_provider(config: SiloConfig) -> aws.Provider:

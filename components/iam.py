@@ -41,6 +41,19 @@ class AccountContext:
         return pulumi.Output.concat("arn:", self.partition, ":iam::", self.account_id, ":root")
 
 
+def partition_of(region: str) -> str:
+    """The ARN partition of a region: `aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, else `aws`.
+
+    For ARNs built before any provider exists (the provider's own assume-role ARN); inside programs
+    use `aws.get_partition_output`.
+    """
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
 def _listify(value: Strings) -> list[pulumi.Input[str]]:
     if isinstance(value, (str, pulumi.Output)):
         return [value]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, TextIO
 
 from components.errors import StackOperationError
+from components.iam import partition_of
 from functions.dropzone_partners.partners import partner_path, revoke_silo_partners
 
 from .model import PlannedOperation
@@ -31,15 +32,6 @@ UNREACHABLE_NOTE = "dropzone partner users could not be revoked: the account can
 
 class PartnerRevocationError(StackOperationError):
     """Revoking a retiring silo's partners failed, so its stack was not destroyed."""
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a region: `aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, else `aws`."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from moto import mock_aws
 from offline.fake_stacks import FakeStackOperations
 from runner.execution import ExecutionSettings, execute
 from runner.model import Action, PlannedOperation, Result, StackInfo
-from runner.partners import AssumedRoleIam, PartnerRevoker, partition_of
+from components.iam import partition_of
+from runner.partners import AssumedRoleIam, PartnerRevoker
 
 SILO_ACCOUNT = "111111111111"
 OTHER_ACCOUNT = "222222222222"

@@ -110,3 +110,9 @@ def test_no_silo_resource_names_another_account(silo):
     text = str([r.inputs for r in silo.resources if r.type.startswith("aws:")])
     foreign = set(re.findall(r"\b\d{12}\b", text)) - {SILO_ACCOUNT_ID, master}
     assert foreign == set(), f"silo resources name other accounts: {foreign}"
+
+
+def test_deploy_role_arn_uses_the_partition_of_the_region():
+    silo = run_silo(silo_config(**{"aws:region": "cn-north-1"}))
+    (provider,) = silo.of_type("pulumi:providers:aws")
+    assert provider.inputs["assumeRoles"][0]["roleArn"] == f"arn:aws-cn:iam::{SILO_ACCOUNT_ID}:role/OrganizationAccountAccessRole"
