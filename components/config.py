@@ -68,8 +68,6 @@ class StorageConfig(_Model):
     """Days after which unfinished multipart uploads are aborted (default 7)."""
 
 
-# CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 SCHEDULE_PATTERN = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
 ORIGIN_PATTERN = re.compile(r"^https://[a-z0-9.-]+(:\d{1,5})?$")
 VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
@@ -81,6 +79,10 @@ def _check_retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise ValueError(f"got {value}, which CloudWatch Logs does not accept; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     return value
+
+
+def _check_role_name(value: str) -> str:
+    return _require(ROLE_NAME_PATTERN, value, "an IAM role name (1-64 of letters, digits and +=,.@_-)")
 
 
 def _check_cidrs(values: list[str]) -> list[str]:
@@ -495,14 +497,12 @@ class DeliveryConfig(_Model):
     @field_validator("master_deploy_role_name")
     @classmethod
     def _check_role(cls, value: str) -> str:
-        return _require(ROLE_NAME_PATTERN, value, "an IAM role name (1-64 of letters, digits and +=,.@_-)")
+        return _check_role_name(value)
 
     @field_validator("log_retention_days")
     @classmethod
     def _check_retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"got {value}, which CloudWatch Logs does not offer; pick one of {list(LOG_RETENTION_DAYS)}")
-        return value
+        return _check_retention(value)
 
     @model_validator(mode="after")
     def _codestar_needs_repository(self) -> "DeliveryConfig":
@@ -648,7 +648,7 @@ class CommonConfig(_Model):
     @field_validator("deploy_role_name")
     @classmethod
     def _check_role(cls, value: str) -> str:
-        return _require(ROLE_NAME_PATTERN, value, "an IAM role name (1-64 of letters, digits and +=,.@_-)")
+        return _check_role_name(value)
 
     @model_validator(mode="after")
     def _paths_belong_to_org(self) -> "CommonConfig":

@@ -150,17 +150,19 @@ def assume_role_policy(service: str) -> pulumi.Output[str]:
 def service_trust_policy(service: str | Sequence[str], conditions: dict[str, dict[str, Any]]) -> pulumi.Output[str]:
     """Trust policy for service principals, with a condition that ties them to one account or
     resource (the confused-deputy guard: `aws:SourceAccount`, `sts:ExternalId`, ...)."""
-    return pulumi.Output.json_dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ServiceAssumesForThisAccount",
-                    "Effect": "Allow",
-                    "Principal": {"Service": service if isinstance(service, str) else list(service)},
-                    "Action": "sts:AssumeRole",
-                    "Condition": conditions,
-                }
-            ],
-        }
+    return policy_json(
+        [
+            {
+                "Sid": "AllowServiceAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": service if isinstance(service, str) else list(service)},
+                "Action": "sts:AssumeRole",
+                "Condition": conditions,
+            }
+        ]
     )
+
+
+def account_service_trust(service: str, account: AccountContext) -> pulumi.Output[str]:
+    """Trust policy: `service` may assume the role only on behalf of `account` (`aws:SourceAccount`)."""
+    return service_trust_policy(service, {"StringEquals": {"aws:SourceAccount": account.account_id}})

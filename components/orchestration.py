@@ -20,7 +20,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, service_trust_policy, statement
+from .iam import AccountContext, Statement, account_service_trust, statement
 from .naming import bounded_name
 from .roles import role_with_policy
 
@@ -501,7 +501,7 @@ class Pipeline(pulumi.ComponentResource):
         role, role_policy = role_with_policy(
             name,
             physical_name=bounded_name(base, "etl-pipeline"),
-            trust_policy=_service_trust("states.amazonaws.com", account),
+            trust_policy=account_service_trust("states.amazonaws.com", account),
             statements=state_machine_statements(
                 account,
                 crawlers=[args.raw_crawler_name, args.processed_crawler_name],
@@ -530,7 +530,7 @@ class Pipeline(pulumi.ComponentResource):
         schedule_role, _ = role_with_policy(
             f"{name}-schedule",
             physical_name=bounded_name(base, "etl-schedule"),
-            trust_policy=_service_trust("events.amazonaws.com", account),
+            trust_policy=account_service_trust("events.amazonaws.com", account),
             statements=[statement("StartThisPipeline", "states:StartExecution", self.state_machine.arn)],
             tags=args.tags,
             opts=child,
@@ -574,8 +574,3 @@ class Pipeline(pulumi.ComponentResource):
         self.register_outputs(
             {"stateMachineArn": self.state_machine.arn, "schedule": schedule.schedule_expression}
         )
-
-
-
-def _service_trust(service: str, account: AccountContext) -> pulumi.Output[str]:
-    return service_trust_policy(service, {"StringEquals": {"aws:SourceAccount": account.account_id}})

@@ -22,7 +22,7 @@ import pulumi_aws as aws
 import yaml
 
 from .config import RunnerConfig
-from .iam import AccountContext, Statement, policy_json, role_arn_pattern, statement
+from .iam import AccountContext, Statement, account_service_trust, policy_json, role_arn_pattern, statement
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
 # Organizations API calls (CloudTrail) that change which accounts should have a silo stack.
@@ -80,20 +80,6 @@ def runner_logs_key_statement(account: AccountContext, log_group_name: str) -> S
         "*",
         principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
         conditions={"StringEquals": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:{log_group_name}")}},
-    )
-
-
-def _service_trust(service: str, account: AccountContext) -> pulumi.Output[str]:
-    return policy_json(
-        [
-            {
-                "Sid": "AllowServiceAssumeRole",
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
-            }
-        ]
     )
 
 
@@ -159,7 +145,7 @@ class RunnerTriggers(pulumi.ComponentResource):
             f"{name}-role",
             name=project_name,
             description="Runs python -m runner: deploys silo stacks through the deploy role of member accounts",
-            assume_role_policy=_service_trust("codebuild.amazonaws.com", account),
+            assume_role_policy=account_service_trust("codebuild.amazonaws.com", account),
             tags=args.tags,
             opts=child,
         )
@@ -214,7 +200,7 @@ class RunnerTriggers(pulumi.ComponentResource):
             f"{name}-events-role",
             name=f"{project_name}-events",
             description="Lets EventBridge start the runner and forward Organizations events",
-            assume_role_policy=_service_trust("events.amazonaws.com", account),
+            assume_role_policy=account_service_trust("events.amazonaws.com", account),
             tags=args.tags,
             opts=child,
         )
