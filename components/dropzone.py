@@ -19,6 +19,9 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+# The partner path is a contract between these IAM policies and the handlers: one definition.
+from functions.dropzone_partners.partners import partner_path
+
 from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
 from .api_logging import logged_stage
 from .roles import role_with_policy
@@ -48,11 +51,6 @@ def lambda_code(package: str) -> pulumi.AssetArchive:
     return pulumi.AssetArchive(
         {name: pulumi.FileArchive(str(FUNCTIONS_DIR / name)) for name in (package, *SHARED_PACKAGES)}
     )
-
-
-def partner_path(silo_name: str) -> str:
-    """IAM path of a silo's partner users (`/datalake/partners/<silo>/`)."""
-    return f"/datalake/partners/{silo_name}/"
 
 
 def partner_users_arn(account: AccountContext, silo_name: str) -> pulumi.Output[str]:
