@@ -204,6 +204,8 @@ class Run:
         plan_settings = PlanSettings(
             max_retire_share=runner.max_retire_share if args.max_retire_share is None else args.max_retire_share,
             allow_mass_retire=args.allow_mass_retire,
+            allow_accounts=settings.allow_accounts,
+            deny_accounts=settings.deny_accounts,
         )
         self.plan = build_plan(discovery, stacks, template, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
         if args.plan_json:

@@ -240,3 +240,14 @@ def test_a_failed_revocation_exits_1_and_destroys_nothing(world, caplog):
     assert [r["action"] for r in failed] == ["retire-destroy", "retire-destroy"]
     assert all(r["error"].startswith("stack not destroyed: revoking dropzone partners under /datalake/partners/") for r in failed)
     assert "2 operation(s) failed" in caplog.text
+
+
+@pytest.mark.parametrize("listing", ["--deny=999999999999", "--allow={finance}"])
+def test_allow_and_deny_protect_the_stack_of_an_account_that_left_the_organization(world, listing):
+    seeded, _, fake, tmp_path = world
+    assert GONE_ACCOUNT not in seeded.accounts.values() and GONE_ACCOUNT in seeded.with_stacks
+    assert run(world, "apply", "--allow-mass-retire", listing.format(finance=seeded.accounts["Finance"])) == 0
+    gone = f"silo-{GONE_ACCOUNT}"
+    assert gone in fake.stacks and gone not in fake.removed
+    assert not [c for c in fake.calls if c[1] == gone and c[0] != "list"]
+    assert GONE_ACCOUNT not in {r["accountId"] for r in last_report(tmp_path)["results"]}
