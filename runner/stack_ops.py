@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,6 +96,10 @@ class AutomationStackOperations:
     `backend_url` is `s3://bucket?region=...` in production, `file://<dir>` in tests; `org` qualifies
     stack names as DIY backends expect (`organization/<project>/<stack>`). `program` is only for the
     integration test, which runs an inline program sequentially.
+
+    Operations run in parallel share no CLI state (`runner/pulumi_cli.py`): no command selects a
+    stack or relies on the current one, and each operation runs with its own `PULUMI_HOME` that
+    shares the plugin cache of the real one but not its `workspaces/` (current-stack) files.
     """
 
     def __init__(
@@ -115,23 +120,31 @@ class AutomationStackOperations:
                 "the pulumi CLI is not on PATH; install it (https://www.pulumi.com/docs/install/) "
                 "or run `plan --stacks-from <file-backend-dir>` to plan without it"
             )
+        from . import pulumi_cli
+
         self._auto = auto
+        self._cli = pulumi_cli
         self.project_dir = project_dir
         self.project = project or str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
         self.secrets_provider = secrets_provider
         self.org = org
         self.program = program
         self.env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **(env or {})}
+        # Each operation gets its own PULUMI_HOME; one given in `env` would override it.
+        self.shared_home = pulumi_cli.shared_pulumi_home(self.env)
+        self.env.pop("PULUMI_HOME", None)
         if backend_url:
             self.env["PULUMI_BACKEND_URL"] = backend_url
         self._command = auto.PulumiCommand()
+        self._local = threading.local()
 
     def _qualified(self, stack: str) -> str:
         return f"{self.org}/{self.project}/{stack}" if self.org else stack
 
     def _workspace(self) -> Any:
-        return self._auto.LocalWorkspace(
+        return self._cli.IsolatedWorkspace(
             work_dir=str(self.project_dir),
+            pulumi_home=getattr(self._local, "home", None),
             program=self.program,
             env_vars=self.env,
             secrets_provider=self.secrets_provider,
@@ -139,22 +152,27 @@ class AutomationStackOperations:
         )
 
     def _stack(self, stack: str) -> Any:
+        # `Stack.select` on an IsolatedWorkspace runs no `pulumi stack select`; every command passes `--stack`.
         return self._auto.Stack.select(self._qualified(stack), self._workspace())
 
     def _run(self, what: str, stack: str, call: Callable[[], Any]) -> Any:
+        """Runs one operation's CLI calls with a private PULUMI_HOME, mapping the SDK's errors to the runner's."""
         errors = self._auto.errors
-        try:
-            return call()
-        except errors.ConcurrentUpdateError as exc:
-            raise StackLockedError(f"{stack}: {what} found the stack locked by another update") from exc
-        except errors.CommandError as exc:
-            # The SDK's errors keep only `str(CommandResult(...))`, with the output's newlines escaped.
-            line = _error_line(str(exc).replace("\\n", "\n"))
-            raise StackOperationError(f"{stack}: {what} failed: {line}", line) from exc
+        with self._cli.private_pulumi_home(self.shared_home) as home:
+            self._local.home = str(home)
+            try:
+                return call()
+            except errors.ConcurrentUpdateError as exc:
+                raise StackLockedError(f"{stack}: {what} found the stack locked by another update") from exc
+            except errors.CommandError as exc:
+                # The SDK's errors keep only `str(CommandResult(...))`, with the output's newlines escaped.
+                line = _error_line(str(exc).replace("\\n", "\n"))
+                raise StackOperationError(f"{stack}: {what} failed: {line}", line) from exc
+            finally:
+                self._local.home = None
 
     def list_stacks(self) -> list[StackInfo]:
-        workspace = self._workspace()
-        names = [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", workspace.list_stacks)]
+        names = [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", lambda: self._workspace().list_stacks())]
         silo_stacks = [name for name in names if account_of_stack(name)]
         # One CLI call per stack: read the silo names a few at a time.
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="stack-tags") as pool:
@@ -175,15 +193,19 @@ class AutomationStackOperations:
         return str(value.value) if value is not None and value.value else None
 
     def create_stack(self, stack: str, tags: Mapping[str, str]) -> None:
-        workspace = self._workspace()
         try:
-            self._run("create", stack, lambda: self._auto.Stack.create(self._qualified(stack), workspace))
+            self._run("create", stack, lambda: self._auto.Stack.create(self._qualified(stack), self._workspace()))
         except StackOperationError as exc:
             if not isinstance(exc.__cause__, self._auto.errors.StackAlreadyExistsError):
                 raise
             log.info("%s already exists; keeping it", stack)
-        for key, value in tags.items():
-            self._run("tag", stack, lambda k=key, v=value: workspace.set_tag(self._qualified(stack), k, v))
+
+        def tag() -> None:
+            workspace = self._workspace()
+            for key, value in tags.items():
+                workspace.set_tag(self._qualified(stack), key, value)
+
+        self._run("tag", stack, tag)
 
     def set_config(self, stack: str, config: Mapping[str, Any]) -> None:
         write_stack_config(self.project_dir, stack, config)
