@@ -31,7 +31,7 @@ from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
 from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
-from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
+from .stack_ops import AutomationStackOperations, FileBackendStacks, OperationTimeouts, StackOperations
 
 log = logging.getLogger("runner")
 
@@ -66,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--report-to", default=os.environ.get("RUNNER_REPORT_TO", "out/runner"), help="local directory or s3://bucket/prefix for run reports (default out/runner)")
     common.add_argument("--log-dir", type=Path, default=Path(os.environ.get("RUNNER_LOG_DIR", "out/runner/logs")), help="directory of per-operation logs")
     common.add_argument("--lock-retry-seconds", type=float, default=30.0, help="first delay before retrying a locked stack (default 30)")
+    common.add_argument(
+        "--operation-timeout",
+        type=float,
+        default=float(os.environ.get("RUNNER_OPERATION_TIMEOUT_MINUTES", 45)),
+        metavar="MINUTES",
+        help="minutes one stack's up, destroy or drift check may run before its pulumi process is stopped and it fails "
+        "(default $RUNNER_OPERATION_TIMEOUT_MINUTES or 45); other CLI calls get at most 10",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     parser = _Parser(prog="python -m runner", description="Reconcile one Pulumi silo stack per account of the silo OU.")
@@ -131,6 +139,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--failure-tolerance {args.failure_tolerance}: must be 0 or more; for example: 3")
     if args.max_retire_share is not None and not 0 <= args.max_retire_share <= 1:
         raise UsageError(f"--max-retire-share {args.max_retire_share}: must be between 0 and 1; for example: 0.2")
+    if not 0 < args.operation_timeout <= 24 * 60:
+        raise UsageError(f"--operation-timeout {args.operation_timeout:g}: must be more than 0 and at most 1440 minutes; for example: 45")
     for account in args.allow + args.deny:
         if not (len(account) == 12 and account.isdigit()):
             raise UsageError(f"--allow/--deny {account!r}: not a 12-digit account id; for example: 123456789012")
@@ -146,8 +156,10 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
     runner = config.runner
     backend = args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
     secrets_provider = args.secrets_provider or config.runner_secrets_provider()
+    update_seconds = args.operation_timeout * 60
+    timeouts = OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
     return AutomationStackOperations(
-        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org
+        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts
     )
 
 

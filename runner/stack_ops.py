@@ -16,6 +16,7 @@ import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, TextIO
 
@@ -90,6 +91,18 @@ def write_stack_config(project_dir: Path, stack: str, config: Mapping[str, Any])
     return path
 
 
+@dataclass(frozen=True)
+class OperationTimeouts:
+    """How long one stack operation's CLI calls may run before the CLI is stopped and the operation fails."""
+
+    update_seconds: float = 45 * 60
+    """`up`, `destroy` and the drift check's refresh + preview (default 45 minutes)."""
+    command_seconds: float = 10 * 60
+    """Every other call: create, tags, outputs, export, remove, list (default 10 minutes)."""
+    kill_grace_seconds: float = 60.0
+    """After the timeout's SIGINT (the CLI cancels and releases the lock), how long before SIGKILL (default 60 s)."""
+
+
 class AutomationStackOperations:
     """`StackOperations` over the real Automation API: one `LocalWorkspace` (and CLI process) per call.
 
@@ -100,6 +113,8 @@ class AutomationStackOperations:
     Operations run in parallel share no CLI state (`runner/pulumi_cli.py`): no command selects a
     stack or relies on the current one, and each operation runs with its own `PULUMI_HOME` that
     shares the plugin cache of the real one but not its `workspaces/` (current-stack) files.
+    `timeouts` bounds each operation: a CLI still running at its deadline is interrupted, then
+    killed with its child processes, and the operation fails with `StackTimeoutError`.
     """
 
     def __init__(
@@ -112,6 +127,7 @@ class AutomationStackOperations:
         project: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         program: Optional[Callable[[], None]] = None,
+        timeouts: OperationTimeouts = OperationTimeouts(),
     ):
         from pulumi import automation as auto
 
@@ -135,7 +151,8 @@ class AutomationStackOperations:
         self.env.pop("PULUMI_HOME", None)
         if backend_url:
             self.env["PULUMI_BACKEND_URL"] = backend_url
-        self._command = auto.PulumiCommand()
+        self.timeouts = timeouts
+        self._command = pulumi_cli.DeadlineCommand(kill_grace_seconds=timeouts.kill_grace_seconds)
         self._local = threading.local()
 
     def _qualified(self, stack: str) -> str:
@@ -155,10 +172,11 @@ class AutomationStackOperations:
         # `Stack.select` on an IsolatedWorkspace runs no `pulumi stack select`; every command passes `--stack`.
         return self._auto.Stack.select(self._qualified(stack), self._workspace())
 
-    def _run(self, what: str, stack: str, call: Callable[[], Any]) -> Any:
-        """Runs one operation's CLI calls with a private PULUMI_HOME, mapping the SDK's errors to the runner's."""
+    def _run(self, what: str, stack: str, call: Callable[[], Any], *, update: bool = False) -> Any:
+        """Runs one operation's CLI calls with a private PULUMI_HOME and a deadline, mapping the SDK's errors to the runner's."""
         errors = self._auto.errors
-        with self._cli.private_pulumi_home(self.shared_home) as home:
+        seconds = self.timeouts.update_seconds if update else self.timeouts.command_seconds
+        with self._cli.private_pulumi_home(self.shared_home) as home, self._command.deadline(seconds, f"{stack}: {what}"):
             self._local.home = str(home)
             try:
                 return call()
@@ -211,7 +229,7 @@ class AutomationStackOperations:
         write_stack_config(self.project_dir, stack, config)
 
     def up(self, stack: str, log: TextIO) -> int:
-        result = self._run("up", stack, lambda: self._stack(stack).up(on_output=log.write, color="never"))
+        result = self._run("up", stack, lambda: self._stack(stack).up(on_output=log.write, color="never"), update=True)
         return _changed(result.summary.resource_changes)
 
     def preview_drift(self, stack: str, log: TextIO) -> list[str]:
@@ -227,13 +245,14 @@ class AutomationStackOperations:
             "drift preview",
             stack,
             lambda: self._stack(stack).preview(refresh=True, on_output=log.write, on_event=on_event, color="never"),
+            update=True,
         )
         if not changes and _changed(result.change_summary):
             changes.append(f"{_changed(result.change_summary)} resource(s) would change (see the log)")
         return changes
 
     def destroy(self, stack: str, log: TextIO) -> int:
-        result = self._run("destroy", stack, lambda: self._stack(stack).destroy(on_output=log.write, color="never"))
+        result = self._run("destroy", stack, lambda: self._stack(stack).destroy(on_output=log.write, color="never"), update=True)
         return _changed(result.summary.resource_changes)
 
     def export(self, stack: str) -> dict[str, Any]:

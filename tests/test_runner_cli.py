@@ -117,6 +117,7 @@ def test_a_broken_template_exits_2_before_touching_a_stack(world, tmp_path, capl
         (["apply", "--max-concurrency=0"], "--max-concurrency 0: must be between 1 and 64"),
         (["apply", "--deny=12"], "not a 12-digit account id"),
         (["apply", "--max-retire-share=2"], "must be between 0 and 1"),
+        (["apply", "--operation-timeout=0"], "--operation-timeout 0: must be more than 0 and at most 1440 minutes"),
         (["launch"], "invalid choice: 'launch'"),
     ],
 )

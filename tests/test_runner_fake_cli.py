@@ -16,7 +16,7 @@ import pytest
 from offline.fake_pulumi import FakePulumi
 from runner.execution import ExecutionSettings, execute
 from runner.model import Action, PlannedOperation, Result
-from runner.stack_ops import SILO_NAME_TAG, AutomationStackOperations
+from runner.stack_ops import SILO_NAME_TAG, AutomationStackOperations, OperationTimeouts
 
 PROJECT = "datalake"
 
@@ -148,3 +148,42 @@ def test_the_fake_refuses_what_a_diy_backend_refuses(fake):
     with pytest.raises(StackOperationError, match="no stack named 'silo-000000000001' found"):
         automation(fake).up("silo-000000000001", io.StringIO())
     assert json.loads((fake.root / "behaviour.json").read_text())["version"] == "3.272.0"
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def run_with_a_hung_up(fake, tmp_path, **rule):
+    hung, fine = planned(1, Action.UPDATE), planned(2, Action.UPDATE)
+    fake.seed(fake.project_dir, fake.backend_url, {hung.stack: {}, fine.stack: {}})
+    fake.rule("up", "hang", stack=hung.stack, **rule)
+    ops = automation(fake, timeouts=OperationTimeouts(update_seconds=2.0, command_seconds=30.0, kill_grace_seconds=1.0))
+    results = execute([hung, fine], ops, ExecutionSettings(log_dir=tmp_path / "logs"), lambda s, state: "-")
+    [stuck] = [c for c in fake.calls() if c.raw.get("hanging")]
+    return results, stuck
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds child processes through /proc (Linux)")
+def test_a_hung_up_is_interrupted_at_its_timeout_and_the_other_accounts_continue(fake, tmp_path):
+    (hung, fine), stuck = run_with_a_hung_up(fake, tmp_path)
+    assert fine.result is Result.SUCCEEDED
+    assert hung.result is Result.FAILED
+    assert hung.error == (f"silo-{account(1)}: up timed out after 2 s; the pulumi process (pid {stuck.pid}) was interrupted and stopped")
+    assert not alive(stuck.pid) and not [pid for pid in stuck.children if alive(pid)]
+    assert fake.locks(fake.backend_url) == []  # the CLI's graceful cancel released the lock
+    assert "timed out" in Path(hung.log_file).read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds child processes through /proc (Linux)")
+def test_a_hung_up_that_ignores_the_interrupt_is_killed_with_its_children(fake, tmp_path):
+    (hung, fine), stuck = run_with_a_hung_up(fake, tmp_path, ignore_sigint=True)
+    assert fine.result is Result.SUCCEEDED and hung.result is Result.FAILED
+    assert hung.error.startswith(f"silo-{account(1)}: up timed out after 2 s; the pulumi process (pid {stuck.pid}) ignored the interrupt for 1 s")
+    assert "killed with 1 child process(es); the stack may keep a stale lock" in hung.error
+    assert stuck.children and not alive(stuck.pid) and not [pid for pid in stuck.children if alive(pid)]
+    assert len(fake.locks(fake.backend_url)) == 1  # what a killed CLI leaves on a DIY backend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ from pulumi.automation.errors import create_command_error
 
 from components.errors import StackLockedError, StackOperationError
 from runner import pulumi_cli
-from runner.stack_ops import AutomationStackOperations, write_stack_config
+from runner.stack_ops import AutomationStackOperations, OperationTimeouts, write_stack_config
 
 
 def ops_with(workspace=None, stack=None, home=None) -> AutomationStackOperations:
@@ -23,6 +24,7 @@ def ops_with(workspace=None, stack=None, home=None) -> AutomationStackOperations
     ops = object.__new__(AutomationStackOperations)
     ops._auto, ops._cli, ops.org, ops.project = auto, pulumi_cli, "organization", "datalake"
     ops.shared_home, ops._local = home or Path(tempfile.mkdtemp(prefix="shared-home-")), threading.local()
+    ops.timeouts, ops._command = OperationTimeouts(), SimpleNamespace(deadline=lambda seconds, what: contextlib.nullcontext())
     ops._workspace = lambda: workspace
     ops._stack = lambda name: stack
     return ops
