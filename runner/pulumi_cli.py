@@ -1,7 +1,8 @@
 """How the runner drives the `pulumi` CLI so that parallel operations share nothing and none runs forever.
 
 - `IsolatedWorkspace` never selects a stack: every command names its stack (`--stack`, or the
-  positional name of `stack init`/`stack rm`) and `stack init` gets `--no-select`.
+  positional name of `stack init`/`stack rm`), `stack init` gets `--no-select`, and `stack export`
+  leaves secrets encrypted (the SDK's `export_stack` always adds `--show-secrets`).
 - `private_pulumi_home` gives each operation its own `PULUMI_HOME` whose entries, except
   `workspaces/`, link to the shared one: `stack rm` rewrites the project's current-stack file
   (`workspaces/<project>-<hash>-workspace.json`) whatever flags it gets (pkg/cmd/pulumi/stack/stack_rm.go
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -79,6 +81,12 @@ class IsolatedWorkspace(auto.LocalWorkspace):
         if self.secrets_provider:
             args.extend(["--secrets-provider", self.secrets_provider])
         self._cli(args)
+
+    def export_stack(self, stack_name: str) -> auto.Deployment:
+        # Without `--show-secrets`: secret values stay ciphertext under the stack's secrets provider
+        # (the master key), so a stored export holds no plaintext secret.
+        state = json.loads(self._cli(["stack", "export", "--stack", stack_name]).stdout)
+        return auto.Deployment(version=state.get("version"), deployment=state.get("deployment"))
 
 
 def _descendants(pid: int) -> list[int]:

@@ -187,3 +187,15 @@ def test_a_hung_up_that_ignores_the_interrupt_is_killed_with_its_children(fake, 
     assert "killed with 1 child process(es); the stack may keep a stale lock" in hung.error
     assert stuck.children and not alive(stuck.pid) and not [pid for pid in stuck.children if alive(pid)]
     assert len(fake.locks(fake.backend_url)) == 1  # what a killed CLI leaves on a DIY backend
+
+
+def test_an_export_keeps_secrets_encrypted(fake):
+    stack = "silo-123456789012"
+    fake.seed(fake.project_dir, fake.backend_url, {stack: {}})
+    state = automation(fake).export(stack)
+    [root] = [r for r in state["deployment"]["resources"] if r["type"] == "pulumi:pulumi:Stack"]
+    secret = root["outputs"]["fakeSecret"]
+    assert set(secret) == {"4dabf18193072939515e22adb298388d", "ciphertext"}
+    assert f"secret-of-{stack}" not in json.dumps(state)
+    [export] = [c for c in fake.calls() if c.command == "stack export"]
+    assert "--show-secrets" not in export.argv
