@@ -30,7 +30,7 @@ from .execution import ExecutionSettings, execute
 from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
-from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
+from .report import NotStoredError, ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, OperationTimeouts, StackOperations
 
 log = logging.getLogger("runner")
@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--allow-mass-retire", action="store_true", help="lift the mass-retire protection for this run")
     common.add_argument("--plan-json", type=Path, help="also write the plan as JSON to this file")
     common.add_argument("--report-to", default=os.environ.get("RUNNER_REPORT_TO", "out/runner"), help="local directory or s3://bucket/prefix for run reports (default out/runner)")
+    common.add_argument(
+        "--exports-to",
+        default=os.environ.get("RUNNER_EXPORTS_TO"),
+        help="where retired stacks' state exports are stored before the stack is removed (default $RUNNER_EXPORTS_TO, "
+        "else s3://<backend bucket>/runner-exports, else <file backend dir>/runner-exports)",
+    )
+    common.add_argument(
+        "--exports-kms-key",
+        default=os.environ.get("RUNNER_EXPORTS_KMS_KEY"),
+        help="KMS key of state exports and S3 reports (default $RUNNER_EXPORTS_KMS_KEY, else the master key alias/<namePrefix>-master)",
+    )
     common.add_argument("--log-dir", type=Path, default=Path(os.environ.get("RUNNER_LOG_DIR", "out/runner/logs")), help="directory of per-operation logs")
     common.add_argument("--lock-retry-seconds", type=float, default=30.0, help="first delay before retrying a locked stack (default 30)")
     common.add_argument(
@@ -154,13 +165,35 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
             raise UsageError("--stacks-from only reads stacks; apply and drift need the pulumi CLI (or use apply --dry-run)")
         return FileBackendStacks(args.stacks_from)
     runner = config.runner
-    backend = args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
+    backend = _backend_url(args, config)
     secrets_provider = args.secrets_provider or config.runner_secrets_provider()
     update_seconds = args.operation_timeout * 60
     timeouts = OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
     return AutomationStackOperations(
         args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts
     )
+
+
+def _backend_url(args: argparse.Namespace, config: MasterConfig) -> Optional[str]:
+    """`--backend-url` / `$PULUMI_BACKEND_URL`, else the `runner.stateBucket` backend, else None (the CLI's login)."""
+    runner = config.runner
+    return args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
+
+
+EXPORTS_PREFIX = "runner-exports"
+
+
+def exports_location(args: argparse.Namespace, config: MasterConfig) -> Optional[str]:
+    """Where state exports go: `--exports-to`, else beside the backend's state (its bucket or directory)."""
+    if args.exports_to:
+        return str(args.exports_to)
+    backend = _backend_url(args, config) or ""
+    if backend.startswith("s3://"):
+        bucket = backend[len("s3://"):].split("?", 1)[0].split("/", 1)[0]
+        return f"s3://{bucket}/{EXPORTS_PREFIX}" if bucket else None
+    if backend.startswith("file://"):
+        return str(Path(backend[len("file://"):].split("?", 1)[0]) / EXPORTS_PREFIX)
+    return None
 
 
 def new_run_id() -> str:
@@ -178,7 +211,10 @@ class Run:
         self.timings: dict[str, float] = {}
         self.plan: Optional[Plan] = None
         self.results: list[OperationResult] = []
-        self.store = ReportStore(args.report_to, clients.s3 or (lambda: _boto("s3", args)))
+        self._s3 = clients.s3 or (lambda: _boto("s3", args))
+        self.store = ReportStore(args.report_to, self._s3, args.exports_kms_key)
+        self.exports: Optional[ReportStore] = None
+        """Where this run's state exports go; None when no durable place is known (retirements then fail)."""
 
     def timed(self, name: str, call: Callable[[], Any]) -> Any:
         started = time.perf_counter()
@@ -192,6 +228,11 @@ class Run:
         _check_numbers(args)
         config = _master_config(args)
         runner = config.runner
+        kms_key = args.exports_kms_key or f"alias/{config.name_prefix}-master"
+        self.store.kms_key_id = kms_key
+        location = exports_location(args, config)
+        if location:
+            self.exports = ReportStore(location, self._s3, kms_key)
         org = self.clients.organizations or _boto("organizations", args)
         settings = DiscoverySettings(
             silo_ou_id=_silo_ou(args, config),
@@ -268,7 +309,18 @@ class Run:
         return AssumedRoleIam(role_name=str(role), region=self.args.region, endpoint_url=self.args.endpoint_url)
 
     def _save_export(self, stack: str, state: dict[str, Any]) -> str:
-        return self.store.put_json(f"{self.run_id}/exports/{stack}.json", state)
+        """Stores a retiring stack's state durably or raises, and then the stack is not removed."""
+        if self.exports is None:
+            line = (
+                "stack not removed: no durable place for its state export; pass --exports-to s3://<state bucket>/runner-exports "
+                "or --backend-url s3://<state bucket>"
+            )
+            raise StackOperationError(f"{stack}: {line}", line)
+        try:
+            return self.exports.put_durable_json(f"{self.run_id}/{stack}.json", state)
+        except NotStoredError as exc:
+            line = f"stack not removed: its state export was not stored: {exc}"
+            raise StackOperationError(f"{stack}: {line}", line) from exc
 
     def _drift(self, ops: StackOperations, concurrency: int) -> int:
         assert self.plan is not None
@@ -288,7 +340,8 @@ class Run:
 
     def write_report(self, exit_code: int, error: str = "") -> Optional[str]:
         options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
-        report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error)
+        exports_to = self.exports.location if self.exports else None
+        report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error, exports_to)
         try:
             where = self.store.put_json(f"{self.run_id}/report.json", report)
         except Exception as exc:  # noqa: BLE001 - the run's outcome stands even when its report cannot be stored
