@@ -137,7 +137,11 @@ def perform(
         assert revoke_partners is not None
         # Raises, and then the stack stays as it is.
         done.once("revoke", lambda: done.notes.extend(revoke_partners(op, out)))
-        done.once("destroy", lambda: setattr(done, "changed", ops.destroy(op.stack, out)))
+
+        def destroy() -> None:
+            done.changed = ops.destroy(op.stack, out)
+
+        done.once("destroy", destroy)
         ops.remove(op.stack, force=False)
         return done
     # Forget: the account cannot be reached, and destroy would replay the stored assumeRole

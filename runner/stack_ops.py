@@ -176,10 +176,12 @@ class AutomationStackOperations:
         """Runs one operation's CLI calls with a private PULUMI_HOME and a deadline, mapping the SDK's errors to the runner's."""
         errors = self._auto.errors
         seconds = self.timeouts.update_seconds if update else self.timeouts.command_seconds
-        with self._cli.private_pulumi_home(self.shared_home) as home, self._command.deadline(seconds, f"{stack}: {what}"):
+        with self._cli.private_pulumi_home(self.shared_home) as home, self._command.deadline(seconds, what):
             self._local.home = str(home)
             try:
                 return call()
+            except self._cli.StackTimeoutError as exc:
+                raise self._cli.StackTimeoutError(f"{stack}: {exc.log_line}", exc.log_line) from None
             except errors.ConcurrentUpdateError as exc:
                 raise StackLockedError(f"{stack}: {what} found the stack locked by another update") from exc
             except errors.CommandError as exc:

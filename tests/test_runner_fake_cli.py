@@ -173,7 +173,7 @@ def test_a_hung_up_is_interrupted_at_its_timeout_and_the_other_accounts_continue
     (hung, fine), stuck = run_with_a_hung_up(fake, tmp_path)
     assert fine.result is Result.SUCCEEDED
     assert hung.result is Result.FAILED
-    assert hung.error == (f"silo-{account(1)}: up timed out after 2 s; the pulumi process (pid {stuck.pid}) was interrupted and stopped")
+    assert hung.error == f"up timed out after 2 s; the pulumi process (pid {stuck.pid}) was interrupted and stopped"
     assert not alive(stuck.pid) and not [pid for pid in stuck.children if alive(pid)]
     assert fake.locks(fake.backend_url) == []  # the CLI's graceful cancel released the lock
     assert "timed out" in Path(hung.log_file).read_text()
@@ -183,7 +183,7 @@ def test_a_hung_up_is_interrupted_at_its_timeout_and_the_other_accounts_continue
 def test_a_hung_up_that_ignores_the_interrupt_is_killed_with_its_children(fake, tmp_path):
     (hung, fine), stuck = run_with_a_hung_up(fake, tmp_path, ignore_sigint=True)
     assert fine.result is Result.SUCCEEDED and hung.result is Result.FAILED
-    assert hung.error.startswith(f"silo-{account(1)}: up timed out after 2 s; the pulumi process (pid {stuck.pid}) ignored the interrupt for 1 s")
+    assert hung.error.startswith(f"up timed out after 2 s; the pulumi process (pid {stuck.pid}) ignored the interrupt for 1 s")
     assert "killed with 1 child process(es); the stack may keep a stale lock" in hung.error
     assert stuck.children and not alive(stuck.pid) and not [pid for pid in stuck.children if alive(pid)]
     assert len(fake.locks(fake.backend_url)) == 1  # what a killed CLI leaves on a DIY backend
