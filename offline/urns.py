@@ -333,14 +333,19 @@ def snapshot_text(configuration: Configuration, current: Sequence[Registration])
     return "\n".join(lines) + "\n"
 
 
-def parse_snapshot(text: str) -> dict[str, bool]:
-    """URN -> retained, from a snapshot file."""
+def parse_snapshot(text: str, source: str = "snapshot") -> dict[str, bool]:
+    """URN -> retained, from a snapshot file; a malformed line is an error naming it."""
     result = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
-        marker, urn = line[:6], line[7:]
-        result[urn] = marker == "retain"
+        marker, urn = line[:7], line[7:]
+        if marker not in ("retain ", " " * 7) or not urn.startswith("urn:pulumi:"):
+            raise ValueError(
+                f"{source}:{number}: expected 'retain <urn>' or 7 spaces and '<urn>', got {line!r}; "
+                f"`{UPDATE_COMMAND}` rewrites the file"
+            )
+        result[urn] = marker == "retain "
     return result
 
 
@@ -442,7 +447,7 @@ def snapshot_path(configuration: Configuration) -> Path:
 
 def read_snapshot(configuration: Configuration) -> dict[str, bool]:
     path = snapshot_path(configuration)
-    return parse_snapshot(path.read_text()) if path.exists() else {}
+    return parse_snapshot(path.read_text(), _shown(path)) if path.exists() else {}
 
 
 @functools.cache
@@ -474,7 +479,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     args = parser.parse_args(argv)
     selected = [CONFIGURATIONS_BY_NAME[n] for n in args.config] if args.config else list(CONFIGURATIONS)
-    changes = check(selected)
+    try:
+        changes = check(selected)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     stale = [] if args.config else stale_snapshots()
     if args.update:
         return _update(selected, changes, stale, allow_removing_retained=args.allow_removing_retained)

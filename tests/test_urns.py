@@ -286,3 +286,12 @@ def test_the_command_updates_added_urns_and_deletes_stale_snapshots(snapshot_cop
     assert urns.main(["--update"]) == 0
     assert "master-runner-logs" in path.read_text() and not (snapshot_copy / "retired-config.txt").exists()
     assert urns.main([]) == 0
+
+
+def test_a_malformed_snapshot_line_names_the_file_the_line_and_the_fix(snapshot_copy, capsys):
+    path = snapshot_copy / "silo.txt"
+    path.write_text(path.read_text() + "retained urn:pulumi:typo\n")
+    assert urns.main(["--config", "silo"]) == 2
+    error = capsys.readouterr().err
+    assert f"silo.txt:{len(path.read_text().splitlines())}: expected 'retain <urn>'" in error
+    assert "./dev urns --update" in error
