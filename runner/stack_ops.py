@@ -60,6 +60,9 @@ class StackOperations(Protocol):
     def remove(self, stack: str, *, force: bool) -> None:
         """Removes the stack from the backend; `force` removes it even if it still has resources."""
 
+    def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
+        """Replaces the stack's state with `deployment` (`pulumi stack import`; the `export` format)."""
+
 
 def _error_line(text: str) -> str:
     """The most telling line of a CLI error output: the last `error: ...`, else the last line."""
@@ -221,6 +224,14 @@ class AutomationStackOperations:
     def remove(self, stack: str, *, force: bool) -> None:
         self._run("remove", stack, lambda: self._workspace().remove_stack(self._qualified(stack), force=force))
 
+    def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
+        # A retired stack was removed from the backend; `stack import` needs it to exist.
+        workspace = self._workspace()
+        name = self._qualified(stack)
+        self._run("select", stack, lambda: self._auto.Stack.create_or_select(name, workspace))
+        state = self._auto.Deployment(version=deployment.get("version"), deployment=deployment.get("deployment"))
+        self._run("import", stack, lambda: workspace.import_stack(name, state))
+
 
 class FileBackendStacks:
     """Reads the stacks of a local file backend (`file://<dir>`) without the CLI: enough to plan.
@@ -268,6 +279,9 @@ class FileBackendStacks:
 
     def remove(self, stack: str, *, force: bool) -> None:
         self._needs_cli("remove")
+
+    def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
+        self._needs_cli("import")
 
 
 def _checkpoint_output(checkpoint: Mapping[str, Any], key: str) -> Optional[str]:
