@@ -188,17 +188,15 @@ def trust_policy(s: BootstrapSettings) -> dict[str, Any]:
     """
     patterns = [s.role_arn(DELIVERY_DEPLOY_ROLE_PATTERN), *s.operators]
     accounts = sorted({s.account_id} | {OPERATOR_ARN.match(arn).group(1) for arn in s.operators})  # type: ignore[union-attr]
-    return policy_document(
-        [
-            statement(
-                "AssumeFromDeliveryPipelineAndOperators",
-                "sts:AssumeRole",
-                [],
-                principal={"AWS": [f"arn:{s.partition}:iam::{account}:root" for account in accounts]},
-                conditions={"ArnLike": {"aws:PrincipalArn": patterns}},
-            )
-        ]
+    assume = statement(
+        "AssumeFromDeliveryPipelineAndOperators",
+        "sts:AssumeRole",
+        [],
+        principal={"AWS": [f"arn:{s.partition}:iam::{account}:root" for account in accounts]},
+        conditions={"ArnLike": {"aws:PrincipalArn": patterns}},
     )
+    del assume["Resource"]  # a trust policy's resource is the role itself
+    return policy_document([assume])
 
 
 def key_policy(s: BootstrapSettings) -> dict[str, Any]:
@@ -267,8 +265,11 @@ def deployer_policy(s: BootstrapSettings, key_arn: str) -> dict[str, Any]:
     master_roles = [s.role_arn(f"{prefix}-*"), s.role_arn("master-delivery-*")]
     master_tagged = {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in MASTER_STACK_TAG.items()}}
     org = s.organization_id
+    # What the master's SecureBucket children write (no ACLs, CORS or websites: ownership is enforced).
     bucket_config_writes = [
-        "s3:PutBucket*", "s3:DeleteBucketPolicy", "s3:DeleteBucketOwnershipControls",
+        "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutBucketPublicAccessBlock",
+        "s3:PutBucketOwnershipControls", "s3:PutBucketLogging", "s3:PutBucketTagging", "s3:PutBucketNotification",
+        # Deleting a lifecycle or an encryption configuration is authorised as the matching Put.
         "s3:PutLifecycleConfiguration", "s3:PutEncryptionConfiguration",
     ]
     return policy_document(
@@ -277,7 +278,12 @@ def deployer_policy(s: BootstrapSettings, key_arn: str) -> dict[str, Any]:
             statement("ReadWritePulumiState", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], f"{state}/*"),
             statement("UsePulumiStateKey", ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], key_arn),
             # The backend's protections are bootstrap's, not the master stack's; old versions are the restore points.
-            statement("ProtectPulumiBackend", [*bucket_config_writes, "s3:DeleteBucket"], [state, logs_bucket], effect="Deny"),
+            statement(
+                "ProtectPulumiBackend",
+                ["s3:PutBucket*", "s3:DeleteBucket*", "s3:PutLifecycleConfiguration", "s3:PutEncryptionConfiguration"],
+                [state, logs_bucket],
+                effect="Deny",
+            ),
             statement("KeepPulumiStateVersions", "s3:DeleteObjectVersion", [f"{state}/*", f"{logs_bucket}/*"], effect="Deny"),
             # Master buckets are retained on delete: the stack never deletes one.
             statement(
@@ -301,12 +307,17 @@ def deployer_policy(s: BootstrapSettings, key_arn: str) -> dict[str, Any]:
                 [
                     "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags",
                     "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:TagResource", "kms:UntagResource",
-                    "kms:UpdateKeyDescription", "kms:CreateAlias", "kms:UpdateAlias",
+                    "kms:UpdateKeyDescription",
                 ],
                 arn("kms", "key/*"),
                 conditions=master_tagged,
             ),
-            statement("ManageMasterKeyAlias", ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"], arn("kms", f"alias/{prefix}-master")),
+            # Alias actions are authorised on the alias and on the key; the alias name is what is scoped.
+            statement(
+                "ManageMasterKeyAlias",
+                ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
+                [arn("kms", f"alias/{prefix}-master"), arn("kms", "key/*")],
+            ),
             statement(
                 "ManageMasterRoles",
                 [
@@ -356,7 +367,7 @@ def deployer_policy(s: BootstrapSettings, key_arn: str) -> dict[str, Any]:
                 ],
                 [arn("logs", f"log-group:/aws/codebuild/{prefix}-*"), arn("logs", f"log-group:/aws/codebuild/{prefix}-*:*")],
             ),
-            statement("DescribeLogGroups", "logs:DescribeLogGroups", arn("logs", "log-group:*")),
+            statement("DescribeLogGroups", "logs:DescribeLogGroups", "*"),
             statement(
                 "ManageBuildProjects",
                 ["codebuild:CreateProject", "codebuild:UpdateProject", "codebuild:DeleteProject", "codebuild:BatchGetProjects"],
@@ -371,11 +382,12 @@ def deployer_policy(s: BootstrapSettings, key_arn: str) -> dict[str, Any]:
                 ],
                 arn("codepipeline", f"{prefix}-*"),
             ),
+            statement("CreateSourceConnection", ["codestar-connections:CreateConnection", "codeconnections:CreateConnection"], "*"),
             *[
                 statement(
                     f"ManageSourceConnection{label}",
                     [
-                        f"{service}:CreateConnection", f"{service}:DeleteConnection", f"{service}:GetConnection",
+                        f"{service}:DeleteConnection", f"{service}:GetConnection",
                         f"{service}:PassConnection", f"{service}:TagResource", f"{service}:UntagResource",
                         f"{service}:ListTagsForResource",
                     ],
@@ -423,10 +435,10 @@ def deployer_policy(s: BootstrapSettings, key_arn: str) -> dict[str, Any]:
 
 
 def aws_form(document: Any) -> Any:
-    """One-element lists as scalars and no empty `Resource` (trust policies): the form AWS documents
-    and returns, and the one moto's log-delivery check of `PutBucketLogging` reads."""
+    """One-element lists as scalars: the form AWS documents and returns, and the one moto's
+    log-delivery check of `PutBucketLogging` reads."""
     if isinstance(document, dict):
-        return {k: aws_form(v) for k, v in document.items() if not (k == "Resource" and v == [])}
+        return {k: aws_form(v) for k, v in document.items()}
     if isinstance(document, list):
         items = [aws_form(v) for v in document]
         return items[0] if len(items) == 1 and not isinstance(items[0], dict) else items
