@@ -225,10 +225,13 @@ class AutomationStackOperations:
         self._run("remove", stack, lambda: self._workspace().remove_stack(self._qualified(stack), force=force))
 
     def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
-        # A retired stack was removed from the backend; `stack import` needs it to exist.
         workspace = self._workspace()
         name = self._qualified(stack)
-        self._run("select", stack, lambda: self._auto.Stack.create_or_select(name, workspace))
+        try:  # a retired stack was removed from the backend; `stack import` needs it to exist
+            self._run("create", stack, lambda: workspace.create_stack(name))
+        except StackOperationError as exc:
+            if not isinstance(exc.__cause__, self._auto.errors.StackAlreadyExistsError):
+                raise
         state = self._auto.Deployment(version=deployment.get("version"), deployment=deployment.get("deployment"))
         self._run("import", stack, lambda: workspace.import_stack(name, state))
 
