@@ -34,7 +34,7 @@ from typing import Any, Optional
 from components.config import MasterConfig
 from components.encryption import key_admin_statement
 from components.errors import UsageError
-from components.iam import AccountContext, Statement, partition_of, policy_document, statement
+from components.iam import AccountContext, partition_of, policy_document, statement
 from components.naming import plain_bucket_name
 from components.secure_bucket import access_log_delivery_statement, baseline_bucket_statements
 from components.storage import access_log_encryption_statement
@@ -922,15 +922,13 @@ def next_steps(s: BootstrapSettings, config: MasterConfig) -> list[str]:
     return steps
 
 
-def run_bootstrap(args: argparse.Namespace, config: MasterConfig, clients: Optional[Mapping[str, Any]] = None) -> int:
+def run_bootstrap(args: argparse.Namespace, config: MasterConfig) -> int:
     """Builds the clients, runs `Bootstrap`, prints the outcome and the next commands; returns the exit code."""
     import boto3
 
     region = args.region or config.region
 
     def client(service: str) -> Any:
-        if clients and service in clients:
-            return clients[service]
         return boto3.client(service, region_name=region, endpoint_url=args.endpoint_url)
 
     identity = client("sts").get_caller_identity()
