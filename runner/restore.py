@@ -227,10 +227,15 @@ class StateDiff:
         return not (self.added or self.removed or self.changed)
 
 
+def _identity(resource: Mapping[str, Any]) -> tuple[str, bool]:
+    # A replaced resource waiting for deletion shares its URN with its replacement.
+    return resource["urn"], bool(resource.get("delete"))
+
+
 def diff_states(current: Optional[Mapping[str, Any]], restored: Mapping[str, Any]) -> StateDiff:
     """Resources of the restored state against the current one, by URN; `changed` names the differing fields."""
-    before = {r["urn"]: r for r in resources(current or {})}
-    after = {r["urn"]: r for r in resources(restored)}
+    before = {_identity(r): r for r in resources(current or {})}
+    after = {_identity(r): r for r in resources(restored)}
     result = StateDiff()
     for urn, resource in after.items():
         old = before.get(urn)

@@ -234,10 +234,13 @@ def test_the_cli_prints_the_next_commands_and_exits_1_on_findings(tmp_path, caps
     assert {st["Sid"] for st in saved["Statement"]} >= {"ReadWritePulumiState", "ProtectPulumiBackend"}
 
 
-def test_bootstrap_creates_the_names_the_master_stack_and_the_runner_use():
-    """The master program's `pulumiStateBucket` output, the runner's default secrets provider rule,
-    the pipeline's deploy role name."""
-    recording = run_master()
+@pytest.fixture(scope="module")
+def recording():
+    return run_master()
+
+
+def test_bootstrap_creates_the_names_the_master_stack_and_the_runner_use(recording):
+    """The master program's `pulumiStateBucket` output, the runner's role, the pipeline's deploy role name."""
     settings = settings_from(config(), MASTER_ACCOUNT_ID)
     assert recording.outputs["pulumiStateBucket"] == settings.state_bucket
     assert settings.deployer_role == master_config()["datalake:delivery"]["masterDeployRoleName"]
@@ -276,7 +279,7 @@ SERVICE_OF_TYPE = {
 }
 
 
-def test_the_deployer_policy_covers_every_resource_type_of_the_master_program():
+def test_the_deployer_policy_covers_every_resource_type_of_the_master_program(recording):
     settings = settings_from(config(), MASTER_ACCOUNT_ID)
     allowed = {
         action.split(":")[0]
@@ -284,7 +287,7 @@ def test_the_deployer_policy_covers_every_resource_type_of_the_master_program():
         if st["Effect"] == "Allow"
         for action in st["Action"]
     }
-    types = {r.type for r in run_master().resources if r.custom and not r.type.startswith("pulumi:providers:")}
+    types = {r.type for r in recording.resources if r.custom and not r.type.startswith("pulumi:providers:")}
     uncovered = sorted(t for t in types if not any(t.startswith(prefix) and SERVICE_OF_TYPE[prefix] in allowed for prefix in SERVICE_OF_TYPE))
     assert uncovered == [], "new resource types in the master program: grant them in runner/bootstrap.py deployer_policy"
 

@@ -231,6 +231,15 @@ def test_gzipped_checkpoints_and_their_bak_files(backend, capsys):
     assert "0 to add, 1 to remove, 1 to change, 2 unchanged" in out
 
 
+def test_a_resource_pending_deletion_is_not_confused_with_its_replacement():
+    from runner.restore import diff_states
+
+    replacement = resource("silo-sales-raw", bucket="raw-3")
+    old = {**resource("silo-sales-raw", bucket="raw-2"), "delete": True}
+    diff = diff_states({"deployment": deployment(STACK_RESOURCE, replacement, old)}, {"deployment": deployment(STACK_RESOURCE, replacement)})
+    assert (len(diff.added), [r["outputs"] for r in diff.removed], diff.changed, diff.unchanged) == (0, [{"bucket": "raw-2"}], [], 2)
+
+
 def test_unreadable_sources_name_the_problem():
     with pytest.raises(UsageError, match="zstd-compressed; decompress it"):
         parse_state(ZSTD_MAGIC + b"\x00", "state.json.zst")
