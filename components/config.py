@@ -468,7 +468,7 @@ class DeliveryConfig(_Model):
     names another key). The state bucket is the runner's (`runner.stateBucket`): one backend."""
     master_deploy_role_name: str = Field("datalake-master-deployer", examples=["datalake-master-deployer"])
     """Role in the master account that `pulumi up -s master` runs as (default `datalake-master-deployer`);
-    created once by a person, see docs/delivery.md."""
+    created once by `python -m runner bootstrap`, see docs/operations.md."""
     pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
     """Pulumi CLI version the deploy stage installs (default `3.272.0`, the SDK's version)."""
     log_retention_days: int = Field(30, examples=[30])
@@ -544,7 +544,7 @@ class RunnerConfig(_Model):
     """EventBridge schedule of `runner drift` (default daily); null disables the drift check."""
     state_bucket: Optional[str] = Field(None, examples=["acme-dl-pulumi-state"])
     """Bucket of the Pulumi state (`s3://<bucket>` backend) and of the runner's reports; default
-    `<namePrefix>-master-pulumi-state-<account-id>`, created by hand before the first `pulumi login`."""
+    `<namePrefix>-master-pulumi-state-<account-id>`, created by `python -m runner bootstrap` before the first `pulumi login`."""
     secrets_provider: Optional[str] = Field(None, examples=["awskms://alias/acme-dl-master?region=eu-west-1"])
     """Secrets provider of silo stacks; default the master key, `awskms://alias/<namePrefix>-master?region=<region>`."""
     pulumi_org: str = Field("organization", examples=["organization"])
