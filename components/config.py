@@ -18,10 +18,20 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, Optional, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from .errors import ConfigError
+from .pulumi_names import (
+    BACKEND_NAMES,
+    DIY,
+    DIY_ORGANIZATION,
+    BackendKind,
+    PulumiNameError,
+    backend_kind_of_organization,
+    check_organization,
+    parse_stack_reference,
+)
 
 NAMESPACE = "datalake"
 DEFAULT_DEPLOY_ROLE = "OrganizationAccountAccessRole"
@@ -34,7 +44,7 @@ ACCOUNT_ID_PATTERN = re.compile(r"^\d{12}$")
 SILO_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 NAME_PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,10}[a-z0-9]$")
 ROLE_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{1,64}$")
-STACK_REF_PATTERN = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
+EXAMPLE_MASTER_STACK = {"diy": "organization/datalake/master", "service": "acme/datalake/master"}
 
 EXAMPLE_ORG_ID = "o-a1b2c3d4e5"
 EXAMPLE_SILO_OU_PATH = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/"
@@ -547,8 +557,10 @@ class RunnerConfig(_Model):
     `<namePrefix>-master-pulumi-state-<account-id>`, created by hand before the first `pulumi login`."""
     secrets_provider: Optional[str] = Field(None, examples=["awskms://alias/acme-dl-master?region=eu-west-1"])
     """Secrets provider of silo stacks; default the master key, `awskms://alias/<namePrefix>-master?region=<region>`."""
-    pulumi_org: str = Field("organization", examples=["organization"])
-    """Organization part of fully qualified stack names (`organization` for S3/file backends)."""
+    pulumi_org: str = Field(DIY_ORGANIZATION, examples=[DIY_ORGANIZATION])
+    """Organization part of the silo stacks' fully qualified names: `organization` on the S3 backend the
+    runner's build uses (and on every DIY backend); your Pulumi Cloud org only when the runner is run
+    by hand with a Pulumi Cloud `--backend-url`."""
     max_concurrency: int = Field(8, ge=1, le=64, examples=[8])
     """Stack operations running at once (default 8)."""
     failure_tolerance: int = Field(3, ge=0, le=10000, examples=[3])
@@ -605,6 +617,17 @@ class RunnerConfig(_Model):
     @classmethod
     def _check_version(cls, value: str) -> str:
         return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
+
+    @field_validator("pulumi_org")
+    @classmethod
+    def _check_pulumi_org(cls, value: str, info: ValidationInfo) -> str:
+        backend: BackendKind = (info.context or {}).get("runner_backend", DIY)
+        try:
+            return check_organization(value, backend)
+        except PulumiNameError as error:
+            where = "the runner's S3 state backend" if backend == DIY else BACKEND_NAMES[backend]
+            fix = DIY_ORGANIZATION if backend == DIY else "your Pulumi Cloud organization, such as acme"
+            raise ValueError(f"got {value!r}, which {where} refuses: {error}; for example: {fix}") from None
 
 
 class CommonConfig(_Model):
@@ -701,8 +724,9 @@ class SiloConfig(CommonConfig):
     """The silo's AWS account id: exactly 12 digits."""
     silo_name: str = Field(examples=["sales"])
     """Short silo name used in resource names: 2-20 lowercase letters, digits or inner hyphens."""
-    master_stack: str = Field(examples=["acme/datalake/master"])
-    """Fully qualified name of the master stack whose outputs this silo reads."""
+    master_stack: str = Field(examples=[EXAMPLE_MASTER_STACK["diy"]])
+    """Fully qualified name of the master stack whose outputs this silo reads, in this stack's backend:
+    `organization/<project>/master` on a DIY backend (S3, file), `<org>/<project>/master` on Pulumi Cloud."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dropzone: DropzoneConfig = Field(default_factory=DropzoneConfig, examples=[{"allowedOrigin": EXAMPLE_ORIGIN}])
     """The credential-vending API and its audit log (defaults: no CORS origin, MFA on, audit kept 365 days)."""
@@ -747,8 +771,17 @@ class SiloConfig(CommonConfig):
 
     @field_validator("master_stack")
     @classmethod
-    def _check_master_stack(cls, value: str) -> str:
-        return _require(STACK_REF_PATTERN, value, "a stack name such as <org>/<project>/<stack>")
+    def _check_master_stack(cls, value: str, info: ValidationInfo) -> str:
+        # A StackReference resolves in the backend of the stack that holds it.
+        backend = backend_kind_of_organization((info.context or {}).get("organization"))
+        try:
+            parse_stack_reference(value, backend)
+        except PulumiNameError as error:
+            raise ValueError(
+                f"got {value!r}, which {BACKEND_NAMES[backend]} refuses: {error}; "
+                f"for example: {EXAMPLE_MASTER_STACK[backend]}"
+            ) from None
+        return value
 
 
 StackConfig = Union[MasterConfig, SiloConfig]
@@ -831,10 +864,20 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> str:
     return f"{key}: {problem}{hint}"
 
 
-def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+def parse_stack_config(
+    stack: str,
+    raw: Mapping[str, Any],
+    *,
+    organization: Optional[str] = None,
+    runner_backend: BackendKind = DIY,
+) -> StackConfig:
     """Validates a stack's raw config (`{"datalake:kind": "silo", "aws:region": ..., ...}`).
 
     Keys of other namespaces except `aws:region` are ignored (providers read their own).
+    `organization` is the running stack's (`pulumi.get_organization()`: `organization` on DIY
+    backends, the owner on Pulumi Cloud; None is read as DIY): `masterStack` must be a name its
+    backend accepts. `runner_backend` is the kind of backend the runner's stacks live in, which
+    `runner.pulumiOrg` must suit (default DIY: the runner's build uses the S3 state backend).
     Raises `ConfigError` listing every problem at once.
     """
     values: dict[str, Any] = {}
@@ -854,7 +897,7 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
         )
     model = _MODELS[kind]
     try:
-        return model.model_validate(values)
+        return model.model_validate(values, context={"organization": organization, "runner_backend": runner_backend})
     except ValidationError as exc:
         raise ConfigError(stack, [_describe(model, error) for error in exc.errors()]) from None
 
@@ -865,4 +908,4 @@ def load_stack_config() -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return parse_stack_config(pulumi.get_stack(), raw)
+    return parse_stack_config(pulumi.get_stack(), raw, organization=pulumi.get_organization())

@@ -20,7 +20,15 @@ from pulumi.runtime import mocks as runtime_mocks
 from pulumi.runtime import rpc
 
 from components.config import decode_structured
+from components.pulumi_names import (
+    DIY_ORGANIZATION,
+    PulumiNameError,
+    backend_kind_of_organization,
+    check_stack_name,
+    parse_stack_reference,
+)
 
+PROJECT = "datalake"
 MASTER_ACCOUNT_ID = "111111111111"
 SILO_ACCOUNT_ID = "222222222222"
 REGION = "eu-west-1"
@@ -156,6 +164,11 @@ class DatalakeMocks(pulumi.runtime.Mocks):
     Custom resources echo their inputs plus the outputs the programs read (ids, ARNs). Component
     resources that reach the mocks as one opaque resource (awsx) get only the outputs registered in
     `component_outputs`: echoing a component's inputs back would hide missing wiring.
+
+    A StackReference resolves as the backend of the running stack would (`organization`: DIY when it
+    is `organization`, Pulumi Cloud otherwise): a name that backend refuses fails with the CLI's own
+    message, and a stack it does not hold fails with `unknown stack`. `stack_outputs` is keyed by
+    any name of a stack; `<stack>` and `<org>/<stack>` mean the current project, as in the CLI.
     """
 
     def __init__(
@@ -164,19 +177,37 @@ class DatalakeMocks(pulumi.runtime.Mocks):
         stack_outputs: Mapping[str, Mapping[str, Any]],
         invokes: Mapping[str, InvokeHandler],
         component_outputs: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]],
+        organization: str = DIY_ORGANIZATION,
+        project: str = PROJECT,
     ):
         self.account_id = account_id
-        self.stack_outputs = stack_outputs
+        self.organization = organization
+        self.project = project
+        self.backend = backend_kind_of_organization(organization)
+        self.stack_outputs = {self._qualified(name): dict(outputs) for name, outputs in stack_outputs.items()}
         self.invokes = dict(invokes)
         self.component_outputs = component_outputs
+
+    def _qualified(self, reference: str) -> str:
+        """The stack `reference` names, fully qualified, or the backend's refusal."""
+        try:
+            return parse_stack_reference(reference, self.backend).qualified(self.project, self.organization)
+        except PulumiNameError as error:
+            raise PulumiNameError(f"StackReference {reference!r}: {error}") from None
+
+    def stack_reference_outputs(self, reference: str) -> dict[str, Any]:
+        """What `GetStackOutputs` returns for `reference` (pkg/backend/backend.go)."""
+        qualified = self._qualified(reference)
+        if qualified not in self.stack_outputs:
+            raise KeyError(f"unknown stack {reference!r}; the backend holds {sorted(self.stack_outputs)}")
+        return self.stack_outputs[qualified]
 
     def new_resource(self, args: runtime_mocks.MockResourceArgs):
         typ, name, inputs = args.typ, args.name, dict(args.inputs)
         if typ == "pulumi:pulumi:StackReference":
             stack = inputs.get("name", name)
-            if stack not in self.stack_outputs:
-                raise KeyError(f"StackReference to unknown stack {stack!r}; known: {sorted(self.stack_outputs)}")
-            return f"{name}", {"name": stack, "outputs": dict(self.stack_outputs[stack]), "secretOutputNames": []}
+            outputs = self.stack_reference_outputs(stack)
+            return f"{name}", {"name": stack, "outputs": dict(outputs), "secretOutputNames": []}
         if typ in self.component_outputs:
             return f"{name}-id", dict(self.component_outputs[typ](name, inputs))
         if typ.startswith("pulumi:providers:"):
@@ -344,11 +375,14 @@ def run_program(
     stack_outputs: Optional[Mapping[str, Mapping[str, Any]]] = None,
     invokes: Optional[Mapping[str, InvokeHandler]] = None,
     component_outputs: Optional[Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]]] = None,
+    organization: str = DIY_ORGANIZATION,
 ) -> Recording:
     """Runs `program` (default: the project's `program.deploy`) for `stack` with `config`.
 
     `config` uses full keys (`datalake:kind`, `aws:region`); structured values may be dicts or lists.
     `program` may return a component with an `outputs` dict, whose values end up in `Recording.outputs`.
+    `organization` is what `pulumi.get_organization()` returns: `organization` (default) on a DIY
+    backend, the stack's owner on Pulumi Cloud; stack names and references follow that backend's rules.
     """
     if program is None:
         from program import deploy as program
@@ -358,9 +392,13 @@ def run_program(
         stack_outputs or {},
         {**default_invokes(account_id), **(invokes or {})},
         {**default_component_outputs(), **(component_outputs or {})},
+        organization=organization,
     )
+    check_stack_name(stack)  # `pulumi stack init` refuses any other name
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="datalake", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor, organization=organization
+    )
     pulumi.runtime.set_all_config(
         {key: json.dumps(value) if isinstance(value, (dict, list)) else str(value) for key, value in config.items()}
     )
