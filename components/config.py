@@ -91,6 +91,13 @@ def _check_retention(value: int) -> int:
     return value
 
 
+def _check_account_id(value: Any) -> str:
+    text = str(value)
+    if not ACCOUNT_ID_PATTERN.match(text):
+        raise ValueError(f"got {text!r} ({len(text)} characters), which is not a 12-digit AWS account id")
+    return text
+
+
 def _check_role_name(value: str) -> str:
     return _require(ROLE_NAME_PATTERN, value, "an IAM role name (1-64 of letters, digits and +=,.@_-)")
 
@@ -694,12 +701,21 @@ class MasterConfig(CommonConfig):
     """Configuration of the `master` stack."""
 
     kind: Literal["master"] = "master"
+    management_account_id: str = Field(examples=["111111111111"])
+    """The organization's management account (`aws organizations describe-organization --query
+    Organization.MasterAccountId`): every Organizations ARN carries its id. The master's own id when
+    the master is the management account; another one when the master is a delegated administrator."""
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     """Org-wide Athena over every silo (always on; costs nothing idle)."""
     delivery: Optional[DeliveryConfig] = Field(None, examples=[{"repository": "acme/datalake"}])
     """The delivery pipeline (default none: no pipeline until its repository is set)."""
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    @field_validator("management_account_id", mode="before")
+    @classmethod
+    def _check_management_account(cls, value: Any) -> str:
+        return _check_account_id(value)
 
     @model_validator(mode="after")
     def _deploy_stage_can_use_the_secrets_key(self) -> "MasterConfig":
@@ -745,10 +761,7 @@ class SiloConfig(CommonConfig):
     @field_validator("account_id", mode="before")
     @classmethod
     def _check_account(cls, value: Any) -> str:
-        text = str(value)
-        if not ACCOUNT_ID_PATTERN.match(text):
-            raise ValueError(f"got {text!r} ({len(text)} characters), which is not a 12-digit AWS account id")
-        return text
+        return _check_account_id(value)
 
     @field_validator("silo_name")
     @classmethod

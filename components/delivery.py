@@ -20,7 +20,7 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, assume_role_policy, org_path_pattern, policy_json, statement
+from .iam import AccountContext, Statement, assume_role_policy, org_path_pattern, organizations_arns, policy_json, statement
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
@@ -104,6 +104,8 @@ class DeliveryPipelineArgs:
     """Name of the deploy role in silo accounts."""
     organization_id: str
     """The organization id, for the Organizations ARNs the runner reads."""
+    management_account_id: str
+    """The organization's management account, whose id every Organizations ARN carries."""
     state_bucket: pulumi.Input[str]
     """Bucket of the Pulumi state backend."""
     secrets_key_arn: pulumi.Input[str]
@@ -261,7 +263,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                     ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
                     args.secrets_key_arn,
                 ),
-                # The runner walks the silo OU; Organizations ARNs carry the management account.
+                # The runner walks the silo OU; Organizations ARNs carry the management account's id.
                 statement(
                     "ReadSiloOrganization",
                     [
@@ -273,11 +275,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                         "organizations:DescribeOrganizationalUnit",
                         "organizations:ListTagsForResource",
                     ],
-                    [
-                        account.arn("organizations", f"root/{org}/r-*", regional=False),
-                        account.arn("organizations", f"ou/{org}/ou-*", regional=False),
-                        account.arn("organizations", f"account/{org}/*", regional=False),
-                    ],
+                    organizations_arns(account.partition, args.management_account_id, org),
                 ),
             ],
             {

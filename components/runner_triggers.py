@@ -22,7 +22,7 @@ import pulumi_aws as aws
 import yaml
 
 from .config import RunnerConfig
-from .iam import AccountContext, Statement, account_service_trust, policy_json, role_arn_pattern, statement
+from .iam import AccountContext, Statement, account_service_trust, organizations_arns, policy_json, role_arn_pattern, statement
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
 # Organizations API calls (CloudTrail) that change which accounts should have a silo stack.
@@ -98,6 +98,8 @@ class RunnerTriggersArgs:
     """Prefix of physical names, e.g. `acme-dl`."""
     organization_id: str
     """The organization whose member accounts the runner may deploy into."""
+    management_account_id: str
+    """The organization's management account: every Organizations ARN carries its id."""
     deploy_role_name: str
     """Name of the role the runner assumes in silo accounts."""
     runner: RunnerConfig
@@ -302,9 +304,6 @@ class RunnerTriggers(pulumi.ComponentResource):
         """The build role's policy: deploy roles of member accounts, Organizations reads, state, bundle, key, logs."""
         account = args.account
         org = args.organization_id
-        organizations = lambda resource: pulumi.Output.concat(  # noqa: E731
-            "arn:", account.partition, ":organizations::", account.account_id, ":", resource
-        )
         state = pulumi.Output.concat("arn:", account.partition, ":s3:::", args.state_bucket)
         artifacts = pulumi.Output.concat("arn:", account.partition, ":s3:::", args.artifact_bucket)
         return [
@@ -323,11 +322,7 @@ class RunnerTriggers(pulumi.ComponentResource):
                     "organizations:ListTagsForResource",
                     "organizations:DescribeAccount",
                 ],
-                [
-                    organizations(f"ou/{org}/ou-*"),
-                    organizations(f"root/{org}/r-*"),
-                    organizations(f"account/{org}/*"),
-                ],
+                organizations_arns(account.partition, args.management_account_id, org),
             ),
             statement("ListStateBucket", ["s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning"], state),
             statement(

@@ -30,6 +30,8 @@ from components.pulumi_names import (
 
 PROJECT = "datalake"
 MASTER_ACCOUNT_ID = "111111111111"
+# The shipped Pulumi.master.yaml's master is the organization's management account.
+MANAGEMENT_ACCOUNT_ID = MASTER_ACCOUNT_ID
 SILO_ACCOUNT_ID = "222222222222"
 REGION = "eu-west-1"
 # What Organizations reports under the silo OU unless a test says otherwise: the silo the shipped
@@ -51,7 +53,7 @@ def descendant_accounts(accounts) -> InvokeHandler:
                     "name": a["name"],
                     "state": a["state"],
                     "status": a["state"],
-                    "arn": f"arn:aws:organizations::{MASTER_ACCOUNT_ID}:account/o-a1b2c3d4e5/{a['id']}",
+                    "arn": f"arn:aws:organizations::{MANAGEMENT_ACCOUNT_ID}:account/o-a1b2c3d4e5/{a['id']}",
                     "email": f"aws+{a['id']}@example.com",
                 }
                 for a in accounts
@@ -366,6 +368,25 @@ def default_component_outputs() -> dict[str, Callable[[str, Mapping[str, Any]], 
     return {"awsx:ec2:Vpc": awsx_vpc_outputs}
 
 
+def _drain_failed_run() -> None:
+    """Lets the tasks a failed program left behind finish before the next run.
+
+    A program that fails inside an `apply` leaves other registrations waiting on the same Output;
+    left pending they would fail into the next run's fresh runtime state.
+    """
+    import asyncio
+
+    loop = asyncio.get_event_loop()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if pending:
+        done, not_done = loop.run_until_complete(asyncio.wait(pending, timeout=10))
+        for task in not_done:
+            task.cancel()
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: no "exception was never retrieved" noise
+
+
 def run_program(
     config: Mapping[str, Any],
     *,
@@ -410,5 +431,9 @@ def run_program(
         exported = getattr(root, "outputs", None) or {}
         return pulumi.Output.all(**exported).apply(outputs.update)
 
-    evaluate()
+    try:
+        evaluate()
+    except BaseException:
+        _drain_failed_run()
+        raise
     return Recording(resources=monitor.recorded, outputs=outputs, registered_outputs=monitor.registered_outputs)

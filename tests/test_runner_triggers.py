@@ -7,6 +7,7 @@ import json
 import yaml
 
 from offline.harness import MASTER_ACCOUNT_ID
+from offline.organizations_arns import parse
 from offline.stacks import master_config, run_master
 
 STATE_BUCKET = f"acme-dl-master-pulumi-state-{MASTER_ACCOUNT_ID}"
@@ -132,7 +133,14 @@ def test_the_build_role_may_assume_only_the_deploy_role_in_member_accounts(maste
     for s in statements:
         assert s["Resource"] != ["*"] and not any(a.endswith(":*") or a == "*" for a in s["Action"]), s["Sid"]
     reads = policy.statement("ReadOrganizationAccounts")
-    assert all(r.startswith(f"arn:aws:organizations::{MASTER_ACCOUNT_ID}:") and "/o-a1b2c3d4e5/" in r for r in reads["Resource"])
+    # The shipped master is the management account (datalake:managementAccountId = its own id).
+    management = master_config()["datalake:managementAccountId"]
+    assert [(parse(r).resource_type, parse(r).account) for r in reads["Resource"]] == [
+        ("root", management),
+        ("organizationalunit", management),
+        ("account", management),
+    ]
+    assert all("/o-a1b2c3d4e5/" in r for r in reads["Resource"])
     assert not [a for a in reads["Action"] if not a.startswith(("organizations:List", "organizations:Describe"))]
 
 
