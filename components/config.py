@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.alias_generators import to_camel
 
 from .errors import ConfigError
+from .pulumi_cli import CHECKSUMS_URL, PULUMI_CLI_VERSION, SHA256_PATTERN, pinned_sha256
 from .pulumi_names import (
     BACKEND_NAMES,
     DIY,
@@ -486,10 +487,23 @@ class DeliveryConfig(_Model):
     master_deploy_role_name: str = Field("datalake-master-deployer", examples=["datalake-master-deployer"])
     """Role in the master account that `pulumi up -s master` runs as (default `datalake-master-deployer`);
     created once by a person, see docs/delivery.md."""
-    pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
+    pulumi_version: str = Field(PULUMI_CLI_VERSION, examples=[PULUMI_CLI_VERSION])
     """Pulumi CLI version the deploy stage installs (default `3.272.0`, the SDK's version)."""
+    pulumi_cli_sha256: Optional[str] = Field(None, examples=["0123456789abcdef" * 4])
+    """SHA-256 of that version's `pulumi-v<version>-linux-x64.tar.gz`, as Pulumi publishes it (default the
+    one pinned in components/pulumi_cli.py); the build refuses an archive that does not match."""
     log_retention_days: int = Field(30, examples=[30])
     """Days the build logs are kept (default 30)."""
+
+    @field_validator("pulumi_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
+
+    @field_validator("pulumi_cli_sha256")
+    @classmethod
+    def _check_sha256(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else _require(SHA256_PATTERN, value, "a SHA-256 (64 lowercase hex digits)")
 
     @field_validator("repository")
     @classmethod
@@ -584,8 +598,11 @@ class RunnerConfig(_Model):
     """Accounts the runner never touches (default empty)."""
     bundle_key: str = Field("bundles/datalake.zip", min_length=1, examples=["bundles/datalake.zip"])
     """Key of the project bundle in the artifact bucket that the runner's CodeBuild project checks out."""
-    pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
+    pulumi_version: str = Field(PULUMI_CLI_VERSION, examples=[PULUMI_CLI_VERSION])
     """Pulumi CLI version the CodeBuild project installs (default the SDK's version)."""
+    pulumi_cli_sha256: Optional[str] = Field(None, examples=["0123456789abcdef" * 4])
+    """SHA-256 of that version's `pulumi-v<version>-linux-x64.tar.gz`, as Pulumi publishes it (default the
+    one pinned in components/pulumi_cli.py); the build refuses an archive that does not match."""
     build_timeout_minutes: int = Field(120, ge=5, le=2160, examples=[120])
     """Longest a runner build may take (default 120 minutes)."""
     build_compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = Field(
@@ -624,6 +641,11 @@ class RunnerConfig(_Model):
     @classmethod
     def _check_version(cls, value: str) -> str:
         return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
+
+    @field_validator("pulumi_cli_sha256")
+    @classmethod
+    def _check_sha256(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else _require(SHA256_PATTERN, value, "a SHA-256 (64 lowercase hex digits)")
 
     @field_validator("pulumi_org")
     @classmethod
@@ -726,6 +748,32 @@ class MasterConfig(CommonConfig):
                 f"for example: {EXAMPLE_SECRETS_KEY_ARN}"
             )
         return self
+
+    def pulumi_cli_checksums(self) -> dict[str, str]:
+        """SHA-256 of the CLI archive each build installs (`runner`, `delivery`), or a `ConfigError`.
+
+        The builds can assume the deploy role in every silo account: an archive nobody pinned is
+        refused here, before anything is deployed, rather than installed unverified.
+        """
+        sections = {"runner": self.runner}
+        if self.delivery is not None:
+            sections["delivery"] = self.delivery
+        found, problems = {}, []
+        for name, section in sections.items():
+            checksum = pinned_sha256(section.pulumi_version, section.pulumi_cli_sha256)
+            if checksum is None:
+                version = section.pulumi_version
+                problems.append(
+                    f"{NAMESPACE}:{name}.pulumiCliSha256: is required for Pulumi CLI {version} "
+                    f"({NAMESPACE}:{name}.pulumiVersion), which has no SHA-256 pinned in components/pulumi_cli.py; "
+                    f"take the line of pulumi-v{version}-linux-x64.tar.gz from {CHECKSUMS_URL.format(version=version)}, "
+                    f"for example: pulumi config set --path {NAMESPACE}:{name}.pulumiCliSha256 <64 hex digits>"
+                )
+            else:
+                found[name] = checksum
+        if problems:
+            raise ConfigError("master", problems)
+        return found
 
     def runner_secrets_provider(self) -> str:
         """Secrets provider of silo stacks: `runner.secretsProvider`, else the master key's alias."""

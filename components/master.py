@@ -67,6 +67,7 @@ class MasterAccount(pulumi.ComponentResource):
     def __init__(self, name: str, args: MasterAccountArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:master:MasterAccount", name, None, opts)
         cfg = args.config
+        cli_checksums = cfg.pulumi_cli_checksums()  # before any resource: an unpinned CLI is a config error
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = AccountContext(
             account_id=aws.get_caller_identity_output(opts=invoke).account_id.apply(
@@ -159,6 +160,7 @@ class MasterAccount(pulumi.ComponentResource):
                 organization_id=cfg.organization_id,
                 management_account_id=cfg.management_account_id,
                 deploy_role_name=cfg.deploy_role_name,
+                pulumi_cli_sha256=cli_checksums["runner"],
                 runner=cfg.runner,
                 state_bucket=state_bucket,
                 artifact_bucket=self.artifacts.name,
@@ -197,6 +199,7 @@ class MasterAccount(pulumi.ComponentResource):
                     connection_provider=delivery.connection_provider,
                     source_object_key=delivery.source_object_key,
                     pulumi_version=delivery.pulumi_version,
+                    pulumi_cli_sha256=cli_checksums["delivery"],
                     log_retention_days=delivery.log_retention_days,
                     tags=tags,
                 ),

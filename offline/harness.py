@@ -20,6 +20,7 @@ from pulumi.runtime import mocks as runtime_mocks
 from pulumi.runtime import rpc
 
 from components.config import decode_structured
+from components.pulumi_cli import PULUMI_CLI_SHA256, PULUMI_CLI_VERSION
 from components.pulumi_names import (
     DIY_ORGANIZATION,
     PulumiNameError,
@@ -368,6 +369,20 @@ def default_component_outputs() -> dict[str, Callable[[str, Mapping[str, Any]], 
     return {"awsx:ec2:Vpc": awsx_vpc_outputs}
 
 
+# Offline runs only: a stand-in for CLI checksums components/pulumi_cli.py does not pin yet (see its
+# TO BE FILLED note), so the master evaluates offline. A real build would refuse this value.
+CLI_SHA256_STAND_IN = "0" * 64
+
+
+def _cli_versions(config: Mapping[str, Any]) -> set[str]:
+    versions = {PULUMI_CLI_VERSION}
+    for key in ("datalake:runner", "datalake:delivery"):
+        section = decode_structured(config.get(key))
+        if isinstance(section, Mapping) and section.get("pulumiVersion"):
+            versions.add(str(section["pulumiVersion"]))
+    return versions
+
+
 def _drain_failed_run() -> None:
     """Lets the tasks a failed program left behind finish before the next run.
 
@@ -397,6 +412,7 @@ def run_program(
     invokes: Optional[Mapping[str, InvokeHandler]] = None,
     component_outputs: Optional[Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]]] = None,
     organization: str = DIY_ORGANIZATION,
+    cli_checksum_stand_in: bool = True,
 ) -> Recording:
     """Runs `program` (default: the project's `program.deploy`) for `stack` with `config`.
 
@@ -404,6 +420,8 @@ def run_program(
     `program` may return a component with an `outputs` dict, whose values end up in `Recording.outputs`.
     `organization` is what `pulumi.get_organization()` returns: `organization` (default) on a DIY
     backend, the stack's owner on Pulumi Cloud; stack names and references follow that backend's rules.
+    `cli_checksum_stand_in` lends CLI versions without a pinned SHA-256 the `CLI_SHA256_STAND_IN`
+    for this run (False: the program sees the repository's table as it is).
     """
     if program is None:
         from program import deploy as program
@@ -431,9 +449,13 @@ def run_program(
         exported = getattr(root, "outputs", None) or {}
         return pulumi.Output.all(**exported).apply(outputs.update)
 
-    try:
-        evaluate()
-    except BaseException:
-        _drain_failed_run()
-        raise
+    from unittest import mock
+
+    stand_ins = {v: CLI_SHA256_STAND_IN for v in _cli_versions(config) if v not in PULUMI_CLI_SHA256} if cli_checksum_stand_in else {}
+    with mock.patch.dict(PULUMI_CLI_SHA256, stand_ins):
+        try:
+            evaluate()
+        except BaseException:
+            _drain_failed_run()
+            raise
     return Recording(resources=monitor.recorded, outputs=outputs, registered_outputs=monitor.registered_outputs)

@@ -6,7 +6,8 @@ import json
 
 import yaml
 
-from offline.harness import MASTER_ACCOUNT_ID
+from components.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256
+from offline.harness import CLI_SHA256_STAND_IN, MASTER_ACCOUNT_ID
 from offline.organizations_arns import parse
 from offline.stacks import master_config, run_master
 
@@ -39,11 +40,12 @@ def test_codebuild_project_runs_the_runner_with_a_pinned_cli(master):
     assert project.inputs["source"]["location"] == f"acme-dl-master-artifacts-{MASTER_ACCOUNT_ID}/bundles/datalake.zip"
     spec = yaml.safe_load(project.inputs["source"]["buildspec"])
     commands = spec["phases"]["install"]["commands"] + spec["phases"]["build"]["commands"]
-    assert any('--version "$PULUMI_VERSION"' in c for c in commands)
+    assert commands[: len(INSTALL_COMMANDS)] == list(INSTALL_COMMANDS)  # the checksummed archive (test_build_supply_chain)
     assert commands[-1] == '.venv/bin/python -m runner "$RUNNER_COMMAND"'
     assert env_vars(project) == {
         "RUNNER_COMMAND": "apply",
         "PULUMI_VERSION": "3.272.0",
+        "PULUMI_CLI_SHA256": PULUMI_CLI_SHA256.get("3.272.0", CLI_SHA256_STAND_IN),
         "PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}?region=eu-west-1",
         "RUNNER_REPORT_TO": f"s3://{STATE_BUCKET}/runner-reports",
         "PULUMI_SECRETS_PROVIDER": "awskms://alias/acme-dl-master?region=eu-west-1",
