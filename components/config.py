@@ -461,7 +461,24 @@ EXAMPLE_CONNECTION_ARN = "arn:aws:codeconnections:eu-west-1:111111111111:connect
 EXAMPLE_SECRETS_KEY_ARN = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 
 
-class DeliveryConfig(_Model):
+VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class _InstallsPulumiCli(_Model):
+    """Checks of the `pulumiVersion` / `pulumiCliSha256` pair a build that installs the CLI declares."""
+
+    @field_validator("pulumi_version", check_fields=False)
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
+
+    @field_validator("pulumi_cli_sha256", check_fields=False)
+    @classmethod
+    def _check_sha256(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else _require(SHA256_PATTERN, value, "a SHA-256 (64 lowercase hex digits)")
+
+
+class DeliveryConfig(_InstallsPulumiCli):
     """The master's delivery pipeline: source → test → package → deploy (master up, then the runner)."""
 
     source: Literal["codestar", "s3"] = Field("codestar", examples=["codestar"])
@@ -494,16 +511,6 @@ class DeliveryConfig(_Model):
     one pinned in components/pulumi_cli.py); the build refuses an archive that does not match."""
     log_retention_days: int = Field(30, examples=[30])
     """Days the build logs are kept (default 30)."""
-
-    @field_validator("pulumi_version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
-
-    @field_validator("pulumi_cli_sha256")
-    @classmethod
-    def _check_sha256(cls, value: Optional[str]) -> Optional[str]:
-        return value if value is None else _require(SHA256_PATTERN, value, "a SHA-256 (64 lowercase hex digits)")
 
     @field_validator("repository")
     @classmethod
@@ -563,10 +570,9 @@ class AnalyticsConfig(_Model):
         )
 SCHEDULE_PATTERN = re.compile(r"^(rate\(1 (minute|hour|day)\)|rate\([1-9]\d* (minutes|hours|days)\)|cron\([^()]+\))$")
 BUCKET_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 
 
-class RunnerConfig(_Model):
+class RunnerConfig(_InstallsPulumiCli):
     """Settings of the runner (`python -m runner`) and of its triggers in the master account."""
 
     schedule: str = Field("rate(1 hour)", examples=["rate(1 hour)"])
@@ -636,16 +642,6 @@ class RunnerConfig(_Model):
         for account in value:
             _require(ACCOUNT_ID_PATTERN, str(account), "a 12-digit AWS account id")
         return [str(account) for account in value]
-
-    @field_validator("pulumi_version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
-
-    @field_validator("pulumi_cli_sha256")
-    @classmethod
-    def _check_sha256(cls, value: Optional[str]) -> Optional[str]:
-        return value if value is None else _require(SHA256_PATTERN, value, "a SHA-256 (64 lowercase hex digits)")
 
     @field_validator("pulumi_org")
     @classmethod

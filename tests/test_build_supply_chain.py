@@ -210,3 +210,18 @@ def test_dev_reinstalls_when_either_requirements_file_changes(tmp_path: Path):
     with (tmp_path / "requirements.txt").open("a") as handle:
         handle.write("# a test tool changed\n")
     assert installs() == 1
+
+
+def test_a_malformed_cli_pin_names_the_key():
+    from components.config import parse_stack_config
+
+    config = master_config()
+    config["datalake:runner"] = {"pulumiCliSha256": "XYZ"}
+    config["datalake:delivery"] = {**config["datalake:delivery"], "pulumiVersion": "v3"}
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config("master", config)
+    assert sorted(error.value.problems) == [
+        "datalake:delivery.pulumiVersion: got 'v3', which is not a Pulumi CLI version such as 3.272.0; for example: 3.272.0",
+        "datalake:runner.pulumiCliSha256: got 'XYZ', which is not a SHA-256 (64 lowercase hex digits); "
+        "for example: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ]
