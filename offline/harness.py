@@ -80,6 +80,9 @@ class RecordedResource:
     retain_on_delete: Optional[bool]
     dependencies: list[str]
     outputs: dict[str, Any] = field(default_factory=dict)
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+    """The `aliases` option as the engine receives it: `{"urn": ...}` or an alias spec (`name`, `type`,
+    `stack`, `project`, `parentUrn`, `noParent`; empty means "as now"). `offline/urns.py` resolves them."""
 
     def policy(self, key: str = "policy") -> dict[str, Any]:
         """An input that holds policy JSON, parsed."""
@@ -295,6 +298,9 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
                 request.retainOnDelete if request.HasField("retainOnDelete") else None
             )
             self.recorded[-1].dependencies = list(request.dependencies)
+            self.recorded[-1].aliases = [_alias_of(alias) for alias in request.aliases] + [
+                {"urn": urn} for urn in request.aliasURNs
+            ]
         return response
 
     def ReadResource(self, request):
@@ -323,6 +329,20 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
                 outputs={**registration.state, "id": registration.id},
             )
         )
+
+
+def _alias_of(alias) -> dict[str, Any]:
+    if alias.HasField("spec"):
+        spec = alias.spec
+        return {
+            "name": spec.name,
+            "type": spec.type,
+            "stack": spec.stack,
+            "project": spec.project,
+            "parentUrn": spec.parentUrn,
+            "noParent": spec.noParent,
+        }
+    return {"urn": alias.urn}
 
 
 def default_invokes(account_id: str) -> dict[str, InvokeHandler]:
