@@ -128,6 +128,25 @@ def merge_conditions(*blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     return merged
 
 
+def organizations_arns(
+    partition: pulumi.Input[str], management_account_id: str, organization_id: str
+) -> list[pulumi.Output[str]]:
+    """ARNs of the organization's roots, OUs and accounts, for Organizations read permissions.
+
+    Organizations ARNs always carry the management account's id, whichever account calls (a
+    delegated administrator included): `arn:<partition>:organizations::<management>:ou/o-…/ou-…`.
+    """
+
+    def arn(resource: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat("arn:", partition, ":organizations::", management_account_id, ":", resource)
+
+    return [
+        arn(f"root/{organization_id}/r-*"),
+        arn(f"ou/{organization_id}/ou-*"),
+        arn(f"account/{organization_id}/*"),
+    ]
+
+
 def role_arn_pattern(partition: pulumi.Input[str], role_name: str) -> pulumi.Output[str]:
     """`arn:<partition>:iam::*:role/<role_name>`: the role of that name in any account."""
     return pulumi.Output.concat("arn:", partition, ":iam::*:role/", role_name)
