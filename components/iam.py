@@ -28,17 +28,28 @@ class AccountContext:
     region: pulumi.Input[str]
     """The region name."""
 
-    def arn(self, service: str, resource: str, *, regional: bool = True, account: bool = True) -> pulumi.Output[str]:
+    def arn(self, service: str, resource: str, *, regional: bool = True, account: bool = True) -> pulumi.Input[str]:
         """`arn:<partition>:<service>:<region>:<account>:<resource>` (region/account left empty when global)."""
-        return pulumi.Output.concat(
+        return concat(
             "arn:", self.partition, ":", service, ":",
             self.region if regional else "", ":",
             self.account_id if account else "", ":", resource,
         )
 
-    def root_principal(self) -> pulumi.Output[str]:
+    def root_principal(self) -> pulumi.Input[str]:
         """The account's root principal ARN, which delegates to the account's IAM policies."""
-        return pulumi.Output.concat("arn:", self.partition, ":iam::", self.account_id, ":root")
+        return concat("arn:", self.partition, ":iam::", self.account_id, ":root")
+
+
+def concat(*parts: pulumi.Input[str]) -> pulumi.Input[str]:
+    """`Output.concat`, or a plain string when every part is one.
+
+    The same policy helpers then serve the programs (Outputs) and boto3 code such as
+    `runner/bootstrap.py` (strings), so both build one posture from one definition.
+    """
+    if all(isinstance(part, str) for part in parts):
+        return "".join(parts)  # type: ignore[arg-type]
+    return pulumi.Output.concat(*parts)
 
 
 def partition_of(region: str) -> str:
@@ -115,6 +126,25 @@ def merge_conditions(*blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
                 raise ValueError(f"condition key(s) {', '.join(twice)} set twice under {operator}")
             target.update(keys)
     return merged
+
+
+def organizations_arns(
+    partition: pulumi.Input[str], management_account_id: str, organization_id: str
+) -> list[pulumi.Output[str]]:
+    """ARNs of the organization's roots, OUs and accounts, for Organizations read permissions.
+
+    Organizations ARNs always carry the management account's id, whichever account calls (a
+    delegated administrator included): `arn:<partition>:organizations::<management>:ou/o-…/ou-…`.
+    """
+
+    def arn(resource: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat("arn:", partition, ":organizations::", management_account_id, ":", resource)
+
+    return [
+        arn(f"root/{organization_id}/r-*"),
+        arn(f"ou/{organization_id}/ou-*"),
+        arn(f"account/{organization_id}/*"),
+    ]
 
 
 def role_arn_pattern(partition: pulumi.Input[str], role_name: str) -> pulumi.Output[str]:

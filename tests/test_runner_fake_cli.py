@@ -199,3 +199,15 @@ def test_an_export_keeps_secrets_encrypted(fake):
     assert f"secret-of-{stack}" not in json.dumps(state)
     [export] = [c for c in fake.calls() if c.command == "stack export"]
     assert "--show-secrets" not in export.argv
+
+
+def test_a_removed_stack_is_restored_from_its_export(fake):
+    ops = automation(fake)
+    stack = "silo-123456789012"
+    fake.seed(fake.project_dir, fake.backend_url, {stack: {}})
+    state = ops.export(stack)
+    ops.remove(stack, force=True)
+    ops.import_state(stack, state)
+    assert ops.export(stack)["deployment"]["resources"] == state["deployment"]["resources"]
+    [init] = [c for c in fake.calls() if c.command == "stack init"]
+    assert "--no-select" in init.argv

@@ -44,7 +44,7 @@ def test_configured_deploy_role_name_is_assumed():
 
 def test_silo_reads_the_master_stack_outputs(silo):
     (reference,) = silo.of_type("pulumi:pulumi:StackReference")
-    assert reference.inputs["name"] == "acme/datalake/master"
+    assert reference.inputs["name"] == "organization/datalake/master"
     assert silo.outputs["masterArtifactBucket"] == "acme-dl-master-artifacts-111111111111"
 
 

@@ -63,6 +63,7 @@ COMMANDS: dict[str, set[str]] = {
     "stack output": {"--stack", "-s", "--json", "-j", "--show-secrets", "--shell"},
     "stack history": {"--stack", "-s", "--json", "-j", "--show-secrets", "--page-size", "--page", "--full-dates"},
     "stack export": {"--stack", "-s", "--file", "--show-secrets", "--version"},
+    "stack import": {"--stack", "-s", "--file", "--force", "-f"},
     "config": {"--stack", "-s", "--json", "-j", "--show-secrets", "--config-file"},
     "cancel": {"--stack", "-s", "--yes", "-y"},
     "__seed": set(),
@@ -71,7 +72,7 @@ COMMANDS: dict[str, set[str]] = {
     "destroy": OPERATION_FLAGS | {"--remove", "--preview-only", "--exclude-protected"},
 }
 # Commands that take the DIY backend's stack lock (pkg/backend/diy: Update, Destroy, RemoveStack; Preview does not).
-LOCKING = {"up", "destroy", "stack rm"}
+LOCKING = {"up", "destroy", "stack rm", "stack import"}
 
 
 class Fail(Exception):
@@ -583,6 +584,23 @@ def cmd_stack_export(ctx: Context) -> None:
         print(text)
 
 
+def cmd_stack_import(ctx: Context) -> None:
+    """Replaces the stack's state with an export file's deployment (refusing another stack's URNs, as the CLI does)."""
+    stack = ctx.stack()
+    ctx.backend.require(stack)
+    if not ctx.flags.get("--file"):
+        raise Fail("--file is required by the fake (the real CLI would read stdin)")
+    deployment = (json.loads(Path(ctx.flags["--file"]).read_text()).get("deployment") or {})
+    resources = list(deployment.get("resources") or [])
+    foreign = [r["urn"] for r in resources if r.get("urn", "").split("::")[0] != f"urn:pulumi:{short_name(stack)}"]
+    if foreign and not ctx.flag("--force", "-f"):
+        other = foreign[0].split("::")[0][len("urn:pulumi:"):]
+        raise Fail(f"resource '{foreign[0]}' is from a different stack ({other} != {short_name(stack)})")
+    with ctx.backend.locked(stack, ctx.call):
+        ctx.backend.save_resources(stack, resources, deployment.get("secrets_providers"))
+    print("Import complete.")
+
+
 def cmd_config(ctx: Context) -> None:
     stack = ctx.stack()
     ctx.backend.require(stack)
@@ -781,6 +799,7 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
     "stack output": cmd_stack_output,
     "stack history": cmd_stack_history,
     "stack export": cmd_stack_export,
+    "stack import": cmd_stack_import,
     "config": cmd_config,
     "cancel": cmd_cancel,
     "__seed": cmd_seed,
