@@ -4,7 +4,9 @@ crawl raw (start, poll until READY, bounded) → Glue job (`.sync`) → per data
 through the Data API (`BatchExecuteStatement`, poll `DescribeStatement`, bounded) → crawl processed.
 Every task retries throttling with exponential backoff and catches everything else into one
 `NotifyFailure` task (SNS) that ends in the `PipelineFailed` Fail state. Executions that time out or
-are aborted never reach a Catch: an EventBridge rule reports those to the same topic.
+are aborted never reach a Catch, and neither do `States.Runtime` errors or a notification that could
+not be delivered: an EventBridge rule reports exactly those to the same topic. Each failure takes one
+alert path: the rule ignores executions that failed with `PipelineFailed`, whose alert was sent.
 
 The definition is a Python dict built by `pipeline_definition` (pure; tests lint it with statelint
 and run its failure path in moto) and serialized once.
@@ -26,6 +28,9 @@ from .roles import role_with_policy
 
 NOTIFY = "NotifyFailure"
 FAILED = "PipelineFailed"
+"""The Fail state after a delivered alert; its error name tells the failure rule the alert went out."""
+UNREPORTED = "PipelineFailedUnreported"
+"""The Fail state when the alert itself could not be published: the failure rule reports these."""
 SUCCEEDED = "PipelineSucceeded"
 NO_NEW_DATA = "NoNewData"
 
@@ -331,11 +336,16 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
         },
         "ResultPath": None,
         "Retry": retry(SNS_TRANSIENT),
-        # Even an undeliverable notification ends in the Fail state, never in a success.
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyError", "Next": FAILED}],
+        # An undeliverable notification ends in a failure of its own name, which the failure rule reports.
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyError", "Next": UNREPORTED}],
         "Next": FAILED,
     }
-    states[FAILED] = {"Type": "Fail", "Error": "PipelineFailed", "Cause": "A step failed; the error was sent to the ETL alert topic"}
+    states[FAILED] = {"Type": "Fail", "Error": FAILED, "Cause": "A step failed; the error was sent to the ETL alert topic"}
+    states[UNREPORTED] = {
+        "Type": "Fail",
+        "Error": UNREPORTED,
+        "Cause": "A step failed and publishing the error to the ETL alert topic failed too",
+    }
     return {
         "Comment": "Silo ETL: (skip if no new raw data) crawl raw, Glue job, load Redshift, crawl processed",
         "StartAt": "ReadLastRun" if targets.gated else "StartRawCrawler",
@@ -343,6 +353,26 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
         "States": states,
     }
 
+
+
+def failure_alert_pattern(state_machine_arn: str) -> dict[str, Any]:
+    """EventBridge pattern of the executions no Catch reported: timed out, aborted, or failed with any
+    error but `PipelineFailed` (whose alert `NotifyFailure` already published).
+
+    The status event's `detail.error` is the execution's error: the Fail state's `Error` for a caught
+    failure, `States.Runtime` and the like for the rest.
+    """
+    return {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "stateMachineArn": [state_machine_arn],
+            "$or": [
+                {"status": ["TIMED_OUT", "ABORTED"]},
+                {"status": ["FAILED"], "error": [{"anything-but": [FAILED]}]},
+            ],
+        },
+    }
 
 
 def state_machine_statements(
@@ -551,20 +581,12 @@ class Pipeline(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Timeouts and aborts skip every Catch: report them from the execution status events.
+        # Timeouts, aborts and failures no Catch reported: one alert each, from the status events.
         failures = aws.cloudwatch.EventRule(
             f"{name}-failures",
             name=f"{base}-etl-failures",
-            description="ETL executions that failed, timed out or were aborted",
-            event_pattern=self.state_machine.arn.apply(
-                lambda arn: json.dumps(
-                    {
-                        "source": ["aws.states"],
-                        "detail-type": ["Step Functions Execution Status Change"],
-                        "detail": {"stateMachineArn": [arn], "status": ["FAILED", "TIMED_OUT", "ABORTED"]},
-                    }
-                )
-            ),
+            description="ETL executions that timed out, were aborted or failed without an alert",
+            event_pattern=self.state_machine.arn.apply(lambda arn: json.dumps(failure_alert_pattern(arn))),
             tags=args.tags,
             opts=child,
         )
