@@ -34,12 +34,21 @@ UNREPORTED = "PipelineFailedUnreported"
 SUCCEEDED = "PipelineSucceeded"
 NO_NEW_DATA = "NoNewData"
 
-# Throttling and transient service errors, as Step Functions names them (aws-sdk: `<Service>.<Exception>`).
+# Throttling and transient service errors, as Step Functions names them (aws-sdk: `<Service>.<Exception>`
+# for the error shapes of the service's model; offline/sdk_contract.py checks each name against it).
+# Errors a model does not declare (S3's SlowDown and InternalError, the Data API's ThrottlingException)
+# surface as the SDK's base exception of the service (`S3.S3Exception`), so that is what retries them;
+# it also matches permanent errors such as AccessDenied, which the bounded backoff then hands to the Catch.
 GLUE_TRANSIENT = ["Glue.ThrottlingException", "Glue.OperationTimeoutException", "Glue.InternalServiceException"]
 GLUE_JOB_TRANSIENT = ["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException", "Glue.InternalServiceException"]
 SSM_TRANSIENT = ["Ssm.ThrottlingException", "Ssm.InternalServerErrorException"]
-S3_TRANSIENT = ["S3.SlowDownException", "S3.InternalErrorException", "S3.S3Exception"]
-REDSHIFT_DATA_TRANSIENT = ["RedshiftData.ThrottlingException", "RedshiftData.InternalServerException"]
+S3_TRANSIENT = ["S3.S3Exception"]
+REDSHIFT_DATA_TRANSIENT = [
+    "RedshiftData.ActiveStatementsExceededException",
+    "RedshiftData.DatabaseConnectionException",
+    "RedshiftData.InternalServerException",
+    "RedshiftData.RedshiftDataException",
+]
 SNS_TRANSIENT = ["SNS.ThrottledException", "SNS.InternalErrorException", "States.Timeout"]
 
 
