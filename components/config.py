@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from .errors import ConfigError
+from .iam import SUPPORTED_PARTITIONS, partition_of
 
 NAMESPACE = "datalake"
 DEFAULT_DEPLOY_ROLE = "OrganizationAccountAccessRole"
@@ -189,6 +190,18 @@ class SftpConfig(_Model):
                 f"set {NAMESPACE}:sftp.endpointType to VPC, or restrict partners by their own allowed_cidrs"
             )
         return self
+
+
+# Why the console (a CloudFront distribution on its default domain) cannot exist in a partition.
+CONSOLE_UNAVAILABLE = {
+    "aws-cn": (
+        "CloudFront in China does not serve content on a distribution's default domain (*.cloudfront.cn); "
+        "it needs an alternate domain name with an ICP recordal, which the console does not manage"
+    ),
+    "aws-us-gov": (
+        "CloudFront lies outside the AWS GovCloud (US) partition; a GovCloud account cannot create distributions"
+    ),
+}
 
 
 class ConsoleConfig(_Model):
@@ -628,7 +641,13 @@ class CommonConfig(_Model):
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str) -> str:
-        return _require(re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"), value, "an AWS region name")
+        _require(re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"), value, "an AWS region name")
+        if "-iso" in value:
+            raise ValueError(
+                f"got {value!r}, a region of an isolated partition; the program supports the "
+                f"{', '.join(SUPPORTED_PARTITIONS)} partitions only, for example eu-west-1, cn-north-1 or us-gov-west-1"
+            )
+        return value
 
     @field_validator("name_prefix")
     @classmethod
@@ -749,6 +768,17 @@ class SiloConfig(CommonConfig):
     @classmethod
     def _check_master_stack(cls, value: str) -> str:
         return _require(STACK_REF_PATTERN, value, "a stack name such as <org>/<project>/<stack>")
+
+    @model_validator(mode="after")
+    def _console_exists_in_the_partition(self) -> "SiloConfig":
+        partition = partition_of(self.region)
+        if self.console.enabled and partition in CONSOLE_UNAVAILABLE:
+            raise ValueError(
+                f"{NAMESPACE}:console.enabled is true, but the dropzone console cannot be served in {partition} "
+                f"(aws:region {self.region}): {CONSOLE_UNAVAILABLE[partition]}. Set {NAMESPACE}:console.enabled "
+                "to false; partners still upload through the credential-vending API (and SFTP when enabled)"
+            )
+        return self
 
 
 StackConfig = Union[MasterConfig, SiloConfig]

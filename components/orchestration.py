@@ -71,6 +71,9 @@ class PipelineTargets:
     database: str
     topic_arn: str
     loads: Sequence[DatasetLoad]
+    partition: str
+    """ARN partition of the silo (`aws`, `aws-cn`, `aws-us-gov`): service integrations are
+    `arn:<partition>:states:::...` resources."""
     poll_seconds: int = 30
     max_polls: int = 60
     timeout_seconds: int = 6 * 3600
@@ -82,6 +85,11 @@ class PipelineTargets:
     @property
     def gated(self) -> bool:
         return bool(self.raw_bucket and self.last_run_parameter)
+
+
+def integration(partition: str, target: str) -> str:
+    """The Resource of a Step Functions service integration: `arn:<partition>:states:::<target>`."""
+    return f"arn:{partition}:states:::{target}"
 
 
 def retry(errors: Sequence[str], interval: int = 2, attempts: int = 6) -> list[dict[str, Any]]:
@@ -118,7 +126,9 @@ def _timeout_state(error: str, cause: str) -> dict[str, Any]:
     return {"Type": "Pass", "Result": {"Error": error, "Cause": cause}, "ResultPath": "$.error", "Next": NOTIFY}
 
 
-def crawler_states(label: str, crawler: str, poll_seconds: int, max_polls: int, next_state: str) -> dict[str, Any]:
+def crawler_states(
+    label: str, crawler: str, poll_seconds: int, max_polls: int, next_state: str, *, partition: str
+) -> dict[str, Any]:
     """Start a crawler (already running is fine), then poll until READY; fail if its crawl failed or
     it is still running after `max_polls` checks."""
     start, init, wait, get, check, count = (f"{p}{label}Crawler" for p in ("Start", "Init", "Wait", "Get", "Check", "Count"))
@@ -128,7 +138,7 @@ def crawler_states(label: str, crawler: str, poll_seconds: int, max_polls: int, 
     return {
         start: {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:glue:startCrawler",
+            "Resource": integration(partition, "aws-sdk:glue:startCrawler"),
             "Parameters": {"Name": crawler},
             "ResultPath": None,
             "Retry": retry(GLUE_TRANSIENT),
@@ -139,7 +149,7 @@ def crawler_states(label: str, crawler: str, poll_seconds: int, max_polls: int, 
         wait: {"Type": "Wait", "Seconds": poll_seconds, "Next": get},
         get: {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:glue:getCrawler",
+            "Resource": integration(partition, "aws-sdk:glue:getCrawler"),
             "Parameters": {"Name": crawler},
             "ResultSelector": {"crawler.$": "$.Crawler"},
             "ResultPath": result,
@@ -180,7 +190,7 @@ def load_states(load: DatasetLoad, targets: PipelineTargets, next_state: str) ->
     return {
         run: {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:redshiftdata:batchExecuteStatement",
+            "Resource": integration(targets.partition, "aws-sdk:redshiftdata:batchExecuteStatement"),
             "Parameters": {
                 "WorkgroupName": targets.workgroup_name,
                 "Database": targets.database,
@@ -197,7 +207,7 @@ def load_states(load: DatasetLoad, targets: PipelineTargets, next_state: str) ->
         wait: {"Type": "Wait", "Seconds": targets.poll_seconds, "Next": describe},
         describe: {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:redshiftdata:describeStatement",
+            "Resource": integration(targets.partition, "aws-sdk:redshiftdata:describeStatement"),
             "Parameters": {"Id.$": f"$.loads.{load.dataset}.id"},
             "ResultSelector": {"status.$": "$.Status", "statement.$": "$"},
             "ResultPath": f"$.loadStatus.{load.dataset}",
@@ -244,7 +254,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
     states: dict[str, Any] = {
         "ReadLastRun": {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+            "Resource": integration(targets.partition, "aws-sdk:ssm:getParameter"),
             "Parameters": {"Name": targets.last_run_parameter},
             "ResultSelector": {"ymd.$": "States.StringSplit($.Parameter.Value, '-')"},
             "ResultPath": "$.lastRun",
@@ -270,7 +280,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
         )
         states[f"HasNew{label}"] = {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
+            "Resource": integration(targets.partition, "aws-sdk:s3:listObjectsV2"),
             "Parameters": {
                 "Bucket": targets.raw_bucket,
                 "Prefix": f"{load.dataset}/",
@@ -298,7 +308,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
 def record_run_state(targets: PipelineTargets, next_state: str) -> dict[str, Any]:
     return {
         "Type": "Task",
-        "Resource": "arn:aws:states:::aws-sdk:ssm:putParameter",
+        "Resource": integration(targets.partition, "aws-sdk:ssm:putParameter"),
         "Parameters": {"Name": targets.last_run_parameter, "Value.$": "$$.Execution.StartTime", "Overwrite": True},
         "ResultPath": None,
         "Retry": retry(SSM_TRANSIENT),
@@ -313,10 +323,13 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
         raise ValueError("the pipeline needs at least one dataset to load")
     load_names = [f"Load{_pascal(load.dataset)}" for load in targets.loads]
     states: dict[str, Any] = {}
-    states.update(crawler_states("Raw", targets.raw_crawler, targets.poll_seconds, targets.max_polls, "RunEtlJob"))
+    partition = targets.partition
+    states.update(
+        crawler_states("Raw", targets.raw_crawler, targets.poll_seconds, targets.max_polls, "RunEtlJob", partition=partition)
+    )
     states["RunEtlJob"] = {
         "Type": "Task",
-        "Resource": "arn:aws:states:::glue:startJobRun.sync",
+        "Resource": integration(targets.partition, "glue:startJobRun.sync"),
         "Parameters": {"JobName": targets.job_name},
         "ResultSelector": {"id.$": "$.Id", "state.$": "$.JobRunState"},
         "ResultPath": "$.etlJob",
@@ -329,7 +342,10 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
         states.update(load_states(load, targets, following))
     after_processed = "RecordRun" if targets.gated else SUCCEEDED
     states.update(
-        crawler_states("Processed", targets.processed_crawler, targets.poll_seconds, targets.max_polls, after_processed)
+        crawler_states(
+            "Processed", targets.processed_crawler, targets.poll_seconds, targets.max_polls, after_processed,
+            partition=partition,
+        )
     )
     if targets.gated:
         states.update(new_data_gate(targets, "StartRawCrawler"))
@@ -337,7 +353,7 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
     states[SUCCEEDED] = {"Type": "Succeed"}
     states[NOTIFY] = {
         "Type": "Task",
-        "Resource": "arn:aws:states:::sns:publish",
+        "Resource": integration(targets.partition, "sns:publish"),
         "Parameters": {
             "TopicArn": targets.topic_arn,
             "Subject": "Data lake ETL pipeline failed",
@@ -512,7 +528,7 @@ class Pipeline(pulumi.ComponentResource):
             )
 
         def build(values: list[Any]) -> str:
-            workgroup, topic, raw_bucket, marker_name, *sqls = values
+            partition, workgroup, topic, raw_bucket, marker_name, *sqls = values
             targets = PipelineTargets(
                 raw_crawler=args.raw_crawler_name,
                 processed_crawler=args.processed_crawler_name,
@@ -521,6 +537,7 @@ class Pipeline(pulumi.ComponentResource):
                 database=args.database,
                 topic_arn=topic,
                 loads=[DatasetLoad(dataset, list(statements)) for dataset, statements in zip(datasets, sqls)],
+                partition=partition,
                 poll_seconds=args.poll_seconds,
                 max_polls=args.max_polls,
                 timeout_seconds=args.timeout_seconds,
@@ -530,6 +547,7 @@ class Pipeline(pulumi.ComponentResource):
             return json.dumps(pipeline_definition(targets), indent=2)
 
         self.definition = pulumi.Output.all(
+            account.partition,
             args.workgroup_name,
             args.alert_topic_arn,
             args.raw_bucket_name if gated else None,

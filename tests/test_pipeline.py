@@ -255,6 +255,7 @@ def _targets(topic_arn: str, **overrides) -> PipelineTargets:
         database="sales",
         topic_arn=topic_arn,
         loads=[DatasetLoad("orders", ["SELECT 1"])],
+        partition="aws",
         poll_seconds=0,
         max_polls=2,
     )
