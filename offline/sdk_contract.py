@@ -236,8 +236,8 @@ def _exception_name(name: str) -> str:
 @lru_cache(maxsize=None)
 def error_names(service: str, prefix: str) -> frozenset[str]:
     """`<prefix>.<Exception>` for every error shape of the service: its shape name and its error code,
-    with `Exception` appended when missing (Step Functions: "add the Exception suffix even when the
-    service's error name lacks it", `S3.NoSuchKeyException`), and `<prefix>.<prefix>Exception`, the
+    with `Exception` appended when missing (the Step Functions guide asks for the suffix even where the
+    service's own error name lacks it: `S3.BucketAlreadyExistsException`), and `<prefix>.<prefix>Exception`, the
     SDK's base class, which unmodeled errors (throttling, access denied) surface as."""
     model = service_model(service)
     found = {f"{prefix}.{prefix}Exception"}
