@@ -33,6 +33,7 @@ from .pulumi_names import (
     check_organization,
     parse_stack_reference,
 )
+from .iam import SUPPORTED_PARTITIONS, partition_of
 
 NAMESPACE = "datalake"
 DEFAULT_DEPLOY_ROLE = "OrganizationAccountAccessRole"
@@ -207,6 +208,18 @@ class SftpConfig(_Model):
                 f"set {NAMESPACE}:sftp.endpointType to VPC, or restrict partners by their own allowed_cidrs"
             )
         return self
+
+
+# Why the console (a CloudFront distribution on its default domain) cannot exist in a partition.
+CONSOLE_UNAVAILABLE = {
+    "aws-cn": (
+        "CloudFront in China does not serve content on a distribution's default domain (*.cloudfront.cn); "
+        "it needs an alternate domain name with an ICP recordal, which the console does not manage"
+    ),
+    "aws-us-gov": (
+        "CloudFront lies outside the AWS GovCloud (US) partition; a GovCloud account cannot create distributions"
+    ),
+}
 
 
 class ConsoleConfig(_Model):
@@ -676,7 +689,13 @@ class CommonConfig(_Model):
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str) -> str:
-        return _require(re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"), value, "an AWS region name")
+        _require(re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"), value, "an AWS region name")
+        if "-iso" in value:
+            raise ValueError(
+                f"got {value!r}, a region of an isolated partition; the program supports the "
+                f"{', '.join(SUPPORTED_PARTITIONS)} partitions only, for example eu-west-1, cn-north-1 or us-gov-west-1"
+            )
+        return value
 
     @field_validator("name_prefix")
     @classmethod
@@ -839,6 +858,17 @@ class SiloConfig(CommonConfig):
                 f"for example: {EXAMPLE_MASTER_STACK[backend]}"
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _console_exists_in_the_partition(self) -> "SiloConfig":
+        partition = partition_of(self.region)
+        if self.console.enabled and partition in CONSOLE_UNAVAILABLE:
+            raise ValueError(
+                f"{NAMESPACE}:console.enabled is true, but the dropzone console cannot be served in {partition} "
+                f"(aws:region {self.region}): {CONSOLE_UNAVAILABLE[partition]}. Set {NAMESPACE}:console.enabled "
+                "to false; partners still upload through the credential-vending API (and SFTP when enabled)"
+            )
+        return self
 
 
 StackConfig = Union[MasterConfig, SiloConfig]

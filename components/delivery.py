@@ -20,7 +20,7 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, assume_role_policy, org_path_pattern, organizations_arns, policy_json, statement
+from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, org_path_pattern, organizations_arns, policy_json, statement
 from .pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_VERSION, RUNTIME_REQUIREMENTS
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
@@ -157,7 +157,7 @@ def _kms_via_s3(sid: str, account: AccountContext, key_arn: pulumi.Input[str], a
         sid,
         list(actions),
         key_arn,
-        conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")}},
+        conditions={"StringEquals": {"kms:ViaService": kms_via_service("s3", account.region)}},
     )
 
 
