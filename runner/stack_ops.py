@@ -113,7 +113,7 @@ class AutomationStackOperations:
     stack names as DIY backends expect (`organization/<project>/<stack>`). `program` is only for the
     integration test, which runs an inline program sequentially.
 
-    Operations run in parallel share no CLI state (`runner/pulumi_cli.py`): no command selects a
+    Operations run in parallel share no CLI state (`runner/pulumi_process.py`): no command selects a
     stack or relies on the current one, and each operation runs with its own `PULUMI_HOME` that
     shares the plugin cache of the real one but not its `workspaces/` (current-stack) files.
     `timeouts` bounds each operation: a CLI still running at its deadline is interrupted, then
@@ -139,10 +139,10 @@ class AutomationStackOperations:
                 "the pulumi CLI is not on PATH; install it (https://www.pulumi.com/docs/install/) "
                 "or run `plan --stacks-from <file-backend-dir>` to plan without it"
             )
-        from . import pulumi_cli
+        from . import pulumi_process
 
         self._auto = auto
-        self._cli = pulumi_cli
+        self._cli = pulumi_process
         self.project_dir = project_dir
         self.project = project or str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
         self.secrets_provider = secrets_provider
@@ -150,12 +150,12 @@ class AutomationStackOperations:
         self.program = program
         self.env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **(env or {})}
         # Each operation gets its own PULUMI_HOME; one given in `env` would override it.
-        self.shared_home = pulumi_cli.shared_pulumi_home(self.env)
+        self.shared_home = pulumi_process.shared_pulumi_home(self.env)
         self.env.pop("PULUMI_HOME", None)
         if backend_url:
             self.env["PULUMI_BACKEND_URL"] = backend_url
         self.timeouts = timeouts
-        self._command = pulumi_cli.DeadlineCommand(kill_grace_seconds=timeouts.kill_grace_seconds)
+        self._command = pulumi_process.DeadlineCommand(kill_grace_seconds=timeouts.kill_grace_seconds)
         self._local = threading.local()
 
     def _qualified(self, stack: str) -> str:

@@ -15,14 +15,14 @@ from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import create_command_error
 
 from components.errors import StackLockedError, StackOperationError
-from runner import pulumi_cli
+from runner import pulumi_process
 from runner.stack_ops import AutomationStackOperations, OperationTimeouts, write_stack_config
 
 
 def ops_with(workspace=None, stack=None, home=None) -> AutomationStackOperations:
     """The real class with its CLI-facing parts replaced: no `pulumi` process is started."""
     ops = object.__new__(AutomationStackOperations)
-    ops._auto, ops._cli, ops.org, ops.project = auto, pulumi_cli, "organization", "datalake"
+    ops._auto, ops._cli, ops.org, ops.project = auto, pulumi_process, "organization", "datalake"
     ops.shared_home, ops._local = home or Path(tempfile.mkdtemp(prefix="shared-home-")), threading.local()
     ops.timeouts, ops._command = OperationTimeouts(), SimpleNamespace(deadline=lambda seconds, what: contextlib.nullcontext())
     ops._workspace = lambda: workspace
@@ -80,7 +80,7 @@ def test_a_private_pulumi_home_shares_everything_but_the_workspace_files(tmp_pat
     (shared / "workspaces").mkdir(parents=True)
     (shared / "workspaces" / "datalake-abc-workspace.json").write_text('{"stack": "organization/datalake/master"}')
     (shared / "credentials.json").write_text("{}")
-    with pulumi_cli.private_pulumi_home(shared, tmp_path) as private:
+    with pulumi_process.private_pulumi_home(shared, tmp_path) as private:
         assert sorted(p.name for p in private.iterdir()) == ["credentials.json", "plugins"]
         assert (private / "plugins").resolve() == (shared / "plugins").resolve() and (private / "plugins").is_symlink()
         (private / "plugins" / "resource-aws-v7").mkdir()  # a download lands in the shared cache
