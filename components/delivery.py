@@ -290,6 +290,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ],
             {
                 "STATE_BUCKET": args.state_bucket,
+                # The runner's exports and reports: encrypted with, and checked against, the master key.
+                "RUNNER_EXPORTS_KMS_KEY": args.kms_key_arn,
                 "MASTER_DEPLOY_ROLE_ARN": master_deploy_role_arn,
                 "PULUMI_VERSION": args.pulumi_version,
                 "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,
