@@ -1,0 +1,208 @@
+"""Every IAM policy either program (and every handler) emits passes parliament, strictly.
+
+Unknown actions and prefixes, condition keys that do not apply to their action, malformed or
+mismatched ARNs fail, across the configurations that change what the programs emit. The few
+findings AWS accepts are in `offline.iam_lint.ALLOWED`, each with its AWS documentation reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offline import iam_lint
+from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording
+from offline.iam_lint import IDENTITY, KEY, PERMISSION, RESOURCE, SESSION, TRUST, PolicyDocument, lint
+from offline.stacks import master_config, run_master, run_silo, silo_config
+
+KEY_ARN = f"arn:aws:kms:eu-west-1:{SILO_ACCOUNT_ID}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+
+
+def _master(**overrides):
+    config = master_config()
+    for key, value in overrides.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return lambda: run_master(config)
+
+
+def _silo(**overrides):
+    return lambda: run_silo(silo_config(**overrides))
+
+
+CONFIGURATIONS = {
+    "master (delivery from CodeStar, runner)": _master(),
+    "master (delivery from S3, state bucket, secrets key)": _master(
+        **{
+            "datalake:delivery": {
+                "source": "s3",
+                "secretsKeyArn": f"arn:aws:kms:eu-west-1:{MASTER_ACCOUNT_ID}:key/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809",
+            },
+            "datalake:runner": {
+                "stateBucket": "acme-dl-pulumi-state",
+                "secretsProvider": "awskms://alias/acme-dl-master?region=eu-west-1",
+            },
+        }
+    ),
+    "master without delivery": _master(**{"datalake:delivery": None}),
+    "silo (default)": _silo(),
+    "silo with SFTP (public)": _silo(**{"datalake:sftp": {"enabled": True, "endpointType": "PUBLIC"}}),
+    "silo with SFTP (VPC), console off": _silo(
+        **{
+            "datalake:sftp": {
+                "enabled": True,
+                "endpointType": "VPC",
+                "vpcId": "vpc-0123456789abcdef0",
+                "subnetIds": ["subnet-0123456789abcdef0"],
+                "allowedCidrs": ["203.0.113.0/24"],
+            },
+            "datalake:console": {"enabled": False},
+        }
+    ),
+    "silo (API keys, interface endpoints, QuickSight, no master queries)": _silo(
+        **{
+            "datalake:ingestion": {"authorization": "apiKey", "dailyQuota": 100000},
+            "datalake:warehouse": {
+                "interfaceEndpoints": ["secretsmanager", "glue", "redshift-data", "sts", "logs"],
+                "quicksight": {"enabled": True, "ownerArn": f"arn:aws:quicksight:eu-west-1:{SILO_ACCOUNT_ID}:group/default/analysts"},
+            },
+            "datalake:sharing": {"masterQueries": False},
+            "datalake:dropzone": {"allowedOrigin": "https://d111111abcdef8.cloudfront.net", "mfa": "OPTIONAL"},
+        }
+    ),
+}
+
+_RECORDINGS: dict[str, Recording] = {}
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGURATIONS))
+def recording(request) -> Recording:
+    if request.param not in _RECORDINGS:
+        _RECORDINGS[request.param] = CONFIGURATIONS[request.param]()
+    return _RECORDINGS[request.param]
+
+
+def test_every_policy_document_of_every_configuration_lints_clean(recording):
+    documents = iam_lint.documents(recording)
+    assert documents, "no policy documents found"
+    findings = [str(f) for document in documents for f in lint(document)]
+    assert findings == []
+
+
+def test_every_policy_json_in_any_input_is_classified(recording):
+    """A resource type that carries policy JSON but that the linter does not read fails here."""
+    assert iam_lint.unclassified(recording) == []
+
+
+def test_every_kind_of_document_is_linted():
+    kinds = {d.kind for name in ("master (delivery from CodeStar, runner)", "silo with SFTP (public)")
+             for d in iam_lint.documents(_RECORDINGS.get(name) or CONFIGURATIONS[name]())}
+    assert {IDENTITY, TRUST, KEY, RESOURCE, PERMISSION} <= kinds
+
+
+def test_every_resource_arn_the_harness_answers_has_the_type_s_real_format(recording):
+    """The linter checks ARNs against AWS's formats; the harness must not answer made-up ones."""
+    assert recording.generic_arn_types == set(), "add these types' ARN formats to offline/harness.py _ARN_FORMATS"
+
+
+# -- session policies the handlers build at run time --------------------------------------------
+
+
+def _dropzone():
+    from dropzone_partners.partners import Dropzone
+
+    return Dropzone(silo="sales", bucket=f"acme-dl-sales-dropzone-{SILO_ACCOUNT_ID}", key_arn=KEY_ARN)
+
+
+@pytest.mark.parametrize("cidrs", [(), ("192.0.2.0/24", "198.51.100.7/32")], ids=["anywhere", "from CIDRs"])
+def test_partner_access_policy_lints_clean(cidrs):
+    """The partner's inline policy, and the session policy of `POST .../session` and of SFTP logins."""
+    document = PolicyDocument("Dropzone.access_policy", SESSION, _dropzone().access_policy("acme", list(cidrs)))
+    assert [str(f) for f in lint(document)] == []
+
+
+# -- the linter itself fails on what AWS refuses ------------------------------------------------
+
+
+def _identity(*statements) -> PolicyDocument:
+    return PolicyDocument("test", IDENTITY, {"Version": "2012-10-17", "Statement": list(statements)})
+
+
+BUCKET = "arn:aws:s3:::acme-dl-sales-raw-222222222222"
+
+
+@pytest.mark.parametrize(
+    "statement, issue",
+    [
+        ({"Sid": "A", "Effect": "Allow", "Action": "s3:GetObjects", "Resource": f"{BUCKET}/*"}, "UNKNOWN_ACTION"),
+        ({"Sid": "A", "Effect": "Allow", "Action": "s4:GetObject", "Resource": f"{BUCKET}/*"}, "UNKNOWN_PREFIX"),
+        ({"Sid": "A", "Effect": "Allow", "Action": "s3:GetObject", "Resource": BUCKET}, "RESOURCE_MISMATCH"),
+        ({"Sid": "A", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{BUCKET}/*",
+          "Condition": {"StringEquals": {"s3:prefix": "x/"}}}, "UNKNOWN_CONDITION_FOR_ACTION"),
+        ({"Sid": "A", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "acme-dl-sales-raw/*"}, "INVALID_ARN"),
+        ({"Sid": "A", "Effect": "Allow", "Action": "events:PutEvents",
+          "Resource": "arn:aws:cloudwatch:eu-west-1:222222222222:acme-rule"}, "RESOURCE_MISMATCH"),
+        ({"Sid": "A", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::*:role/x",
+          "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam:eu-west-1:222222222222:role/x"}}}, "ARN_FORMAT"),
+        ({"Sid": "A", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+          "Resource": "arn:aws:lambda:eu-west-1:222222222222:function:f",
+          "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:eu-west-1:222222222222:acme-rule"}}}, "ARN_FORMAT"),
+        ({"Sid": "A", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{BUCKET}/*",
+          "Condition": {"Bool": {"aws:SecureTransport": "yes"}}}, "MISMATCHED_TYPE_OPERATION_TO_NULL"),
+    ],
+    ids=["unknown action", "unknown prefix", "object action on a bucket", "key of another action", "not an ARN",
+         "cloudwatch ARN for an event rule", "regional IAM ARN", "wrong service in a condition", "bool as text"],
+)
+def test_the_linter_reports_what_aws_refuses(statement, issue):
+    assert issue in {f.issue for f in lint(_identity(statement))}
+
+
+def test_a_trust_policy_is_linted_as_the_role_s_resource_policy():
+    """Without a Resource parliament stops early; the linter adds the role so actions and keys are checked."""
+    trust = PolicyDocument(
+        "test", TRUST,
+        {"Version": "2012-10-17", "Statement": [{"Sid": "T", "Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"},
+                                                 "Action": "sts:AssumeRoles"}]},
+        "arn:aws:iam::222222222222:role/acme",
+    )
+    assert {f.issue for f in lint(trust)} == {"UNKNOWN_ACTION"}
+    bad_key = PolicyDocument(
+        "test", TRUST,
+        {"Version": "2012-10-17", "Statement": [{"Sid": "T", "Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"},
+                                                 "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"s3:prefix": "x"}}}]},
+        "arn:aws:iam::222222222222:role/acme",
+    )
+    assert {f.issue for f in lint(bad_key)} == {"UNKNOWN_CONDITION_FOR_ACTION"}
+
+
+def test_only_the_root_statement_of_a_key_policy_may_grant_kms_star():
+    def key_policy(actions):
+        return PolicyDocument(
+            "test", KEY,
+            {"Version": "2012-10-17", "Statement": [{"Sid": "K", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+                                                     "Action": actions, "Resource": "*"}]},
+            KEY_ARN,
+        )
+
+    assert lint(key_policy("kms:*")) == []
+    # A key-less action named on its own in a key policy is a mistake the allowance does not cover.
+    assert {f.issue for f in lint(key_policy(["kms:Decrypt", "kms:ListKeys"]))} == {"RESOURCE_MISMATCH"}
+
+
+def test_every_allowance_cites_the_aws_documentation():
+    for allowance in iam_lint.ALLOWED:
+        assert "https://docs.aws.amazon.com/" in allowance.reason, allowance.issue
+
+
+def test_a_lambda_permission_becomes_the_statement_lambda_writes():
+    recording = _RECORDINGS.get("silo (default)") or CONFIGURATIONS["silo (default)"]()
+    permissions = [d for d in iam_lint.documents(recording) if d.kind == PERMISSION]
+    assert permissions
+    for document in permissions:
+        (statement,) = document.document["Statement"]
+        assert statement["Action"] == "lambda:InvokeFunction"
+        assert statement["Resource"].startswith(f"arn:aws:lambda:eu-west-1:{SILO_ACCOUNT_ID}:function:")
+        assert json.dumps(statement["Condition"]).count("arn:aws:") == 1
