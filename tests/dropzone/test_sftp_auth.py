@@ -15,6 +15,7 @@ import boto3
 import pytest
 from moto.core import set_initial_no_auth_action_count
 
+from offline.boto_faults import fail_with_error, fail_with_exception
 from sftp_auth.handler import identify, sts_factory
 
 from conftest import REGION, Silo, make_silo, new_partner
@@ -158,15 +159,16 @@ def test_malformed_events_are_denied(zone: Silo, provider_iam, bad):
 def test_aws_errors_inside_the_provider_deny_instead_of_crashing(zone: Silo, caplog):
     secret = new_partner(zone, "acme")["credentials"]["secret_access_key"]
 
-    class BrokenIam:
-        exceptions = zone.client("iam").exceptions
-
-        def get_user(self, **kwargs):
-            raise RuntimeError("throttled")
-
+    broken = zone.client("iam")
+    fail_with_exception(broken, "get_user", RuntimeError("throttled"))  # after botocore validated the call
     caplog.set_level(logging.INFO)
-    assert identify(event("acme", secret), iam=BrokenIam(), sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
+    assert identify(event("acme", secret), iam=broken, sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
     assert '"error": "RuntimeError"' in caplog.text and secret not in caplog.text
+
+    throttled = zone.client("iam")
+    fail_with_error(throttled, "get_user", "Throttling", "Rate exceeded")
+    assert identify(event("acme", secret), iam=throttled, sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
+    assert secret not in caplog.text
 
 
 def test_lambda_entry_point_reads_its_settings_from_the_environment(zone: Silo, monkeypatch):
