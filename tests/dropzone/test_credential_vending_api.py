@@ -15,7 +15,7 @@ from credential_vending.handler import proxy_response, request_of
 from dropzone_partners.partners import TAG_RETIRE_PREFIX
 from offline.boto_faults import fail_with_error
 
-from conftest import ADMIN, MEMBER, REGION, SSH_KEY_FOR_TESTS, RecordingClient, Silo, make_silo, new_partner
+from conftest import ADMIN, MEMBER, REGION, SSH_KEY_FOR_TESTS, RecordingClient, Silo, make_silo, new_partner, partner_policy
 
 
 def user_tags(zone: Silo, name: str) -> dict[str, str]:
@@ -337,7 +337,7 @@ def test_session_passes_the_partner_policy_as_session_policy(zone: Silo):
     (call,) = sts.called("assume_role")
     assert call["RoleArn"] == zone.settings.session_role_arn
     assert call["DurationSeconds"] == 3600
-    assert json.loads(call["Policy"]) == zone.dropzone.access_policy("acme", ["192.0.2.0/24"])
+    assert json.loads(call["Policy"]) == partner_policy(zone, "acme", ("192.0.2.0/24",))
 
 
 @pytest.mark.parametrize("seconds", [899, 3601, 43200, "900"])

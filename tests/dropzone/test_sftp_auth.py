@@ -18,7 +18,7 @@ from moto.core import set_initial_no_auth_action_count
 from offline.boto_faults import fail_with_error, fail_with_exception
 from sftp_auth.handler import identify, sts_factory
 
-from conftest import REGION, Silo, make_silo, new_partner
+from conftest import REGION, Silo, make_silo, new_partner, partner_policy
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/sales-sftp-access"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8nJ2wF6hT0Y5b2Xy1Q7Vv5s9Gm1c3kK8pZ0aB4dEf ops@acme"
@@ -65,7 +65,7 @@ def test_right_password_maps_the_partner_to_its_own_prefix(zone: Silo, provider_
     assert response["HomeDirectoryType"] == "LOGICAL"
     assert json.loads(response["HomeDirectoryDetails"]) == [{"Entry": "/", "Target": f"/{zone.dropzone.bucket}/dropzone/acme"}]
     policy = json.loads(response["Policy"])
-    assert policy == zone.dropzone.access_policy("acme")
+    assert policy == partner_policy(zone, "acme")
     assert len(response["Policy"]) <= 2048  # Transfer's session policy limit
     assert "PublicKeys" not in response
     assert secret not in caplog.text and '"outcome": "allowed"' in caplog.text
