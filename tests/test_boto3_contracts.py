@@ -32,7 +32,8 @@ SCANNED = ("functions", "runner", "acceptance")
 # (Not `glue`: functions/glue/job.py's `glue` is a GlueContext.)
 NAMED_CLIENTS = {"iam": "iam", "sts": "sts", "s3": "s3", "logs": "logs", "org": "organizations", "organizations": "organizations"}
 # Per-file names: in runner/discovery.py every `client` is the Organizations client.
-FILE_CLIENTS = {"runner/discovery.py": {"client": "organizations"}}
+FILE_CLIENTS = {"runner/discovery.py": {"client": "organizations"},
+                "acceptance/aws.py": {"athena": "athena", "sfn": "stepfunctions", "kms": "kms"}}
 # Helpers that make a dynamic call: (file, function) -> (service, index of the method-name argument).
 DYNAMIC_CALLERS = {("runner/discovery.py", "_call"): ("organizations", 1), ("runner/discovery.py", "_pages"): ("organizations", 1)}
 # Keyword arguments of those helpers that are theirs, not the API's.
@@ -238,6 +239,8 @@ def test_the_scan_finds_the_calls_it_must_check():
         ("sts", "assume_role"), ("s3", "put_object"), ("s3", "generate_presigned_post"),
         ("logs", "put_log_events"), ("organizations", "list_accounts_for_parent"),
         ("organizations", "describe_account"), ("organizations", "list_tags_for_resource"),
+        ("athena", "start_query_execution"), ("stepfunctions", "start_execution"), ("kms", "schedule_key_deletion"),
+        ("organizations", "tag_resource"), ("s3", "put_bucket_encryption"),
     }
     assert expected <= found, sorted(expected - found)
     assert len(all_calls()) >= 60
