@@ -40,10 +40,9 @@ ETL_WAIT_SECONDS = 60 * 60
 # -- the generated stack files --------------------------------------------------------------------
 
 
-def master_stack_config(settings: Settings, organization_id: str, silo_ou_path: str, analytics_ou_path: str) -> dict[str, Any]:
-    """The shipped master stack file, pointed at the sandbox organization and this run's prefix."""
-    config = dict(yaml.safe_load((PROJECT_DIR / "Pulumi.master.yaml").read_text())["config"])
-    config.pop("datalake:delivery", None)  # its Git connection needs a person's handshake
+def _shipped(file_name: str, settings: Settings, organization_id: str, silo_ou_path: str, analytics_ou_path: str) -> dict[str, Any]:
+    """A shipped stack file's config pointed at the sandbox organization, the run's region and prefix."""
+    config = dict(yaml.safe_load((PROJECT_DIR / file_name).read_text())["config"])
     config.update({
         "aws:region": settings.region,
         "datalake:namePrefix": settings.prefix,
@@ -53,6 +52,13 @@ def master_stack_config(settings: Settings, organization_id: str, silo_ou_path: 
         "datalake:deployRoleName": DEPLOY_ROLE,
         "datalake:tags": {**config.get("datalake:tags", {}), "datalake:acceptance": settings.prefix},
     })
+    return config
+
+
+def master_stack_config(settings: Settings, organization_id: str, silo_ou_path: str, analytics_ou_path: str) -> dict[str, Any]:
+    """The shipped master stack file for this run, without the delivery pipeline and with the run's state bucket."""
+    config = _shipped("Pulumi.master.yaml", settings, organization_id, silo_ou_path, analytics_ou_path)
+    config.pop("datalake:delivery", None)  # its Git connection needs a person's handshake
     runner = dict(config.get("datalake:runner") or {})
     # The schedules would start builds of a bundle nobody uploaded; weekly and no drift keeps that quiet.
     runner.update({"schedule": "rate(7 days)", "driftSchedule": None, "stateBucket": settings.state_bucket})
@@ -61,18 +67,9 @@ def master_stack_config(settings: Settings, organization_id: str, silo_ou_path: 
 
 
 def silo_template(settings: Settings, organization_id: str, silo_ou_path: str, analytics_ou_path: str) -> dict[str, Any]:
-    """The shipped silo template for this run: same prefix and org, the DIY master stack, a 60 s Firehose buffer."""
-    config = dict(yaml.safe_load((PROJECT_DIR / "Pulumi.silo-template.yaml").read_text())["config"])
-    config.update({
-        "aws:region": settings.region,
-        "datalake:namePrefix": settings.prefix,
-        "datalake:organizationId": organization_id,
-        "datalake:siloOuPath": silo_ou_path,
-        "datalake:analyticsOuPath": analytics_ou_path,
-        "datalake:deployRoleName": DEPLOY_ROLE,
-        "datalake:masterStack": settings.master_stack,
-        "datalake:tags": {**config.get("datalake:tags", {}), "datalake:acceptance": settings.prefix},
-    })
+    """The shipped silo template for this run: the DIY master stack name, a 60 s Firehose buffer."""
+    config = _shipped("Pulumi.silo-template.yaml", settings, organization_id, silo_ou_path, analytics_ou_path)
+    config["datalake:masterStack"] = settings.master_stack
     config["datalake:ingestion"] = {**(config.get("datalake:ingestion") or {}), "bufferingIntervalSeconds": 60}
     return config
 
