@@ -226,16 +226,13 @@ def _for_parliament(document: PolicyDocument) -> dict[str, Any]:
     statements = []
     for statement in document.document["Statement"]:
         statement = dict(statement)
+        # Without the role's or key's ARN (a policy built outside a program), any role or key stands in.
         if document.kind == TRUST and "Resource" not in statement and "NotResource" not in statement:
-            if document.resource_arn is None:
-                raise ValueError(f"{document.source}: trust policy of a role without an ARN")
-            statement["Resource"] = document.resource_arn
+            statement["Resource"] = document.resource_arn or "arn:aws:iam::*:role/*"
         if document.kind == KEY:
             resources = statement.get("Resource")
             if resources == "*" or resources == ["*"]:
-                if document.resource_arn is None:
-                    raise ValueError(f"{document.source}: key policy of a key without an ARN")
-                statement["Resource"] = document.resource_arn
+                statement["Resource"] = document.resource_arn or "arn:aws:kms:*:*:key/*"
         statements.append(statement)
     return {**document.document, "Statement": statements}
 
