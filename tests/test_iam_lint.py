@@ -8,6 +8,7 @@ findings AWS accepts are in `offline.iam_lint.ALLOWED`, each with its AWS docume
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -73,6 +74,8 @@ CONFIGURATIONS = {
             "datalake:dropzone": {"allowedOrigin": "https://d111111abcdef8.cloudfront.net", "mfa": "OPTIONAL"},
         }
     ),
+    # Another partition: every ARN must carry it (the console is refused outside `aws`).
+    "silo in aws-us-gov (console off)": _silo(**{"aws:region": "us-gov-west-1", "datalake:console": {"enabled": False}}),
 }
 
 _RECORDINGS: dict[str, Recording] = {}
@@ -90,6 +93,14 @@ def test_every_policy_document_of_every_configuration_lints_clean(recording):
     assert documents, "no policy documents found"
     findings = [str(f) for document in documents for f in lint(document)]
     assert findings == []
+
+
+def test_every_arn_in_every_policy_carries_the_stack_s_partition(recording):
+    region = next(r.inputs["region"] for r in recording.of_type("pulumi:providers:aws") if "region" in r.inputs)
+    partition = "aws-us-gov" if region.startswith("us-gov-") else "aws-cn" if region.startswith("cn-") else "aws"
+    wrong = sorted({f"{d.source.rsplit('::', 1)[-1]}: arn:{p}:" for d in iam_lint.documents(recording)
+                    for p in re.findall(r"arn:(aws[a-z-]*):", json.dumps(d.document)) if p != partition})
+    assert wrong == []
 
 
 def test_every_policy_json_in_any_input_is_classified(recording):
