@@ -7,6 +7,7 @@ findings AWS accepts are in `offline.iam_lint.ALLOWED`, each with its AWS docume
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -15,77 +16,46 @@ import pytest
 from offline import iam_lint
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording
 from offline.iam_lint import IDENTITY, KEY, PERMISSION, RESOURCE, SESSION, TRUST, PolicyDocument, lint
-from offline.stacks import master_config, run_master, run_silo, silo_config
+from offline.urns import CONFIGURATIONS as URN_CONFIGURATIONS, Configuration, recording_of
 
 KEY_ARN = f"arn:aws:kms:eu-west-1:{SILO_ACCOUNT_ID}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 
-def _master(**overrides):
-    config = master_config()
-    for key, value in overrides.items():
-        if value is None:
-            config.pop(key, None)
-        else:
-            config[key] = value
-    return lambda: run_master(config)
-
-
-def _silo(**overrides):
-    return lambda: run_silo(silo_config(**overrides))
-
-
-CONFIGURATIONS = {
-    "master (delivery from CodeStar, runner)": _master(),
-    "master (delivery from S3, state bucket, secrets key)": _master(
-        **{
+# The URN guard's configurations (offline/urns.py, evaluated once per process for both guards), and
+# the ones only the policies care about.
+EXTRA_CONFIGURATIONS = (
+    Configuration(
+        "master-s3-source-state-bucket-secrets-key", "master", "delivery from S3 with its own secrets key; a state bucket",
+        {
             "datalake:delivery": {
-                "source": "s3",
+                "source": "s3", "repository": None,
                 "secretsKeyArn": f"arn:aws:kms:eu-west-1:{MASTER_ACCOUNT_ID}:key/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809",
             },
-            "datalake:runner": {
-                "stateBucket": "acme-dl-pulumi-state",
-                "secretsProvider": "awskms://alias/acme-dl-master?region=eu-west-1",
-            },
-        }
+            "datalake:runner": {"stateBucket": "acme-dl-pulumi-state", "secretsProvider": "awskms://alias/acme-dl-master?region=eu-west-1"},
+        },
     ),
-    "master without delivery": _master(**{"datalake:delivery": None}),
-    "silo (default)": _silo(),
-    "silo with SFTP (public)": _silo(**{"datalake:sftp": {"enabled": True, "endpointType": "PUBLIC"}}),
-    "silo with SFTP (VPC), console off": _silo(
-        **{
-            "datalake:sftp": {
-                "enabled": True,
-                "endpointType": "VPC",
-                "vpcId": "vpc-0123456789abcdef0",
-                "subnetIds": ["subnet-0123456789abcdef0"],
-                "allowedCidrs": ["203.0.113.0/24"],
-            },
-            "datalake:console": {"enabled": False},
-        }
-    ),
-    "silo (API keys, interface endpoints, QuickSight, no master queries)": _silo(
-        **{
-            "datalake:ingestion": {"authorization": "apiKey", "dailyQuota": 100000},
-            "datalake:warehouse": {
-                "interfaceEndpoints": ["secretsmanager", "glue", "redshift-data", "sts", "logs"],
-                "quicksight": {"enabled": True, "ownerArn": f"arn:aws:quicksight:eu-west-1:{SILO_ACCOUNT_ID}:group/default/analysts"},
-            },
-            "datalake:sharing": {"masterQueries": False},
-            "datalake:dropzone": {"allowedOrigin": "https://d111111abcdef8.cloudfront.net", "mfa": "OPTIONAL"},
-        }
+    Configuration(
+        "silo-api-keys-mfa-optional", "silo", "API-key ingestion with a quota, optional MFA in the dropzone",
+        {"datalake:ingestion": {"authorization": "apiKey", "dailyQuota": 100000}, "datalake:dropzone": {"mfa": "OPTIONAL"}},
     ),
     # Another partition: every ARN must carry it (the console is refused outside `aws`).
-    "silo in aws-us-gov (console off)": _silo(**{"aws:region": "us-gov-west-1", "datalake:console": {"enabled": False}}),
-}
+    Configuration(
+        "silo-aws-us-gov", "silo", "the silo in us-gov-west-1, console off",
+        {"aws:region": "us-gov-west-1", "datalake:console": {"enabled": False}},
+    ),
+)
+EXTRA_BY_NAME = {c.name: c for c in EXTRA_CONFIGURATIONS}
+CONFIGURATION_NAMES = [c.name for c in URN_CONFIGURATIONS] + list(EXTRA_BY_NAME)
 
-_RECORDINGS: dict[str, Recording] = {}
+
+@functools.cache
+def evaluated(name: str) -> Recording:
+    return EXTRA_BY_NAME[name].evaluate() if name in EXTRA_BY_NAME else recording_of(name)
 
 
-@pytest.fixture(scope="module", params=sorted(CONFIGURATIONS))
+@pytest.fixture(params=CONFIGURATION_NAMES)
 def recording(request) -> Recording:
-    if request.param not in _RECORDINGS:
-        _RECORDINGS[request.param] = CONFIGURATIONS[request.param]()
-    return _RECORDINGS[request.param]
+    return evaluated(request.param)
 
 
 def test_every_policy_document_of_every_configuration_lints_clean(recording):
@@ -109,8 +79,7 @@ def test_every_policy_json_in_any_input_is_classified(recording):
 
 
 def test_every_kind_of_document_is_linted():
-    kinds = {d.kind for name in ("master (delivery from CodeStar, runner)", "silo with SFTP (public)")
-             for d in iam_lint.documents(_RECORDINGS.get(name) or CONFIGURATIONS[name]())}
+    kinds = {d.kind for name in ("master", "silo-sftp-public") for d in iam_lint.documents(evaluated(name))}
     assert {IDENTITY, TRUST, KEY, RESOURCE, PERMISSION} <= kinds
 
 
@@ -209,7 +178,7 @@ def test_every_allowance_cites_the_aws_documentation():
 
 
 def test_a_lambda_permission_becomes_the_statement_lambda_writes():
-    recording = _RECORDINGS.get("silo (default)") or CONFIGURATIONS["silo (default)"]()
+    recording = evaluated("silo")
     permissions = [d for d in iam_lint.documents(recording) if d.kind == PERMISSION]
     assert permissions
     for document in permissions:
