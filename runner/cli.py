@@ -244,7 +244,7 @@ class Run:
         self.recovery, alive = recovery_for_run(
             self.run_id, self.args.command, backend_url=_backend_url(self.args, config), s3_client=self._s3, org=config.runner.pulumi_org,
             project=project, update_seconds=timeouts.update_seconds, kill_grace_seconds=timeouts.kill_grace_seconds,
-            build_timeout_minutes=(config.runner.build_timeout_minutes, STAGE_BUILD_TIMEOUT_MINUTES),
+            build_timeout_minutes=(config.runner.build_timeout_minutes, STAGE_BUILD_TIMEOUT_MINUTES), project_dir=self.args.project_dir,
         )
         self._cleanup.enter_context(alive)
 

@@ -9,7 +9,8 @@
   every change.
 - With a `Recovery` (runner/recovery.py), pending operations an interrupted update left are settled
   before a stack is changed, and a stale lock (a killed run's) is cleared and the operation retried
-  at once; a lock that is not stale is waited for as above.
+  at once; a lock that is not stale is waited for as above. A create or update a killed earlier
+  run already finished is reported succeeded without running again.
 - A retire-destroy revokes the silo's dropzone partners (`runner/partners.py`) before `destroy`;
   if that fails, or no revocation step was given, the stack is not destroyed.
 """
@@ -192,6 +193,8 @@ def execute(
     for op in operations:
         if op.held:
             results[op.stack] = OperationResult(op, Result.SKIPPED, error=f"held: {op.held}")
+        elif recovery is not None and (earlier := recovery.done_earlier(op)):
+            results[op.stack] = OperationResult(op, Result.SUCCEEDED, notes=[earlier])
         else:
             pending.append(_Queued(op))
     progress = progress or Progress(total=len(pending))
@@ -224,6 +227,8 @@ def execute(
             try:
                 perform(item.op, ops, out, save_export, revoke_partners, done, recovery)
                 outcome, error = (Result.DRIFTED if done.changes else Result.SUCCEEDED), ""
+                if recovery is not None:
+                    recovery.succeeded(item.op)
             except StackLockedError as exc:
                 item.seconds += time.perf_counter() - started
                 check = recovery.on_locked(item.op.stack, out) if recovery is not None else None

@@ -40,6 +40,16 @@ would create it again (a name collision, or a silent duplicate), and Pulumi carr
 forward until a person decides. So the operation fails with each one listed by type and name, and
 the commands to import or clear it, unless an `AbsenceCheck` proves every one absent, in which case
 `refresh --clear-pending-creates` drops them. A drift check changes nothing and only reports them.
+
+**A rollout killed half way.** Each `apply` run journals every create or update the moment it
+succeeds (`runner-runs/<run-id>/done/<stack>.json`: the desired state it deployed, a digest of the
+program bundle and the stack's rendered config). The next `apply` looks at the latest earlier
+`apply` marker: when that run never finished (killed), every operation it journalled with the same
+desired state is not run again but reported as succeeded, with a note naming the run (and carried
+into the new run's journal, so a second interruption loses nothing). Anything else runs as usual: a
+changed config or program, a retirement (its steps resume on their own: export, destroy, remove
+are each safe to repeat), a stack that failed or had not started. A run that finishes deletes its
+journal; its marker stays (`finished`).
 """
 
 from __future__ import annotations
@@ -101,8 +111,8 @@ class StoredObject:
 class BackendObjects(Protocol):
     """The objects of a DIY backend, keyed as the CLI keys them (`.pulumi/...`), relative to its root."""
 
-    def list(self, prefix: str) -> list[StoredObject]:
-        """Objects whose key starts with `prefix`."""
+    def list(self, prefix: str, *, shallow: bool = False) -> list[StoredObject]:
+        """Objects whose key starts with `prefix`; `shallow`: none below a further `/`."""
 
     def read(self, key: str) -> Optional[bytes]:
         """The object's content; None when it does not exist."""
@@ -121,12 +131,12 @@ class DirectoryObjects:
     def __init__(self, root: Path):
         self.root = root
 
-    def list(self, prefix: str) -> list[StoredObject]:
+    def list(self, prefix: str, *, shallow: bool = False) -> list[StoredObject]:
         base = self.root / prefix.rstrip("/")
         if not base.is_dir():
             return []
         found = []
-        for path in sorted(base.rglob("*")):
+        for path in sorted(base.iterdir() if shallow else base.rglob("*")):
             if path.is_file():
                 key = path.relative_to(self.root).as_posix()
                 found.append(StoredObject(key, datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)))
@@ -164,11 +174,12 @@ class S3Objects:
             self._client = self._factory()
         return self._client
 
-    def list(self, prefix: str) -> list[StoredObject]:
+    def list(self, prefix: str, *, shallow: bool = False) -> list[StoredObject]:
         paginator = self._s3().get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, **({"Delimiter": "/"} if shallow else {}))
         return [
             StoredObject(item["Key"][len(self.prefix):], item["LastModified"].astimezone(timezone.utc))
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
+            for page in pages
             for item in page.get("Contents", [])
         ]
 
@@ -288,7 +299,7 @@ class RunMarkers:
     def runs(self) -> list[RunMarker]:
         """Every readable marker (an unreadable one accounts for no lock, so its locks are never cleared)."""
         found = []
-        for item in self.objects.list(RUNS_PREFIX):
+        for item in self.objects.list(RUNS_PREFIX, shallow=True):  # not the journals below each run
             if not item.key.endswith(".json"):
                 continue
             try:
@@ -381,7 +392,7 @@ def lock_dir(org: str, project: str, stack: str) -> str:
 
 def read_locks(objects: BackendObjects, org: str, project: str, stack: str) -> list[StackLock]:
     locks = []
-    for item in objects.list(lock_dir(org, project, stack)):
+    for item in objects.list(lock_dir(org, project, stack), shallow=True):
         if "/" in item.key[len(lock_dir(org, project, stack)):] or not item.key.endswith(".json"):
             continue
         try:
@@ -602,6 +613,85 @@ def settle_pending(op: PlannedOperation, ops: Any, out: TextIO, notes: list[str]
         raise PendingCreatesError(f"{op.stack}: {line}", line)
 
 
+# --- resuming a rollout ---------------------------------------------------------------------------
+
+
+def desired_state(op: PlannedOperation, bundle: str) -> str:
+    """What a create or update deploys: the program bundle and the stack's rendered config ('' for other actions)."""
+    from .ledger import fingerprint
+
+    if op.action not in (Action.CREATE, Action.UPDATE) or op.config is None:
+        return ""
+    return fingerprint(bundle=bundle, config=op.config, cli_version="", plugins={})
+
+
+class RunJournal:
+    """The creates and updates one run finished: `runner-runs/<run-id>/done/<stack>.json`."""
+
+    def __init__(self, objects: BackendObjects, run_id: str):
+        self.objects = objects
+        self.run_id = run_id
+
+    def _prefix(self, run_id: str) -> str:
+        return f"{RUNS_PREFIX}{run_id}/done/"
+
+    def record(self, stack: str, action: str, desired: str, done_by: str = "") -> None:
+        document = {"stack": stack, "action": action, "desired": desired, "at": utc_now().isoformat(), "doneBy": done_by or self.run_id}
+        self.objects.write(f"{self._prefix(self.run_id)}{stack}.json", json.dumps(document).encode())
+
+    def entries(self, run_id: str) -> dict[str, dict[str, Any]]:
+        found = {}
+        for item in self.objects.list(self._prefix(run_id), shallow=True):
+            try:
+                document = json.loads(self.objects.read(item.key) or b"null")
+            except ValueError:
+                continue
+            if isinstance(document, dict) and isinstance(document.get("stack"), str) and document.get("desired"):
+                found[document["stack"]] = document
+        return found
+
+    def clear(self) -> None:
+        for item in self.objects.list(self._prefix(self.run_id), shallow=True):
+            self.objects.delete(item.key)
+
+
+@dataclass
+class Resumption:
+    """What the latest earlier `apply`, killed before it finished, already deployed."""
+
+    journal: RunJournal
+    bundle: str
+    interrupted: str = ""
+    """Run id of that run ('' when the latest earlier apply finished, or there is none)."""
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, journal: RunJournal, markers: RunMarkers, bundle: str, command: str = "apply") -> "Resumption":
+        earlier = sorted((m for m in markers.runs() if m.command == command and m.run_id < journal.run_id), key=lambda m: m.run_id)
+        if not earlier or earlier[-1].finished is not None:
+            return cls(journal, bundle)
+        previous = earlier[-1]
+        done = journal.entries(previous.run_id)
+        log.info("the previous apply, run %s, did not finish (%s); %d create(s)/update(s) it finished are not repeated if unchanged",
+                 previous.run_id, previous.status(utc_now(), 600), len(done))
+        return cls(journal, bundle, previous.run_id, done)
+
+    def done_earlier(self, op: PlannedOperation) -> str:
+        """Why `op` needs not run (done by the interrupted run with this desired state), or ''."""
+        entry = self.done.get(op.stack)
+        desired = desired_state(op, self.bundle)
+        if not entry or not desired or entry.get("desired") != desired:
+            return ""
+        done_by = str(entry.get("doneBy") or self.interrupted)
+        self.journal.record(op.stack, op.action.value, desired, done_by)
+        return f"not repeated: run {done_by} {entry.get('action', 'deployed')} this stack with the same program and config at {entry.get('at')} and was interrupted before it finished"
+
+    def succeeded(self, op: PlannedOperation) -> None:
+        desired = desired_state(op, self.bundle)
+        if desired:
+            self.journal.record(op.stack, op.action.value, desired)
+
+
 # --- what the executor asks -----------------------------------------------------------------------
 
 
@@ -615,6 +705,26 @@ class Recovery:
     """None when the backend's objects cannot be read (not a DIY backend): locks are only waited for."""
     absent: Optional[AbsenceCheck] = None
     project: str = ""
+    resumption: Optional[Resumption] = None
+    """None when the run journals nothing (not an apply, or no DIY backend)."""
+
+    def done_earlier(self, op: PlannedOperation) -> str:
+        """A note when an interrupted earlier run already did `op` (the executor then reports it succeeded), else ''."""
+        if self.resumption is None:
+            return ""
+        try:
+            return self.resumption.done_earlier(op)
+        except Exception as exc:  # noqa: BLE001 - resuming saves time; when its bookkeeping fails the operation simply runs
+            log.warning("%s: could not carry over the interrupted run's result: %s", op.stack, exc)
+            return ""
+
+    def succeeded(self, op: PlannedOperation) -> None:
+        if self.resumption is None:
+            return
+        try:
+            self.resumption.succeeded(op)
+        except Exception as exc:  # noqa: BLE001 - a missing entry only means the next run repeats this operation
+            log.warning("%s: could not journal its success: %s", op.stack, exc)
 
     def read_state(self, ops: Any, stack: str) -> Mapping[str, Any]:
         """The stack's state in the export form: its checkpoint object when readable, else `pulumi stack export`."""
@@ -652,8 +762,11 @@ class Recovery:
 
 def for_run(run_id: str, command: str, *, backend_url: Optional[str], s3_client: Callable[[], Any], org: str, project: str,
             update_seconds: float, kill_grace_seconds: float, build_timeout_minutes: Sequence[float],
-            absent: Optional[AbsenceCheck] = None) -> tuple[Recovery, contextlib.AbstractContextManager[None]]:
+            project_dir: Optional[Path] = None, absent: Optional[AbsenceCheck] = None,
+            clock: Callable[[], datetime] = utc_now) -> tuple[Recovery, contextlib.AbstractContextManager[None]]:
     """The recovery hooks of one run and the block that keeps its run marker beating.
+
+    An `apply` given its `project_dir` journals its creates and updates and resumes a killed predecessor.
 
     Without a DIY backend URL (Pulumi Cloud, or the CLI's own login) no lock is judged: Pulumi Cloud
     keeps its own update leases, and pending operations are still settled through the CLI.
@@ -664,8 +777,26 @@ def for_run(run_id: str, command: str, *, backend_url: Optional[str], s3_client:
         log.info("no DIY backend objects to read (%s): stack locks are waited for, never cleared", backend_url or "the CLI's login")
         return Recovery(qualify=qualify, absent=absent), contextlib.nullcontext()
     rule = StaleLockRule.derive(update_seconds=update_seconds, kill_grace_seconds=kill_grace_seconds, build_timeout_minutes=build_timeout_minutes)
-    markers = RunMarkers(objects)
-    locks = LockRecovery(objects, rule, org=org, project=project, markers=markers)
+    markers = RunMarkers(objects, clock=clock)
+    locks = LockRecovery(objects, rule, org=org, project=project, markers=markers, clock=clock)
     log.info("run marker %s; a lock older than %s whose run is not alive is cleared", objects.where(f"{RUNS_PREFIX}{run_id}.json"),
              _duration(rule.stale_after_seconds))
-    return Recovery(qualify=qualify, locks=locks, absent=absent, project=project), markers.running(run_id, command, rule.heartbeat_seconds)
+    resumption = None
+    if command == "apply" and project_dir is not None:
+        from .ledger import bundle_digest
+
+        resumption = Resumption.load(RunJournal(objects, run_id), markers, bundle_digest(project_dir), command)
+    recovery = Recovery(qualify=qualify, locks=locks, absent=absent, project=project, resumption=resumption)
+    return recovery, _alive(markers, run_id, command, rule.heartbeat_seconds, resumption)
+
+
+@contextlib.contextmanager
+def _alive(markers: RunMarkers, run_id: str, command: str, heartbeat_seconds: float, resumption: Optional[Resumption]) -> Iterator[None]:
+    with markers.running(run_id, command, heartbeat_seconds):
+        yield
+    if resumption is not None:
+        # Finished: the next apply resumes nothing, so the journal has served.
+        try:
+            resumption.journal.clear()
+        except Exception as exc:  # noqa: BLE001 - leftover entries of a finished run are never read
+            log.warning("could not delete the journal of run %s: %s", run_id, exc)

@@ -400,3 +400,89 @@ def os_utime(path: Path, when: datetime) -> None:
     import os
 
     os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+# --- a rollout killed half way ---------------------------------------------------------------------
+
+RUNNER_SCRIPT = """
+import json, sys
+from pathlib import Path
+from runner.execution import ExecutionSettings, execute
+from runner.model import Action, PlannedOperation
+from runner.recovery import for_run
+from runner.stack_ops import AutomationStackOperations, OperationTimeouts
+
+spec = json.loads(sys.argv[1])
+ops = AutomationStackOperations(Path(spec["project"]), backend_url=spec["backend"], secrets_provider="passphrase",
+                                env={"PULUMI_CONFIG_PASSPHRASE": "test"}, timeouts=OperationTimeouts(update_seconds=600))
+operations = [PlannedOperation(a[0], a[1], a[2], Action(a[3]), a[4], a[5], a[6]) for a in spec["operations"]]
+recovery, alive = for_run(spec["run"], "apply", backend_url=spec["backend"], s3_client=lambda: None, org="organization",
+                          project="datalake", update_seconds=600, kill_grace_seconds=60, build_timeout_minutes=[120],
+                          project_dir=Path(spec["project"]))
+with alive:
+    execute(operations, ops, ExecutionSettings(log_dir=Path(spec["logs"]), max_concurrency=1), lambda s, state: "-", recovery=recovery)
+"""
+
+
+def as_args(op: PlannedOperation) -> list:
+    return [op.account_id, op.account_name, op.stack, op.action.value, op.reason, op.silo_name, op.config]
+
+
+def test_a_rollout_killed_after_3_of_5_stacks_redoes_only_the_other_2(fake, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from runner.recovery import for_run
+
+    operations = [planned(account=f"{n:012d}") for n in range(1, 6)]
+    fake.seed(fake.project_dir, fake.backend_url, {op.stack: {} for op in operations})
+    fake.rule("up", "hang", stack=operations[3].stack, times=1, ignore_sigint=True)
+    spec = {"project": str(fake.project_dir), "backend": fake.backend_url, "logs": str(tmp_path / "logs-1"),
+            "run": "20260101T000000000000Z-killed", "operations": [as_args(op) for op in operations]}
+    root = Path(__file__).resolve().parent.parent
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, json.dumps(spec)], cwd=root,
+                              env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not [c for c in fake.calls() if c.raw.get("hanging")]:
+        assert runner.poll() is None, runner.stderr.read().decode()
+        assert time.monotonic() < deadline, "the fourth up never started"
+        time.sleep(0.2)
+    # The build dies with its container: the runner, the hanging CLI and its child, all at once.
+    [hung] = [c for c in fake.calls() if c.raw.get("hanging")]
+    for pid in (runner.pid, hung.pid, *hung.children):
+        os.kill(pid, signal.SIGKILL)
+    runner.wait()
+    first_ups = [c.stack.rsplit("/", 1)[-1] for c in fake.calls() if c.command == "up"]
+    assert first_ups == [op.stack for op in operations[:4]]
+    assert len(fake.locks(fake.backend_url)) == 1
+
+    clock = Clock()
+    clock.offset = timedelta(seconds=RULE.stale_after_seconds + 3600)  # the next scheduled run
+    recovery, alive = for_run("20260101T060000000000Z-next", "apply", backend_url=fake.backend_url, s3_client=lambda: None,
+                              org=ORG, project=PROJECT, update_seconds=2.0, kill_grace_seconds=1.0, build_timeout_minutes=[120],
+                              project_dir=fake.project_dir, clock=clock)
+    calls_before = len(fake.calls())
+    with alive:
+        results = run(automation(fake), operations, tmp_path, recovery)
+
+    assert [r.result for r in results] == [Result.SUCCEEDED] * 5, [r.error for r in results]
+    second_ups = [c.stack.rsplit("/", 1)[-1] for c in fake.calls()[calls_before:] if c.command == "up"]
+    # The fourth met the killed run's lock (stale by now: cleared) and went through on its retry.
+    assert sorted(second_ups) == [operations[3].stack, operations[3].stack, operations[4].stack]
+    for result in results[:3]:
+        [note] = result.notes
+        assert note.startswith("not repeated: run 20260101T000000000000Z-killed update this stack with the same program and config at ")
+        assert result.attempts == 0
+    assert results[3].notes[0].startswith("stale lock cleared: ")
+    # The next run finished: its journal is gone, and a third run would resume nothing.
+    objects = backend_objects(fake.backend_url, lambda: None)
+    assert objects.list("runner-runs/20260101T060000000000Z-next/") == []
+    assert len(objects.list("runner-runs/20260101T000000000000Z-killed/done/")) == 3
+    recovery, _ = for_run("20260101T070000000000Z-third", "apply", backend_url=fake.backend_url, s3_client=lambda: None, org=ORG,
+                          project=PROJECT, update_seconds=2.0, kill_grace_seconds=1.0, build_timeout_minutes=[120],
+                          project_dir=fake.project_dir, clock=clock)
+    assert recovery.resumption is not None and recovery.resumption.interrupted == ""
+    assert recovery.done_earlier(operations[0]) == ""
