@@ -19,8 +19,9 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-# The partner path is a contract between these IAM policies and the handlers: one definition.
-from functions.dropzone_partners.partners import partner_path
+# The partner path, the staff prefix and what partners may do are a contract between these IAM
+# policies and the handlers: one definition.
+from functions.dropzone_partners.partners import PARTNER_OBJECT_ACTIONS, STAFF_PREFIX, partner_path, staff_deny_statements
 
 from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
 from .api_logging import logged_stage
@@ -93,9 +94,10 @@ def partner_reach_statements(
     region: pulumi.Input[str],
     prefix: str,
 ) -> list[Statement]:
-    """Put/Get under `prefix` of the dropzone bucket, List limited to it, the key through S3 only."""
+    """Put/Get/Abort under `prefix` of the dropzone bucket, List limited to it, the key through S3
+    for this bucket only, and never the staff prefixes (explicit Denies: `prefix` may cover them)."""
     return [
-        statement(f"{sid_prefix}ReadWrite", ["s3:PutObject", "s3:GetObject"], pulumi.Output.concat(bucket_arn, "/", prefix, "*")),
+        statement(f"{sid_prefix}ReadWrite", list(PARTNER_OBJECT_ACTIONS), pulumi.Output.concat(bucket_arn, "/", prefix, "*")),
         statement(
             f"{sid_prefix}List",
             "s3:ListBucket",
@@ -106,8 +108,32 @@ def partner_reach_statements(
             f"{sid_prefix}Key",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             key_arn,
-            conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", region, ".amazonaws.com")}},
+            conditions={
+                "StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", region, ".amazonaws.com")},
+                # With S3 Bucket Keys the context is the bucket ARN, without them the object's.
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]},
+            },
         ),
+        *staff_deny_statements(bucket_arn, pulumi.Output.concat, sid_prefix),
+    ]
+
+
+# Keys with `.` or `..` segments: S3 stores them literally, and tools that treat keys as paths
+# (sync clients, SFTP, Spark) resolve them elsewhere. S3 ARN patterns match the key as it is.
+DOT_SEGMENT_KEYS = ("./*", "../*", "*/./*", "*/../*", "*/.", "*/..")
+
+
+def dropzone_bucket_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
+    """Extra dropzone bucket policy: nobody writes keys with `.` or `..` segments (the API
+    refuses them for staff uploads; partners write straight to S3 or over SFTP)."""
+    return [
+        statement(
+            "DenyDotSegmentKeys",
+            "s3:PutObject",
+            [pulumi.Output.concat(bucket_arn, "/", pattern) for pattern in DOT_SEGMENT_KEYS],
+            effect="Deny",
+            principal={"AWS": "*"},
+        )
     ]
 
 
@@ -377,9 +403,7 @@ class Dropzone(pulumi.ComponentResource):
                 ),
                 list_users_statement(),
                 statement("AssumePartnerSessionRole", "sts:AssumeRole", session_role_arn),
-                statement(
-                    "SignInternalUploads", "s3:PutObject", pulumi.Output.concat(site.bucket_arn, "/dropzone/internal/*")
-                ),
+                statement("SignStaffUploads", "s3:PutObject", pulumi.Output.concat(site.bucket_arn, f"/{STAFF_PREFIX}*")),
                 statement(
                     "EncryptInternalUploads",
                     "kms:GenerateDataKey",

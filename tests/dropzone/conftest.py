@@ -10,6 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+from botocore.validate import ParamValidator
 from moto import mock_aws
 
 from credential_vending.api import CredentialVendingApi, Settings
@@ -57,6 +59,46 @@ class RecordingClient:
 
     def called(self, name: str) -> list[dict[str, Any]]:
         return [kwargs for op, kwargs in self.calls if op == name]
+
+
+class FailingClient:
+    """A real boto3 client that fails the `occurrence`-th call of one operation, as AWS can midway
+    through a request. That call's parameters are first checked against botocore's service model
+    (a malformed call fails as it would against AWS); every other call goes to the real client."""
+
+    def __init__(self, real: Any, operation: str, occurrence: int = 1, code: str = "ServiceFailure"):
+        self._real, self._operation, self._occurrence, self._code = real, operation, occurrence, code
+        self._seen = 0
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._real, name)
+        if name != self._operation:
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            self._seen += 1
+            if self._seen != self._occurrence:
+                return attribute(**kwargs)
+            api_name = self._real.meta.method_to_api_mapping[name]
+            model = self._real.meta.service_model.operation_model(api_name)
+            report = ParamValidator().validate(kwargs, model.input_shape)
+            if report.has_errors():
+                raise ParamValidationError(report=report.generate_report())
+            self.failed = True
+            raise ClientError({"Error": {"Code": self._code, "Message": f"injected failure of {api_name}"}}, api_name)
+
+        return call
+
+
+def call_sequence(recording: "RecordingClient") -> list[tuple[str, int]]:
+    """(operation, occurrence) of every call a `RecordingClient` saw, in order."""
+    seen: dict[str, int] = {}
+    sequence = []
+    for name, _ in recording.calls:
+        seen[name] = seen.get(name, 0) + 1
+        sequence.append((name, seen[name]))
+    return sequence
 
 
 @dataclass
