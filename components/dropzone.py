@@ -161,7 +161,8 @@ class FunctionSpec:
 
 
 class DropzoneFunction(pulumi.ComponentResource):
-    """A Lambda with its own role, least-privilege inline policy and log group with retention."""
+    """A Lambda with its own role, least-privilege inline policy and log group with retention,
+    encrypted with the silo key (the logs hold partner names and client addresses)."""
 
     def __init__(
         self,
@@ -170,6 +171,7 @@ class DropzoneFunction(pulumi.ComponentResource):
         physical_name: str,
         account: AccountContext,
         log_retention_days: int,
+        kms_key_arn: pulumi.Input[str],
         tags: dict[str, str],
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
@@ -180,12 +182,18 @@ class DropzoneFunction(pulumi.ComponentResource):
             f"{name}-logs",
             name=log_group_name,
             retention_in_days=log_retention_days,
+            # The silo key's CloudWatch Logs grant (`logs.logs_key_statement`) covers this group.
+            kms_key_id=kms_key_arn,
             tags=tags,
             opts=child,
         )
         self.role, self.policy = role_with_policy(
             name,
             physical_name,
+            # No aws:SourceAccount/aws:SourceArn: Lambda documents those keys only for policies that
+            # target a function (https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html),
+            # not for its assuming the execution role; iam:PassRole already keeps other accounts from
+            # handing this role to their functions.
             assume_role_policy("lambda.amazonaws.com"),
             [log_write_statement("WriteOwnLogs", account, log_group_name), *spec.statements],
             tags,
@@ -440,6 +448,7 @@ class Dropzone(pulumi.ComponentResource):
                 physical_name=f"{base}-{'credential-vending' if spec.role == 'api' else 'dropzone-' + spec.role}"[:64],
                 account=account,
                 log_retention_days=args.function_log_retention_days,
+                kms_key_arn=site.key_arn,
                 tags=tags,
                 opts=child,
             )

@@ -195,6 +195,7 @@ def test_retention_periods_follow_the_config():
         "/aws/lambda/acme-dl-sales-credential-vending": 30,
         "/aws/lambda/acme-dl-sales-dropzone-janitor": 30,
         "/aws/lambda/acme-dl-sales-sftp-auth": 30,
+        "/aws/transfer/acme-dl-sales-dropzone": 30,
     }
 
 
@@ -364,7 +365,11 @@ def test_sftp_server_uses_the_lambda_identity_provider(silo: Recording):
     assert server.inputs["protocols"] == ["SFTP"]
     assert server.inputs["securityPolicyName"] == "TransferSecurityPolicy-2025-03"
     assert server.inputs["endpointType"] == "PUBLIC"
-    assert server.inputs["loggingRole"] == silo.one("aws:iam/role:Role", "silo-sales-sftp-logging-role").outputs["arn"]
+    # Structured logs into the stack's own group, not a logging role's self-made /aws/transfer/<server id>.
+    group = silo.one("aws:cloudwatch/logGroup:LogGroup", "silo-sales-sftp-logs")
+    assert server.inputs["structuredLogDestinations"] == [f"{group.outputs['arn']}:*"]
+    assert "loggingRole" not in server.inputs
+    assert group.urn in server.dependencies
     permission = silo.one("aws:lambda/permission:Permission", "silo-sales-sftp-auth-permission")
     assert (permission.inputs["principal"], permission.inputs["sourceArn"]) == ("transfer.amazonaws.com", server.outputs["arn"])
     assert auth.inputs["environment"]["variables"]["TRANSFER_ROLE_ARN"] == silo.one(
