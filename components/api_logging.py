@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .iam import AccountContext, assume_role_policy, statement
+from .logs import encrypted_log_group
 from .naming import bounded_name
 from .roles import role_with_policy
 
@@ -124,13 +125,13 @@ def logged_stage(
         if not execution_log_retention_days or kms_key_arn is None:
             raise ValueError(f"{name}: execution logging needs execution_log_retention_days and kms_key_arn")
         execution_logs.append(
-            aws.cloudwatch.LogGroup(
+            encrypted_log_group(
                 f"{name}-execution-logs",
-                name=pulumi.Output.concat("API-Gateway-Execution-Logs_", rest_api, "/", stage_name),
-                retention_in_days=execution_log_retention_days,
-                kms_key_id=kms_key_arn,
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=parent),
+                pulumi.Output.concat("API-Gateway-Execution-Logs_", rest_api, "/", stage_name),
+                kms_key_arn,
+                execution_log_retention_days,
+                tags or {},
+                pulumi.ResourceOptions(parent=parent),
             )
         )
     stage = aws.apigateway.Stage(

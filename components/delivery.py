@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .iam import AccountContext, Statement, account_service_trust, org_path_pattern, policy_json, statement
+from .logs import logs_service_key_statement
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
@@ -142,20 +143,11 @@ def build_log_group_name(name_prefix: str, stage: str) -> str:
 
 def build_logs_key_statement(account: AccountContext, name_prefix: str) -> Statement:
     """Master key policy grant: CloudWatch Logs may encrypt exactly the three build log groups."""
-    return statement(
+    return logs_service_key_statement(
         "AllowDeliveryBuildLogEncryption",
-        # No kms:DescribeKey: it carries no encryption context, so the condition never matches it.
-        ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
-         "kms:GenerateDataKeyWithoutPlaintext"],
-        "*",
-        principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
-        conditions={
-            "StringEquals": {
-                "kms:EncryptionContext:aws:logs:arn": [
-                    account.arn("logs", f"log-group:{build_log_group_name(name_prefix, stage)}") for stage in BUILD_STAGES
-                ]
-            }
-        },
+        account,
+        "StringEquals",
+        [account.arn("logs", f"log-group:{build_log_group_name(name_prefix, stage)}") for stage in BUILD_STAGES],
     )
 
 

@@ -25,6 +25,7 @@ from functions.dropzone_partners.partners import PARTNER_OBJECT_ACTIONS, STAFF_P
 
 from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
 from .api_logging import logged_stage
+from .logs import encrypted_log_group, logs_service_key_statement
 from .roles import role_with_policy
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -71,19 +72,8 @@ def audit_log_group_name(silo_name: str) -> str:
 
 def audit_log_key_statement(account: AccountContext, silo_name: str) -> Statement:
     """Silo key policy grant: CloudWatch Logs may encrypt the silo's `datalake/<silo>/*` log groups."""
-    return statement(
-        "AllowDropzoneLogEncryption",
-        # No kms:DescribeKey: it carries no encryption context, so the condition below never matches it.
-        ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
-         "kms:GenerateDataKeyWithoutPlaintext"],
-        "*",
-        principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
-        conditions={
-            # Encryption-context keys are strings to IAM (parliament flags ArnLike on them).
-            "StringLike": {
-                "kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:datalake/{silo_name}/*")
-            }
-        },
+    return logs_service_key_statement(
+        "AllowDropzoneLogEncryption", account, "StringLike", account.arn("logs", f"log-group:datalake/{silo_name}/*")
     )
 
 
@@ -178,15 +168,8 @@ class DropzoneFunction(pulumi.ComponentResource):
         super().__init__("datalake:dropzone:DropzoneFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         log_group_name = f"/aws/lambda/{physical_name}"
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=log_group_name,
-            retention_in_days=log_retention_days,
-            # The silo key's CloudWatch Logs grant (`logs.logs_key_statement`) covers this group.
-            kms_key_id=kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
+        # The silo key's CloudWatch Logs grant (`logs.logs_key_statement`) covers this group.
+        self.log_group = encrypted_log_group(f"{name}-logs", log_group_name, kms_key_arn, log_retention_days, tags, child)
         self.role, self.policy = role_with_policy(
             name,
             physical_name,

@@ -24,6 +24,7 @@ import pulumi_aws as aws
 from .catalog import catalog_arns
 from .config import DatasetConfig
 from .iam import AccountContext, Statement, assume_role_policy, statement
+from .logs import encrypted_log_group
 from .naming import bounded_name
 from .roles import role_with_policy
 from .schema import job_datasets_argument
@@ -216,14 +217,7 @@ class Etl(pulumi.ComponentResource):
         security_name = f"{base}-etl"
         # The groups Glue logs into, made first with a retention and the silo key.
         self.log_groups = {
-            label: aws.cloudwatch.LogGroup(
-                f"{name}-{label}-logs",
-                name=group,
-                retention_in_days=args.log_retention_days,
-                kms_key_id=args.kms_key_arn,
-                tags=args.tags,
-                opts=child,
-            )
+            label: encrypted_log_group(f"{name}-{label}-logs", group, args.kms_key_arn, args.log_retention_days, args.tags, child)
             for label, group in glue_log_group_names(
                 security_name,
                 bounded_name(base, "etl-job"),

@@ -19,6 +19,7 @@ import pulumi_aws as aws
 from .config import TRANSFER_SECURITY_POLICIES
 from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn, role_with_policy
 from .iam import AccountContext, statement
+from .logs import encrypted_log_group
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,8 @@ class SftpServer(pulumi.ComponentResource):
         # logging role would make Transfer write to `/aws/transfer/<server id>`, a name known only
         # after the server exists, and create that group itself without a retention.
         # https://docs.aws.amazon.com/transfer/latest/userguide/log-server-manage.html
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/transfer/{base}-dropzone",
-            retention_in_days=args.function_log_retention_days,
-            kms_key_id=site.key_arn,
-            tags=tags,
-            opts=child,
+        self.log_group = encrypted_log_group(
+            f"{name}-logs", f"/aws/transfer/{base}-dropzone", site.key_arn, args.function_log_retention_days, tags, child
         )
 
         self.identity_provider = DropzoneFunction(

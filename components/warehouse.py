@@ -21,6 +21,7 @@ import pulumi_aws as aws
 import pulumi_awsx as awsx
 
 from .iam import AccountContext, Statement, policy_json, principal_in_ou, service_trust_policy, statement
+from .logs import encrypted_log_group
 from .naming import bounded_name, catalog_name
 from .roles import role_with_policy
 
@@ -232,13 +233,8 @@ class Warehouse(pulumi.ComponentResource):
         )
         self.database_name = catalog_name(args.silo_name)
         self.log_groups = {
-            log_type: aws.cloudwatch.LogGroup(
-                f"{name}-{log_type}",
-                name=redshift_log_group_name(base, log_type),
-                retention_in_days=args.log_retention_days,
-                kms_key_id=args.kms_key_arn,
-                tags=tags,
-                opts=child,
+            log_type: encrypted_log_group(
+                f"{name}-{log_type}", redshift_log_group_name(base, log_type), args.kms_key_arn, args.log_retention_days, tags, child
             )
             for log_type in LOG_EXPORTS
         }
