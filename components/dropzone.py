@@ -23,7 +23,7 @@ import pulumi_aws as aws
 # policies and the handlers: one definition.
 from functions.dropzone_partners.partners import PARTNER_OBJECT_ACTIONS, STAFF_PREFIX, partner_path, staff_deny_statements
 
-from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
+from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
 from .api_logging import logged_stage
 from .logs import encrypted_log_group, logs_service_key_statement
 from .roles import role_with_policy
@@ -99,7 +99,7 @@ def partner_reach_statements(
             ["kms:GenerateDataKey", "kms:Decrypt"],
             key_arn,
             conditions={
-                "StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", region, ".amazonaws.com")},
+                "StringEquals": {"kms:ViaService": kms_via_service("s3", region)},
                 # With S3 Bucket Keys the context is the bucket ARN, without them the object's.
                 "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]},
             },
@@ -399,7 +399,7 @@ class Dropzone(pulumi.ComponentResource):
                     "EncryptInternalUploads",
                     "kms:GenerateDataKey",
                     site.key_arn,
-                    conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")}},
+                    conditions={"StringEquals": {"kms:ViaService": kms_via_service("s3", account.region)}},
                 ),
                 audit_statement,
             ],
