@@ -785,7 +785,12 @@ def for_run(run_id: str, command: str, *, backend_url: Optional[str], s3_client:
     if command == "apply" and project_dir is not None:
         from .ledger import bundle_digest
 
-        resumption = Resumption.load(RunJournal(objects, run_id), markers, bundle_digest(project_dir), command)
+        journal = RunJournal(objects, run_id)
+        try:
+            resumption = Resumption.load(journal, markers, bundle_digest(project_dir), command)
+        except Exception as exc:  # noqa: BLE001 - without the predecessor's journal every operation simply runs
+            log.warning("could not read the earlier runs' markers (%s): nothing is resumed", exc)
+            resumption = Resumption(journal, bundle_digest(project_dir))
     recovery = Recovery(qualify=qualify, locks=locks, absent=absent, project=project, resumption=resumption)
     return recovery, _alive(markers, run_id, command, rule.heartbeat_seconds, resumption)
 

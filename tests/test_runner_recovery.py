@@ -96,9 +96,27 @@ def killed_run(fake: FakePulumi, tmp_path, *, pending=()) -> Path:
     return lock
 
 
+def leave_lock(fake: FakePulumi, *, created: datetime, host: str = "", user: str = "", pid: int = 4242) -> Path:
+    """A lock file as pkg/backend/diy/lock.go writes it (what `killed_run` leaves, without the wait)."""
+    this, me = this_host()
+    path = fake.backend_dir(fake.backend_url) / f".pulumi/locks/{QUALIFIED}/7f1c2d3e-0000-4000-8000-000000000000.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": pid, "username": user or me, "hostname": host or this, "timestamp": created.isoformat()},
+                               separators=(",", ":")))
+    return path
+
+
 def test_a_stale_lock_of_a_killed_run_is_cleared_and_the_update_goes_on(fake, tmp_path):
     fake.seed(fake.project_dir, fake.backend_url, {STACK: {}})
     lock = killed_run(fake, tmp_path)
+    # What the killed CLI left is what pkg/backend/diy/lock.go writes, where it writes it.
+    assert lock.parent == fake.backend_dir(fake.backend_url) / ".pulumi" / "locks" / ORG / PROJECT / STACK
+    content = json.loads(lock.read_text())
+    assert list(content) == ["pid", "username", "hostname", "timestamp"]  # lockContent's fields, in order
+    assert (content["hostname"], content["username"]) == this_host() == (socket.gethostname(), this_host()[1])
+    assert datetime.fromisoformat(content["timestamp"]).tzinfo is not None
+    [read] = read_locks(backend_objects(fake.backend_url, lambda: None), ORG, PROJECT, STACK)
+    assert read.pid == content["pid"] and read.where == str(lock)
     clock = Clock()
     clock.offset = timedelta(seconds=RULE.stale_after_seconds + 60)  # the next scheduled run, hours later
 
@@ -118,7 +136,11 @@ def test_a_stale_lock_of_a_killed_run_is_cleared_and_the_update_goes_on(fake, tm
 
 def test_a_fresh_lock_is_waited_for_and_not_cleared(fake, tmp_path):
     fake.seed(fake.project_dir, fake.backend_url, {STACK: {}})
-    lock = killed_run(fake, tmp_path)  # minutes old: it could still be a live update's
+    objects = backend_objects(fake.backend_url, lambda: None)
+    started = datetime.now(timezone.utc) - timedelta(minutes=20)
+    RunMarkers(objects, clock=lambda: started).write("20260101T000000000000Z-dead01", "apply", started, finished=True)
+    # Its run has finished, but the lock is minutes old: a CLI the run lost could still hold it.
+    lock = leave_lock(fake, created=started + timedelta(seconds=30))
 
     [result] = run(automation(fake), [planned()], tmp_path, recovery_for(fake, Clock()), lock_attempts=3)
 
@@ -134,7 +156,7 @@ def test_an_old_lock_of_a_run_that_still_beats_is_not_cleared(fake, tmp_path):
     objects = backend_objects(fake.backend_url, lambda: None)
     clock = Clock()
     started = clock()
-    lock = killed_run(fake, tmp_path)
+    lock = leave_lock(fake, created=started + timedelta(seconds=1))
     clock.offset = timedelta(seconds=RULE.stale_after_seconds + 60)
     # The run that took the lock is still heartbeating (e.g. a longer operation timeout than this run's).
     RunMarkers(objects, clock=clock).write("20260101T000000000000Z-alive1", "apply", started)
@@ -261,18 +283,6 @@ def test_pending_operations_of_an_update_in_flight_are_not_touched(fake, tmp_pat
 
 
 # --- the fake's fidelity to the CLI's lock and pending-operation behaviour -------------------------
-
-
-def test_the_fake_writes_lock_files_as_the_diy_backend_does(fake, tmp_path):
-    fake.seed(fake.project_dir, fake.backend_url, {STACK: {}})
-    lock = killed_run(fake, tmp_path)
-    assert lock.parent == fake.backend_dir(fake.backend_url) / ".pulumi" / "locks" / ORG / PROJECT / STACK
-    content = json.loads(lock.read_text())
-    assert list(content) == ["pid", "username", "hostname", "timestamp"]  # lockContent's fields, in order
-    assert content["hostname"] == socket.gethostname() and content["username"] == this_host()[1]
-    assert datetime.fromisoformat(content["timestamp"]).tzinfo is not None
-    [read] = read_locks(backend_objects(fake.backend_url, lambda: None), ORG, PROJECT, STACK)
-    assert read.pid == content["pid"] and read.where == str(lock)
 
 
 def test_the_fake_keeps_pending_creates_across_an_up_and_drops_them_on_import(fake):
