@@ -33,6 +33,7 @@ from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
 from .restore import add_parser as add_restore_parser
+from .silo_config import check_accounts, load_layers
 from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--project-dir", type=Path, default=DEFAULT_PROJECT_DIR, help="Pulumi project directory (default: this checkout)")
     common.add_argument("--master-config", type=Path, help="master stack file with the runner settings (default: <project>/Pulumi.master.yaml)")
     common.add_argument("--template", type=Path, help="silo stack template (default: <project>/Pulumi.silo-template.yaml)")
+    common.add_argument("--silo-settings", type=Path, help="directory of silo profiles and per-account files (default: <project>/silos)")
     common.add_argument("--silo-ou", help="id of the silo OU (default: the last OU of datalake:siloOuPath)")
     common.add_argument("--endpoint-url", help="AWS endpoint for Organizations and S3 (a local emulator)")
     common.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region of the AWS clients (default $AWS_REGION or us-east-1)")
@@ -192,6 +194,7 @@ class Run:
             silo_ou_id=_silo_ou(args, config),
             opt_out_tag=runner.opt_out_tag,
             opt_out_value=runner.opt_out_value,
+            profile_tag=runner.profile_tag,
             allow_accounts=frozenset(runner.allow_accounts + args.allow),
             deny_accounts=frozenset(runner.deny_accounts + args.deny),
         )
@@ -202,6 +205,8 @@ class Run:
             return EXIT_OK
 
         template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
+        layers = load_layers(args, template, runner.profile_tag)
+        check_accounts(layers, discovery.accounts)  # every silo's config is valid before a stack is listed
         ops = _stack_ops(args, config, self.clients)
         stacks = self.timed("listStacks", ops.list_stacks)
         found = {a.id for a in discovery.accounts}
@@ -212,7 +217,7 @@ class Run:
             max_retire_share=runner.max_retire_share if args.max_retire_share is None else args.max_retire_share,
             allow_mass_retire=args.allow_mass_retire,
         )
-        self.plan = build_plan(discovery, stacks, template, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
+        self.plan = build_plan(discovery, stacks, layers, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
         if args.plan_json:
             args.plan_json.parent.mkdir(parents=True, exist_ok=True)
             args.plan_json.write_text(yaml.safe_dump(self.plan.to_json()) if args.plan_json.suffix in (".yaml", ".yml") else _json(self.plan.to_json()))

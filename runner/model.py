@@ -6,6 +6,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from components.silo_settings import Override
+
 STACK_PREFIX = "silo-"
 ACTIVE = "ACTIVE"
 # Statuses of accounts that are closed or closing: nothing in them can be reached any more.
@@ -38,6 +40,8 @@ class Account:
     """The account carries the opt-out tag (e.g. `datalake:silo=false`)."""
     excluded: str = ""
     """Why the runner's allow/deny lists leave the account out ('' when they do not)."""
+    profile: str = ""
+    """Value of the profile tag (`datalake:profile`): the silo profile the account asks for ('' none)."""
 
     @property
     def active(self) -> bool:
@@ -108,6 +112,10 @@ class PlannedOperation:
     """The validated stack config to write before create/update (None for retirements)."""
     held: str = ""
     """Why the runner holds this operation back (mass-retire protection); '' when it runs."""
+    profile: str = ""
+    """The silo profile applied over the template (from the account's tag; '' none)."""
+    overrides: tuple[Override, ...] = ()
+    """Keys the profile or the account's file set over the template, with the file that set each."""
 
     @property
     def partners(self) -> str:
@@ -124,6 +132,7 @@ class PlannedOperation:
         data = asdict(self)
         data["action"] = self.action.value
         data["partners"] = self.partners
+        data["overrides"] = [{"key": o.key, "source": o.source} for o in self.overrides]
         return data
 
 
