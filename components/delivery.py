@@ -82,7 +82,9 @@ phases:
       - aws configure set profile.master.role_arn "$MASTER_DEPLOY_ROLE_ARN"
       - aws configure set profile.master.credential_source EcsContainer
       - AWS_PROFILE=master pulumi up -s master --yes --non-interactive
-      - python -m runner apply
+      # Reports and retired stacks' state exports go to the state bucket (exports SSE-KMS with the
+      # master key, s3://$STATE_BUCKET/runner-exports): the build container does not outlive the build.
+      - python -m runner apply --backend-url "s3://$STATE_BUCKET" --report-to "s3://$STATE_BUCKET/runner-reports"
 """
 
 

@@ -28,7 +28,7 @@ from components.config import SILO_NAME_PATTERN, parse_stack_config
 from components.errors import UsageError
 from components.silo_settings import SiloSettingsError
 
-from .model import Account, Action, Discovery, Plan, PlannedOperation, StackInfo, stack_name
+from .model import Account, Action, Discovery, Plan, PlannedOperation, StackInfo, exclusion, stack_name
 from .silo_config import SiloLayers, render_or_collect
 
 ACCOUNT_PLACEHOLDER = "__ACCOUNT_ID__"
@@ -44,6 +44,14 @@ class PlanSettings:
     """Largest share of existing stacks one run may retire (default 0.2) without `--allow-mass-retire`."""
     allow_mass_retire: bool = False
     """Lift the mass-retire protection for this run (default False)."""
+    allow_accounts: frozenset[str] = frozenset()
+    """When not empty, only these accounts' stacks are touched (default empty)."""
+    deny_accounts: frozenset[str] = frozenset()
+    """Accounts whose stacks are never touched (default empty)."""
+
+    def exclusion(self, account_id: str) -> str:
+        """Why the allow/deny lists leave this account's stack alone ('' when they do not)."""
+        return exclusion(account_id, self.allow_accounts, self.deny_accounts)
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -135,6 +143,9 @@ def build_plan(
 ) -> Plan:
     """One operation per account that needs one, sorted create, update, retire; then the safety rules.
 
+    The allow/deny lists are applied here to every account, including stacks whose account the
+    organization no longer knows (discovery has no record of those to mark).
+
     `template` is the silo template's config, or `SiloLayers` (template, profiles, account files):
     every wanted account's config is rendered and validated first, and any problem, for any
     account, raises `SiloSettingsError` before a single operation exists.
@@ -149,6 +160,8 @@ def build_plan(
 
     for account in discovery.accounts:
         stack = silo_stacks.get(account.id)
+        if settings.exclusion(account.id):
+            continue
         if account.wanted:
             if stack is not None:
                 silo = stack.silo_name or derive_silo_name(account.name, account.id, taken, limit)
@@ -175,7 +188,7 @@ def build_plan(
                 operations.append(op)
 
     for account_id, stack in sorted(silo_stacks.items()):
-        if account_id in in_ou:
+        if account_id in in_ou or settings.exclusion(account_id):
             continue
         if account_id not in discovery.outside:
             raise UsageError(f"stack {stack.name}: account {account_id} was neither discovered nor looked up")

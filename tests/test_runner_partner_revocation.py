@@ -14,6 +14,7 @@ from moto import mock_aws
 from offline.fake_stacks import FakeStackOperations
 from runner.execution import ExecutionSettings, execute
 from runner.model import Action, PlannedOperation, Result, StackInfo
+from components.errors import StackLockedError
 from components.iam import partition_of
 from runner.partners import AssumedRoleIam, PartnerRevoker
 
@@ -223,3 +224,57 @@ def test_the_factory_acts_in_the_silo_account():
         iam.create_user(UserName="probe", Path="/")
         assert iam.get_user(UserName="probe")["User"]["Arn"] == f"arn:aws:iam::{SILO_ACCOUNT}:user/probe"
         assert "probe" not in user_names(boto3.client("iam", region_name=REGION))  # not the caller's own account
+
+
+def test_lock_retries_do_not_repeat_the_export_or_the_revocation(tmp_path):
+    """A retire-destroy whose destroy meets a lock twice, then whose remove meets one: each side effect happens once."""
+    stack = f"silo-{SILO_ACCOUNT}"
+    revocations, exports = [], []
+
+    def revoke(op, out):
+        revocations.append(op.stack)
+        return [f"revoked 1 dropzone partner(s) under /datalake/partners/{op.silo_name}/: acme"]
+
+    def save(name, state):
+        exports.append(name)
+        return f"memory://{name}"
+
+    class Locked(FakeStackOperations):
+        """`destroy` finds the stack locked twice, then `remove` once."""
+
+        def __init__(self, stacks):
+            super().__init__(stacks)
+            self.remaining = {"destroy": 2, "remove": 1}
+
+        def _locked(self, operation, name):
+            if self.remaining[operation]:
+                self.remaining[operation] -= 1
+                self._record(f"{operation} (locked)", name)
+                raise StackLockedError(f"{name}: {operation} found the stack locked by another update")
+
+        def destroy(self, name, log):
+            self._locked("destroy", name)
+            return super().destroy(name, log)
+
+        def remove(self, name, *, force):
+            self._locked("remove", name)
+            super().remove(name, force=force)
+
+    fake = Locked([StackInfo(stack, "sales")])
+    [result] = execute([retire()], fake, settings(tmp_path), save, revoke_partners=revoke)
+    assert result.result is Result.SUCCEEDED and result.attempts == 4, result.error
+    assert [c for c, _ in fake.calls] == ["export", "destroy (locked)", "destroy (locked)", "destroy", "remove (locked)", "remove"]
+    assert exports == [stack] and revocations == [stack]
+    assert result.notes == ["revoked 1 dropzone partner(s) under /datalake/partners/sales/: acme"]
+    assert result.changed == fake.resources_per_stack
+    log = Path(result.log_file).read_text()
+    assert log.count("# state exported to") == 1 and "resuming; already done: destroy, export, revoke" in log
+
+
+def test_a_locked_create_does_not_create_or_configure_again(tmp_path):
+    account = "333333333333"
+    create = PlannedOperation(account, "New", f"silo-{account}", Action.CREATE, "new", "new", {"datalake:accountId": account})
+    fake = FakeStackOperations(locked={f"silo-{account}": 2})
+    [result] = execute([create], fake, settings(tmp_path), no_export)
+    assert result.result is Result.SUCCEEDED and result.attempts == 3
+    assert [c for c, _ in fake.calls] == ["create", "set_config", "up", "up", "up"]
