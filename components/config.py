@@ -689,7 +689,8 @@ class CommonConfig(_Model):
     and physical names that start with `<namePrefix>-<env>` (components/environments.py)."""
     name_prefix: str = Field("datalake", examples=["acme-dl"])
     """Prefix of every physical name (default `datalake`): lowercase, 2-12 characters. In environment
-    `<env>` the names start with `<namePrefix>-<env>` (at most 14 characters), which `name_prefix` then holds."""
+    `<env>` the names start with `<namePrefix>-<env>` (at most 16 characters), which `name_prefix` then
+    holds; the delivery's deployer role then defaults to `<namePrefix>-<env>-master-deployer`."""
     organization_id: str = Field(examples=[EXAMPLE_ORG_ID])
     """The AWS Organizations id, `o-` and 10-32 lowercase letters or digits."""
     silo_ou_path: str = Field(examples=[EXAMPLE_SILO_OU_PATH])
@@ -736,6 +737,18 @@ class CommonConfig(_Model):
             )
         data = {key: value for key, value in data.items() if key not in ("namePrefix", "name_prefix")}
         data["namePrefix"] = prefix
+        delivery = decode_structured(data.get("delivery"))
+        named = {"masterDeployRoleName", "master_deploy_role_name"}
+        if "delivery" in cls.model_fields and isinstance(delivery, Mapping) and not named & set(delivery):
+            # `datalake-master-deployer` is the default environment's role; both masters may share an account.
+            data["delivery"] = {**delivery, "masterDeployRoleName": f"{prefix}-master-deployer"}
+        analytics = decode_structured(data.get("analytics", {}))
+        if "analytics" in cls.model_fields and isinstance(analytics, Mapping):
+            # Athena catalog names are unique per account and region: `silo_<env>_<account name>`.
+            catalog_prefix = analytics.get("catalogPrefix", analytics.get("catalog_prefix", "silo_"))
+            if isinstance(catalog_prefix, str):
+                rest = {k: v for k, v in analytics.items() if k not in ("catalogPrefix", "catalog_prefix")}
+                data["analytics"] = {**rest, "catalogPrefix": f"{catalog_prefix}{environment}_"}
         return data
 
     @field_validator("environment")

@@ -187,6 +187,7 @@ class MasterAccount(pulumi.ComponentResource):
                 account=account,
                 name_prefix=cfg.name_prefix,
                 organization_id=cfg.organization_id,
+                environment=cfg.environment,
                 management_account_id=cfg.management_account_id,
                 deploy_role_name=cfg.deploy_role_name,
                 pulumi_cli_sha256=cli_checksums["runner"],

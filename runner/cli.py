@@ -33,6 +33,14 @@ from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
 from .restore import add_parser as add_restore_parser
+from .environments import (
+    add_environment_argument,
+    check_file_environment,
+    check_other_environments,
+    environment_of,
+    master_config_path,
+    template_path,
+)
 from .silo_config import check_accounts, load_layers
 from .report import NotStoredError, ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, OperationTimeouts, StackOperations
@@ -93,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     parser = _Parser(prog="python -m runner", description="Reconcile one Pulumi silo stack per account of the silo OU.")
+    add_environment_argument(parser, common)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("discover", parents=[common], help="list the silo OU's accounts with status and opt-out")
     commands.add_parser("plan", parents=[common], help="print what apply would do (changes nothing)")
@@ -131,11 +140,12 @@ def _boto(service: str, args: argparse.Namespace) -> Any:
 
 
 def _master_config(args: argparse.Namespace) -> MasterConfig:
-    path = args.master_config or args.project_dir / "Pulumi.master.yaml"
+    path = master_config_path(args)
     try:
         raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except FileNotFoundError:
-        raise UsageError(f"master stack file {path} does not exist; pass --master-config") from None
+        raise UsageError(f"master stack file {path} does not exist; pass --master-config (or --env of an environment that has one)") from None
+    check_file_environment(path, raw, environment_of(args))
     # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket;
     # `bootstrap` has no --backend-url: it creates that bucket).
     config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(getattr(args, "backend_url", None)))
@@ -179,7 +189,8 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
     update_seconds = args.operation_timeout * 60
     timeouts = OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
     return AutomationStackOperations(
-        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts
+        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts,
+        environment=environment_of(args),
     )
 
 
@@ -257,11 +268,15 @@ class Run:
             print(f"{len(discovery.accounts)} accounts under {settings.silo_ou_id} ({sum(a.wanted for a in discovery.accounts)} silos)")
             return EXIT_OK
 
-        template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
+        environment = environment_of(args)
+        check_other_environments(Path(args.project_dir), environment, config.silo_ou_path)
+        template = load_template(template_path(args))
+        check_file_environment(template_path(args), template, environment)
         layers = load_layers(args, template, runner.profile_tag)
-        check_accounts(layers, discovery.accounts)  # every silo's config is valid before a stack is listed
+        check_accounts(layers, discovery.accounts, environment)  # every silo's config is valid before a stack is listed
         ops = _stack_ops(args, config, self.clients)
-        stacks = self.timed("listStacks", ops.list_stacks)
+        # Only this environment's silo stacks have an account: the others are neither updated nor retired.
+        stacks = [replace(s, environment=environment) for s in self.timed("listStacks", ops.list_stacks)]
         found = {a.id for a in discovery.accounts}
         orphans = [s.account_id for s in stacks if s.account_id and s.account_id not in found]
         outside = self.timed("discovery", lambda: describe_outside(org, orphans, settings, self.clients.backoff))
@@ -271,6 +286,7 @@ class Run:
             allow_mass_retire=args.allow_mass_retire,
             allow_accounts=settings.allow_accounts,
             deny_accounts=settings.deny_accounts,
+            environment=environment,
         )
         self.plan = build_plan(discovery, stacks, layers, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
         if args.plan_json:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -48,6 +48,9 @@ class PlanSettings:
     """When not empty, only these accounts' stacks are touched (default empty)."""
     deny_accounts: frozenset[str] = frozenset()
     """Accounts whose stacks are never touched (default empty)."""
+    environment: Optional[str] = None
+    """The environment planned (default None: the default one): only its silo stacks are seen, and new
+    stacks get its names (`silo-<env>-<account-id>`)."""
 
     def exclusion(self, account_id: str) -> str:
         """Why the allow/deny lists leave this account's stack alone ('' when they do not)."""
@@ -115,7 +118,7 @@ def derive_silo_name(account_name: str, account_id: str, taken: Iterable[str] = 
 
 
 def _retire(account_id: str, name: str, action: Action, reason: str, stack: StackInfo) -> PlannedOperation:
-    return PlannedOperation(account_id, name, stack.name, action, reason, silo_name=stack.silo_name)
+    return PlannedOperation(account_id, name, stack.name, action, reason, silo_name=stack.silo_name, environment=stack.environment)
 
 
 def _retirement(account: Optional[Account], account_id: str, stack: StackInfo, in_ou: bool, settings_tag: str) -> Optional[PlannedOperation]:
@@ -152,6 +155,9 @@ def build_plan(
     """
     layers = template if isinstance(template, SiloLayers) else None
     limit = layers.silo_name_limit if layers is not None else MAX_SILO_NAME
+    environment = settings.environment
+    # Another environment's silo stacks have no account here: they are neither updated nor retired.
+    stacks = [replace(s, environment=environment) for s in stacks]
     silo_stacks = {s.account_id: s for s in stacks if s.account_id}
     in_ou = {a.id: a for a in discovery.accounts}
     taken = {s.silo_name for s in silo_stacks.values() if s.silo_name}
@@ -172,14 +178,17 @@ def build_plan(
             taken.add(silo)
             if layers is None:
                 config = seed_config(template, account.id, silo)
-                operations.append(PlannedOperation(account.id, account.name, stack_name(account.id), action, reason, silo, config))
+                operations.append(
+                    PlannedOperation(account.id, account.name, stack_name(account.id, environment), action, reason, silo, config,
+                                     environment=environment)
+                )
                 continue
-            layered = render_or_collect(layers, account, silo, stack_name(account.id), problems)
+            layered = render_or_collect(layers, account, silo, stack_name(account.id, environment), problems)
             if layered is not None:
                 operations.append(
                     PlannedOperation(
-                        account.id, account.name, stack_name(account.id), action, reason, silo, layered.config,
-                        profile=layered.profile, overrides=layered.overrides,
+                        account.id, account.name, stack_name(account.id, environment), action, reason, silo, layered.config,
+                        profile=layered.profile, overrides=layered.overrides, environment=environment,
                     )
                 )
         elif stack is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components.config import PREFIX_AND_SILO_BUDGET, parse_stack_config
-from components.environments import resource_prefix
+from components.environments import resource_prefix, silo_stack_name
 from components.errors import ConfigError
 from components.silo_settings import PROFILE_TAG, Layered, SiloSettings, SiloSettingsError, annotate
 
@@ -94,7 +94,7 @@ class SiloLayers:
         return layered
 
 
-def check_accounts(layers: SiloLayers, accounts: Iterable[Account]) -> None:
+def check_accounts(layers: SiloLayers, accounts: Iterable[Account], environment: Optional[str] = None) -> None:
     """Stage 3 before the backend is even listed: every wanted account rendered with the silo name it
     would get if new (the plan renders again with the names existing stacks keep)."""
     from .planning import derive_silo_name
@@ -106,7 +106,7 @@ def check_accounts(layers: SiloLayers, accounts: Iterable[Account]) -> None:
             continue
         silo = derive_silo_name(account.name, account.id, taken, layers.silo_name_limit)
         taken.add(silo)
-        render_or_collect(layers, account, silo, f"silo-{account.id}", problems)
+        render_or_collect(layers, account, silo, silo_stack_name(account.id, environment), problems)
     if problems:
         raise SiloSettingsError(problems)
 
@@ -128,10 +128,9 @@ def _label(path: Path, project_dir: Path) -> str:
 
 
 def load_layers(args: Any, template: Mapping[str, Any], profile_tag: str = PROFILE_TAG) -> SiloLayers:
-    """The run's layers: `--template` (or the project's) and `--silo-settings` (or `<project>/silos`)."""
-    from components.silo_settings import DEFAULT_SETTINGS_DIR
+    """The run's layers: `--template` (or the environment's template) and `--silo-settings` (or `<project>/silos[-<env>]`)."""
+    from .environments import settings_dir as settings_dir_of, template_path as template_path_of
 
     project_dir = Path(args.project_dir)
-    template_path = Path(args.template) if args.template else project_dir / "Pulumi.silo-template.yaml"
-    settings_dir = Path(args.silo_settings) if getattr(args, "silo_settings", None) else project_dir / DEFAULT_SETTINGS_DIR
+    template_path, settings_dir = template_path_of(args), settings_dir_of(args)
     return SiloLayers.load(template, _label(template_path, project_dir), settings_dir, _label(settings_dir, project_dir), profile_tag)
