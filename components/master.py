@@ -17,10 +17,10 @@ from .delivery import DeliveryPipeline, DeliveryPipelineArgs
 from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext
 from .naming import bucket_name
-from .regional_analytics import RegionalAnalytics, RegionalAnalyticsArgs
+from .regional_analytics import RegionalAnalytics, RegionalAnalyticsArgs, master_access_logs_args
 from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .runner_triggers import RunnerTriggers, RunnerTriggersArgs, runner_logs_key_statement
-from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
+from .secure_bucket import SecureBucket
 from .storage import access_log_encryption_statement
 
 MASTER_OWNER = "master"
@@ -105,15 +105,7 @@ class MasterAccount(pulumi.ComponentResource):
         )
         self.access_logs = SecureBucket(
             f"{name}-access-logs",
-            SecureBucketArgs(
-                bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "access-logs", account.account_id),
-                purpose="access-logs",
-                account=account,
-                kms_key_arn=self.key.arn,
-                receives_access_logs=True,
-                lifecycle=BucketLifecycle(expiration_days=365),
-                tags=tags,
-            ),
+            master_access_logs_args(bucket_name(cfg.name_prefix, MASTER_OWNER, "access-logs", account.account_id), account, self.key.arn, tags),
             opts=child,
         )
         self.artifacts = ArtifactStore(

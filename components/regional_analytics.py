@@ -28,6 +28,21 @@ from .storage import access_log_encryption_statement
 MASTER_OWNER = "master"
 
 
+def master_access_logs_args(
+    bucket_name: pulumi.Input[str], account: AccountContext, kms_key_arn: pulumi.Input[str], tags: Mapping[str, str]
+) -> SecureBucketArgs:
+    """The master's server-access-log bucket of a region: receives the logs of that region's buckets, kept a year."""
+    return SecureBucketArgs(
+        bucket_name=bucket_name,
+        purpose="access-logs",
+        account=account,
+        kms_key_arn=kms_key_arn,
+        receives_access_logs=True,
+        lifecycle=BucketLifecycle(expiration_days=365),
+        tags=dict(tags),
+    )
+
+
 @dataclass(frozen=True)
 class RegionalAnalyticsArgs:
     """Arguments of `RegionalAnalytics`."""
@@ -71,14 +86,8 @@ class RegionalAnalytics(pulumi.ComponentResource):
         )
         self.access_logs = SecureBucket(
             f"{name}-access-logs",
-            SecureBucketArgs(
-                bucket_name=bucket_name(prefix, MASTER_OWNER, f"access-logs-{region}", args.account.account_id),
-                purpose="access-logs",
-                account=args.account,
-                kms_key_arn=self.key.arn,
-                receives_access_logs=True,
-                lifecycle=BucketLifecycle(expiration_days=365),
-                tags=tags,
+            master_access_logs_args(
+                bucket_name(prefix, MASTER_OWNER, f"access-logs-{region}", args.account.account_id), args.account, self.key.arn, tags
             ),
             opts=child,
         )

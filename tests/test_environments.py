@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
-from pathlib import Path
 
 import boto3
 import pytest
