@@ -8,9 +8,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from offline.boto_faults import fail_session_with_error
 from offline.fake_stacks import FakeStackOperations
 from runner.cli import Clients, main
 from runner.demo import GONE_ACCOUNT, MOVED_OUT, OPTED_OUT, SUSPENDED, seed_organization
@@ -282,8 +282,11 @@ def test_apply_revokes_the_partners_of_destroyed_silos_and_a_dry_run_does_not(wo
 def test_a_failed_revocation_exits_1_and_destroys_nothing(world, caplog):
     seeded, org, fake, tmp_path = world
 
-    def denied(account_id):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform sts:AssumeRole"}}, "AssumeRole")
+    # The deploy role cannot be assumed: STS refuses (after botocore validated the call).
+    session = boto3.session.Session(region_name="eu-west-1")
+    fail_session_with_error(session, "sts", "assume_role", "AccessDenied", "User: arn:aws:iam::123456789012:user/runner is not "
+                            "authorized to perform: sts:AssumeRole on resource: arn:aws:iam::*:role/OrganizationAccountAccessRole")
+    denied = AssumedRoleIam("OrganizationAccountAccessRole", "eu-west-1", session=session)
 
     args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}",
             f"--exports-to={tmp_path / 'exports'}"]
@@ -294,6 +297,7 @@ def test_a_failed_revocation_exits_1_and_destroys_nothing(world, caplog):
     failed = [r for r in last_report(tmp_path)["results"] if r["result"] == "failed"]
     assert [r["action"] for r in failed] == ["retire-destroy", "retire-destroy"]
     assert all(r["error"].startswith("stack not destroyed: revoking dropzone partners under /datalake/partners/") for r in failed)
+    assert all("AccessDenied" in r["error"] and "sts:AssumeRole" in r["error"] for r in failed)
     assert "2 operation(s) failed" in caplog.text
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from offline.boto_faults import fail_session_with_error, fail_with_error, operation_name
 from offline.fake_stacks import FakeStackOperations
 from runner.execution import ExecutionSettings, execute
 from runner.model import Action, PlannedOperation, Result, StackInfo
@@ -48,10 +48,18 @@ def user_names(iam: Any) -> set[str]:
 
 
 class Recording:
-    """An IAM client that records each call and can fail one operation with AccessDenied."""
+    """A real (moto) IAM client that records each call; `fail_on` makes one operation fail with AccessDenied.
+
+    The failure is injected after botocore validated the call (offline.boto_faults), with AWS's message.
+    """
 
     def __init__(self, real: Any, fail_on: str = ""):
-        self._real, self.fail_on, self.calls = real, fail_on, []
+        self._real, self.calls = real, []
+        if fail_on:
+            operation = operation_name(real, fail_on)
+            fail_with_error(real, fail_on, "AccessDenied",
+                            f"User: arn:aws:sts::{SILO_ACCOUNT}:assumed-role/{ROLE}/datalake-runner-revoke is not authorized "
+                            f"to perform: iam:{operation} on resource: user")
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._real, name)
@@ -60,8 +68,6 @@ class Recording:
 
         def call(**kwargs: Any) -> Any:
             self.calls.append((name, kwargs))
-            if name == self.fail_on:
-                raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"not authorized to perform iam:{name}"}}, name)
             return attribute(**kwargs)
 
         return call
@@ -145,7 +151,7 @@ def test_a_failed_revocation_stops_the_destroy_and_leaves_the_partner_locked_out
     assert result.error.startswith(
         f"stack not destroyed: revoking dropzone partners under /datalake/partners/sales/ in {SILO_ACCOUNT} failed: "
     )
-    assert "AccessDenied" in result.error and "iam:delete_user" in result.error
+    assert "AccessDenied" in result.error and "iam:DeleteUser" in result.error
     assert [c for c, _ in fake.calls] == ["export"]
     assert f"silo-{SILO_ACCOUNT}" in fake.stacks and not fake.removed
     assert "# FAILED: stack not destroyed" in Path(result.log_file).read_text()
@@ -155,12 +161,15 @@ def test_a_failed_revocation_stops_the_destroy_and_leaves_the_partner_locked_out
 
 
 def test_an_unreachable_account_fails_the_retirement_without_destroy(tmp_path):
-    def denied(account_id: str) -> Any:
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform sts:AssumeRole"}}, "AssumeRole")
-
-    fake = FakeStackOperations([StackInfo(f"silo-{SILO_ACCOUNT}", "sales")])
-    [result] = execute([retire()], fake, settings(tmp_path), no_export, revoke_partners=PartnerRevoker(denied))
-    assert result.result is Result.FAILED and "sts:AssumeRole" in result.error
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        fail_session_with_error(session, "sts", "assume_role", "AccessDenied",
+                                f"User: arn:aws:iam::{OTHER_ACCOUNT}:user/runner is not authorized to perform: sts:AssumeRole "
+                                f"on resource: arn:aws:iam::{SILO_ACCOUNT}:role/{ROLE}")
+        fake = FakeStackOperations([StackInfo(f"silo-{SILO_ACCOUNT}", "sales")])
+        revoker = PartnerRevoker(AssumedRoleIam(ROLE, REGION, session=session))
+        [result] = execute([retire()], fake, settings(tmp_path), no_export, revoke_partners=revoker)
+    assert result.result is Result.FAILED and "AccessDenied" in result.error and "sts:AssumeRole" in result.error
     assert ("destroy", f"silo-{SILO_ACCOUNT}") not in fake.calls
 
 

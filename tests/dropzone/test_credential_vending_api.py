@@ -13,8 +13,9 @@ from credential_vending.api import CredentialVendingApi
 from credential_vending.audit import AuditLog
 from credential_vending.handler import proxy_response, request_of
 from dropzone_partners.partners import TAG_RETIRE_PREFIX
+from offline.boto_faults import fail_with_error
 
-from conftest import ADMIN, MEMBER, REGION, SSH_KEY_FOR_TESTS, Silo, make_silo, new_partner
+from conftest import ADMIN, MEMBER, REGION, SSH_KEY_FOR_TESTS, RecordingClient, Silo, make_silo, new_partner, partner_policy
 
 
 def user_tags(zone: Silo, name: str) -> dict[str, str]:
@@ -46,11 +47,27 @@ def test_create_partner_makes_a_confined_user_and_returns_the_key_once(zone: Sil
     policy = iam.get_user_policy(UserName="acme", PolicyName="dropzone-access")["PolicyDocument"]
     statements = {s["Sid"]: s for s in (policy if isinstance(policy, dict) else json.loads(policy))["Statement"]}
     bucket_arn = f"arn:aws:s3:::{zone.dropzone.bucket}"
-    assert statements["ReadWriteOwnPrefix"]["Action"] == ["s3:PutObject", "s3:GetObject"]
-    assert statements["ReadWriteOwnPrefix"]["Resource"] == [f"{bucket_arn}/dropzone/acme/*"]
-    assert statements["ReadWriteOwnPrefix"]["Condition"] == {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24"]}}
-    assert statements["ListOwnPrefix"]["Condition"]["StringLike"] == {"s3:prefix": ["dropzone/acme/", "dropzone/acme/*"]}
-    assert statements["UseSiloKeyThroughS3"]["Resource"] == [zone.dropzone.key_arn]
+    assert statements["ReadWriteOwnPrefix"] == {
+        "Sid": "ReadWriteOwnPrefix", "Effect": "Allow",
+        "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+        "Resource": [f"{bucket_arn}/dropzone/acme/*"],
+    }
+    assert statements["ListOwnPrefix"]["Condition"] == {"StringLike": {"s3:prefix": ["dropzone/acme/", "dropzone/acme/*"]}}
+    # The CIDRs once, in a Deny of every S3 call from elsewhere (session policies are capped at 2,048 characters).
+    assert statements["DenyOutsideAllowedCidrs"] == {
+        "Sid": "DenyOutsideAllowedCidrs", "Effect": "Deny", "Action": ["s3:*"], "Resource": ["*"],
+        "Condition": {"NotIpAddress": {"aws:SourceIp": ["203.0.113.0/24"]}},
+    }
+    assert statements["UseSiloKeyThroughS3"] == {
+        "Sid": "UseSiloKeyThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+        "Resource": [zone.dropzone.key_arn],
+        "Condition": {
+            "StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+        },
+    }
+    assert statements["DenyStaffObjects"]["Effect"] == "Deny"
+    assert statements["DenyStaffObjects"]["Resource"] == [f"{bucket_arn}/dropzone/_staff/*"]
 
     credentials = payload["credentials"]
     assert identity_arn(credentials["access_key_id"], credentials["secret_access_key"]) == user["Arn"]
@@ -129,28 +146,13 @@ def test_a_name_used_by_an_unrelated_iam_user_is_refused_and_that_user_untouched
     assert iam.list_user_policies(UserName="deploy-bot")["PolicyNames"] == []
 
 
-class FailingIam:
-    """Delegates to a real client but fails one operation, as AWS would midway through a request."""
-
-    def __init__(self, real, fail_on: str):
-        self._real, self._fail_on = real, fail_on
-
-    def __getattr__(self, name):
-        if name == self._fail_on:
-            def fail(**kwargs):
-                raise self._real.exceptions.LimitExceededException(
-                    {"Error": {"Code": "LimitExceeded", "Message": "Cannot exceed quota for AccessKeysPerUser: 2"}},
-                    name,
-                )
-            return fail
-        return getattr(self._real, name)
-
-
 @pytest.mark.parametrize("fail_on", ["put_user_policy", "create_access_key"])
 def test_a_failure_midway_rolls_the_partner_back_and_leaks_no_aws_error(zone: Silo, fail_on):
     iam = zone.client("iam")
+    # As AWS would fail midway through a request; botocore validates the call first (offline.boto_faults).
+    fail_with_error(iam, fail_on, "LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2", status=409)
     api = CredentialVendingApi(
-        zone.settings, iam=FailingIam(iam, fail_on), sts=zone.client("sts"), s3=zone.client("s3"),
+        zone.settings, iam=iam, sts=zone.client("sts"), s3=zone.client("s3"),
         audit=zone.api.audit, clock=zone.clock,
     )
     response = api.dispatch("POST", "/partners", json.dumps({"name": "acme", "contact": "x@y.z", "expires_in_days": 5}), ADMIN, "req-1")
@@ -181,8 +183,8 @@ def test_calls_without_an_identity_are_401(zone: Silo, claims):
     assert (status, payload["error"]["code"]) == (401, "unauthenticated")
 
 
-@pytest.mark.parametrize("groups", ["[member admin]", "member,admin", ["member", "admin"]])
-def test_group_claims_in_every_shape_api_gateway_sends(zone: Silo, groups):
+@pytest.mark.parametrize("groups", ["admin", "member,admin", ["member", "admin"]])
+def test_group_claims_in_the_forms_the_api_receives(zone: Silo, groups):
     status, _ = zone.call("POST", "/partners", {"name": "acme", "contact": "a@b.c", "expires_in_days": 1},
                           claims={"cognito:username": "carol", "cognito:groups": groups})
     assert status == 201
@@ -343,21 +345,19 @@ def test_session_returns_temporary_credentials_for_the_partner_prefix(zone: Silo
 
 
 def test_session_passes_the_partner_policy_as_session_policy(zone: Silo):
-    calls = []
-
-    class RecordingSts:
-        def assume_role(self, **kwargs):
-            calls.append(kwargs)
-            return zone.client("sts").assume_role(**kwargs)
-
+    sts = RecordingClient(zone.client("sts"))
     new_partner(zone, "acme", allowed_cidrs=["192.0.2.0/24"])
-    api = CredentialVendingApi(zone.settings, iam=zone.client("iam"), sts=RecordingSts(), s3=zone.client("s3"),
+    api = CredentialVendingApi(zone.settings, iam=zone.client("iam"), sts=sts, s3=zone.client("s3"),
                                audit=zone.api.audit, clock=zone.clock)
     assert api.dispatch("POST", "/partners/acme/session", None, ADMIN).status == 200
-    (call,) = calls
+    (call,) = sts.called("assume_role")
     assert call["RoleArn"] == zone.settings.session_role_arn
     assert call["DurationSeconds"] == 3600
-    assert json.loads(call["Policy"]) == zone.dropzone.access_policy("acme", ["192.0.2.0/24"])
+    assert json.loads(call["Policy"]) == partner_policy(zone, "acme", ("192.0.2.0/24",))
+    # The session route's policy denies the staff uploads explicitly (STS applies it to every call).
+    denies = {s["Sid"]: s for s in json.loads(call["Policy"])["Statement"] if s["Effect"] == "Deny"}
+    assert denies["DenyStaffObjects"]["Resource"] == [f"arn:aws:s3:::{zone.dropzone.bucket}/dropzone/_staff/*"]
+    assert denies["DenyStaffListing"]["Condition"] == {"StringLike": {"s3:prefix": ["dropzone/_staff*"]}}
 
 
 @pytest.mark.parametrize("seconds", [899, 3601, 43200, "900"])
@@ -425,7 +425,7 @@ def test_delete_never_touches_users_outside_the_silo_path(zone: Silo):
 def test_upload_presigned_post_requires_the_kms_header_and_limits_the_key_and_size(zone: Silo):
     status, payload = zone.call("POST", "/uploads", {"key": "2026/11/orders.csv"}, claims=MEMBER)
     assert status == 200
-    assert payload["key"] == "dropzone/internal/2026/11/orders.csv"
+    assert payload["key"] == "dropzone/_staff/2026/11/orders.csv"
     fields = payload["fields"]
     assert fields["x-amz-server-side-encryption"] == "aws:kms"
     assert fields["x-amz-server-side-encryption-aws-kms-key-id"] == zone.dropzone.key_arn
@@ -434,7 +434,7 @@ def test_upload_presigned_post_requires_the_kms_header_and_limits_the_key_and_si
     assert {"x-amz-server-side-encryption": "aws:kms"} in conditions
     assert {"x-amz-server-side-encryption-aws-kms-key-id": zone.dropzone.key_arn} in conditions
     assert ["content-length-range", 1, 1024] in conditions
-    assert {"key": "dropzone/internal/2026/11/orders.csv"} in conditions
+    assert {"key": "dropzone/_staff/2026/11/orders.csv"} in conditions
     assert {"x-amz-meta-uploaded-by": "bob"} in conditions
 
     posted = requests.post(payload["url"], data=fields, files={"file": ("orders.csv", b"id,qty\n1,2\n")})
@@ -446,8 +446,8 @@ def test_upload_presigned_post_requires_the_kms_header_and_limits_the_key_and_si
     assert (record["action"], record["actor"], record["details"]["key"]) == ("upload.presign", "bob", payload["key"])
 
 
-@pytest.mark.parametrize("key", ["", "/etc/passwd", "../raw/x", "a/../../b", "a//b", "ok/\x00", "x" * 513, 5])
-def test_upload_rejects_keys_that_could_escape_the_internal_prefix(zone: Silo, key):
+@pytest.mark.parametrize("key", ["", "/etc/passwd", "../raw/x", "a/../../b", "a/./b", "a//b", "ok/\x00", "x" * 1009, 5])
+def test_upload_rejects_keys_that_could_escape_the_staff_prefix(zone: Silo, key):
     status, payload = zone.call("POST", "/uploads", {"key": key}, claims=MEMBER)
     assert (status, payload["error"]["field"]) == (400, "key")
 

@@ -15,9 +15,10 @@ import boto3
 import pytest
 from moto.core import set_initial_no_auth_action_count
 
+from offline.boto_faults import fail_with_error, fail_with_exception
 from sftp_auth.handler import identify, sts_factory
 
-from conftest import REGION, Silo, make_silo, new_partner
+from conftest import REGION, Silo, make_silo, new_partner, partner_policy
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/sales-sftp-access"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8nJ2wF6hT0Y5b2Xy1Q7Vv5s9Gm1c3kK8pZ0aB4dEf ops@acme"
@@ -64,7 +65,7 @@ def test_right_password_maps_the_partner_to_its_own_prefix(zone: Silo, provider_
     assert response["HomeDirectoryType"] == "LOGICAL"
     assert json.loads(response["HomeDirectoryDetails"]) == [{"Entry": "/", "Target": f"/{zone.dropzone.bucket}/dropzone/acme"}]
     policy = json.loads(response["Policy"])
-    assert policy == zone.dropzone.access_policy("acme")
+    assert policy == partner_policy(zone, "acme")
     assert len(response["Policy"]) <= 2048  # Transfer's session policy limit
     assert "PublicKeys" not in response
     assert secret not in caplog.text and '"outcome": "allowed"' in caplog.text
@@ -158,15 +159,16 @@ def test_malformed_events_are_denied(zone: Silo, provider_iam, bad):
 def test_aws_errors_inside_the_provider_deny_instead_of_crashing(zone: Silo, caplog):
     secret = new_partner(zone, "acme")["credentials"]["secret_access_key"]
 
-    class BrokenIam:
-        exceptions = zone.client("iam").exceptions
-
-        def get_user(self, **kwargs):
-            raise RuntimeError("throttled")
-
+    broken = zone.client("iam")
+    fail_with_exception(broken, "get_user", RuntimeError("throttled"))  # after botocore validated the call
     caplog.set_level(logging.INFO)
-    assert identify(event("acme", secret), iam=BrokenIam(), sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
+    assert identify(event("acme", secret), iam=broken, sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
     assert '"error": "RuntimeError"' in caplog.text and secret not in caplog.text
+
+    throttled = zone.client("iam")
+    fail_with_error(throttled, "get_user", "Throttling", "Rate exceeded")
+    assert identify(event("acme", secret), iam=throttled, sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
+    assert secret not in caplog.text
 
 
 def test_lambda_entry_point_reads_its_settings_from_the_environment(zone: Silo, monkeypatch):
@@ -182,3 +184,30 @@ def test_lambda_entry_point_reads_its_settings_from_the_environment(zone: Silo, 
     response = module.handler(event("acme"), None)
     assert response["Role"] == ROLE_ARN and response["PublicKeys"] == [SSH_KEY]
     assert module.handler(event("nobody"), None) == {}
+
+
+def test_a_partner_named_internal_before_the_names_were_reserved_cannot_log_in(zone: Silo, provider_iam, caplog):
+    """`internal` once mapped to the staff uploads' old home `dropzone/internal/` (issue 12)."""
+    caplog.set_level(logging.INFO)
+    iam = zone.client("iam")
+    iam.create_user(UserName="internal", Path=zone.dropzone.user_path,
+                    Tags=[{"Key": "datalake:expires", "Value": "2027-01-01T00:00:00Z"}])
+    secret = iam.create_access_key(UserName="internal")["AccessKey"]["SecretAccessKey"]
+    iam.upload_ssh_public_key(UserName="internal", SSHPublicKeyBody=SSH_KEY)
+    assert login(zone, provider_iam, event("internal", secret)) == {}
+    assert login(zone, provider_iam, event("internal")) == {}
+    assert "user name is reserved" in caplog.text
+
+
+def test_the_sftp_session_policy_denies_the_staff_prefix_explicitly(zone: Silo, provider_iam):
+    secret = new_partner(zone, "acme")["credentials"]["secret_access_key"]
+    policy = json.loads(login(zone, provider_iam, event("acme", secret))["Policy"])
+    bucket_arn = f"arn:aws:s3:::{zone.dropzone.bucket}"
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    # Transfer applies the session policy to every S3 call of the session; an explicit Deny wins.
+    assert denies == [
+        {"Sid": "DenyStaffObjects", "Effect": "Deny", "Action": ["s3:*Object", "s3:AbortMultipartUpload"],
+         "Resource": [f"{bucket_arn}/dropzone/_staff/*"]},
+        {"Sid": "DenyStaffListing", "Effect": "Deny", "Action": ["s3:ListBucket"], "Resource": [bucket_arn],
+         "Condition": {"StringLike": {"s3:prefix": ["dropzone/_staff*"]}}},
+    ]
