@@ -294,3 +294,21 @@ def test_the_bundle_carries_the_silo_settings_and_every_environment_file(master)
     zip_line = next(line for line in package.inputs["source"]["buildspec"].splitlines() if "zip -qr" in line)
     for needed in ("silos", "silos-*", "Pulumi.master-*.yaml", "Pulumi.silo-template-*.yaml"):
         assert f" {needed}" in zip_line
+
+
+def test_discovery_keeps_the_profile_tag_from_the_same_tag_read_as_the_opt_out():
+    from runner.discovery import Backoff, DiscoverySettings, discover
+
+    with mock_aws():
+        org = boto3.client("organizations", region_name="us-east-1")
+        seeded = seed_organization(org)
+        finance = seeded.accounts["Finance"]
+        org.tag_resource(ResourceId=finance, Tags=[{"Key": "team:profile", "Value": " sftp "}])
+        calls = []
+        real = org.list_tags_for_resource
+        org.list_tags_for_resource = lambda **kw: calls.append(kw["ResourceId"]) or real(**kw)
+        found = discover(org, DiscoverySettings(seeded.silo_ou_id, profile_tag="team:profile"), Backoff(sleep=lambda s: None))
+        accounts = {a.id: a for a in found.accounts}
+        assert accounts[finance].profile == "sftp"
+        assert accounts[seeded.accounts["Genomics"]].profile == ""  # tagged datalake:profile, not the configured key
+        assert len(calls) == len(set(calls)) == sum(a.active for a in found.accounts)  # one tag read per ACTIVE account
