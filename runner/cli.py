@@ -38,6 +38,15 @@ from .recovery import Recovery
 from .recovery import for_run as recovery_for_run
 from .restore import add_parser as add_restore_parser
 from .restore import project_name
+from .environments import (
+    add_environment_argument,
+    check_file_environment,
+    check_other_environments,
+    environment_of,
+    master_config_path,
+    template_path,
+)
+from .silo_config import check_accounts, load_layers
 from .report import NotStoredError, ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, OperationTimeouts, StackOperations
 
@@ -58,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--project-dir", type=Path, default=DEFAULT_PROJECT_DIR, help="Pulumi project directory (default: this checkout)")
     common.add_argument("--master-config", type=Path, help="master stack file with the runner settings (default: <project>/Pulumi.master.yaml)")
     common.add_argument("--template", type=Path, help="silo stack template (default: <project>/Pulumi.silo-template.yaml)")
+    common.add_argument("--silo-settings", type=Path, help="directory of silo profiles and per-account files (default: <project>/silos)")
     common.add_argument("--silo-ou", help="id of the silo OU (default: the last OU of datalake:siloOuPath)")
     common.add_argument("--endpoint-url", help="AWS endpoint for Organizations and S3 (a local emulator)")
     common.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region of the AWS clients (default $AWS_REGION or us-east-1)")
@@ -96,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     parser = _Parser(prog="python -m runner", description="Reconcile one Pulumi silo stack per account of the silo OU.")
+    add_environment_argument(parser, common)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("discover", parents=[common], help="list the silo OU's accounts with status and opt-out")
     commands.add_parser("plan", parents=[common], help="print what apply would do (changes nothing)")
@@ -134,11 +145,12 @@ def _boto(service: str, args: argparse.Namespace) -> Any:
 
 
 def _master_config(args: argparse.Namespace) -> MasterConfig:
-    path = args.master_config or args.project_dir / "Pulumi.master.yaml"
+    path = master_config_path(args)
     try:
         raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except FileNotFoundError:
-        raise UsageError(f"master stack file {path} does not exist; pass --master-config") from None
+        raise UsageError(f"master stack file {path} does not exist; pass --master-config (or --env of an environment that has one)") from None
+    check_file_environment(path, raw, environment_of(args))
     # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket;
     # `bootstrap` has no --backend-url: it creates that bucket).
     config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(getattr(args, "backend_url", None)))
@@ -180,7 +192,8 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
     backend = _backend_url(args, config)
     secrets_provider = args.secrets_provider or config.runner_secrets_provider()
     return AutomationStackOperations(
-        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=_timeouts(args)
+        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=_timeouts(args),
+        environment=environment_of(args),
     )
 
 
@@ -245,6 +258,7 @@ class Run:
             self.run_id, self.args.command, backend_url=_backend_url(self.args, config), s3_client=self._s3, org=config.runner.pulumi_org,
             project=project, update_seconds=timeouts.update_seconds, kill_grace_seconds=timeouts.kill_grace_seconds,
             build_timeout_minutes=(config.runner.build_timeout_minutes, STAGE_BUILD_TIMEOUT_MINUTES), project_dir=self.args.project_dir,
+            environment=environment_of(self.args),
         )
         self._cleanup.enter_context(alive)
 
@@ -270,6 +284,7 @@ class Run:
             silo_ou_id=_silo_ou(args, config),
             opt_out_tag=runner.opt_out_tag,
             opt_out_value=runner.opt_out_value,
+            profile_tag=runner.profile_tag,
             allow_accounts=frozenset(runner.allow_accounts + args.allow),
             deny_accounts=frozenset(runner.deny_accounts + args.deny),
         )
@@ -279,9 +294,15 @@ class Run:
             print(f"{len(discovery.accounts)} accounts under {settings.silo_ou_id} ({sum(a.wanted for a in discovery.accounts)} silos)")
             return EXIT_OK
 
-        template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
+        environment = environment_of(args)
+        check_other_environments(Path(args.project_dir), environment, config.silo_ou_path)
+        template = load_template(template_path(args))
+        check_file_environment(template_path(args), template, environment)
+        layers = load_layers(args, template, runner.profile_tag)
+        check_accounts(layers, discovery.accounts, environment)  # every silo's config is valid before a stack is listed
         ops = _stack_ops(args, config, self.clients)
-        stacks = self.timed("listStacks", ops.list_stacks)
+        # Only this environment's silo stacks have an account: the others are neither updated nor retired.
+        stacks = [replace(s, environment=environment) for s in self.timed("listStacks", ops.list_stacks)]
         found = {a.id for a in discovery.accounts}
         orphans = [s.account_id for s in stacks if s.account_id and s.account_id not in found]
         outside = self.timed("discovery", lambda: describe_outside(org, orphans, settings, self.clients.backoff))
@@ -291,8 +312,9 @@ class Run:
             allow_mass_retire=args.allow_mass_retire,
             allow_accounts=settings.allow_accounts,
             deny_accounts=settings.deny_accounts,
+            environment=environment,
         )
-        self.plan = build_plan(discovery, stacks, template, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
+        self.plan = build_plan(discovery, stacks, layers, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
         if args.plan_json:
             args.plan_json.parent.mkdir(parents=True, exist_ok=True)
             args.plan_json.write_text(yaml.safe_dump(self.plan.to_json()) if args.plan_json.suffix in (".yaml", ".yml") else _json(self.plan.to_json()))

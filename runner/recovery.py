@@ -44,8 +44,9 @@ the commands to import or clear it, unless an `AbsenceCheck` proves every one ab
 **A rollout killed half way.** Each `apply` run journals every create or update the moment it
 succeeds (`runner-runs/<run-id>/done/<stack>.json`: the desired state it deployed, a digest of the
 program bundle and the stack's rendered config). The next `apply` looks at the latest earlier
-`apply` marker: when that run never finished (killed), every operation it journalled with the same
-desired state is not run again but reported as succeeded, with a note naming the run (and carried
+`apply` marker of its environment: when that run never finished (killed), every operation it
+journalled with the same desired state is not run again but reported as succeeded, with a note
+naming the run (and carried
 into the new run's journal, so a second interruption loses nothing). Anything else runs as usual: a
 changed config or program, a retirement (its steps resume on their own: export, destroy, remove
 are each safe to repeat), a stack that failed or had not started. A run that finishes deletes its
@@ -762,11 +763,12 @@ class Recovery:
 
 def for_run(run_id: str, command: str, *, backend_url: Optional[str], s3_client: Callable[[], Any], org: str, project: str,
             update_seconds: float, kill_grace_seconds: float, build_timeout_minutes: Sequence[float],
-            project_dir: Optional[Path] = None, absent: Optional[AbsenceCheck] = None,
+            project_dir: Optional[Path] = None, environment: Optional[str] = None, absent: Optional[AbsenceCheck] = None,
             clock: Callable[[], datetime] = utc_now) -> tuple[Recovery, contextlib.AbstractContextManager[None]]:
     """The recovery hooks of one run and the block that keeps its run marker beating.
 
-    An `apply` given its `project_dir` journals its creates and updates and resumes a killed predecessor.
+    An `apply` given its `project_dir` journals its creates and updates and resumes a killed predecessor
+    of the same environment (the marker's command names it: `apply --env staging`).
 
     Without a DIY backend URL (Pulumi Cloud, or the CLI's own login) no lock is judged: Pulumi Cloud
     keeps its own update leases, and pending operations are still settled through the CLI.
@@ -782,17 +784,18 @@ def for_run(run_id: str, command: str, *, backend_url: Optional[str], s3_client:
     log.info("run marker %s; a lock older than %s whose run is not alive is cleared", objects.where(f"{RUNS_PREFIX}{run_id}.json"),
              _duration(rule.stale_after_seconds))
     resumption = None
+    label = f"{command} --env {environment}" if environment else command
     if command == "apply" and project_dir is not None:
         from .ledger import bundle_digest
 
         journal = RunJournal(objects, run_id)
         try:
-            resumption = Resumption.load(journal, markers, bundle_digest(project_dir), command)
+            resumption = Resumption.load(journal, markers, bundle_digest(project_dir), label)
         except Exception as exc:  # noqa: BLE001 - without the predecessor's journal every operation simply runs
             log.warning("could not read the earlier runs' markers (%s): nothing is resumed", exc)
             resumption = Resumption(journal, bundle_digest(project_dir))
     recovery = Recovery(qualify=qualify, locks=locks, absent=absent, project=project, resumption=resumption)
-    return recovery, _alive(markers, run_id, command, rule.heartbeat_seconds, resumption)
+    return recovery, _alive(markers, run_id, label, rule.heartbeat_seconds, resumption)
 
 
 @contextlib.contextmanager
