@@ -496,3 +496,32 @@ def test_a_rollout_killed_after_3_of_5_stacks_redoes_only_the_other_2(fake, tmp_
                           project_dir=fake.project_dir, clock=clock)
     assert recovery.resumption is not None and recovery.resumption.interrupted == ""
     assert recovery.done_earlier(operations[0]) == ""
+
+
+def test_an_apply_resumes_only_a_killed_run_of_its_own_environment(tmp_path):
+    from runner.ledger import bundle_digest
+    from runner.recovery import RunJournal, desired_state, for_run
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text(f"name: {PROJECT}\n")
+    objects = DirectoryObjects(tmp_path / "state")
+    markers = RunMarkers(objects)
+    op = planned()
+    then = datetime.now(timezone.utc) - timedelta(hours=2)
+    markers.write("20260101T000000000000Z-default", "apply", then)
+    RunJournal(objects, "20260101T000000000000Z-default").record(op.stack, "update", desired_state(op, bundle_digest(project)))
+    markers.write("20260101T010000000000Z-staging", "apply --env staging", then)  # later, killed too, another environment
+
+    def recovery(run_id: str, environment=None):
+        found, _ = for_run(run_id, "apply", backend_url=f"file://{tmp_path / 'state'}", s3_client=lambda: None, org=ORG,
+                           project=PROJECT, update_seconds=60, kill_grace_seconds=1, build_timeout_minutes=[120],
+                           project_dir=project, environment=environment)
+        return found
+
+    default = recovery("20260101T020000000000Z-next")
+    assert default.resumption.interrupted == "20260101T000000000000Z-default"
+    assert default.done_earlier(op).startswith("not repeated: run 20260101T000000000000Z-default update this stack")
+    assert recovery("20260101T030000000000Z-stage", "staging").resumption.interrupted == "20260101T010000000000Z-staging"
+    changed = PlannedOperation(op.account_id, op.account_name, op.stack, op.action, op.reason, op.silo_name, {**op.config, "datalake:x": 1})
+    assert recovery("20260101T040000000000Z-again").done_earlier(changed) == ""  # another config: deployed again
