@@ -288,3 +288,90 @@ def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_comm
     assert calls[-1] == ("commit",), "bookmarks are committed only after every dataset was written"
     (row,) = spark.read.parquet(str(processed_bucket / "orders")).collect()
     assert (row.order_id, str(row.event_date)) == ("o1", "2024-05-01")
+
+
+# --- wide schemas (issue 13, item 1) ------------------------------------------------------------
+
+
+def wide_spec(columns: int) -> DatasetSpec:
+    """`columns` declared columns: a key, an event time and int/double/decimal/boolean/date columns."""
+    kinds = ("int", "double", "decimal(12,2)", "boolean", "bigint", "date")
+    declared = [{"name": "id", "type": "string"}, {"name": "at", "type": "timestamp"}]
+    declared += [{"name": f"c{i}", "type": kinds[i % len(kinds)]} for i in range(columns - 2)]
+    return DatasetSpec.from_dict(
+        {"name": "wide", "columns": declared, "required": ["id"], "dedupeKey": ["id"], "eventTimeColumn": "at"}
+    )
+
+
+def wide_raw(spark, spec: DatasetSpec):
+    values = {"int": "7", "double": "1.5", "decimal(12,2)": "2.50", "boolean": "true", "bigint": "9", "date": "2024-05-01"}
+    row = tuple("a" if n == "id" else "2024-05-01 10:00:00" if n == "at" else values[t] for n, t in spec.columns)
+    return spark.createDataFrame([row], ", ".join(f"{n} string" for n in spec.column_names))
+
+
+def constraint_work(frame) -> int:
+    """Sum over the optimized plan's nodes of the constraints each node derives before pruning.
+
+    Spark's constraint propagation rewrites every inherited constraint once per alias that matches
+    part of it; a projection that re-aliases N columns above a filter mentioning all N doubles the
+    set N times (what made a 19-column dataset run out of memory while planning). This counts that
+    work directly instead of timing it.
+    """
+
+    def walk(plan) -> int:
+        total = plan.validConstraints().size()
+        children = plan.children().iterator()
+        while children.hasNext():
+            total += walk(children.next())
+        return total
+
+    return walk(frame._jdf.queryExecution().optimizedPlan())
+
+
+@pytest.fixture
+def constraint_propagation(spark):
+    """Spark's default (on) for one test: the local helper and the Glue job switch it off as a guard."""
+    before = spark.conf.get("spark.sql.constraintPropagation.enabled")
+    spark.conf.set("spark.sql.constraintPropagation.enabled", "true")
+    yield
+    spark.conf.set("spark.sql.constraintPropagation.enabled", before)
+
+
+def test_planning_work_grows_linearly_with_the_number_of_columns(spark, constraint_propagation):
+    def work(columns: int) -> int:
+        spec = wide_spec(columns)
+        result = transform(wide_raw(spark, spec), spec)
+        return constraint_work(result.clean) + constraint_work(result.quarantine)
+
+    # At 12 columns the transform of main derived ~2^10 constraints per projection; linear growth
+    # means twice the columns cost at most about twice the work.
+    small, double = work(6), work(12)
+    assert double <= 2.5 * small, (small, double)
+    hundred = work(100)
+    assert hundred <= 25 * small, (small, hundred)
+
+
+def test_the_plan_of_a_hundred_columns_has_the_shape_of_the_plan_of_five(spark, constraint_propagation):
+    def nodes(frame) -> list[str]:
+        plan = frame._jdf.queryExecution().optimizedPlan()
+        names, stack = [], [plan]
+        while stack:
+            node = stack.pop()
+            names.append(node.nodeName())
+            children = node.children().iterator()
+            while children.hasNext():
+                stack.append(children.next())
+        return names
+
+    shapes = []
+    for columns in (5, 100):
+        spec = wide_spec(columns)
+        result = transform(wide_raw(spark, spec), spec)
+        shapes.append((nodes(result.clean), nodes(result.quarantine)))
+        (row,) = result.clean.collect()
+        assert row.id == "a" and row.c0 == 7
+    assert shapes[0] == shapes[1]
+
+
+def test_local_sessions_switch_constraint_propagation_off_as_a_second_guard(spark):
+    assert spark.conf.get("spark.sql.constraintPropagation.enabled") == "false"

@@ -1,41 +1,109 @@
 """The silo ETL transform: raw rows of one dataset in, typed, checked, deduplicated rows out.
 
 Pure PySpark, no Glue import: the Glue entry point (`job.py`) reads the raw table with job bookmarks
-and hands the DataFrame to `transform`; tests and `bench/etl.py` call the same functions in local
+and hands the DataFrame to `run_dataset`; tests and `bench/etl.py` call the same functions in local
 Spark. The dataset's schema arrives as JSON (the `--datasets` job argument), built by the Pulumi
 program from the stack config.
 
-What `transform` does, per row:
+What the transform does, per row:
 - casts every declared column to its declared type with `try_cast` (a failed cast is null, never an
-  exception, whatever `spark.sql.ansi.enabled` says);
-- a row that misses a required column or holds a value that does not cast goes to quarantine, with
-  every reason in `_reason` and its original values as text;
-- good rows get `event_date` (the date of the event time column), are merged with the rows already
-  stored in the partitions they touch, and keep one row per dedupe key: the latest event time wins,
-  on a tie the newly ingested row, then the later one in the batch.
-`write_processed` then overwrites only those partitions (dynamic partition overwrite).
+  exception, whatever `spark.sql.ansi.enabled` says). Integer columns also take integral values
+  written as decimals or floats (`517.0`, `5.17e2`) and refuse fractional ones (`517.5`), whatever
+  type the raw column has;
+- a row that misses a required column, holds a value that does not cast or breaks one of the
+  dataset's quality rules goes to quarantine, with every reason in `_reason` (a rule's reason starts
+  with `rule <name>:`) and its original values as text;
+- good rows get `event_date` (the UTC date of the event time column: the Glue job pins the session
+  time zone to UTC), are merged with the rows already stored in the partitions they touch, and keep
+  one row per dedupe key: the latest event time wins, on a tie the newly ingested row, then the
+  later one in the batch.
+`run_dataset` then overwrites only the partitions whose content changed (dynamic partition
+overwrite), and replaces the quarantine of the raw partitions it read, so a re-run of the same input
+writes the same files.
+
+The plan's shape matters for wide datasets. Spark's constraint propagation rewrites each constraint
+a plan node inherits once per alias matching part of it, so a projection that renames N columns
+above a filter whose condition mentions all N derives 2^N constraints (a 19-column dataset ran out
+of memory while planning). Here every typed value and the validity flag are computed once, in one
+projection that also draws the batch order (non-deterministic, so no filter is pushed below it);
+filters test that flag, and the projections above them select attributes without renaming what a
+constraint mentions. The Glue job and the local helper also switch constraint propagation off.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 PARTITION_COLUMN = "event_date"
+RAW_PARTITION_COLUMN = "ingest_date"
+"""Firehose's partition of the raw table (`<dataset>/ingest_date=YYYY-MM-DD/`, UTC arrival date)."""
 REASON_COLUMN = "_reason"
-QUARANTINE_PARTITION = "quarantine_date"
-_SOURCE = "_source_rank"  # 1 for newly ingested rows, 0 for rows already stored
-_ORDER = "_batch_order"
+QUARANTINE_PARTITION = RAW_PARTITION_COLUMN
+"""Quarantined rows are kept under the raw partition they were read from: a re-run replaces them."""
+
+# Internal columns hold a colon, which no declared column name may contain.
+_VALID = "valid:"
+_ORDER = "order:"  # position in the batch: later rows win ties
+_SOURCE = "source:"  # 1 for newly ingested rows, 0 for rows already stored
+_RANK = "rank:"
+_TWIN = "twin:"  # a new row identical to the stored row of its key
+_DUPLICATES = "duplicates:"
+INTEGER_TYPES = ("int", "bigint")
+_INTEGRAL_SOURCE_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+
+
+def _typed_name(name: str) -> str:
+    return f"typed:{name}"
+
+
+@dataclass(frozen=True)
+class QualityRule:
+    """One declarative check of the dataset config (`quality.rules`)."""
+
+    name: str
+    kind: str
+    """`notNull`, `range`, `allowedValues`, `pattern` or `unique`."""
+    columns: tuple[str, ...]
+    """The checked column (one), or for `unique` the columns that must be unique within a batch."""
+    minimum: Optional[str] = None
+    maximum: Optional[str] = None
+    allowed: tuple[Any, ...] = ()
+    pattern: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "QualityRule":
+        if "unique" in data:
+            return cls(name=data["name"], kind="unique", columns=tuple(data["unique"]))
+        column = (data["column"],)
+        if data.get("notNull"):
+            return cls(name=data["name"], kind="notNull", columns=column)
+        if "allowedValues" in data:
+            return cls(name=data["name"], kind="allowedValues", columns=column, allowed=tuple(data["allowedValues"]))
+        if "pattern" in data:
+            return cls(name=data["name"], kind="pattern", columns=column, pattern=data["pattern"])
+        minimum, maximum = data.get("min"), data.get("max")
+        return cls(
+            name=data["name"],
+            kind="range",
+            columns=column,
+            minimum=None if minimum is None else str(minimum),
+            maximum=None if maximum is None else str(maximum),
+        )
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset's schema as the stack config declares it."""
+    """A dataset's schema and quality rules as the stack config declares them."""
 
     name: str
     columns: tuple[tuple[str, str], ...]
@@ -45,21 +113,32 @@ class DatasetSpec:
     dedupe_key: tuple[str, ...]
     """Columns identifying a record; empty means no deduplication."""
     event_time_column: str
-    """Timestamp or date column whose date partitions the processed data."""
+    """Timestamp or date column whose (UTC) date partitions the processed data."""
+    rules: tuple[QualityRule, ...] = ()
+    """Quality rules; a row breaking one is quarantined with the rule's name in its reason."""
+    max_quarantine_share: Optional[float] = None
+    """Share of a run's rows above which the run is reported as failing its quality threshold."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DatasetSpec":
+        quality = data.get("quality") or {}
         return cls(
             name=data["name"],
             columns=tuple((c["name"], c["type"]) for c in data["columns"]),
             required=tuple(dict.fromkeys([*data.get("required", []), data["eventTimeColumn"]])),
             dedupe_key=tuple(data.get("dedupeKey", [])),
             event_time_column=data["eventTimeColumn"],
+            rules=tuple(QualityRule.from_dict(rule) for rule in quality.get("rules", [])),
+            max_quarantine_share=quality.get("maxQuarantineShare"),
         )
 
     @property
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
+
+    @property
+    def types(self) -> dict[str, str]:
+        return dict(self.columns)
 
 
 def parse_specs(text: str) -> list[DatasetSpec]:
@@ -72,16 +151,199 @@ class TransformResult:
     clean: DataFrame
     """Declared columns, typed, plus `event_date`: the full new content of every touched partition."""
     quarantine: DataFrame
-    """Rejected rows: declared columns as text, `_reason`, `quarantine_date`."""
+    """Rejected rows: declared columns as text, `_reason`, `ingest_date`."""
 
 
 def _quoted(name: str) -> str:
-    return f"`{name}`"
+    return "`" + name.replace("`", "``") + "`"
 
 
-def _typed(name: str, type_name: str) -> Column:
-    # try_cast exists as a SQL function since Spark 3.2 (Glue 4.0 runs 3.3), Column.try_cast only in 4.0.
-    return F.expr(f"try_cast({_quoted(name)} AS {type_name})")
+def _col(name: str) -> Column:
+    return F.col(_quoted(name))
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _typed(name: str, source_type: T.DataType, type_name: str) -> Column:
+    """The raw column `name` as `type_name`, null when it does not convert.
+
+    try_cast exists as a SQL function since Spark 3.2 (Glue 4.0 runs 3.3), Column.try_cast only in 4.0.
+    An integer column goes through decimal(38,9) unless its raw type is integral already: Spark casts
+    the text `517.0` to null and the double 517.5 to 517, and neither is right.
+    """
+    direct = F.expr(f"try_cast({_quoted(name)} AS {type_name})")
+    if type_name not in INTEGER_TYPES or isinstance(source_type, _INTEGRAL_SOURCE_TYPES):
+        return direct
+    number = F.expr(f"try_cast({_quoted(name)} AS decimal(38,9))")
+    integral = F.when(number == F.floor(number), F.expr(f"try_cast(try_cast({_quoted(name)} AS decimal(38,9)) AS {type_name})"))
+    if isinstance(source_type, T.StringType):
+        return F.coalesce(direct, integral)  # plain digits, the common case, need no decimal parse
+    return integral
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A row-level check: `passed` is never null; `reason` is what the quarantine says when it fails."""
+
+    passed: Column
+    reason: Column
+
+
+def _as_text(column: Column) -> Column:
+    return column.cast("string")
+
+
+def _checks(spec: DatasetSpec, raw: dict[str, Column], typed: dict[str, Column]) -> list[_Check]:
+    checks: list[_Check] = []
+    for name, type_name in spec.columns:
+        original = raw[name]
+        if name in spec.required:
+            checks.append(_Check(original.isNotNull(), F.lit(f"missing required column {name}")))
+        checks.append(
+            _Check(
+                original.isNull() | typed[name].isNotNull(),
+                F.concat(F.lit(f"column {name}: cannot cast '"), _as_text(original), F.lit(f"' to {type_name}")),
+            )
+        )
+    for rule in spec.rules:
+        if rule.kind == "unique":
+            continue  # needs the whole batch: see `_checked`
+        (name,) = rule.columns
+        value, type_name = typed[name], spec.types[name]
+        label = f"rule {rule.name}: column {name}"
+        shown = F.concat(F.lit("'"), _as_text(raw[name]), F.lit("'"))
+        if rule.kind == "notNull":
+            checks.append(_Check(raw[name].isNotNull(), F.lit(f"{label} is null")))
+        elif rule.kind == "range":
+            bounds = []
+            if rule.minimum is not None:
+                bounds.append((value >= F.lit(rule.minimum).cast(type_name), f"below {rule.minimum}"))
+            if rule.maximum is not None:
+                bounds.append((value <= F.lit(rule.maximum).cast(type_name), f"above {rule.maximum}"))
+            for inside, what in bounds:
+                checks.append(_Check(value.isNull() | inside, F.concat(F.lit(f"{label} value "), shown, F.lit(f" is {what}"))))
+        elif rule.kind == "allowedValues":
+            allowed = [F.lit(v).cast(type_name) for v in rule.allowed]
+            listed = ", ".join(str(v) for v in rule.allowed)
+            checks.append(
+                _Check(value.isNull() | value.isin(*allowed), F.concat(F.lit(f"{label} value "), shown, F.lit(f" is not one of {listed}")))
+            )
+        elif rule.kind == "pattern":
+            matches = F.expr(f"{_quoted(name)} RLIKE {_sql_literal(rule.pattern)}")
+            checks.append(
+                _Check(raw[name].isNull() | matches, F.concat(F.lit(f"{label} value "), shown, F.lit(f" does not match {rule.pattern}")))
+            )
+    return checks
+
+
+def checked(raw: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """One projection of the batch: originals, typed values, the validity flag, reasons, batch order.
+
+    Columns: each declared column as it came (absent ones null), `typed:<column>`, `valid:`,
+    `_reason` (null on valid rows), `order:`, `event_date` and `ingest_date` (the raw partition;
+    today's UTC date when the input has no such column, as in local runs).
+    """
+    present = dict(raw.dtypes)
+    source_types = {f.name: f.dataType for f in raw.schema.fields}
+    originals = [
+        _col(name) if name in present else F.lit(None).cast("string").alias(name) for name in spec.column_names
+    ]
+    ingest = (
+        _col(RAW_PARTITION_COLUMN).cast("string").alias(RAW_PARTITION_COLUMN)
+        if RAW_PARTITION_COLUMN in present
+        else F.date_format(F.current_timestamp(), "yyyy-MM-dd").alias(RAW_PARTITION_COLUMN)
+    )
+    unique_rules = [rule for rule in spec.rules if rule.kind == "unique"]
+    source = raw.select(*originals, ingest)
+    raw_columns = {name: _col(name) for name in spec.column_names}
+    typed = {
+        name: _typed(name, source_types.get(name, T.StringType()), type_name) for name, type_name in spec.columns
+    }
+    checks = _checks(spec, raw_columns, typed)
+    for index, rule in enumerate(unique_rules):
+        # How many rows of the batch share this row's values; rows with a null among them are not compared.
+        keys = [typed[name] for name in rule.columns]
+        count_name = f"{_DUPLICATES}{index}"
+        source = source.withColumn(count_name, F.count(F.lit(1)).over(Window.partitionBy(*keys)))
+        shared = F.concat_ws(", ", *[F.concat(F.lit(f"{n}="), _as_text(raw_columns[n])) for n in rule.columns])
+        checks.append(
+            _Check(
+                functools.reduce(operator.or_, [k.isNull() for k in keys]) | (_col(count_name) == 1),
+                F.concat(F.lit(f"rule {rule.name}: "), shared, F.lit(" is not unique within the batch")),
+            )
+        )
+    valid = functools.reduce(operator.and_, [check.passed for check in checks], F.lit(True))
+    # concat_ws skips nulls: each failed check contributes its reason.
+    reason = F.when(~valid, F.concat_ws("; ", *[F.when(~check.passed, check.reason) for check in checks]))
+    return source.select(
+        *[_col(name) for name in spec.column_names],
+        _col(RAW_PARTITION_COLUMN),
+        *[typed[name].alias(_typed_name(name)) for name in spec.column_names],
+        valid.alias(_VALID),
+        reason.alias(REASON_COLUMN),
+        F.to_date(typed[spec.event_time_column]).alias(PARTITION_COLUMN),
+        # Non-deterministic: besides ordering the batch it keeps filters on `valid:` above this
+        # projection, so no filter condition is rewritten in terms of every typed expression.
+        F.monotonically_increasing_id().alias(_ORDER),
+    )
+
+
+def valid_rows(checked_rows: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """The rows that passed every check: typed declared columns, `event_date`, `order:`."""
+    return checked_rows.where(_col(_VALID)).select(
+        *[_col(_typed_name(name)).alias(name) for name in spec.column_names],
+        _col(PARTITION_COLUMN),
+        _col(_ORDER),
+    )
+
+
+def quarantine_rows(checked_rows: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """The rows that failed a check: declared columns as text, `_reason`, `ingest_date`."""
+    return checked_rows.where(~_col(_VALID)).select(
+        *[_as_text(_col(name)).alias(name) for name in spec.column_names],
+        _col(REASON_COLUMN),
+        _col(RAW_PARTITION_COLUMN),
+    )
+
+
+def _content(spec: DatasetSpec) -> Column:
+    return F.struct(*[_col(name) for name in [*spec.column_names, PARTITION_COLUMN]])
+
+
+def ranked(valid: DataFrame, spec: DatasetSpec, existing: Optional[DataFrame] = None) -> DataFrame:
+    """New and stored rows of the touched partitions, each with `rank:` (1 = kept), `source:` and
+    `twin:` (a kept new row identical to the stored row it replaces, i.e. no change)."""
+    new = valid.withColumn(_SOURCE, F.lit(1))
+    if existing is not None:
+        touched = valid.select(PARTITION_COLUMN).distinct()
+        kept = existing.join(F.broadcast(touched), PARTITION_COLUMN, "left_semi").select(
+            *[_col(name).cast(type_name).alias(name) for name, type_name in spec.columns],
+            _col(PARTITION_COLUMN),
+            F.lit(-1).cast("long").alias(_ORDER),
+            F.lit(0).alias(_SOURCE),
+        )
+        merged = new.unionByName(kept)
+    else:
+        merged = new
+    if not spec.dedupe_key:
+        return merged.withColumn(_RANK, F.lit(1)).withColumn(_TWIN, F.lit(False))
+    by_key = Window.partitionBy(*[_col(k) for k in spec.dedupe_key])
+    latest_first = by_key.orderBy(_col(spec.event_time_column).desc(), _col(_SOURCE).desc(), _col(_ORDER).desc())
+    merged = merged.withColumn(_RANK, F.row_number().over(latest_first))
+    if existing is None:
+        return merged.withColumn(_TWIN, F.lit(False))
+    stored = F.max(F.when(_col(_SOURCE) == 0, _content(spec))).over(by_key)
+    return merged.withColumn(_TWIN, (_col(_SOURCE) == 1) & _content(spec).eqNullSafe(stored))
+
+
+def clean_rows(ranked_rows: DataFrame, spec: DatasetSpec) -> DataFrame:
+    return ranked_rows.where(_col(_RANK) == 1).select(*spec.column_names, PARTITION_COLUMN)
 
 
 def transform(raw: DataFrame, spec: DatasetSpec, existing: Optional[DataFrame] = None) -> TransformResult:
@@ -91,60 +353,11 @@ def transform(raw: DataFrame, spec: DatasetSpec, existing: Optional[DataFrame] =
     lacks counts as null. `existing` is what is stored already (declared columns and `event_date`),
     or None when the dataset has no processed data yet.
     """
-    present = set(raw.columns)
-    source = raw.select(
-        *[
-            (F.col(_quoted(name)) if name in present else F.lit(None).cast("string")).alias(name)
-            for name in spec.column_names
-        ]
-    ).withColumn(_ORDER, F.monotonically_increasing_id())
-
-    reasons: list[Column] = []
-    for name, type_name in spec.columns:
-        original = F.col(_quoted(name))
-        if name in spec.required:
-            reasons.append(F.when(original.isNull(), F.lit(f"missing required column {name}")))
-        reasons.append(
-            F.when(
-                original.isNotNull() & _typed(name, type_name).isNull(),
-                F.concat(F.lit(f"column {name}: cannot cast '"), original.cast("string"), F.lit(f"' to {type_name}")),
-            )
-        )
-    # concat_ws skips nulls: the reason is empty exactly when every check passed.
-    checked = source.withColumn(REASON_COLUMN, F.concat_ws("; ", *reasons))
-
-    quarantine = checked.where(F.col(REASON_COLUMN) != "").select(
-        *[F.col(_quoted(name)).cast("string").alias(name) for name in spec.column_names],
-        F.col(REASON_COLUMN),
-        F.current_date().alias(QUARANTINE_PARTITION),
+    rows = checked(raw, spec)
+    return TransformResult(
+        clean=clean_rows(ranked(valid_rows(rows, spec), spec, existing), spec),
+        quarantine=quarantine_rows(rows, spec),
     )
-
-    valid = checked.where(F.col(REASON_COLUMN) == "").select(
-        *[_typed(name, type_name).alias(name) for name, type_name in spec.columns],
-        F.col(_ORDER),
-    )
-    valid = valid.withColumn(PARTITION_COLUMN, F.to_date(F.col(_quoted(spec.event_time_column))))
-    valid = valid.withColumn(_SOURCE, F.lit(1))
-
-    output_columns = [*spec.column_names, PARTITION_COLUMN]
-    if existing is not None:
-        touched = valid.select(PARTITION_COLUMN).distinct()
-        kept = existing.join(F.broadcast(touched), PARTITION_COLUMN, "left_semi").select(
-            *[F.col(_quoted(name)).cast(type_name).alias(name) for name, type_name in spec.columns],
-            F.col(PARTITION_COLUMN),
-        )
-        kept = kept.withColumn(_ORDER, F.lit(-1).cast("long")).withColumn(_SOURCE, F.lit(0))
-        merged = valid.unionByName(kept)
-    else:
-        merged = valid
-
-    if spec.dedupe_key:
-        latest_first = Window.partitionBy(*[F.col(_quoted(k)) for k in spec.dedupe_key]).orderBy(
-            F.col(_quoted(spec.event_time_column)).desc(), F.col(_SOURCE).desc(), F.col(_ORDER).desc()
-        )
-        merged = merged.withColumn("_rank", F.row_number().over(latest_first)).where(F.col("_rank") == 1)
-
-    return TransformResult(clean=merged.select(*output_columns), quarantine=quarantine)
 
 
 def touched_dates(clean: DataFrame) -> list[str]:
@@ -152,17 +365,31 @@ def touched_dates(clean: DataFrame) -> list[str]:
     return sorted(str(row[0]) for row in clean.select(PARTITION_COLUMN).distinct().collect())
 
 
-def read_existing(spark: SparkSession, path: str, dates: Sequence[str]) -> Optional[DataFrame]:
-    """The stored rows of the given partitions, or None when the dataset has no processed data yet."""
+def _read_partitions(spark: SparkSession, path: str, column: str, values: Sequence[str]) -> Optional[DataFrame]:
+    """The stored rows of the given partitions, or None when nothing is stored there yet."""
     try:
         stored = spark.read.parquet(path)
     except Exception as exc:  # Spark raises AnalysisException "Path does not exist" for a new dataset
         if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc) or "Unable to infer schema" in str(exc):
             return None
         raise
-    if PARTITION_COLUMN not in stored.columns:
+    if column not in stored.columns:
         return None
-    return stored.where(F.col(PARTITION_COLUMN).cast("string").isin(list(dates)))
+    return stored.where(_col(column).cast("string").isin(list(values)))
+
+
+def read_existing(spark: SparkSession, path: str, dates: Sequence[str]) -> Optional[DataFrame]:
+    """The stored rows of the given partitions, or None when the dataset has no processed data yet."""
+    return _read_partitions(spark, path, PARTITION_COLUMN, dates)
+
+
+def _overwrite_partitions(frame: DataFrame, path: str, column: str) -> None:
+    (
+        frame.write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy(column)
+        .parquet(path)
+    )
 
 
 def write_processed(clean: DataFrame, path: str) -> None:
@@ -171,47 +398,153 @@ def write_processed(clean: DataFrame, path: str) -> None:
     The result is checkpointed first: it may have been computed from files of the very partitions
     this write replaces.
     """
-    materialized = clean.localCheckpoint(eager=True)
-    (
-        materialized.write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy(PARTITION_COLUMN)
-        .parquet(path)
-    )
+    _overwrite_partitions(clean.localCheckpoint(eager=True), path, PARTITION_COLUMN)
 
 
-def write_quarantine(quarantine: DataFrame, path: str) -> None:
-    """Appends rejected rows, partitioned by the day they were rejected."""
-    quarantine.write.mode("append").partitionBy(QUARANTINE_PARTITION).parquet(path)
+def write_quarantine(spark: SparkSession, quarantine: DataFrame, path: str) -> int:
+    """Replaces the quarantine of the raw partitions `quarantine` came from; returns the rows stored there.
+
+    Rows already quarantined in those partitions by an earlier run are kept once: a re-run of the
+    same input (bookmarks replay a batch whose run failed before `job.commit()`), or a larger one,
+    stores each rejected record once, with the latest reason.
+    """
+    quarantine = quarantine.localCheckpoint(eager=True)
+    dates = [str(r[0]) for r in quarantine.select(QUARANTINE_PARTITION).distinct().collect()]
+    stored = _read_partitions(spark, path, QUARANTINE_PARTITION, dates)
+    values = [c for c in quarantine.columns if c not in (REASON_COLUMN, QUARANTINE_PARTITION)]
+    rows = quarantine.withColumn(_SOURCE, F.lit(1))
+    if stored is not None:
+        previous = stored.select(
+            *[
+                (_col(c) if c in stored.columns else F.lit(None)).cast("string").alias(c)
+                for c in quarantine.columns
+                if c != QUARANTINE_PARTITION
+            ],
+            _col(QUARANTINE_PARTITION).cast("string").alias(QUARANTINE_PARTITION),
+            F.lit(0).alias(_SOURCE),
+        )
+        rows = rows.unionByName(previous, allowMissingColumns=True)
+    once = Window.partitionBy(*[_col(c) for c in [*values, QUARANTINE_PARTITION]]).orderBy(_col(_SOURCE).desc())
+    merged = rows.withColumn(_RANK, F.row_number().over(once)).where(_col(_RANK) == 1).drop(_RANK, _SOURCE)
+    merged = merged.localCheckpoint(eager=True)  # it may have been read from the partitions it replaces
+    _overwrite_partitions(merged, path, QUARANTINE_PARTITION)
+    return merged.count()
 
 
 @dataclass(frozen=True)
 class RunSummary:
+    """What one dataset's run did: the job logs it, writes it to the run summary and publishes it as metrics."""
+
     dataset: str
     input_rows: int
     clean_rows: int
+    """Rows of the dataset in the partitions this run touched, after the merge and dedupe."""
     quarantined_rows: int
     partitions: tuple[str, ...]
+    """`event_date` partitions the batch touched."""
+    partitions_written: tuple[str, ...] = ()
+    """The touched partitions whose content changed, the only ones rewritten."""
+    rows_written: int = 0
+    new_rows: int = 0
+    """Rows that are in the processed data because of this batch (not replays of stored rows)."""
+    duplicates_dropped: int = 0
+    """Valid rows of the batch that lost the dedupe (replays, older versions)."""
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
+    """Quarantined rows per cause: a rule's name, `schema` (missing or uncastable values)."""
+    max_quarantine_share: Optional[float] = None
+
+    @property
+    def quarantine_share(self) -> float:
+        return self.quarantined_rows / self.input_rows if self.input_rows else 0.0
+
+    @property
+    def write_amplification(self) -> Optional[float]:
+        """Rows written per row the batch added (None when it added none)."""
+        return self.rows_written / self.new_rows if self.new_rows else None
+
+    @property
+    def quality_failed(self) -> bool:
+        return self.max_quarantine_share is not None and self.quarantine_share > self.max_quarantine_share
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "inputRows": self.input_rows,
+            "cleanRows": self.clean_rows,
+            "quarantinedRows": self.quarantined_rows,
+            "quarantineShare": round(self.quarantine_share, 6),
+            "maxQuarantineShare": self.max_quarantine_share,
+            "qualityFailed": self.quality_failed,
+            "quarantinedByRule": dict(self.quarantined_by_rule),
+            "duplicatesDropped": self.duplicates_dropped,
+            "newRows": self.new_rows,
+            "rowsWritten": self.rows_written,
+            "partitionsTouched": list(self.partitions),
+            "partitionsWritten": list(self.partitions_written),
+        }
+
+
+_RULE_PREFIX = re.compile(r"^rule ([^:]+):")
+
+
+def _causes(reason: str) -> set[str]:
+    causes = set()
+    for part in reason.split("; "):
+        match = _RULE_PREFIX.match(part)
+        causes.add(match.group(1) if match else "schema")
+    return causes
 
 
 def run_dataset(
     spark: SparkSession, raw: DataFrame, spec: DatasetSpec, processed_path: str, quarantine_path: str
 ) -> RunSummary:
-    """One dataset's whole step: transform new raw rows, write touched partitions and quarantine."""
-    raw = raw.localCheckpoint(eager=True)  # read the bookmarked input once
-    input_rows = raw.count()
+    """One dataset's whole step: check new raw rows, write changed partitions and the quarantine."""
+    rows = checked(raw, spec).localCheckpoint(eager=True)  # the bookmarked input is read once
+    counts = rows.groupBy(_col(_VALID), _col(PARTITION_COLUMN)).count().collect()
+    input_rows = sum(r["count"] for r in counts)
     if input_rows == 0:
-        return RunSummary(spec.name, 0, 0, 0, ())
-    first_pass = transform(raw, spec)
-    dates = touched_dates(first_pass.clean)
-    existing = read_existing(spark, processed_path, dates) if dates else None
-    result = transform(raw, spec, existing) if existing is not None else first_pass
-    quarantined = result.quarantine.count()
+        return RunSummary(spec.name, 0, 0, 0, (), max_quarantine_share=spec.max_quarantine_share)
+    dates = sorted(str(r[PARTITION_COLUMN]) for r in counts if r[_VALID])
+    valid_count = sum(r["count"] for r in counts if r[_VALID])
+    quarantined = input_rows - valid_count
+    by_rule: dict[str, int] = {}
     if quarantined:
-        write_quarantine(result.quarantine, quarantine_path)
-    clean_rows = 0
-    if dates:
-        clean = result.clean.localCheckpoint(eager=True)
-        clean_rows = clean.count()
-        write_processed(clean, processed_path)
-    return RunSummary(spec.name, input_rows, clean_rows, quarantined, tuple(dates))
+        bad = quarantine_rows(rows, spec)
+        for row in bad.groupBy(REASON_COLUMN).count().collect():
+            for cause in _causes(row[REASON_COLUMN]):
+                by_rule[cause] = by_rule.get(cause, 0) + row["count"]
+        write_quarantine(spark, bad, quarantine_path)
+    if not dates:
+        return RunSummary(
+            spec.name, input_rows, 0, quarantined, (), quarantined_by_rule=by_rule,
+            max_quarantine_share=spec.max_quarantine_share,
+        )
+    existing = read_existing(spark, processed_path, dates)
+    # Checkpointed: computed from files of the partitions the write below replaces.
+    merged = ranked(valid_rows(rows, spec), spec, existing).localCheckpoint(eager=True)
+    per_partition = merged.groupBy(PARTITION_COLUMN).agg(
+        F.sum(F.when(_col(_SOURCE) == 0, 1).otherwise(0)).alias("stored"),
+        F.sum(F.when(_col(_RANK) == 1, 1).otherwise(0)).alias("kept"),
+        F.sum(F.when((_col(_RANK) == 1) & (_col(_SOURCE) == 1), 1).otherwise(0)).alias("kept_new"),
+        F.sum(F.when((_col(_RANK) == 1) & (_col(_SOURCE) == 1) & ~_col(_TWIN), 1).otherwise(0)).alias("new"),
+    ).collect()
+    # Unchanged: every kept row is a stored one (or its identical twin) and none was dropped.
+    changed = sorted(str(r[PARTITION_COLUMN]) for r in per_partition if r["new"] > 0 or r["kept"] != r["stored"])
+    clean_total = sum(r["kept"] for r in per_partition)
+    rows_written = sum(r["kept"] for r in per_partition if str(r[PARTITION_COLUMN]) in changed)
+    if changed:
+        to_write = clean_rows(merged, spec).where(_col(PARTITION_COLUMN).cast("string").isin(changed))
+        _overwrite_partitions(to_write, processed_path, PARTITION_COLUMN)
+    return RunSummary(
+        spec.name,
+        input_rows,
+        clean_total,
+        quarantined,
+        tuple(dates),
+        partitions_written=tuple(changed),
+        rows_written=rows_written,
+        new_rows=sum(r["new"] for r in per_partition),
+        duplicates_dropped=valid_count - sum(r["kept_new"] for r in per_partition),
+        quarantined_by_rule=by_rule,
+        max_quarantine_share=spec.max_quarantine_share,
+    )

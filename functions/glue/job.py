@@ -25,6 +25,22 @@ def quarantine_path(bucket: str, dataset: str) -> str:
     return f"s3://{bucket}/quarantine/{dataset}/"
 
 
+SESSION_SETTINGS = {
+    # `event_date` is the UTC date of the event time, and text timestamps without an offset are read
+    # as UTC, whatever zone the Glue cluster happens to run in.
+    "spark.sql.session.timeZone": "UTC",
+    # Second guard for wide datasets (the transform's plan shape is the first): constraint
+    # propagation costs planning time exponential in the number of aliased columns.
+    "spark.sql.constraintPropagation.enabled": "false",
+}
+
+
+def configure_session(spark) -> None:
+    """The runtime settings the transform relies on, whatever the Glue defaults are."""
+    for key, value in SESSION_SETTINGS.items():
+        spark.conf.set(key, value)
+
+
 def main(argv: list[str]) -> None:
     from awsglue.context import GlueContext
     from awsglue.job import Job
@@ -38,6 +54,7 @@ def main(argv: list[str]) -> None:
     )
     glue = GlueContext(SparkContext.getOrCreate())
     spark = glue.spark_session
+    configure_session(spark)
     # Spark's _SUCCESS markers would be read as (empty, invalid) Parquet files by Redshift COPY.
     spark.sparkContext._jsc.hadoopConfiguration().set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
     job = Job(glue)
