@@ -223,12 +223,11 @@ def test_glue_entry_point_imports_without_awsglue():
         module.main(["job.py"])
 
 
-def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_commits(spark, tmp_path, monkeypatch):
+def run_job(spark, tmp_path, monkeypatch, raw, datasets=None, extra_args=()) -> list[tuple]:
     """`job.main` against a stand-in for the awsglue package (which exists only inside Glue)."""
     import types
 
     calls: list[tuple] = []
-    raw = spark.createDataFrame([("o1", "1.00", "1", "true", "2024-05-01 10:00:00")], TEXT_SCHEMA)
 
     class Frame:
         def toDF(self):  # noqa: N802 - awsglue's name
@@ -270,24 +269,46 @@ def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_comm
         monkeypatch.setitem(sys.modules, name, module)
     import job
 
-    processed_bucket = tmp_path / "processed"
     monkeypatch.setattr(job, "processed_path", lambda bucket, dataset: str(tmp_path / bucket / dataset))
     monkeypatch.setattr(job, "quarantine_path", lambda bucket, dataset: str(tmp_path / bucket / "quarantine" / dataset))
     job.main(
         [
             "job.py",
             "--JOB_NAME", "acme-dl-sales-etl",
-            "--datasets", json.dumps([SPEC_DICT]),
+            "--datasets", json.dumps(datasets or [SPEC_DICT]),
             "--raw_database", "acme_dl_sales_raw",
             "--processed_bucket", "processed",
             "--quarantine_bucket", "raw",
+            *extra_args,
         ]
     )
+    return calls
+
+
+def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_commits(spark, tmp_path, monkeypatch):
+    raw = spark.createDataFrame([("o1", "1.00", "1", "true", "2024-05-01 10:00:00")], TEXT_SCHEMA)
+    calls = run_job(spark, tmp_path, monkeypatch, raw)
     assert calls[0] == ("init", "acme-dl-sales-etl")
     assert calls[1] == ("read", "acme_dl_sales_raw", "orders", "raw_orders")
     assert calls[-1] == ("commit",), "bookmarks are committed only after every dataset was written"
-    (row,) = spark.read.parquet(str(processed_bucket / "orders")).collect()
+    (row,) = spark.read.parquet(str(tmp_path / "processed" / "orders")).collect()
     assert (row.order_id, str(row.event_date)) == ("o1", "2024-05-01")
+
+
+def test_glue_job_pins_the_session_to_utc_so_event_date_is_the_utc_date(spark, tmp_path, monkeypatch):
+    # 02:00 UTC on May 1st is still April 30th in New York.
+    raw = spark.createDataFrame([("o1", "1.00", "1", "true", "2024-05-01T02:00:00Z")], TEXT_SCHEMA)
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    spark.conf.set("spark.sql.constraintPropagation.enabled", "true")
+    try:
+        run_job(spark, tmp_path, monkeypatch, raw)
+        settings = [spark.conf.get(k) for k in ("spark.sql.session.timeZone", "spark.sql.constraintPropagation.enabled")]
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
+    assert settings == ["UTC", "false"]
+    (row,) = spark.read.parquet(str(tmp_path / "processed" / "orders")).collect()
+    assert str(row.event_date) == "2024-05-01"
 
 
 # --- wide schemas (issue 13, item 1) ------------------------------------------------------------
@@ -375,3 +396,109 @@ def test_the_plan_of_a_hundred_columns_has_the_shape_of_the_plan_of_five(spark, 
 
 def test_local_sessions_switch_constraint_propagation_off_as_a_second_guard(spark):
     assert spark.conf.get("spark.sql.constraintPropagation.enabled") == "false"
+
+
+# --- integral floats (item 4) ------------------------------------------------------------------
+
+
+def test_integer_columns_take_integral_values_written_as_decimals_and_refuse_fractions(spark):
+    raw = spark.createDataFrame(
+        [
+            ("o1", "1.00", "517.0", "true", "2024-05-01 10:00:00"),
+            ("o2", "1.00", "5.17e2", "true", "2024-05-01 10:00:00"),
+            ("o3", "1.00", "517", "true", "2024-05-01 10:00:00"),
+            ("o4", "1.00", "517.5", "true", "2024-05-01 10:00:00"),
+            ("o5", "1.00", "9999999999.0", "true", "2024-05-01 10:00:00"),
+        ],
+        TEXT_SCHEMA,
+    )
+    result = transform(raw, SPEC)
+    assert {r.order_id: r.quantity for r in result.clean.collect()} == {"o1": 517, "o2": 517, "o3": 517}
+    assert {r.order_id: r._reason for r in result.quarantine.collect()} == {
+        "o4": "column quantity: cannot cast '517.5' to int",
+        "o5": "column quantity: cannot cast '9999999999.0' to int",
+    }
+
+
+def test_integer_columns_read_from_floating_point_raw_columns_are_never_truncated(spark):
+    # A JSON feed read by Spark infers numbers as double: 517.5 must not become 517.
+    raw = spark.createDataFrame(
+        [("o1", 517.0, "2024-05-01 10:00:00"), ("o2", 517.5, "2024-05-01 10:00:00"), ("o3", None, "2024-05-01 10:00:00")],
+        "order_id string, quantity double, ordered_at string",
+    )
+    result = transform(raw, SPEC)
+    assert {r.order_id: r.quantity for r in result.clean.collect()} == {"o1": 517, "o3": None}
+    assert [(r.order_id, r.quantity, r._reason) for r in result.quarantine.collect()] == [
+        ("o2", "517.5", "column quantity: cannot cast '517.5' to int")
+    ]
+
+
+# --- idempotent quarantine (item 2) --------------------------------------------------------------
+
+RAW_SCHEMA = f"{TEXT_SCHEMA}, ingest_date string"
+
+
+def quarantined(spark, path: str) -> list[tuple]:
+    return sorted((r.order_id, r._reason) for r in spark.read.parquet(path).collect())
+
+
+def test_a_replayed_batch_quarantines_each_rejected_row_once(spark, tmp_path):
+    processed, quarantine = str(tmp_path / "processed"), str(tmp_path / "quarantine")
+    batch = spark.createDataFrame(
+        [
+            ("a", "1.00", "1", "false", "2024-05-01 10:00:00", "2024-05-01"),
+            ("bad", "lots", "1", "false", "2024-05-01 10:00:00", "2024-05-01"),
+        ],
+        RAW_SCHEMA,
+    )
+    first = run_dataset(spark, batch, SPEC, processed, quarantine)
+    # The job failed before job.commit(): bookmarks hand the same files again, with newer ones.
+    later = spark.createDataFrame(
+        [("worse", "1.00", "x", "false", "2024-05-02 10:00:00", "2024-05-02")], RAW_SCHEMA
+    )
+    second = run_dataset(spark, batch.unionByName(later), SPEC, processed, quarantine)
+    assert (first.quarantined_rows, second.quarantined_rows) == (1, 2)
+    assert quarantined(spark, quarantine) == [
+        ("bad", "column amount: cannot cast 'lots' to decimal(12,2)"),
+        ("worse", "column quantity: cannot cast 'x' to int"),
+    ]
+    assert sorted(p.name for p in (tmp_path / "quarantine").iterdir() if p.is_dir()) == [
+        "ingest_date=2024-05-01", "ingest_date=2024-05-02"
+    ]
+    assert spark.read.parquet(processed).count() == 1
+
+
+# --- write amplification (item 6) --------------------------------------------------------------
+
+
+def parquet_files(directory: Path) -> dict[str, list[str]]:
+    return {p.name: sorted(f.name for f in p.glob("*.parquet")) for p in sorted(directory.iterdir()) if p.is_dir()}
+
+
+def test_partitions_whose_content_does_not_change_are_not_rewritten(spark, tmp_path):
+    processed, quarantine = str(tmp_path / "processed"), str(tmp_path / "quarantine")
+    stored = [(f"k{day}", "1.00", "1", "false", f"2024-05-0{day} 10:00:00") for day in range(1, 6)]
+    run_dataset(spark, spark.createDataFrame(stored, TEXT_SCHEMA), SPEC, processed, quarantine)
+    before = parquet_files(tmp_path / "processed")
+
+    # At-least-once delivery replays every stored row; one new row lands on 2024-05-03.
+    replay = [*stored, ("new", "2.00", "1", "false", "2024-05-03 11:00:00")]
+    summary = run_dataset(spark, spark.createDataFrame(replay, TEXT_SCHEMA), SPEC, processed, quarantine)
+
+    after = parquet_files(tmp_path / "processed")
+    changed = sorted(name for name in after if after[name] != before.get(name))
+    assert changed == ["event_date=2024-05-03"]
+    assert summary.partitions == ("2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04", "2024-05-05")
+    assert summary.partitions_written == ("2024-05-03",)
+    assert (summary.new_rows, summary.rows_written, summary.duplicates_dropped) == (1, 2, 5)
+    assert summary.write_amplification == 2.0
+    assert sorted(r.order_id for r in spark.read.parquet(processed).collect()) == ["k1", "k2", "k3", "k4", "k5", "new"]
+
+
+def test_a_newer_version_of_a_stored_row_rewrites_its_partition(spark, tmp_path):
+    processed, quarantine = str(tmp_path / "processed"), str(tmp_path / "quarantine")
+    run_dataset(spark, spark.createDataFrame([("a", "1.00", "1", "false", "2024-05-01 10:00:00")], TEXT_SCHEMA), SPEC, processed, quarantine)
+    update = spark.createDataFrame([("a", "3.00", "1", "false", "2024-05-01 12:00:00")], TEXT_SCHEMA)
+    summary = run_dataset(spark, update, SPEC, processed, quarantine)
+    assert summary.partitions_written == ("2024-05-01",)
+    assert [r.amount for r in spark.read.parquet(processed).collect()] == [Decimal("3.00")]

@@ -448,7 +448,7 @@ class RunSummary:
     new_rows: int = 0
     """Rows that are in the processed data because of this batch (not replays of stored rows)."""
     duplicates_dropped: int = 0
-    """Valid rows of the batch that lost the dedupe (replays, older versions)."""
+    """Valid rows of the batch that added nothing: older versions, and replays of stored rows."""
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     """Quarantined rows per cause: a rule's name, `schema` (missing or uncastable values)."""
     max_quarantine_share: Optional[float] = None
@@ -525,7 +525,6 @@ def run_dataset(
     per_partition = merged.groupBy(PARTITION_COLUMN).agg(
         F.sum(F.when(_col(_SOURCE) == 0, 1).otherwise(0)).alias("stored"),
         F.sum(F.when(_col(_RANK) == 1, 1).otherwise(0)).alias("kept"),
-        F.sum(F.when((_col(_RANK) == 1) & (_col(_SOURCE) == 1), 1).otherwise(0)).alias("kept_new"),
         F.sum(F.when((_col(_RANK) == 1) & (_col(_SOURCE) == 1) & ~_col(_TWIN), 1).otherwise(0)).alias("new"),
     ).collect()
     # Unchanged: every kept row is a stored one (or its identical twin) and none was dropped.
@@ -544,7 +543,7 @@ def run_dataset(
         partitions_written=tuple(changed),
         rows_written=rows_written,
         new_rows=sum(r["new"] for r in per_partition),
-        duplicates_dropped=valid_count - sum(r["kept_new"] for r in per_partition),
+        duplicates_dropped=valid_count - sum(r["new"] for r in per_partition),
         quarantined_by_rule=by_rule,
         max_quarantine_share=spec.max_quarantine_share,
     )
