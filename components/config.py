@@ -221,8 +221,9 @@ DECIMAL_TYPE_PATTERN = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
 # Lowercase because Glue, Athena and Redshift fold identifiers to lowercase anyway.
 DATASET_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
 COLUMN_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-# Partition columns the data flow adds itself: raw `year/month/day` (Firehose), processed `event_date`.
-RESERVED_COLUMNS = ("year", "month", "day", "event_date")
+# Columns the data flow adds itself: the raw partition `ingest_date` (Firehose), the processed
+# partition `event_date` and the quarantine's `_reason`.
+RESERVED_COLUMNS = ("ingest_date", "event_date", "_reason")
 EXAMPLE_DATASET = {
     "name": "orders",
     "columns": [
@@ -288,7 +289,7 @@ class DatasetConfig(_Model):
             if not COLUMN_NAME_PATTERN.match(column.name):
                 problems.append(f"{at}: name must be lowercase letters, digits or underscores (at most 63)")
             if column.name in RESERVED_COLUMNS:
-                problems.append(f"{at}: the name is reserved for partitions ({', '.join(RESERVED_COLUMNS)}); rename it")
+                problems.append(f"{at}: the name is reserved for the data flow's own columns ({', '.join(RESERVED_COLUMNS)}); rename it")
             if column.name in seen:
                 problems.append(f"{at}: declared twice; each column name must appear once")
             seen.add(column.name)

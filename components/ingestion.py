@@ -1,7 +1,7 @@
 """`Ingestion`: REST API → Kinesis Data Firehose → Parquet in the raw bucket, one stream per dataset.
 
 Per dataset: a Glue table in the raw database (the schema Firehose converts JSON to Parquet with),
-a Firehose stream writing `<dataset>/year=…/month=…/day=…/` under the silo key, and on the API
+a Firehose stream writing `<dataset>/ingest_date=YYYY-MM-DD/` under the silo key, and on the API
 `POST /<dataset>` (Firehose `PutRecord`) and `POST /<dataset>/batch` (`PutRecordBatch`), both AWS
 service integrations with no Lambda in between. API Gateway validates each body against a model
 generated from the dataset's schema before anything reaches Firehose.
@@ -25,7 +25,7 @@ from .api_logging import logged_stage
 from .logs import encrypted_log_group, log_group_arn
 from .naming import bounded_name
 from .roles import role_with_policy
-from .schema import RAW_PARTITION_KEYS, glue_columns, json_array_schema, json_schema
+from .schema import FIREHOSE_DATE, RAW_PARTITION_KEY, RAW_PARTITION_KEYS, glue_columns, json_array_schema, json_schema
 
 # API Gateway's Velocity has no newline escape; urlDecode("%0A") yields one. Firehose then stores
 # newline-delimited JSON when no format conversion applies, and the record stays one line.
@@ -366,11 +366,8 @@ class Ingestion(pulumi.ComponentResource):
             extended_s3_configuration=ext.FirehoseDeliveryStreamExtendedS3ConfigurationArgs(
                 role_arn=role.arn,
                 bucket_arn=args.raw_bucket_arn,
-                prefix=f"{dataset.name}/year=!{{timestamp:yyyy}}/month=!{{timestamp:MM}}/day=!{{timestamp:dd}}/",
-                error_output_prefix=(
-                    f"errors/{dataset.name}/!{{firehose:error-output-type}}/"
-                    "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
-                ),
+                prefix=f"{dataset.name}/{RAW_PARTITION_KEY}={FIREHOSE_DATE}/",
+                error_output_prefix=f"errors/{dataset.name}/!{{firehose:error-output-type}}/{RAW_PARTITION_KEY}={FIREHOSE_DATE}/",
                 buffering_size=args.buffering_size_mib,
                 buffering_interval=args.buffering_interval_seconds,
                 # Parquet compresses its pages itself (Snappy); Firehose requires UNCOMPRESSED here.

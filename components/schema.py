@@ -12,8 +12,12 @@ from typing import Any
 
 from .config import DECIMAL_TYPE_PATTERN, DatasetConfig
 
-# Raw partitions Firehose writes (`<dataset>/year=YYYY/month=MM/day=DD/`), declared on the raw table.
-RAW_PARTITION_KEYS = ("year", "month", "day")
+# The raw partition Firehose writes (`<dataset>/ingest_date=YYYY-MM-DD/`, the UTC arrival date),
+# declared on the raw table; the ETL job reads it to key the quarantine. A name no dataset column
+# may take (`config.RESERVED_COLUMNS`), so ordinary names such as year, month and day stay free.
+RAW_PARTITION_KEY = "ingest_date"
+RAW_PARTITION_KEYS = (RAW_PARTITION_KEY,)
+FIREHOSE_DATE = "!{timestamp:yyyy-MM-dd}"
 
 _JSON_TYPES = {
     "string": {"type": "string"},

@@ -68,9 +68,16 @@ def test_event_time_column_must_be_a_timestamp_or_date():
     assert "column 'order_id': eventTimeColumn must be of type timestamp or date, not string" in problem
 
 
-def test_partition_column_names_are_reserved():
-    (problem,) = problems(datasets=[dataset(columns=[*GOOD["columns"], {"name": "year", "type": "int"}])])
-    assert "column 'year': the name is reserved for partitions" in problem
+def test_the_data_flows_own_column_names_are_reserved():
+    for name in ("ingest_date", "event_date", "_reason"):
+        (problem,) = problems(datasets=[dataset(columns=[*GOOD["columns"], {"name": name, "type": "string"}])])
+        assert f"column '{name}': the name is reserved for the data flow's own columns" in problem
+
+
+def test_year_month_and_day_are_ordinary_column_names():
+    columns = [*GOOD["columns"], *({"name": n, "type": "int"} for n in ("year", "month", "day"))]
+    config = parse_stack_config("s", silo_config(**{"datalake:datasets": [dataset(columns=columns)]}))
+    assert [c.name for c in config.datasets[0].columns][-3:] == ["year", "month", "day"]
 
 
 def test_dataset_names_must_be_unique_and_plain():

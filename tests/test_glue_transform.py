@@ -502,3 +502,28 @@ def test_a_newer_version_of_a_stored_row_rewrites_its_partition(spark, tmp_path)
     summary = run_dataset(spark, update, SPEC, processed, quarantine)
     assert summary.partitions_written == ("2024-05-01",)
     assert [r.amount for r in spark.read.parquet(processed).collect()] == [Decimal("3.00")]
+
+
+# --- raw partitions (item 5) --------------------------------------------------------------------
+
+
+def test_year_month_and_day_are_data_and_the_raw_partition_is_not(spark, tmp_path):
+    spec = DatasetSpec.from_dict(
+        {
+            "name": "visits",
+            "columns": [{"name": n, "type": t} for n, t in (("id", "string"), ("year", "int"), ("month", "int"), ("day", "int"), ("at", "timestamp"))],
+            "dedupeKey": ["id"],
+            "eventTimeColumn": "at",
+        }
+    )
+    # As the Glue job reads the raw table: the declared columns plus Firehose's partition column.
+    raw = spark.createDataFrame(
+        [("v1", 1999, 12, 31, dt.datetime(2024, 5, 1, 10), "2024-05-02"), ("v2", 2000, 13, 1, None, "2024-05-02")],
+        "id string, year int, month int, day int, at timestamp, ingest_date string",
+    )
+    summary = run_dataset(spark, raw, spec, str(tmp_path / "processed"), str(tmp_path / "quarantine"))
+    assert (summary.clean_rows, summary.quarantined_rows) == (1, 1)
+    (row,) = spark.read.parquet(str(tmp_path / "processed")).collect()
+    assert (row.year, row.month, row.day, str(row.event_date)) == (1999, 12, 31, "2024-05-01")
+    assert "ingest_date" not in row.asDict()
+    assert [p.name for p in (tmp_path / "quarantine").iterdir() if p.is_dir()] == ["ingest_date=2024-05-02"]

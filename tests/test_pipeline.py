@@ -335,7 +335,7 @@ def _gate_fixtures(last_run: str, keys: list[str]) -> str:
 
 
 def test_no_object_since_the_last_run_day_ends_as_a_success_without_crawling(moto_sfn):
-    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/year=2024/month=04/day=30/a.parquet"])
+    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/ingest_date=2024-04-30/a.parquet"])
     execution, visited, messages = _execute(_gated(moto_sfn, bucket))
     assert execution["status"] == "SUCCEEDED"
     assert visited == ["ReadLastRun", "SplitLastRunDay", "HasNewOrders", "RouteOrders", "NoNewData"]
@@ -343,7 +343,7 @@ def test_no_object_since_the_last_run_day_ends_as_a_success_without_crawling(mot
 
 
 def test_an_object_from_the_last_run_day_on_starts_the_pipeline(moto_sfn):
-    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/year=2024/month=05/day=02/b.parquet"])
+    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/ingest_date=2024-05-02/b.parquet"])
     execution, visited, _ = _execute(_gated(moto_sfn, bucket))
     # No crawler exists in moto here: the pipeline proceeds to it and fails there.
     assert visited[:5] == ["ReadLastRun", "SplitLastRunDay", "HasNewOrders", "RouteOrders", "StartRawCrawler"]
