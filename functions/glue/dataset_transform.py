@@ -32,9 +32,7 @@ constraint mentions. The Glue job and the local helper also switch constraint pr
 
 from __future__ import annotations
 
-import functools
 import json
-import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -170,74 +168,84 @@ def _sql_literal(value: Any) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _typed(name: str, source_type: T.DataType, type_name: str) -> Column:
-    """The raw column `name` as `type_name`, null when it does not convert.
+def _typed(name: str, source_type: T.DataType, type_name: str) -> str:
+    """SQL of the raw column `name` as `type_name`, null when it does not convert.
 
     try_cast exists as a SQL function since Spark 3.2 (Glue 4.0 runs 3.3), Column.try_cast only in 4.0.
     An integer column goes through decimal(38,9) unless its raw type is integral already: Spark casts
     the text `517.0` to null and the double 517.5 to 517, and neither is right.
     """
-    direct = F.expr(f"try_cast({_quoted(name)} AS {type_name})")
+    column = _quoted(name)
+    direct = f"try_cast({column} AS {type_name})"
     if type_name not in INTEGER_TYPES or isinstance(source_type, _INTEGRAL_SOURCE_TYPES):
         return direct
-    number = F.expr(f"try_cast({_quoted(name)} AS decimal(38,9))")
-    integral = F.when(number == F.floor(number), F.expr(f"try_cast(try_cast({_quoted(name)} AS decimal(38,9)) AS {type_name})"))
+    number = f"try_cast({column} AS decimal(38,9))"
+    integral = f"CASE WHEN {number} = floor({number}) THEN try_cast({number} AS {type_name}) END"
     if isinstance(source_type, T.StringType):
-        return F.coalesce(direct, integral)  # plain digits, the common case, need no decimal parse
+        return f"coalesce({direct}, {integral})"  # plain digits, the common case, need no decimal parse
     return integral
 
 
 @dataclass(frozen=True)
 class _Check:
-    """A row-level check: `passed` is never null; `reason` is what the quarantine says when it fails."""
+    """A row-level check in SQL: `passed` is never null; `reason` is what the quarantine says when it fails."""
 
-    passed: Column
-    reason: Column
-
-
-def _as_text(column: Column) -> Column:
-    return column.cast("string")
+    passed: str
+    reason: str
 
 
-def _checks(spec: DatasetSpec, raw: dict[str, Column], typed: dict[str, Column]) -> list[_Check]:
+def _text(sql: str) -> str:
+    return f"CAST({sql} AS STRING)"
+
+
+class _Sql(str):
+    """A SQL expression among the parts of a `_message` (other parts are literal text)."""
+
+
+def _message(*parts: str) -> str:
+    return "concat(" + ", ".join(p if isinstance(p, _Sql) else _sql_literal(p) for p in parts) + ")"
+
+
+def _checks(spec: DatasetSpec, typed: dict[str, str]) -> list[_Check]:
     checks: list[_Check] = []
     for name, type_name in spec.columns:
-        original = raw[name]
+        original = _quoted(name)
         if name in spec.required:
-            checks.append(_Check(original.isNotNull(), F.lit(f"missing required column {name}")))
+            checks.append(_Check(f"{original} IS NOT NULL", _sql_literal(f"missing required column {name}")))
         checks.append(
             _Check(
-                original.isNull() | typed[name].isNotNull(),
-                F.concat(F.lit(f"column {name}: cannot cast '"), _as_text(original), F.lit(f"' to {type_name}")),
+                f"({original} IS NULL OR {typed[name]} IS NOT NULL)",
+                _message(f"column {name}: cannot cast '", _Sql(_text(original)), f"' to {type_name}"),
             )
         )
     for rule in spec.rules:
         if rule.kind == "unique":
-            continue  # needs the whole batch: see `_checked`
+            continue  # needs the whole batch: see `checked`
         (name,) = rule.columns
-        value, type_name = typed[name], spec.types[name]
+        original, value, type_name = _quoted(name), typed[name], spec.types[name]
         label = f"rule {rule.name}: column {name}"
-        shown = F.concat(F.lit("'"), _as_text(raw[name]), F.lit("'"))
+        shown = _Sql(_text(original))
         if rule.kind == "notNull":
-            checks.append(_Check(raw[name].isNotNull(), F.lit(f"{label} is null")))
+            checks.append(_Check(f"{original} IS NOT NULL", _sql_literal(f"{label} is null")))
         elif rule.kind == "range":
-            bounds = []
-            if rule.minimum is not None:
-                bounds.append((value >= F.lit(rule.minimum).cast(type_name), f"below {rule.minimum}"))
-            if rule.maximum is not None:
-                bounds.append((value <= F.lit(rule.maximum).cast(type_name), f"above {rule.maximum}"))
-            for inside, what in bounds:
-                checks.append(_Check(value.isNull() | inside, F.concat(F.lit(f"{label} value "), shown, F.lit(f" is {what}"))))
+            for bound, operator_, what in ((rule.minimum, ">=", "below"), (rule.maximum, "<=", "above")):
+                if bound is not None:
+                    inside = f"{value} {operator_} CAST({_sql_literal(bound)} AS {type_name})"
+                    checks.append(
+                        _Check(f"({value} IS NULL OR {inside})", _message(f"{label} value '", shown, f"' is {what} {bound}"))
+                    )
         elif rule.kind == "allowedValues":
-            allowed = [F.lit(v).cast(type_name) for v in rule.allowed]
+            allowed = ", ".join(f"CAST({_sql_literal(v)} AS {type_name})" for v in rule.allowed)
             listed = ", ".join(str(v) for v in rule.allowed)
             checks.append(
-                _Check(value.isNull() | value.isin(*allowed), F.concat(F.lit(f"{label} value "), shown, F.lit(f" is not one of {listed}")))
+                _Check(f"({value} IS NULL OR {value} IN ({allowed}))", _message(f"{label} value '", shown, f"' is not one of {listed}"))
             )
         elif rule.kind == "pattern":
-            matches = F.expr(f"{_quoted(name)} RLIKE {_sql_literal(rule.pattern)}")
             checks.append(
-                _Check(raw[name].isNull() | matches, F.concat(F.lit(f"{label} value "), shown, F.lit(f" does not match {rule.pattern}")))
+                _Check(
+                    f"({original} IS NULL OR {_text(original)} RLIKE {_sql_literal(rule.pattern)})",
+                    _message(f"{label} value '", shown, f"' does not match {rule.pattern}"),
+                )
             )
     return checks
 
@@ -246,74 +254,72 @@ def checked(raw: DataFrame, spec: DatasetSpec) -> DataFrame:
     """One projection of the batch: originals, typed values, the validity flag, reasons, batch order.
 
     Columns: each declared column as it came (absent ones null), `typed:<column>`, `valid:`,
-    `_reason` (null on valid rows), `order:`, `event_date` and `ingest_date` (the raw partition;
+    `_reason` (empty on valid rows), `order:`, `event_date` and `ingest_date` (the raw partition;
     today's UTC date when the input has no such column, as in local runs).
+
+    Built as SQL text in one `selectExpr`: a hundred columns make thousands of expression nodes,
+    and building them one py4j call at a time took longer than Spark's planning.
     """
-    present = dict(raw.dtypes)
-    source_types = {f.name: f.dataType for f in raw.schema.fields}
+    present = {f.name: f.dataType for f in raw.schema.fields}
     originals = [
-        _col(name) if name in present else F.lit(None).cast("string").alias(name) for name in spec.column_names
+        _quoted(name) if name in present else f"CAST(NULL AS STRING) AS {_quoted(name)}" for name in spec.column_names
     ]
     ingest = (
-        _col(RAW_PARTITION_COLUMN).cast("string").alias(RAW_PARTITION_COLUMN)
+        f"CAST({_quoted(RAW_PARTITION_COLUMN)} AS STRING) AS {RAW_PARTITION_COLUMN}"
         if RAW_PARTITION_COLUMN in present
-        else F.date_format(F.current_timestamp(), "yyyy-MM-dd").alias(RAW_PARTITION_COLUMN)
+        else f"date_format(current_timestamp(), 'yyyy-MM-dd') AS {RAW_PARTITION_COLUMN}"
     )
-    unique_rules = [rule for rule in spec.rules if rule.kind == "unique"]
-    source = raw.select(*originals, ingest)
-    raw_columns = {name: _col(name) for name in spec.column_names}
-    typed = {
-        name: _typed(name, source_types.get(name, T.StringType()), type_name) for name, type_name in spec.columns
-    }
-    checks = _checks(spec, raw_columns, typed)
-    for index, rule in enumerate(unique_rules):
+    typed = {name: _typed(name, present.get(name, T.StringType()), type_name) for name, type_name in spec.columns}
+    checks = _checks(spec, typed)
+    windows = []
+    for index, rule in enumerate(rule for rule in spec.rules if rule.kind == "unique"):
         # How many rows of the batch share this row's values; rows with a null among them are not compared.
         keys = [typed[name] for name in rule.columns]
-        count_name = f"{_DUPLICATES}{index}"
-        source = source.withColumn(count_name, F.count(F.lit(1)).over(Window.partitionBy(*keys)))
-        shared = F.concat_ws(", ", *[F.concat(F.lit(f"{n}="), _as_text(raw_columns[n])) for n in rule.columns])
+        count_name = _quoted(f"{_DUPLICATES}{index}")
+        windows.append(f"count(1) OVER (PARTITION BY {', '.join(keys)}) AS {count_name}")
+        shared = [part for n in rule.columns for part in (f"{n}=", _Sql(_text(_quoted(n))), ", ")][:-1]
         checks.append(
             _Check(
-                functools.reduce(operator.or_, [k.isNull() for k in keys]) | (_col(count_name) == 1),
-                F.concat(F.lit(f"rule {rule.name}: "), shared, F.lit(" is not unique within the batch")),
+                "(" + " OR ".join([*(f"{k} IS NULL" for k in keys), f"{count_name} = 1"]) + ")",
+                _message(f"rule {rule.name}: ", *shared, " is not unique within the batch"),
             )
         )
-    valid = functools.reduce(operator.and_, [check.passed for check in checks], F.lit(True))
+    source = raw.selectExpr(*originals, ingest)
+    if windows:
+        source = source.selectExpr("*", *windows)
+    valid = " AND ".join(check.passed for check in checks) or "true"
     # concat_ws skips nulls: each failed check contributes its reason.
-    reason = F.when(~valid, F.concat_ws("; ", *[F.when(~check.passed, check.reason) for check in checks]))
-    return source.select(
-        *[_col(name) for name in spec.column_names],
-        _col(RAW_PARTITION_COLUMN),
-        *[typed[name].alias(_typed_name(name)) for name in spec.column_names],
-        valid.alias(_VALID),
-        reason.alias(REASON_COLUMN),
-        F.to_date(typed[spec.event_time_column]).alias(PARTITION_COLUMN),
+    reasons = ", ".join(f"CASE WHEN NOT {check.passed} THEN {check.reason} END" for check in checks)
+    return source.selectExpr(
+        *[_quoted(name) for name in spec.column_names],
+        _quoted(RAW_PARTITION_COLUMN),
+        *[f"{typed[name]} AS {_quoted(_typed_name(name))}" for name in spec.column_names],
+        f"({valid}) AS {_quoted(_VALID)}",
+        # Empty on valid rows; each check is computed once for both columns (subexpression elimination).
+        f"concat_ws('; ', {reasons}) AS {REASON_COLUMN}",
+        f"to_date({typed[spec.event_time_column]}) AS {PARTITION_COLUMN}",
         # Non-deterministic: besides ordering the batch it keeps filters on `valid:` above this
         # projection, so no filter condition is rewritten in terms of every typed expression.
-        F.monotonically_increasing_id().alias(_ORDER),
+        f"monotonically_increasing_id() AS {_quoted(_ORDER)}",
     )
 
 
 def valid_rows(checked_rows: DataFrame, spec: DatasetSpec) -> DataFrame:
     """The rows that passed every check: typed declared columns, `event_date`, `order:`."""
-    return checked_rows.where(_col(_VALID)).select(
-        *[_col(_typed_name(name)).alias(name) for name in spec.column_names],
-        _col(PARTITION_COLUMN),
-        _col(_ORDER),
+    return checked_rows.where(_col(_VALID)).selectExpr(
+        *[f"{_quoted(_typed_name(name))} AS {_quoted(name)}" for name in spec.column_names],
+        PARTITION_COLUMN,
+        _quoted(_ORDER),
     )
 
 
 def quarantine_rows(checked_rows: DataFrame, spec: DatasetSpec) -> DataFrame:
     """The rows that failed a check: declared columns as text, `_reason`, `ingest_date`."""
-    return checked_rows.where(~_col(_VALID)).select(
-        *[_as_text(_col(name)).alias(name) for name in spec.column_names],
-        _col(REASON_COLUMN),
-        _col(RAW_PARTITION_COLUMN),
+    return checked_rows.where(~_col(_VALID)).selectExpr(
+        *[f"{_text(_quoted(name))} AS {_quoted(name)}" for name in spec.column_names],
+        REASON_COLUMN,
+        RAW_PARTITION_COLUMN,
     )
-
-
-def _content(spec: DatasetSpec) -> Column:
-    return F.struct(*[_col(name) for name in [*spec.column_names, PARTITION_COLUMN]])
 
 
 def ranked(valid: DataFrame, spec: DatasetSpec, existing: Optional[DataFrame] = None) -> DataFrame:
@@ -322,24 +328,27 @@ def ranked(valid: DataFrame, spec: DatasetSpec, existing: Optional[DataFrame] = 
     new = valid.withColumn(_SOURCE, F.lit(1))
     if existing is not None:
         touched = valid.select(PARTITION_COLUMN).distinct()
-        kept = existing.join(F.broadcast(touched), PARTITION_COLUMN, "left_semi").select(
-            *[_col(name).cast(type_name).alias(name) for name, type_name in spec.columns],
-            _col(PARTITION_COLUMN),
-            F.lit(-1).cast("long").alias(_ORDER),
-            F.lit(0).alias(_SOURCE),
+        kept = existing.join(F.broadcast(touched), PARTITION_COLUMN, "left_semi").selectExpr(
+            *[f"CAST({_quoted(name)} AS {type_name}) AS {_quoted(name)}" for name, type_name in spec.columns],
+            PARTITION_COLUMN,
+            f"CAST(-1 AS BIGINT) AS {_quoted(_ORDER)}",
+            f"0 AS {_quoted(_SOURCE)}",
         )
         merged = new.unionByName(kept)
     else:
         merged = new
     if not spec.dedupe_key:
-        return merged.withColumn(_RANK, F.lit(1)).withColumn(_TWIN, F.lit(False))
-    by_key = Window.partitionBy(*[_col(k) for k in spec.dedupe_key])
-    latest_first = by_key.orderBy(_col(spec.event_time_column).desc(), _col(_SOURCE).desc(), _col(_ORDER).desc())
-    merged = merged.withColumn(_RANK, F.row_number().over(latest_first))
-    if existing is None:
-        return merged.withColumn(_TWIN, F.lit(False))
-    stored = F.max(F.when(_col(_SOURCE) == 0, _content(spec))).over(by_key)
-    return merged.withColumn(_TWIN, (_col(_SOURCE) == 1) & _content(spec).eqNullSafe(stored))
+        return merged.selectExpr("*", f"1 AS {_quoted(_RANK)}", f"false AS {_quoted(_TWIN)}")
+    by_key = "PARTITION BY " + ", ".join(_quoted(k) for k in spec.dedupe_key)
+    order = f"{_quoted(spec.event_time_column)} DESC, {_quoted(_SOURCE)} DESC, {_quoted(_ORDER)} DESC"
+    twin = "false"
+    if existing is not None:
+        content = "struct(" + ", ".join(_quoted(n) for n in [*spec.column_names, PARTITION_COLUMN]) + ")"
+        stored = f"max(CASE WHEN {_quoted(_SOURCE)} = 0 THEN {content} END) OVER ({by_key})"
+        twin = f"{_quoted(_SOURCE)} = 1 AND {content} <=> {stored}"
+    return merged.selectExpr(
+        "*", f"row_number() OVER ({by_key} ORDER BY {order}) AS {_quoted(_RANK)}", f"{twin} AS {_quoted(_TWIN)}"
+    )
 
 
 def clean_rows(ranked_rows: DataFrame, spec: DatasetSpec) -> DataFrame:
