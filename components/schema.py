@@ -118,4 +118,5 @@ def redshift_load_statements(dataset: DatasetConfig, processed_bucket: str, copy
 
 def job_datasets_argument(datasets: list[DatasetConfig]) -> str:
     """The ETL job's `--datasets` argument: what `functions/glue/dataset_transform.parse_specs` reads."""
-    return json.dumps([d.model_dump(by_alias=True, include={"name", "columns", "required", "dedupe_key", "event_time_column"}) for d in datasets])
+    fields = {"name", "columns", "required", "dedupe_key", "event_time_column", "quality"}
+    return json.dumps([d.model_dump(by_alias=True, include=fields, exclude_none=True) for d in datasets])

@@ -527,3 +527,59 @@ def test_year_month_and_day_are_data_and_the_raw_partition_is_not(spark, tmp_pat
     assert (row.year, row.month, row.day, str(row.event_date)) == (1999, 12, 31, "2024-05-01")
     assert "ingest_date" not in row.asDict()
     assert [p.name for p in (tmp_path / "quarantine").iterdir() if p.is_dir()] == ["ingest_date=2024-05-02"]
+
+
+# --- data-quality rules (item 8) ----------------------------------------------------------------
+
+QUALITY_SPEC = DatasetSpec.from_dict(
+    {
+        **SPEC_DICT,
+        "quality": {
+            "rules": [
+                {"name": "amount_positive", "column": "amount", "notNull": False, "min": 0.01, "max": 1000},
+                {"name": "small_orders", "column": "quantity", "notNull": False, "allowedValues": [1, 2, 3]},
+                {"name": "order_format", "column": "order_id", "notNull": False, "pattern": "^o-[0-9]+$"},
+                {"name": "express_known", "column": "express", "notNull": True},
+                {"name": "one_row_per_minute", "notNull": False, "unique": ["ordered_at"]},
+            ],
+            "maxQuarantineShare": 0.5,
+        },
+    }
+)
+
+
+def test_quality_rules_quarantine_rows_with_the_rules_name_and_count_them_per_rule(spark, tmp_path):
+    raw = spark.createDataFrame(
+        [
+            ("o-1", "10.00", "1", "true", "2024-05-01 10:00:00"),
+            ("o-2", "0.00", "2", "true", "2024-05-01 10:01:00"),
+            ("o-3", "5.00", "7", None, "2024-05-01 10:02:00"),
+            ("x-4", "5.00", "1", "false", "2024-05-01 10:03:00"),
+            ("o-5", "5.00", "1", "false", "2024-05-01 10:04:00"),
+            ("o-6", "5.00", "1", "false", "2024-05-01 10:04:00"),
+        ],
+        TEXT_SCHEMA,
+    )
+    summary = run_dataset(spark, raw, QUALITY_SPEC, str(tmp_path / "processed"), str(tmp_path / "quarantine"))
+    reasons = dict(quarantined(spark, str(tmp_path / "quarantine")))
+    assert reasons == {
+        "o-2": "rule amount_positive: column amount value '0.00' is below 0.01",
+        "o-3": "rule small_orders: column quantity value '7' is not one of 1, 2, 3; rule express_known: column express is null",
+        "x-4": "rule order_format: column order_id value 'x-4' does not match ^o-[0-9]+$",
+        "o-5": "rule one_row_per_minute: ordered_at=2024-05-01 10:04:00 is not unique within the batch",
+        "o-6": "rule one_row_per_minute: ordered_at=2024-05-01 10:04:00 is not unique within the batch",
+    }
+    assert [r.order_id for r in spark.read.parquet(str(tmp_path / "processed")).collect()] == ["o-1"]
+    assert summary.quarantined_by_rule == {
+        "amount_positive": 1, "small_orders": 1, "express_known": 1, "order_format": 1, "one_row_per_minute": 2
+    }
+    assert summary.quarantine_share == 5 / 6 and summary.quality_failed
+
+
+def test_schema_failures_and_rules_are_counted_apart(spark, tmp_path):
+    raw = spark.createDataFrame(
+        [("o-1", "lots", "1", "true", "2024-05-01 10:00:00"), ("o-2", "1.00", "1", "true", "2024-05-01 10:00:30")], TEXT_SCHEMA
+    )
+    summary = run_dataset(spark, raw, QUALITY_SPEC, str(tmp_path / "processed"), str(tmp_path / "quarantine"))
+    assert summary.quarantined_by_rule == {"schema": 1}
+    assert (summary.quarantine_share, summary.quality_failed) == (0.5, False)
