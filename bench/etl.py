@@ -23,6 +23,7 @@ Prints a table (medians of the rounds and their ratios); `--json` prints one JSO
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -52,7 +53,8 @@ def template_dataset() -> DatasetSpec:
     """The example dataset of `Pulumi.silo-template.yaml`, as the Glue job receives it."""
     config = parse_stack_config("bench", silo_config())
     (spec,) = parse_specs(job_datasets_argument(config.datasets[:1]))
-    return spec
+    # The DuckDB script implements the type checks and the dedupe, not the quality rules.
+    return dataclasses.replace(spec, rules=())
 
 
 def wide_dataset(columns: int = 20) -> DatasetSpec:

@@ -32,7 +32,13 @@ GLUE_DIR = Path(__file__).resolve().parent.parent / "functions" / "glue"
 GLUE_SCRIPTS = ("job.py", "dataset_transform.py")
 SCRIPT_PREFIX = "glue/scripts"
 TEMP_PREFIX = "glue/temp"
+RUNS_PREFIX = "glue/runs"
 QUARANTINE_PREFIX = "quarantine"
+
+
+def metrics_namespace(name_prefix: str) -> str:
+    """CloudWatch namespace of the job's per-dataset metrics (dimensions `Silo`, `Dataset`, `Rule`)."""
+    return f"{name_prefix}/etl"
 
 CATALOG_READ = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition"]
 CATALOG_PARTITION_WRITE = [
@@ -67,9 +73,11 @@ def job_statements(
     processed_bucket_arn: pulumi.Input[str],
     kms_key_arn: pulumi.Input[str],
     raw_database: str,
+    namespace: str,
 ) -> list[Statement]:
-    """The ETL job's role: read the datasets' raw prefixes and its scripts, write quarantine, temp
-    and the datasets' processed prefixes, read the raw catalog. Nothing of dropzone or other buckets."""
+    """The ETL job's role: read the datasets' raw prefixes and its scripts, write quarantine, temp,
+    run summaries and the datasets' processed prefixes, read the raw catalog, put metrics in its own
+    namespace. Nothing of dropzone or other buckets."""
     raw = catalog_arns(account, raw_database)
     names = [d.name for d in datasets]
     return [
@@ -83,6 +91,14 @@ def job_statements(
             "WriteQuarantineAndTemp",
             ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
             [objects(raw_bucket_arn, QUARANTINE_PREFIX), objects(raw_bucket_arn, TEMP_PREFIX)],
+        ),
+        statement("WriteRunSummaries", "s3:PutObject", objects(raw_bucket_arn, RUNS_PREFIX)),
+        # PutMetricData has no resource type: the namespace condition is what confines it.
+        statement(
+            "PutMetricsInTheEtlNamespace",
+            "cloudwatch:PutMetricData",
+            "*",
+            conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
         ),
         statement(
             "ReplaceProcessedPartitions",
@@ -158,12 +174,14 @@ class EtlArgs:
     """Workers (default 2)."""
     timeout_minutes: int = 60
     """Job timeout (default 60)."""
+    alert_topic_arn: Optional[pulumi.Input[str]] = None
+    """Topic of the quality alarms (datasets with `quality.maxQuarantineShare`); none: no alarms."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource (default none)."""
 
 
 class Etl(pulumi.ComponentResource):
-    """Crawlers, security configuration and the Glue job of one silo."""
+    """Crawlers, security configuration, the Glue job of one silo and its data-quality alarms."""
 
     raw_crawler_name: str
     processed_crawler_name: str
@@ -276,10 +294,17 @@ class Etl(pulumi.ComponentResource):
         def s3_uri(bucket: pulumi.Input[str], key: pulumi.Input[str]) -> pulumi.Output[str]:
             return pulumi.Output.concat("s3://", bucket, "/", key)
 
+        namespace = metrics_namespace(args.name_prefix)
         job_role, job_policy = role(
             "etl-job",
             job_statements(
-                account, args.datasets, args.raw_bucket_arn, args.processed_bucket_arn, args.kms_key_arn, args.raw_database_name
+                account,
+                args.datasets,
+                args.raw_bucket_arn,
+                args.processed_bucket_arn,
+                args.kms_key_arn,
+                args.raw_database_name,
+                namespace,
             ),
             "job",
         )
@@ -307,6 +332,8 @@ class Etl(pulumi.ComponentResource):
                 "--raw_database": args.raw_database_name,
                 "--processed_bucket": args.processed_bucket_name,
                 "--quarantine_bucket": args.raw_bucket_name,
+                "--silo": args.silo_name,
+                "--metrics_namespace": namespace,
                 "--TempDir": pulumi.Output.concat("s3://", args.raw_bucket_name, f"/{TEMP_PREFIX}/"),
                 "--enable-continuous-cloudwatch-log": "true",
             },
@@ -314,6 +341,33 @@ class Etl(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[job_policy]),
         )
+        self.quality_alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+        for dataset in args.datasets:
+            share = dataset.quality.max_quarantine_share
+            if share is None or args.alert_topic_arn is None:
+                continue
+            self.quality_alarms[dataset.name] = aws.cloudwatch.MetricAlarm(
+                f"{name}-{dataset.name}-quarantine-share",
+                name=f"{base}-{dataset.name}-quarantine-share",
+                alarm_description=(
+                    f"More than {share:.1%} of a run's {dataset.name} rows were quarantined "
+                    f"(datasets[{dataset.name}].quality.maxQuarantineShare); reasons in the run summary "
+                    f"and under quarantine/{dataset.name}/ of the raw bucket"
+                ),
+                namespace=namespace,
+                metric_name="QuarantineShare",
+                dimensions={"Silo": args.silo_name, "Dataset": dataset.name},
+                statistic="Maximum",
+                period=3600,
+                evaluation_periods=1,
+                comparison_operator="GreaterThanThreshold",
+                threshold=share,
+                # One data point per run: hours without a run are not a breach.
+                treat_missing_data="notBreaching",
+                alarm_actions=[args.alert_topic_arn],
+                tags=args.tags,
+                opts=child,
+            )
         self.register_outputs(
             {
                 "rawCrawler": self.raw_crawler.name,

@@ -29,6 +29,8 @@ from .warehouse import Warehouse, WarehouseArgs
 
 # Master outputs a silo reads; the master stack must keep exporting them.
 MASTER_OUTPUTS = ("accountId", "artifactBucketName", "artifactKeyArn", "organizationId", "siloOuPath", "analyticsOuPath")
+# Services that publish to the silo's ETL alert topic: EventBridge (pipeline status) and CloudWatch (quality alarms).
+ALERT_PUBLISHERS = ("events.amazonaws.com", "cloudwatch.amazonaws.com")
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ class SiloAccount(pulumi.ComponentResource):
                 key_policy_statements=[
                     audit_log_key_statement(account, cfg.silo_name),
                     logs_key_statement(account),
-                    # EventBridge publishes the pipeline's timeout/abort events to the encrypted alert topic.
-                    service_publish_key_statement(account, ["events.amazonaws.com"]),
+                    # EventBridge (the pipeline's timeout/abort events) and CloudWatch (the quality
+                    # alarms) publish to the encrypted alert topic.
+                    service_publish_key_statement(account, list(ALERT_PUBLISHERS)),
                     *(processed_key_statement(account, processed_arn, reader) for reader in self.readers),
                     *([console_decrypt_statement(account, cfg.name_prefix, cfg.silo_name)] if cfg.console.enabled else []),
                 ],
@@ -266,6 +269,17 @@ class SiloAccount(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.catalog]),
         )
+        self.alerts = AlertTopic(
+            f"{name}-etl-alerts",
+            AlertTopicArgs(
+                account=account,
+                topic_name=f"{cfg.name_prefix}-{cfg.silo_name}-etl-alerts",
+                kms_key_arn=key_arn,
+                publisher_services=ALERT_PUBLISHERS,
+                tags=tags,
+            ),
+            opts=child,
+        )
         etl = cfg.etl
         self.etl = Etl(
             f"{name}-etl",
@@ -286,20 +300,10 @@ class SiloAccount(pulumi.ComponentResource):
                 worker_type=etl.worker_type,
                 number_of_workers=etl.number_of_workers,
                 timeout_minutes=etl.job_timeout_minutes,
+                alert_topic_arn=self.alerts.arn,
                 tags=tags,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.catalog]),
-        )
-        self.alerts = AlertTopic(
-            f"{name}-etl-alerts",
-            AlertTopicArgs(
-                account=account,
-                topic_name=f"{cfg.name_prefix}-{cfg.silo_name}-etl-alerts",
-                kms_key_arn=key_arn,
-                publisher_services=("events.amazonaws.com",),
-                tags=tags,
-            ),
-            opts=child,
         )
         copy_role_arn = self.warehouse.copy_role.arn
         self.pipeline = Pipeline(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -223,9 +224,22 @@ def test_glue_entry_point_imports_without_awsglue():
         module.main(["job.py"])
 
 
-def run_job(spark, tmp_path, monkeypatch, raw, datasets=None, extra_args=()) -> list[tuple]:
-    """`job.main` against a stand-in for the awsglue package (which exists only inside Glue)."""
+@dataclass
+class JobRun:
+    calls: list
+    metrics: dict
+    """(metric name, dimensions as a sorted tuple) -> the values moto's CloudWatch received."""
+    summaries: dict
+    """S3 key -> JSON run summary."""
+
+
+def run_job(spark, tmp_path, monkeypatch, raw, datasets=None) -> JobRun:
+    """`job.main` against a stand-in for the awsglue package (which exists only inside Glue), with
+    moto's CloudWatch and S3 receiving the metrics and the run summary."""
     import types
+
+    import boto3
+    from moto import mock_aws
 
     calls: list[tuple] = []
 
@@ -243,7 +257,9 @@ def run_job(spark, tmp_path, monkeypatch, raw, datasets=None, extra_args=()) -> 
             return Frame()
 
         def get_logger(self):
-            return types.SimpleNamespace(info=lambda message: calls.append(("log", message)))
+            return types.SimpleNamespace(
+                info=lambda message: calls.append(("log", message)), warn=lambda message: calls.append(("warn", message))
+            )
 
     class Job:
         def __init__(self, context):
@@ -271,23 +287,49 @@ def run_job(spark, tmp_path, monkeypatch, raw, datasets=None, extra_args=()) -> 
 
     monkeypatch.setattr(job, "processed_path", lambda bucket, dataset: str(tmp_path / bucket / dataset))
     monkeypatch.setattr(job, "quarantine_path", lambda bucket, dataset: str(tmp_path / bucket / "quarantine" / dataset))
-    job.main(
-        [
-            "job.py",
-            "--JOB_NAME", "acme-dl-sales-etl",
-            "--datasets", json.dumps(datasets or [SPEC_DICT]),
-            "--raw_database", "acme_dl_sales_raw",
-            "--processed_bucket", "processed",
-            "--quarantine_bucket", "raw",
-            *extra_args,
-        ]
-    )
-    return calls
+    for variable, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "eu-west-1")):
+        monkeypatch.setenv(variable, value)
+    with mock_aws():
+        cloudwatch, s3 = boto3.client("cloudwatch"), boto3.client("s3")
+        s3.create_bucket(Bucket="raw", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        job.main(
+            [
+                "job.py",
+                "--JOB_NAME", "acme-dl-sales-etl",
+                "--JOB_RUN_ID", "jr_0123",
+                "--datasets", json.dumps(datasets or [SPEC_DICT]),
+                "--raw_database", "acme_dl_sales_raw",
+                "--processed_bucket", "processed",
+                "--quarantine_bucket", "raw",
+                "--silo", "sales",
+                "--metrics_namespace", "acme-dl/etl",
+            ],
+            cloudwatch=cloudwatch,
+            s3=s3,
+        )
+        metrics = {}
+        for metric in cloudwatch.list_metrics(Namespace="acme-dl/etl")["Metrics"]:
+            statistics = cloudwatch.get_metric_statistics(
+                Namespace="acme-dl/etl",
+                MetricName=metric["MetricName"],
+                Dimensions=metric["Dimensions"],
+                StartTime=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1),
+                EndTime=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
+                Period=3600,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+            key = (metric["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in metric["Dimensions"])))
+            metrics[key] = [point["Maximum"] for point in statistics]
+        summaries = {
+            item["Key"]: json.loads(s3.get_object(Bucket="raw", Key=item["Key"])["Body"].read())
+            for item in s3.list_objects_v2(Bucket="raw", Prefix="glue/runs/").get("Contents", [])
+        }
+    return JobRun(calls, metrics, summaries)
 
 
 def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_commits(spark, tmp_path, monkeypatch):
     raw = spark.createDataFrame([("o1", "1.00", "1", "true", "2024-05-01 10:00:00")], TEXT_SCHEMA)
-    calls = run_job(spark, tmp_path, monkeypatch, raw)
+    calls = run_job(spark, tmp_path, monkeypatch, raw).calls
     assert calls[0] == ("init", "acme-dl-sales-etl")
     assert calls[1] == ("read", "acme_dl_sales_raw", "orders", "raw_orders")
     assert calls[-1] == ("commit",), "bookmarks are committed only after every dataset was written"
@@ -583,3 +625,33 @@ def test_schema_failures_and_rules_are_counted_apart(spark, tmp_path):
     summary = run_dataset(spark, raw, QUALITY_SPEC, str(tmp_path / "processed"), str(tmp_path / "quarantine"))
     assert summary.quarantined_by_rule == {"schema": 1}
     assert (summary.quarantine_share, summary.quality_failed) == (0.5, False)
+
+
+def test_glue_job_publishes_each_datasets_figures_as_metrics_and_writes_a_run_summary(spark, tmp_path, monkeypatch):
+    raw = spark.createDataFrame(
+        [
+            ("o-1", "10.00", "1", "true", "2024-05-01 10:00:00"),
+            ("o-2", "0.00", "2", "true", "2024-05-01 10:01:00"),
+            ("o-3", "5.00", "1", "true", "2024-05-02 10:02:00"),
+            ("o-3", "5.00", "1", "true", "2024-05-02 10:02:00"),
+        ],
+        TEXT_SCHEMA,
+    )
+    spec = {**SPEC_DICT, "quality": {"rules": [{"name": "amount_positive", "column": "amount", "min": 0.01}], "maxQuarantineShare": 0.2}}
+    run = run_job(spark, tmp_path, monkeypatch, raw, datasets=[spec])
+    dims = (("Dataset", "orders"), ("Silo", "sales"))
+    assert run.metrics[("InputRows", dims)] == [4.0]
+    assert run.metrics[("CleanRows", dims)] == [2.0]
+    assert run.metrics[("QuarantinedRows", dims)] == [1.0]
+    assert run.metrics[("QuarantineShare", dims)] == [0.25]
+    assert run.metrics[("DuplicatesDropped", dims)] == [1.0]
+    assert run.metrics[("PartitionsWritten", dims)] == [2.0]
+    assert run.metrics[("QuarantinedRows", tuple(sorted((*dims, ("Rule", "amount_positive")))))] == [1.0]
+    (summary,) = run.summaries.values()
+    assert list(run.summaries) == ["glue/runs/jr_0123.json"]
+    assert summary["job"] == "acme-dl-sales-etl" and summary["runId"] == "jr_0123"
+    (orders,) = summary["datasets"]
+    assert orders["quarantinedByRule"] == {"amount_positive": 1}
+    assert (orders["qualityFailed"], orders["partitionsWritten"]) == (True, ["2024-05-01", "2024-05-02"])
+    assert any(kind == "warn" and "above maxQuarantineShare 20.0%" in message for kind, *rest in run.calls for message in rest)
+    assert run.calls[-1] == ("commit",)

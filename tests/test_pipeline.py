@@ -225,7 +225,7 @@ def test_timeouts_and_aborts_reach_the_topic_through_eventbridge(silo):
     assert target.inputs["arn"] == silo.one("aws:sns/topic:Topic").outputs["arn"]
     key = silo.one("aws:kms/key:Key")
     grant = key.statement("AllowServicesPublishEncryptedMessages")
-    assert grant["Principal"] == {"Service": ["events.amazonaws.com"]}
+    assert grant["Principal"] == {"Service": ["events.amazonaws.com", "cloudwatch.amazonaws.com"]}  # + quality alarms
 
 
 def test_silo_without_datasets_builds_no_pipeline_ingestion_or_job():
