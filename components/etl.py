@@ -33,6 +33,7 @@ GLUE_SCRIPTS = ("job.py", "dataset_transform.py")
 SCRIPT_PREFIX = "glue/scripts"
 TEMP_PREFIX = "glue/temp"
 RUNS_PREFIX = "glue/runs"
+SCHEMAS_PREFIX = "glue/schemas"
 QUARANTINE_PREFIX = "quarantine"
 
 
@@ -74,11 +75,13 @@ def job_statements(
     kms_key_arn: pulumi.Input[str],
     raw_database: str,
     namespace: str,
+    processed_database: str,
 ) -> list[Statement]:
     """The ETL job's role: read the datasets' raw prefixes and its scripts, write quarantine, temp,
     run summaries and the datasets' processed prefixes, read the raw catalog, put metrics in its own
     namespace. Nothing of dropzone or other buckets."""
     raw = catalog_arns(account, raw_database)
+    processed = catalog_arns(account, processed_database)
     names = [d.name for d in datasets]
     return [
         statement("ListSiloDataBuckets", ["s3:ListBucket", "s3:GetBucketLocation"], [raw_bucket_arn, processed_bucket_arn]),
@@ -93,6 +96,14 @@ def job_statements(
             [objects(raw_bucket_arn, QUARANTINE_PREFIX), objects(raw_bucket_arn, TEMP_PREFIX)],
         ),
         statement("WriteRunSummaries", "s3:PutObject", objects(raw_bucket_arn, RUNS_PREFIX)),
+        statement("RecordDatasetSchemas", ["s3:GetObject", "s3:PutObject"], objects(raw_bucket_arn, SCHEMAS_PREFIX)),
+        # Schema evolution: the processed tables' columns follow the declared ones (the crawler's
+        # incremental runs never change a table's schema).
+        statement(
+            "UpdateProcessedTableColumns",
+            ["glue:GetTable", "glue:UpdateTable"],
+            [processed["catalog"], processed["database"], *(account.arn("glue", f"table/{processed_database}/{n}") for n in names)],
+        ),
         # PutMetricData has no resource type: the namespace condition is what confines it.
         statement(
             "PutMetricsInTheEtlNamespace",
@@ -305,6 +316,7 @@ class Etl(pulumi.ComponentResource):
                 args.kms_key_arn,
                 args.raw_database_name,
                 namespace,
+                args.processed_database_name,
             ),
             "job",
         )
@@ -330,6 +342,7 @@ class Etl(pulumi.ComponentResource):
                 "--extra-py-files": s3_uri(args.raw_bucket_name, scripts["dataset_transform.py"].key),
                 "--datasets": job_datasets_argument(list(args.datasets)),
                 "--raw_database": args.raw_database_name,
+                "--processed_database": args.processed_database_name,
                 "--processed_bucket": args.processed_bucket_name,
                 "--quarantine_bucket": args.raw_bucket_name,
                 "--silo": args.silo_name,

@@ -25,7 +25,17 @@ from .api_logging import logged_stage
 from .logs import encrypted_log_group, log_group_arn
 from .naming import bounded_name
 from .roles import role_with_policy
-from .schema import FIREHOSE_DATE, RAW_PARTITION_KEY, RAW_PARTITION_KEYS, glue_columns, json_array_schema, json_schema
+from .schema import (
+    FIREHOSE_DATE,
+    RAW_PARTITION_KEY,
+    RAW_PARTITION_KEYS,
+    DeployedSchema,
+    deployed_schema_from_table,
+    glue_columns,
+    json_array_schema,
+    json_schema,
+    raw_table_parameters,
+)
 
 # API Gateway's Velocity has no newline escape; urlDecode("%0A") yields one. Firehose then stores
 # newline-delimited JSON when no format conversion applies, and the record stays one line.
@@ -320,7 +330,12 @@ class Ingestion(pulumi.ComponentResource):
             name=dataset.name,
             database_name=args.raw_database_name,
             table_type="EXTERNAL_TABLE",
-            parameters={"classification": "parquet", "EXTERNAL": "TRUE", "parquet.compression": "SNAPPY"},
+            parameters={
+                "classification": "parquet",
+                "EXTERNAL": "TRUE",
+                "parquet.compression": "SNAPPY",
+                **raw_table_parameters(dataset),
+            },
             partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name=key, type="string") for key in RAW_PARTITION_KEYS],
             storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
                 location=pulumi.Output.concat("s3://", args.raw_bucket_name, f"/{dataset.name}/"),
@@ -485,6 +500,27 @@ class Ingestion(pulumi.ComponentResource):
                 )
             )
         return parts
+
+
+_NOT_FOUND = ("EntityNotFoundException", "couldn't find", "not found")
+
+
+def deployed_raw_schema(database_name: str, dataset: str, catalog_id: str) -> Optional[DeployedSchema]:
+    """The dataset's schema as its deployed raw table holds it, or None before the first deploy.
+
+    The program cannot see the stack's previous configuration; the raw Glue table is what the last
+    successful deploy left (Firehose converts with it, and the crawlers never rewrite it). Read with
+    a data source at deploy and preview time, so an unsafe change is refused before anything moves.
+    """
+    try:
+        table = aws.glue.get_catalog_table(name=dataset, database_name=database_name, catalog_id=catalog_id)
+    except Exception as exc:  # the provider reports a missing table as an invoke error
+        if any(marker.lower() in str(exc).lower() for marker in _NOT_FOUND):
+            return None
+        raise
+    descriptors = table.storage_descriptors or []
+    columns = [{"name": c.name, "type": c.type} for d in descriptors[:1] for c in (d.columns or [])]
+    return deployed_schema_from_table(columns, table.parameters)
 
 
 def _model_name(dataset: str, suffix: str) -> str:

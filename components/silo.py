@@ -15,12 +15,13 @@ from .console import Console, ConsoleArgs, console_decrypt_statement
 from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
 from .etl import Etl, EtlArgs
 from .iam import AccountContext
-from .ingestion import Ingestion, IngestionArgs
+from .errors import ConfigError
+from .ingestion import Ingestion, IngestionArgs, deployed_raw_schema
 from .logs import logs_key_statement
 from .naming import bucket_name, bucket_output_key
 from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .orchestration import Pipeline, PipelineArgs
-from .schema import redshift_load_statements
+from .schema import redshift_load_statements, schema_change_problems
 from .secure_bucket import bucket_arn
 from .sftp import SftpServer, SftpServerArgs
 from .sharing import Reader, analytics_reader, master_reader, processed_bucket_statements, processed_key_statement
@@ -199,6 +200,17 @@ class SiloAccount(pulumi.ComponentResource):
         self.outputs.update(self.data_flow_outputs)
         self.register_outputs(self.outputs)
 
+    def _refuse_unsafe_schema_changes(self, cfg: SiloConfig) -> None:
+        """Compares each dataset with its deployed raw table; an unsafe change stops the deploy (and
+        the preview) with one line per problem, before any resource changes."""
+        problems = []
+        for index, dataset in enumerate(cfg.datasets):
+            deployed = deployed_raw_schema(self.catalog.raw_database_name, dataset.name, cfg.account_id)
+            if deployed is not None:
+                problems += [f"datalake:datasets[{index}]: {p}" for p in schema_change_problems(dataset, deployed)]
+        if problems:
+            raise ConfigError(pulumi.get_stack(), problems)
+
     def _data_flow(self, name: str, cfg: SiloConfig, account: AccountContext, tags: dict[str, str], child) -> None:
         """Catalog, warehouse and Athena always; ingestion, ETL and pipeline when datasets are declared."""
         buckets, key_arn = self.storage.buckets, self.storage.key.arn
@@ -245,6 +257,7 @@ class SiloAccount(pulumi.ComponentResource):
         self.ingestion = self.etl = self.pipeline = self.alerts = None
         if not cfg.datasets:
             return
+        self._refuse_unsafe_schema_changes(cfg)
         ingestion = cfg.ingestion
         self.ingestion = Ingestion(
             f"{name}-ingestion",

@@ -233,13 +233,27 @@ class JobRun:
     """S3 key -> JSON run summary."""
 
 
-def run_job(spark, tmp_path, monkeypatch, raw, datasets=None) -> JobRun:
-    """`job.main` against a stand-in for the awsglue package (which exists only inside Glue), with
-    moto's CloudWatch and S3 receiving the metrics and the run summary."""
+@pytest.fixture
+def aws(monkeypatch):
+    """moto's CloudWatch, S3 (bucket `raw`) and Glue, for the job's metrics, records and catalog updates."""
     import types
 
     import boto3
     from moto import mock_aws
+
+    for variable, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "eu-west-1")):
+        monkeypatch.setenv(variable, value)
+    with mock_aws():
+        clients = types.SimpleNamespace(cloudwatch=boto3.client("cloudwatch"), s3=boto3.client("s3"), glue=boto3.client("glue"))
+        clients.s3.create_bucket(Bucket="raw", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        clients.glue.create_database(DatabaseInput={"Name": "acme_dl_sales_processed"})
+        yield clients
+
+
+def run_job(spark, tmp_path, monkeypatch, aws, raw, datasets=None, run_id="jr_0123") -> JobRun:
+    """`job.main` against a stand-in for the awsglue package (which exists only inside Glue), with
+    moto receiving the metrics, the run summary, the schema record and catalog updates."""
+    import types
 
     calls: list[tuple] = []
 
@@ -287,49 +301,47 @@ def run_job(spark, tmp_path, monkeypatch, raw, datasets=None) -> JobRun:
 
     monkeypatch.setattr(job, "processed_path", lambda bucket, dataset: str(tmp_path / bucket / dataset))
     monkeypatch.setattr(job, "quarantine_path", lambda bucket, dataset: str(tmp_path / bucket / "quarantine" / dataset))
-    for variable, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "eu-west-1")):
-        monkeypatch.setenv(variable, value)
-    with mock_aws():
-        cloudwatch, s3 = boto3.client("cloudwatch"), boto3.client("s3")
-        s3.create_bucket(Bucket="raw", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        job.main(
-            [
-                "job.py",
-                "--JOB_NAME", "acme-dl-sales-etl",
-                "--JOB_RUN_ID", "jr_0123",
-                "--datasets", json.dumps(datasets or [SPEC_DICT]),
-                "--raw_database", "acme_dl_sales_raw",
-                "--processed_bucket", "processed",
-                "--quarantine_bucket", "raw",
-                "--silo", "sales",
-                "--metrics_namespace", "acme-dl/etl",
-            ],
-            cloudwatch=cloudwatch,
-            s3=s3,
-        )
-        metrics = {}
-        for metric in cloudwatch.list_metrics(Namespace="acme-dl/etl")["Metrics"]:
-            statistics = cloudwatch.get_metric_statistics(
-                Namespace="acme-dl/etl",
-                MetricName=metric["MetricName"],
-                Dimensions=metric["Dimensions"],
-                StartTime=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1),
-                EndTime=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
-                Period=3600,
-                Statistics=["Maximum"],
-            )["Datapoints"]
-            key = (metric["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in metric["Dimensions"])))
-            metrics[key] = [point["Maximum"] for point in statistics]
-        summaries = {
-            item["Key"]: json.loads(s3.get_object(Bucket="raw", Key=item["Key"])["Body"].read())
-            for item in s3.list_objects_v2(Bucket="raw", Prefix="glue/runs/").get("Contents", [])
-        }
+    cloudwatch, s3 = aws.cloudwatch, aws.s3
+    job.main(
+        [
+            "job.py",
+            "--JOB_NAME", "acme-dl-sales-etl",
+            "--JOB_RUN_ID", run_id,
+            "--datasets", json.dumps(datasets or [SPEC_DICT]),
+            "--raw_database", "acme_dl_sales_raw",
+            "--processed_database", "acme_dl_sales_processed",
+            "--processed_bucket", "processed",
+            "--quarantine_bucket", "raw",
+            "--silo", "sales",
+            "--metrics_namespace", "acme-dl/etl",
+        ],
+        cloudwatch=cloudwatch,
+        s3=s3,
+        glue_client=aws.glue,
+    )
+    metrics = {}
+    for metric in cloudwatch.list_metrics(Namespace="acme-dl/etl")["Metrics"]:
+        statistics = cloudwatch.get_metric_statistics(
+            Namespace="acme-dl/etl",
+            MetricName=metric["MetricName"],
+            Dimensions=metric["Dimensions"],
+            StartTime=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1),
+            EndTime=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
+            Period=3600,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        key = (metric["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in metric["Dimensions"])))
+        metrics[key] = [point["Maximum"] for point in statistics]
+    summaries = {
+        item["Key"]: json.loads(s3.get_object(Bucket="raw", Key=item["Key"])["Body"].read())
+        for item in s3.list_objects_v2(Bucket="raw", Prefix="glue/runs/").get("Contents", [])
+    }
     return JobRun(calls, metrics, summaries)
 
 
-def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_commits(spark, tmp_path, monkeypatch):
+def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_commits(spark, tmp_path, monkeypatch, aws):
     raw = spark.createDataFrame([("o1", "1.00", "1", "true", "2024-05-01 10:00:00")], TEXT_SCHEMA)
-    calls = run_job(spark, tmp_path, monkeypatch, raw).calls
+    calls = run_job(spark, tmp_path, monkeypatch, aws, raw).calls
     assert calls[0] == ("init", "acme-dl-sales-etl")
     assert calls[1] == ("read", "acme_dl_sales_raw", "orders", "raw_orders")
     assert calls[-1] == ("commit",), "bookmarks are committed only after every dataset was written"
@@ -337,13 +349,13 @@ def test_glue_entry_point_runs_every_dataset_with_its_bookmark_context_then_comm
     assert (row.order_id, str(row.event_date)) == ("o1", "2024-05-01")
 
 
-def test_glue_job_pins_the_session_to_utc_so_event_date_is_the_utc_date(spark, tmp_path, monkeypatch):
+def test_glue_job_pins_the_session_to_utc_so_event_date_is_the_utc_date(spark, tmp_path, monkeypatch, aws):
     # 02:00 UTC on May 1st is still April 30th in New York.
     raw = spark.createDataFrame([("o1", "1.00", "1", "true", "2024-05-01T02:00:00Z")], TEXT_SCHEMA)
     spark.conf.set("spark.sql.session.timeZone", "America/New_York")
     spark.conf.set("spark.sql.constraintPropagation.enabled", "true")
     try:
-        run_job(spark, tmp_path, monkeypatch, raw)
+        run_job(spark, tmp_path, monkeypatch, aws, raw)
         settings = [spark.conf.get(k) for k in ("spark.sql.session.timeZone", "spark.sql.constraintPropagation.enabled")]
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -627,7 +639,7 @@ def test_schema_failures_and_rules_are_counted_apart(spark, tmp_path):
     assert (summary.quarantine_share, summary.quality_failed) == (0.5, False)
 
 
-def test_glue_job_publishes_each_datasets_figures_as_metrics_and_writes_a_run_summary(spark, tmp_path, monkeypatch):
+def test_glue_job_publishes_each_datasets_figures_as_metrics_and_writes_a_run_summary(spark, tmp_path, monkeypatch, aws):
     raw = spark.createDataFrame(
         [
             ("o-1", "10.00", "1", "true", "2024-05-01 10:00:00"),
@@ -638,7 +650,7 @@ def test_glue_job_publishes_each_datasets_figures_as_metrics_and_writes_a_run_su
         TEXT_SCHEMA,
     )
     spec = {**SPEC_DICT, "quality": {"rules": [{"name": "amount_positive", "column": "amount", "min": 0.01}], "maxQuarantineShare": 0.2}}
-    run = run_job(spark, tmp_path, monkeypatch, raw, datasets=[spec])
+    run = run_job(spark, tmp_path, monkeypatch, aws, raw, datasets=[spec])
     dims = (("Dataset", "orders"), ("Silo", "sales"))
     assert run.metrics[("InputRows", dims)] == [4.0]
     assert run.metrics[("CleanRows", dims)] == [2.0]
@@ -655,3 +667,58 @@ def test_glue_job_publishes_each_datasets_figures_as_metrics_and_writes_a_run_su
     assert (orders["qualityFailed"], orders["partitionsWritten"]) == (True, ["2024-05-01", "2024-05-02"])
     assert any(kind == "warn" and "above maxQuarantineShare 20.0%" in message for kind, *rest in run.calls for message in rest)
     assert run.calls[-1] == ("commit",)
+
+
+
+# --- schema evolution (item 7) ------------------------------------------------------------------
+
+V2_DICT = {
+    **SPEC_DICT,
+    # quantity widened from int, channel appended: the two safe changes.
+    "columns": [*({"name": n, "type": "bigint" if n == "quantity" else t} for n, t in SPEC.columns), {"name": "channel", "type": "string"}],
+}
+
+
+def test_a_column_added_and_a_type_widened_roll_through_stored_partitions_and_the_processed_table(spark, tmp_path, monkeypatch, aws):
+    v1 = spark.createDataFrame(
+        [("a", "1.00", "2", "true", "2024-05-01 10:00:00"), ("b", "1.00", "3", "true", "2024-05-02 10:00:00")], TEXT_SCHEMA
+    )
+    run_job(spark, tmp_path, monkeypatch, aws, v1, run_id="jr_1")
+    # The processed crawler catalogs what v1 wrote.
+    aws.glue.create_table(
+        DatabaseName="acme_dl_sales_processed",
+        TableInput={
+            "Name": "orders",
+            "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in SPEC.columns], "Location": "s3://processed/orders/"},
+            "PartitionKeys": [{"Name": "event_date", "Type": "string"}],
+            "Parameters": {"classification": "parquet"},
+        },
+    )
+
+    v2 = spark.createDataFrame(
+        [("c", "2.00", "3000000000", "false", "2024-05-02 11:00:00", "web")], f"{TEXT_SCHEMA}, channel string"
+    )
+    run = run_job(spark, tmp_path, monkeypatch, aws, v2, datasets=[V2_DICT], run_id="jr_2")
+
+    # Every stored file now holds the v2 columns (what Redshift COPY needs), old rows with channel null.
+    stored = spark.read.option("mergeSchema", "true").parquet(str(tmp_path / "processed" / "orders"))
+    assert dict(stored.dtypes)["quantity"] == "bigint" and "channel" in stored.columns
+    rows = {r.order_id: (r.quantity, r.channel) for r in stored.collect()}
+    assert rows == {"a": (2, None), "b": (3, None), "c": (3000000000, "web")}
+    assert run.summaries["glue/runs/jr_2.json"]["datasets"][0]["partitionsMigrated"] == ["2024-05-01", "2024-05-02"]
+    table = aws.glue.get_table(DatabaseName="acme_dl_sales_processed", Name="orders")["Table"]
+    assert [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]] == [(c["name"], c["type"]) for c in V2_DICT["columns"]]
+    assert table["PartitionKeys"] == [{"Name": "event_date", "Type": "string"}]
+    record = json.loads(aws.s3.get_object(Bucket="raw", Key="glue/schemas/orders.json")["Body"].read())
+    assert record["columns"] == [[c["name"], c["type"]] for c in V2_DICT["columns"]]
+
+
+def test_old_partitions_read_a_new_column_as_null_when_merged(spark, tmp_path):
+    processed = str(tmp_path / "processed")
+    run_dataset(spark, spark.createDataFrame([("a", "1.00", "1", "true", "2024-05-01 10:00:00")], TEXT_SCHEMA), SPEC, processed, str(tmp_path / "q"))
+    v2 = DatasetSpec.from_dict(V2_DICT)
+    batch = spark.createDataFrame([("b", "1.00", "1", "true", "2024-05-01 11:00:00", "store")], f"{TEXT_SCHEMA}, channel string")
+    summary = run_dataset(spark, batch, v2, processed, str(tmp_path / "q"))
+    assert summary.partitions_written == ("2024-05-01",)
+    rows = {r.order_id: r.channel for r in spark.read.parquet(processed).collect()}
+    assert rows == {"a": None, "b": "store"}

@@ -134,8 +134,10 @@ def test_loads_use_the_data_api_with_a_copy_from_parquet_and_poll_until_done(sil
     workgroup = silo.one("aws:redshiftserverless/workgroup:Workgroup")
     assert load["Parameters"]["WorkgroupName"] == workgroup.inputs["workgroupName"]
     assert load["Parameters"]["Database"] == "sales"
-    create, delete, copy = load["Parameters"]["Sqls"]
+    create, procedure, sync, delete, copy = load["Parameters"]["Sqls"]
     assert create.startswith("CREATE TABLE IF NOT EXISTS public.orders (")
+    assert procedure.startswith("CREATE OR REPLACE PROCEDURE public.datalake_sync_columns(")
+    assert sync.startswith("CALL public.datalake_sync_columns('public', 'orders', 'order_id character varying(65535),")
     assert delete == "DELETE FROM public.orders"
     copy_role = silo.one("aws:iam/role:Role", "silo-sales-warehouse-copy-role").outputs["arn"]
     assert copy == (

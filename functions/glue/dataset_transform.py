@@ -372,12 +372,23 @@ def touched_dates(clean: DataFrame) -> list[str]:
     return sorted(str(row[0]) for row in clean.select(PARTITION_COLUMN).distinct().collect())
 
 
-def _read_partitions(spark: SparkSession, path: str, column: str, values: Sequence[str]) -> Optional[DataFrame]:
+def _missing(exc: Exception) -> bool:
+    """Spark's AnalysisException for a path with no data yet (a new dataset or quarantine)."""
+    text = str(exc)
+    return "PATH_NOT_FOUND" in text or "Path does not exist" in text or "Unable to infer schema" in text
+
+
+def _read_partitions(
+    spark: SparkSession, path: str, column: str, values: Sequence[str], schema: Optional[str] = None
+) -> Optional[DataFrame]:
     """The stored rows of the given partitions, or None when nothing is stored there yet."""
+    reader = spark.read if schema is None else spark.read.schema(schema)
     try:
-        stored = spark.read.parquet(path)
-    except Exception as exc:  # Spark raises AnalysisException "Path does not exist" for a new dataset
-        if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc) or "Unable to infer schema" in str(exc):
+        stored = reader.parquet(path)
+        if schema is not None:
+            stored.inputFiles()  # a user schema skips the listing that finds a missing path
+    except Exception as exc:
+        if _missing(exc):
             return None
         raise
     if column not in stored.columns:
@@ -385,9 +396,54 @@ def _read_partitions(spark: SparkSession, path: str, column: str, values: Sequen
     return stored.where(_col(column).cast("string").isin(list(values)))
 
 
-def read_existing(spark: SparkSession, path: str, dates: Sequence[str]) -> Optional[DataFrame]:
-    """The stored rows of the given partitions, or None when the dataset has no processed data yet."""
-    return _read_partitions(spark, path, PARTITION_COLUMN, dates)
+def declared_schema(spec: DatasetSpec) -> str:
+    """The processed files' schema as DDL: the declared columns and `event_date`."""
+    return ", ".join([*(f"{_quoted(name)} {type_name}" for name, type_name in spec.columns), f"{PARTITION_COLUMN} date"])
+
+
+def read_existing(
+    spark: SparkSession, path: str, dates: Sequence[str], spec: Optional[DatasetSpec] = None
+) -> Optional[DataFrame]:
+    """The stored rows of the given partitions, or None when the dataset has no processed data yet.
+
+    With `spec`, read with the declared schema: files written before a column was added read it as
+    null, files written before a type was widened are read as the wider type.
+    """
+    return _read_partitions(spark, path, PARTITION_COLUMN, dates, declared_schema(spec) if spec else None)
+
+
+def stored_schema_matches(spark: SparkSession, spec: DatasetSpec, path: str) -> Optional[bool]:
+    """Whether every stored file holds exactly the declared columns and types (None: nothing stored).
+
+    Reads every file's footer (`mergeSchema`), so the job asks only when it has no record of the
+    schema it last wrote with; files of an older type make the merge fail, which counts as no.
+    """
+    try:
+        merged = spark.read.option("mergeSchema", "true").parquet(path)
+    except Exception as exc:
+        if _missing(exc):
+            return None
+        return False
+    wanted = spark.createDataFrame([], declared_schema(spec)).schema
+    stored = {f.name: f.dataType for f in merged.schema.fields}
+    return all(stored.get(f.name) == f.dataType for f in wanted.fields) and set(stored) == {f.name for f in wanted.fields}
+
+
+def rewrite_processed(spark: SparkSession, spec: DatasetSpec, path: str) -> tuple[str, ...]:
+    """Rewrites every stored partition with the declared schema (after a column was added or widened).
+
+    Once per schema change: Redshift's COPY maps Parquet columns by position and type, so every file
+    must hold every declared column. Returns the partitions rewritten.
+    """
+    try:
+        every = spark.read.schema(declared_schema(spec)).parquet(path).localCheckpoint(eager=True)
+    except Exception as exc:
+        if _missing(exc):
+            return ()
+        raise
+    dates = tuple(sorted(str(r[0]) for r in every.select(PARTITION_COLUMN).distinct().collect()))
+    _overwrite_partitions(every, path, PARTITION_COLUMN)
+    return dates
 
 
 def _overwrite_partitions(frame: DataFrame, path: str, column: str) -> None:
@@ -458,6 +514,8 @@ class RunSummary:
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     """Quarantined rows per cause: a rule's name, `schema` (missing or uncastable values)."""
     max_quarantine_share: Optional[float] = None
+    partitions_migrated: tuple[str, ...] = ()
+    """Stored partitions rewritten with a new declared schema before the batch (see `rewrite_processed`)."""
 
     @property
     def quarantine_share(self) -> float:
@@ -487,6 +545,7 @@ class RunSummary:
             "rowsWritten": self.rows_written,
             "partitionsTouched": list(self.partitions),
             "partitionsWritten": list(self.partitions_written),
+            "partitionsMigrated": list(self.partitions_migrated),
         }
 
 
@@ -535,7 +594,7 @@ def run_dataset(
             spec.name, input_rows, 0, quarantined, (), quarantined_by_rule=by_rule,
             max_quarantine_share=spec.max_quarantine_share,
         )
-    existing = read_existing(spark, processed_path, dates)
+    existing = read_existing(spark, processed_path, dates, spec)
     # Checkpointed: computed from files of the partitions the write below replaces.
     merged = ranked(valid_rows(rows, spec), spec, existing).localCheckpoint(eager=True)
     per_partition = merged.groupBy(PARTITION_COLUMN).agg(
