@@ -5,7 +5,12 @@
 - Glue job: `functions/glue/job.py` with `dataset_transform.py`, uploaded to the raw bucket under
   `glue/scripts/`. Job bookmarks on; rejected rows go to `quarantine/<dataset>/` of the raw bucket
   (unvalidated data never reaches the bucket analytics can read).
+  The job also publishes per-dataset metrics (namespace `<prefix>/etl`), writes run summaries
+  under `glue/runs/`, records each dataset's schema under `glue/schemas/` and keeps the processed
+  tables' columns at the declared ones (schema evolution).
 - Processed crawler: one S3 target per dataset prefix of the processed bucket.
+- Quality alarms: per dataset with `quality.maxQuarantineShare`, on the job's `QuarantineShare`
+  metric, to the silo's alert topic.
 Every role reaches only these buckets' prefixes, this catalog's databases and the silo key; a Glue
 security configuration encrypts job output, bookmarks and logs with the silo key.
 """
