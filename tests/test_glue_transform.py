@@ -722,3 +722,17 @@ def test_old_partitions_read_a_new_column_as_null_when_merged(spark, tmp_path):
     assert summary.partitions_written == ("2024-05-01",)
     rows = {r.order_id: r.channel for r in spark.read.parquet(processed).collect()}
     assert rows == {"a": None, "b": "store"}
+
+
+def test_quarantine_written_before_the_ingest_date_layout_does_not_get_in_the_way(spark, tmp_path):
+    quarantine = tmp_path / "quarantine"
+    # What earlier versions of the job left: partitions by the day of rejection.
+    spark.createDataFrame([("old", "x", "column amount: cannot cast 'x' to decimal(12,2)")], "order_id string, amount string, _reason string").write.parquet(
+        str(quarantine / "quarantine_date=2024-04-01")
+    )
+    batch = spark.createDataFrame([("bad", "lots", "1", "false", "2024-05-01 10:00:00", "2024-05-01")], RAW_SCHEMA)
+    for _ in range(2):
+        run_dataset(spark, batch, SPEC, str(tmp_path / "processed"), str(quarantine))
+    stored = spark.read.parquet(str(quarantine / "ingest_date=2024-05-01"))
+    assert [r.order_id for r in stored.collect()] == ["bad"]
+    assert (quarantine / "quarantine_date=2024-04-01").exists()

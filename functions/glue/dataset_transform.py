@@ -378,22 +378,36 @@ def _missing(exc: Exception) -> bool:
     return "PATH_NOT_FOUND" in text or "Path does not exist" in text or "Unable to infer schema" in text
 
 
+def _partition_paths(spark: SparkSession, path: str, column: str, values: Sequence[str]) -> list[str]:
+    """The directories `<path>/<column>=<value>` that exist (Hadoop's file system: S3 in Glue)."""
+    jvm = spark.sparkContext._jvm
+    configuration = spark.sparkContext._jsc.hadoopConfiguration()
+    found = []
+    for value in sorted(set(values)):
+        directory = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/{column}={value}")
+        if directory.getFileSystem(configuration).exists(directory):
+            found.append(str(directory))
+    return found
+
+
 def _read_partitions(
     spark: SparkSession, path: str, column: str, values: Sequence[str], schema: Optional[str] = None
 ) -> Optional[DataFrame]:
-    """The stored rows of the given partitions, or None when nothing is stored there yet."""
-    reader = spark.read if schema is None else spark.read.schema(schema)
-    try:
-        stored = reader.parquet(path)
-        if schema is not None:
-            stored.inputFiles()  # a user schema skips the listing that finds a missing path
-    except Exception as exc:
-        if _missing(exc):
-            return None
-        raise
+    """The stored rows of the given partitions, or None when none of them is stored yet.
+
+    Reads exactly those directories: no listing of every partition of the dataset on each run, and
+    directories of another layout next to them (an older `quarantine_date=`) do not matter.
+    """
+    directories = _partition_paths(spark, path, column, values)
+    if not directories:
+        return None
+    reader = spark.read.option("basePath", path)
+    if schema is not None:
+        reader = reader.schema(schema)
+    stored = reader.parquet(*directories)
     if column not in stored.columns:
         return None
-    return stored.where(_col(column).cast("string").isin(list(values)))
+    return stored
 
 
 def declared_schema(spec: DatasetSpec) -> str:
