@@ -33,7 +33,6 @@ constraint mentions. The Glue job and the local helper also switch constraint pr
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -563,15 +562,22 @@ class RunSummary:
         }
 
 
-_RULE_PREFIX = re.compile(r"^rule ([^:]+):")
+def quarantined_by_cause(quarantine: DataFrame, spec: DatasetSpec) -> dict[str, int]:
+    """Quarantined rows per cause: a rule's name, or `schema` (a missing or uncastable value).
 
-
-def _causes(reason: str) -> set[str]:
-    causes = set()
-    for part in reason.split("; "):
-        match = _RULE_PREFIX.match(part)
-        causes.add(match.group(1) if match else "schema")
-    return causes
+    Counted in Spark from the reasons (one group per cause, whatever the number of distinct
+    reasons); a row that breaks two rules counts once for each.
+    """
+    parts = f"split({REASON_COLUMN}, '; ')"
+    cause = (
+        f"array_distinct(transform({parts}, part -> CASE "
+        "WHEN part LIKE 'rule %' THEN regexp_extract(part, '^rule ([a-z][a-z0-9_]*):', 1) "
+        "WHEN part LIKE 'column %' OR part LIKE 'missing required column %' THEN 'schema' END))"
+    )
+    known = {"schema", *(rule.name for rule in spec.rules)}
+    counts = quarantine.selectExpr(f"explode({cause}) AS cause").groupBy("cause").count().collect()
+    # Text of a rejected value that happens to look like a reason is not a cause.
+    return {row["cause"]: row["count"] for row in counts if row["cause"] in known}
 
 
 def _stored_checks(checked_rows: DataFrame, spec: DatasetSpec) -> DataFrame:
@@ -599,9 +605,7 @@ def run_dataset(
     by_rule: dict[str, int] = {}
     if quarantined:
         bad = quarantine_rows(rows, spec)
-        for row in bad.groupBy(REASON_COLUMN).count().collect():
-            for cause in _causes(row[REASON_COLUMN]):
-                by_rule[cause] = by_rule.get(cause, 0) + row["count"]
+        by_rule = quarantined_by_cause(bad, spec)
         write_quarantine(spark, bad, quarantine_path)
     if not dates:
         return RunSummary(
