@@ -176,6 +176,7 @@ _ARN_FORMATS: dict[str, tuple[str, bool, bool, Callable[[str, Mapping[str, Any]]
     "aws:glue/job:Job": ("glue", True, True, lambda n, i: f"job/{i.get('name') or n}"),
     "aws:glue/catalogDatabase:CatalogDatabase": ("glue", True, True, lambda n, i: f"database/{i.get('name') or n}"),
     "aws:glue/catalogTable:CatalogTable": ("glue", True, True, lambda n, i: f"table/{i.get('databaseName')}/{i.get('name') or n}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", True, True, lambda n, i: f"alarm:{i.get('name') or n}"),
     "aws:cloudwatch/logGroup:LogGroup": ("logs", True, True, lambda n, i: f"log-group:{i.get('name') or n}"),
     "aws:cloudwatch/logStream:LogStream": ("logs", True, True, lambda n, i: f"log-group:{i.get('logGroupName')}:log-stream:{i.get('name') or n}"),
     "aws:cloudwatch/eventRule:EventRule": ("events", True, True, lambda n, i: (
