@@ -108,6 +108,15 @@ class PlannedOperation:
     """The validated stack config to write before create/update (None for retirements)."""
     held: str = ""
     """Why the runner holds this operation back (mass-retire protection); '' when it runs."""
+    destroys_on: str = ""
+    """A retire-destroy in its grace period: the date (UTC) it destroys on; '' when it destroys now."""
+
+    @property
+    def label(self) -> str:
+        """The action as the plan shows it: `retire-destroy pending (destroys on 2026-01-08)` in a grace period."""
+        if self.action is Action.RETIRE_DESTROY and self.destroys_on:
+            return f"{self.action.value} pending (destroys on {self.destroys_on})"
+        return self.action.value
 
     @property
     def partners(self) -> str:
@@ -115,6 +124,8 @@ class PlannedOperation:
         if self.action is Action.RETIRE_DESTROY:
             if not self.silo_name:
                 return "silo name unknown: partners cannot be found, so the destroy will not start"
+            if self.destroys_on:
+                return f"revoked now, stack destroyed on {self.destroys_on} (/datalake/partners/{self.silo_name}/)"
             return f"revoked before destroy (/datalake/partners/{self.silo_name}/)"
         if self.action is Action.RETIRE_FORGET:
             return "not revoked: the account cannot be reached"
@@ -123,6 +134,7 @@ class PlannedOperation:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["action"] = self.action.value
+        data["label"] = self.label
         data["partners"] = self.partners
         return data
 

@@ -20,7 +20,7 @@ owned by nobody. After every retirement the runner records them in the silo's le
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional, TextIO
 
@@ -558,3 +558,47 @@ def purge_command(
         return 1
     out.write(f"purged {silo.silo_name}: {len(done)} steps done\n")
     return 0
+
+
+def present_keys(clients: ClientFactory, account_id: str, adopt: Mapping[str, str]) -> set[str]:
+    """Which `<type>::<name>` keys of `adopt` still exist in the account (cheap reads, one per resource).
+
+    A bucket's settings exist while their bucket does (their id is the bucket's name); a key
+    pending deletion, and an alias whose key is pending deletion or gone, count as gone: importing
+    them would bring back a key nobody can use. Types without a check count as present.
+    """
+    present: set[str] = set()
+    cache: dict[tuple[str, str], bool] = {}
+
+    def exists(kind: str, ident: str, probe: Callable[[], Any], missing: tuple[str, ...]) -> bool:
+        if (kind, ident) not in cache:
+            try:
+                cache[(kind, ident)] = probe() is not False
+            except ClientError as exc:
+                if _code(exc) not in missing:
+                    raise
+                cache[(kind, ident)] = False
+        return cache[(kind, ident)]
+
+    def usable_key(kms: Any, ident: str) -> bool:
+        return kms.describe_key(KeyId=ident)["KeyMetadata"]["KeyState"] not in ("PendingDeletion", "PendingReplicaDeletion")
+
+    for key, ident in adopt.items():
+        type_ = key.split("::", 1)[0]
+        if type_.startswith("aws:s3/"):
+            s3 = clients(account_id, "s3")
+            ok = exists("bucket", ident, lambda: s3.head_bucket(Bucket=ident), ("404", "NoSuchBucket", "NotFound"))
+        elif type_ in (KEY, ALIAS):
+            kms = clients(account_id, "kms")
+            ok = exists("kms", ident, lambda: usable_key(kms, ident), ("NotFoundException",))
+        elif type_ == LOG_GROUP:
+            logs = clients(account_id, "logs")
+            ok = exists("logs", ident, lambda: any(g["logGroupName"] == ident for g in logs.describe_log_groups(logGroupNamePrefix=ident)["logGroups"]), ())
+        elif type_ == POLICY:
+            iam = clients(account_id, "iam")
+            ok = exists("iam", ident, lambda: iam.get_policy(PolicyArn=ident), ("NoSuchEntity",))
+        else:
+            ok = True
+        if ok:
+            present.add(key)
+    return present

@@ -305,3 +305,23 @@ def test_the_key_deletion_window_is_what_kms_allows():
     silo = RetainedSilo(STACK, SILO, "sales", "retire-destroy", "", REGION, (), Usage())
     with pytest.raises(UsageError, match="--key-deletion-days 3: KMS allows 7 to 30 days"):
         purge_steps(silo, 3)
+
+
+def test_only_retained_resources_still_there_count_as_adoptable(world):
+    from runner.retained import present_keys
+
+    clients, sales, _, _ = world
+    adopt = {r.key: r.id for r in retained_resources(sales["state"])}
+    assert present_keys(clients, SILO, adopt) == set(adopt)
+    s3, kms = clients.real(SILO, "s3"), clients.real(SILO, "kms")
+    for version in s3.list_object_versions(Bucket=sales["access"]).get("Versions", []):
+        s3.delete_object(Bucket=sales["access"], Key=version["Key"], VersionId=version["VersionId"])
+    s3.delete_bucket(Bucket=sales["access"])  # deleted by hand
+    kms.schedule_key_deletion(KeyId=sales["key"]["KeyId"], PendingWindowInDays=7)
+    gone = set(adopt) - present_keys(clients, SILO, adopt)
+    assert gone == {
+        "aws:s3/bucket:Bucket::silo-sales-storage-access-logs-bucket",
+        "aws:s3/bucketVersioning:BucketVersioning::silo-sales-storage-access-logs-versioning",
+        "aws:kms/key:Key::silo-sales-storage-key-key",
+        "aws:kms/alias:Alias::silo-sales-storage-key-alias",  # its key is pending deletion
+    }
