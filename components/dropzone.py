@@ -22,6 +22,7 @@ import pulumi_aws as aws
 # The partner path is a contract between these IAM policies and the handlers: one definition.
 from functions.dropzone_partners.partners import partner_path
 
+from .adoption import NO_ADOPTION, Adoption
 from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
 from .api_logging import logged_stage
 from .roles import role_with_policy
@@ -239,6 +240,8 @@ class DropzoneArgs:
     """Stage burst limit (default 20)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource that takes tags (default none)."""
+    adoption: Adoption = NO_ADOPTION
+    """Retained audit log group and boundary policy of a returning silo to import (default none)."""
 
 
 class Dropzone(pulumi.ComponentResource):
@@ -316,7 +319,10 @@ class Dropzone(pulumi.ComponentResource):
             kms_key_id=site.key_arn,
             tags=tags,
             # Audit evidence outlives the stack, like the data buckets and their key.
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            opts=args.adoption.options(
+                "aws:cloudwatch/logGroup:LogGroup", f"{name}-audit-log",
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            ),
         )
         own_prefix = "dropzone/${aws:username}/"
         self.boundary = aws.iam.Policy(
@@ -328,7 +334,10 @@ class Dropzone(pulumi.ComponentResource):
             tags=tags,
             # Partner users are made at run time, outside the stack: if a silo is destroyed while
             # some remain, they keep this boundary (IAM would refuse to delete it anyway).
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            opts=args.adoption.options(
+                "aws:iam/policy:Policy", f"{name}-partner-boundary",
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            ),
         )
 
         # -- functions --------------------------------------------------------------------------
