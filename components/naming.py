@@ -8,16 +8,17 @@ import pulumi
 MAX_BUCKET_NAME = 63
 
 
-def bucket_name(prefix: str, owner: str, purpose: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+def plain_bucket_name(prefix: str, owner: str, purpose: str, account_id: str) -> str:
     """`<prefix>-<owner>-<purpose>-<account-id>`, e.g. `datalake-sales-raw-123456789012`."""
+    name = f"{prefix}-{owner}-{purpose}-{account_id}"
+    if len(name) > MAX_BUCKET_NAME:
+        raise ValueError(f"bucket name {name!r} is longer than {MAX_BUCKET_NAME} characters")
+    return name
 
-    def check(account: str) -> str:
-        name = f"{prefix}-{owner}-{purpose}-{account}"
-        if len(name) > MAX_BUCKET_NAME:
-            raise ValueError(f"bucket name {name!r} is longer than {MAX_BUCKET_NAME} characters")
-        return name
 
-    return pulumi.Output.from_input(account_id).apply(check)
+def bucket_name(prefix: str, owner: str, purpose: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`plain_bucket_name` of an account id that may be an Output (the program's caller identity)."""
+    return pulumi.Output.from_input(account_id).apply(lambda account: plain_bucket_name(prefix, owner, purpose, account))
 
 
 def bucket_output_key(purpose: str) -> str:

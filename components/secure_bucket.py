@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .adoption import NO_ADOPTION, Adoption
-from .iam import AccountContext, Statement, policy_json, statement
+from .iam import AccountContext, Statement, concat, policy_json, statement
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def baseline_bucket_statements(arn: pulumi.Input[str], kms_key_arn: pulumi.Input
       then applies the bucket's key, so every object ends up under that key. (Denying header-less
       uploads would break S3 server access log delivery and services that rely on the default.)
     """
-    objects = pulumi.Output.concat(arn, "/*")
+    objects = concat(arn, "/*")
     return [
         statement(
             "DenyInsecureTransport",
@@ -90,7 +90,7 @@ def access_log_delivery_statement(arn: pulumi.Input[str], account: AccountContex
     return statement(
         "AllowS3ServerAccessLogDelivery",
         "s3:PutObject",
-        pulumi.Output.concat(arn, "/*"),
+        concat(arn, "/*"),
         principal={"Service": "logging.s3.amazonaws.com"},
         conditions={"StringEquals": {"aws:SourceAccount": account.account_id}},
     )

@@ -1,4 +1,4 @@
-"""`python -m runner <command>`: discover, plan, apply, drift, report, demo.
+"""`python -m runner <command>`: discover, plan, apply, drift, report, demo, bootstrap, restore.
 
 Exit codes: 0 everything succeeded (for `drift`: no drift); 1 some operation failed, retirements
 were held by the safety rules, discovery failed, or drift was found; 2 bad invocation or config.
@@ -24,12 +24,15 @@ import yaml
 
 from components.config import MasterConfig, parse_stack_config
 from components.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
+from components.pulumi_names import backend_kind_of_url
 
+from .bootstrap import add_parser as add_bootstrap_parser
 from .discovery import Backoff, DiscoverySettings, describe_outside, discover, with_outside
 from .execution import ExecutionSettings, execute
 from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
+from .restore import add_parser as add_restore_parser
 from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
 
@@ -79,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_id", nargs="?", help="run id (default: the latest)")
     demo = commands.add_parser("demo", parents=[common], help="the offline demo: a local AWS emulator, an organization, a dry-run plan")
     demo.add_argument("--offline", action="store_true", help="use the emulator even where AWS credentials and the pulumi CLI exist")
+    add_bootstrap_parser(commands)
+    add_restore_parser(commands, common)
     return parser
 
 
@@ -110,7 +115,8 @@ def _master_config(args: argparse.Namespace) -> MasterConfig:
         raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except FileNotFoundError:
         raise UsageError(f"master stack file {path} does not exist; pass --master-config") from None
-    config = parse_stack_config("master", raw)
+    # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket).
+    config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(args.backend_url))
     if not isinstance(config, MasterConfig):
         raise UsageError(f"{path} is not a master stack file (datalake:kind is {config.kind!r})")
     return config
@@ -309,6 +315,31 @@ def show_report(args: argparse.Namespace, clients: Clients) -> int:
     return EXIT_OK
 
 
+def _single_command(args: argparse.Namespace, clients: Clients) -> int:
+    """The commands that are not a reconciliation run (no discovery, no run report)."""
+    if args.command == "report":
+        return show_report(args, clients)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args)
+    args.project_dir = args.project_dir or DEFAULT_PROJECT_DIR
+    config = _master_config(args)
+    if args.command == "bootstrap":
+        from .bootstrap import run_bootstrap
+
+        return run_bootstrap(args, config)
+    from .restore import run_restore
+
+    return run_restore(
+        args,
+        config,
+        lambda: _stack_ops(args, config, clients),
+        clients.s3 or (lambda: _boto("s3", args)),
+        lambda: str(_boto("sts", args).get_caller_identity()["Account"]),
+    )
+
+
 def main(argv: Optional[Sequence[str]] = None, clients: Optional[Clients] = None) -> int:
     """Runs one command; returns the exit code (never raises for expected errors)."""
     clients = clients or Clients()
@@ -325,17 +356,15 @@ def main(argv: Optional[Sequence[str]] = None, clients: Optional[Clients] = None
     )
     for noisy in ("botocore", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.command in ("report", "demo"):
+    if args.command in ("report", "demo", "bootstrap", "restore"):
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from .demo import run_demo
-
         try:
-            return show_report(args, clients) if args.command == "report" else run_demo(args)
+            return _single_command(args, clients)
         except (UsageError, ConfigError) as exc:
             log.error("%s", exc)
             return EXIT_USAGE
-        except (ClientError, BotoCoreError, DiscoveryError) as exc:
+        except (ClientError, BotoCoreError, DiscoveryError, StackOperationError) as exc:
             log.error("%s failed: %s", args.command, exc)
             return EXIT_FAILED
 

@@ -60,6 +60,9 @@ class StackOperations(Protocol):
     def remove(self, stack: str, *, force: bool) -> None:
         """Removes the stack from the backend; `force` removes it even if it still has resources."""
 
+    def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
+        """Replaces the stack's state with `deployment` (`pulumi stack import`; the `export` format)."""
+
 
 def _error_line(text: str) -> str:
     """The most telling line of a CLI error output: the last `error: ...`, else the last line."""
@@ -221,6 +224,17 @@ class AutomationStackOperations:
     def remove(self, stack: str, *, force: bool) -> None:
         self._run("remove", stack, lambda: self._workspace().remove_stack(self._qualified(stack), force=force))
 
+    def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
+        workspace = self._workspace()
+        name = self._qualified(stack)
+        try:  # a retired stack was removed from the backend; `stack import` needs it to exist
+            self._run("create", stack, lambda: workspace.create_stack(name))
+        except StackOperationError as exc:
+            if not isinstance(exc.__cause__, self._auto.errors.StackAlreadyExistsError):
+                raise
+        state = self._auto.Deployment(version=deployment.get("version"), deployment=deployment.get("deployment"))
+        self._run("import", stack, lambda: workspace.import_stack(name, state))
+
 
 class FileBackendStacks:
     """Reads the stacks of a local file backend (`file://<dir>`) without the CLI: enough to plan.
@@ -268,6 +282,9 @@ class FileBackendStacks:
 
     def remove(self, stack: str, *, force: bool) -> None:
         self._needs_cli("remove")
+
+    def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
+        self._needs_cli("import")
 
 
 def _checkpoint_output(checkpoint: Mapping[str, Any], key: str) -> Optional[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from parliament import analyze_policy_string
 
 from offline.harness import Recording
+from tests.iam_lint import parliament_findings
 from offline.stacks import run_master, run_silo
 
 
@@ -92,18 +92,8 @@ def test_every_policy_passes_parliament(program):
     """Offline IAM linter: unknown actions, malformed conditions, resource mismatches."""
     findings = []
     for resource, key, document in program.policies():
-        # Resource policies (with Principal) are linted statement by statement as identity policies
-        # would be; parliament does not model principals.
-        stripped = {
-            "Version": document["Version"],
-            "Statement": [{k: v for k, v in s.items() if k != "Principal"} for s in document["Statement"]],
-        }
-        for finding in analyze_policy_string(json.dumps(stripped), ignore_private_auditors=True).findings:
-            # Key policies use Resource "*" for "this key"; parliament reads it as "every resource".
-            if finding.issue == "RESOURCE_STAR" and resource.type == "aws:kms/key:Key":
-                continue
-            # Trust policies never name a Resource (the role is the resource); the rest of them is linted.
-            if key == "assumeRolePolicy" and finding.issue == "MALFORMED" and "neither Resource" in str(finding.detail):
-                continue
-            findings.append(f"{resource.urn}.{key}: {finding.issue} {finding.detail}")
+        lines = parliament_findings(
+            document, key_policy=resource.type == "aws:kms/key:Key", trust_policy=key == "assumeRolePolicy"
+        )
+        findings += [f"{resource.urn}.{key}: {line}" for line in lines]
     assert findings == []

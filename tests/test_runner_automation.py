@@ -55,6 +55,8 @@ def test_create_update_list_export_destroy_remove(tmp_path):
     assert listed.silo_name == "sales"
     state = ops.export(stack)
     assert any(r["type"] == "datalake:test:Probe" for r in state["deployment"]["resources"])
+    ops.import_state(stack, state)  # `runner restore --yes`: the export goes back in unchanged
+    assert [r["urn"] for r in ops.export(stack)["deployment"]["resources"]] == [r["urn"] for r in state["deployment"]["resources"]]
     assert ops.destroy(stack, log) == 2
     ops.remove(stack, force=False)
     assert stack not in [s.name for s in ops.list_stacks()]

@@ -66,3 +66,29 @@ def test_stack_config_keeps_secrets_keys_and_structured_values(tmp_path):
         "encryptedkey": "AQICAH...",
         "config": {"datalake:storage": {"dropzoneExpirationDays": 14}},
     }
+
+
+def test_import_state_recreates_a_removed_stack_then_imports_the_export_format():
+    calls = []
+    workspace = SimpleNamespace(
+        create_stack=lambda name: calls.append(("create", name)),
+        import_stack=lambda name, state: calls.append(("import", name, state.version, state.deployment)),
+    )
+    state = {"version": 3, "deployment": {"resources": [{"urn": "urn:pulumi:silo-1::datalake::pulumi:pulumi:Stack::datalake-silo-1"}]}}
+    ops_with(workspace).import_state("silo-1", state)
+    qualified = "organization/datalake/silo-1"
+    assert calls == [("create", qualified), ("import", qualified, 3, state["deployment"])]
+
+
+def test_import_state_keeps_an_existing_stack_and_a_failed_import_keeps_its_error_line():
+    imported = []
+    workspace = SimpleNamespace(
+        create_stack=lambda name: failing("error: stack 'organization/datalake/silo-1' already exists")(),
+        import_stack=lambda name, state: imported.append(name),
+    )
+    ops_with(workspace).import_state("silo-1", {"version": 3, "deployment": {}})
+    assert imported == ["organization/datalake/silo-1"]
+
+    workspace.import_stack = lambda name, state: failing("error: resource 'urn:pulumi:other::datalake::x::y' is from a different stack (other != silo-1)")()
+    with pytest.raises(StackOperationError, match="silo-1: import failed: error: resource .* is from a different stack"):
+        ops_with(workspace).import_state("silo-1", {"version": 3, "deployment": {}})
