@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, TextIO, Union
 
 from components.errors import StackLockedError, StackOperationError
@@ -48,6 +48,8 @@ class FakeStackOperations:
         self.export_failures = set(export_failures)
         self.resources_per_stack = resources_per_stack
         self.exports = dict(exports or {})
+        self.targets: dict[str, list[str]] = {}
+        """Stack → the URNs its last targeted `up` was limited to."""
         self.calls: list[tuple[str, str]] = []
         self.configs: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, dict[str, str]] = {}
@@ -92,7 +94,9 @@ class FakeStackOperations:
         self._record("set_config", stack)
         self.configs[stack] = dict(config)
 
-    def up(self, stack: str, log: TextIO) -> int:
+    def up(self, stack: str, log: TextIO, *, targets: Sequence[str] = ()) -> int:
+        if targets:
+            self.targets[stack] = list(targets)
         self._work("up", stack, log)
         return self.resources_per_stack
 
@@ -121,14 +125,17 @@ def export_of(recording: Any) -> dict[str, Any]:
     """What `pulumi stack export` would return after deploying a program recorded under mocks.
 
     One state entry per recorded resource (custom and component) with the fields the runner reads:
-    URN, type, id, parent, inputs, outputs and `retainOnDelete`, as the engine writes them.
+    the engine's URN (full parent type chain, not the mock monitor's), type, id, parent, inputs,
+    outputs and `retainOnDelete`, as the engine writes them.
     """
+    from offline.urns import registrations
+
     resources = []
-    for r in recording.resources:
+    for r, registration in zip(recording.resources, registrations(recording)):
         if r.type.startswith("pulumi:providers:") or r.type == "pulumi:pulumi:StackReference":
             continue
-        entry: dict[str, Any] = {"urn": r.urn, "custom": r.custom, "type": r.type, "parent": r.parent, "inputs": r.inputs,
-                                 "outputs": r.outputs}
+        entry: dict[str, Any] = {"urn": registration.urn, "custom": r.custom, "type": r.type, "parent": registration.parent or "",
+                                 "inputs": r.inputs, "outputs": r.outputs}
         if r.custom:
             entry["id"] = r.outputs.get("id", "")
         if r.retain_on_delete:

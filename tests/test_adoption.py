@@ -29,7 +29,8 @@ def first_life():
 
 
 def imported(recording) -> dict[str, str]:
-    return {r.urn: r.import_id for r in recording.resources if r.import_id}
+    """`<type>::<logical name>` → import id of every resource the program asked the engine to import."""
+    return {f"{r.type}::{r.name}": r.import_id for r in recording.resources if r.import_id}
 
 
 def test_without_adopt_nothing_is_imported(first_life):
@@ -43,14 +44,14 @@ def test_every_retained_resource_is_adopted_with_its_id_and_nothing_else(first_l
     assert len(retained) == len([r for r in recording.resources if r.retain_on_delete])
     again = run_silo(silo_config(**{ADOPT_KEY: {r.key: r.id for r in retained}}))
 
-    assert imported(again) == {r.urn: r.id for r in retained}
+    assert imported(again) == {r.key: r.id for r in retained}
     assert sorted(r.urn for r in again.resources) == sorted(r.urn for r in recording.resources)  # no URN changed
-    by_urn = {r.urn: r for r in again.resources}
+    by_key = {f"{r.type}::{r.name}": r for r in again.resources}
     # The ids are the ones the first life's resources had: bucket names, the key id, the alias name.
     raw = next(r for r in retained if r.type == "aws:s3/bucket:Bucket" and r.name.endswith("storage-raw-bucket"))
-    assert by_urn[raw.urn].import_id == "acme-dl-sales-raw-222222222222" == by_urn[raw.urn].inputs["bucket"]
+    assert by_key[raw.key].import_id == "acme-dl-sales-raw-222222222222" == by_key[raw.key].inputs["bucket"]
     key = next(r for r in retained if r.type == "aws:kms/key:Key")
-    assert by_urn[key.urn].import_id == recording.by_urn(key.urn).outputs["id"]
+    assert by_key[key.key].import_id == recording.one("aws:kms/key:Key", key.name).outputs["id"]
 
 
 def test_a_partly_missing_retained_set_imports_only_what_is_there(first_life):
@@ -58,9 +59,9 @@ def test_a_partly_missing_retained_set_imports_only_what_is_there(first_life):
     kept = [r for r in retained if r.type in ("aws:kms/key:Key", "aws:cloudwatch/logGroup:LogGroup") or "storage-raw" in r.name]
     assert 2 < len(kept) < len(retained)
     again = run_silo(silo_config(**{ADOPT_KEY: {r.key: r.id for r in kept}}))
-    assert imported(again) == {r.urn: r.id for r in kept}
+    assert imported(again) == {r.key: r.id for r in kept}
     created = [r for r in again.resources if r.retain_on_delete and not r.import_id]
-    assert {r.urn for r in created} == {r.urn for r in retained} - {r.urn for r in kept}
+    assert {f"{r.type}::{r.name}" for r in created} == {r.key for r in retained} - {r.key for r in kept}
 
 
 def test_an_id_for_a_resource_the_program_no_longer_declares_is_named_in_a_warning(first_life, monkeypatch):
