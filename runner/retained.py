@@ -312,6 +312,12 @@ def record_retirement(
     return ledger.put(replace(base, silo_name=silo.silo_name or None, action=action, result="succeeded", fingerprint="", extra=extra))
 
 
+def record_usage(ledger: Ledger, entry: LedgerEntry, usage: Usage) -> LedgerEntry:
+    """Replaces the measured figures of a retired silo's record (`retained --refresh`)."""
+    record = {**entry.extra.get(RETAINED, {}), "usage": asdict(usage)}
+    return ledger.put(replace(entry, extra={**entry.extra, RETAINED: record}))
+
+
 def retained_silos(entries: Iterable[LedgerEntry]) -> list[RetainedSilo]:
     """Every ledger entry with retained resources still in place, by silo name."""
     silos = [s for s in (RetainedSilo.from_entry(e) for e in entries) if s is not None and s.resources]
@@ -590,13 +596,13 @@ def present_keys(clients: ClientFactory, account_id: str, adopt: Mapping[str, st
             ok = exists("bucket", ident, lambda: s3.head_bucket(Bucket=ident), ("404", "NoSuchBucket", "NotFound"))
         elif type_ in (KEY, ALIAS):
             kms = clients(account_id, "kms")
-            ok = exists("kms", ident, lambda: usable_key(kms, ident), ("NotFoundException",))
+            ok = exists("kms", ident, lambda: usable_key(kms, ident), ("NotFoundException", "ValidationException", "InvalidArnException"))
         elif type_ == LOG_GROUP:
             logs = clients(account_id, "logs")
             ok = exists("logs", ident, lambda: any(g["logGroupName"] == ident for g in logs.describe_log_groups(logGroupNamePrefix=ident)["logGroups"]), ())
         elif type_ == POLICY:
             iam = clients(account_id, "iam")
-            ok = exists("iam", ident, lambda: iam.get_policy(PolicyArn=ident), ("NoSuchEntity",))
+            ok = exists("iam", ident, lambda: iam.get_policy(PolicyArn=ident), ("NoSuchEntity", "ValidationError", "InvalidInput"))
         else:
             ok = True
         if ok:

@@ -18,12 +18,20 @@ from runner.model import StackInfo
 from runner.partners import AssumedRoleIam
 
 
+# The master as deployed: what the catalog update after a run needs from its export.
+MASTER_STATE = {"version": 3, "deployment": {"resources": [
+    {"urn": "urn:pulumi:master::datalake::datalake:master:MasterAccount$datalake:analytics:OrgAnalytics::master-analytics",
+     "type": "datalake:analytics:OrgAnalytics", "custom": False},
+]}}
+
+
 @pytest.fixture
 def world(tmp_path):
     with mock_aws():
         org = boto3.client("organizations", region_name="us-east-1")
         seeded = seed_organization(org)
-        fake = FakeStackOperations([StackInfo(f"silo-{a}", name) for a, name in seeded.with_stacks.items()])
+        fake = FakeStackOperations([StackInfo(f"silo-{a}", name) for a, name in seeded.with_stacks.items()],
+                                   exports={"master": MASTER_STATE})
         yield seeded, org, fake, tmp_path
 
 
@@ -31,8 +39,10 @@ def run(world, *argv: str, **fake_kw) -> int:
     seeded, org, fake, tmp_path = world
     for key, value in fake_kw.items():
         setattr(fake, key, value)
+    # These tests are about what happens once a retire-destroy destroys: no grace period unless a test sets one.
+    grace = [] if any(a.startswith("--retire-grace-days") for a in argv) else ["--retire-grace-days=0"]
     args = [*argv, f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}",
-            "--lock-retry-seconds=0.01"]
+            "--lock-retry-seconds=0.01", *grace]
     return main(args, Clients(organizations=org, stack_ops=fake))
 
 
@@ -92,7 +102,8 @@ def test_failures_exit_1_and_the_report_names_them(world, capsys):
 def test_mass_retire_is_held_unless_allowed(world, capsys, caplog):
     seeded, _, fake, tmp_path = world
     assert run(world, "apply", "--max-retire-share=0.1") == 1
-    assert not [c for c in fake.calls if c[0] in ("destroy", "remove", "export")]
+    # No silo stack was retired (the creates ran, so the master's catalogs were read and updated).
+    assert not [c for c in fake.calls if c[0] in ("destroy", "remove", "export") and c[1] != "master"]
     assert "retires 4 of 20 stacks (20%), more than the allowed 10%" in caplog.text
     assert "SAFETY:" in capsys.readouterr().out
     held = [r for r in last_report(tmp_path)["results"] if r["result"] == "skipped"]
@@ -166,7 +177,8 @@ def test_reports_can_go_to_the_state_bucket(world):
     seeded, org, fake, tmp_path = world
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="acme-dl-pulumi-state")
-    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", "--report-to=s3://acme-dl-pulumi-state/runner", f"--log-dir={tmp_path}"]
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", "--report-to=s3://acme-dl-pulumi-state/runner", f"--log-dir={tmp_path}",
+            "--retire-grace-days=0"]
     assert main(args, Clients(organizations=org, stack_ops=fake, s3=lambda: s3)) == 0
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="acme-dl-pulumi-state")["Contents"]]
     [report_key] = [k for k in keys if k.endswith("/report.json")]
