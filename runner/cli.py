@@ -127,8 +127,9 @@ def _master_config(args: argparse.Namespace) -> MasterConfig:
         raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except FileNotFoundError:
         raise UsageError(f"master stack file {path} does not exist; pass --master-config") from None
-    # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket).
-    config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(args.backend_url))
+    # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket;
+    # `bootstrap` has no --backend-url: it creates that bucket).
+    config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(getattr(args, "backend_url", None)))
     if not isinstance(config, MasterConfig):
         raise UsageError(f"{path} is not a master stack file (datalake:kind is {config.kind!r})")
     return config
