@@ -46,8 +46,9 @@ def snapshot(org: Any) -> dict[str, Any]:
     return {"accounts": accounts, "ous": sorted(ous)}
 
 
-@pytest.fixture
-def world():
+@pytest.fixture(scope="module")
+def organization():
+    """One organization for the module: no what-if may change it, which `world` checks after every test."""
     with mock_aws():
         org = boto3.client("organizations", region_name="us-east-1")
         seeded = seed_organization(org)
@@ -63,9 +64,14 @@ def world():
 
         # An account outside the silo OU without a stack (still at the root).
         seeded.accounts["Newcomer"] = org.create_account(Email="newcomer@example.com", AccountName="Newcomer")["CreateAccountStatus"]["AccountId"]
-        before = snapshot(org)
-        yield seeded, org, plan, sandbox
-        assert snapshot(org) == before, "a what-if changed the organization"
+        yield seeded, org, plan, sandbox, snapshot(org)
+
+
+@pytest.fixture
+def world(organization):
+    *world, before = organization
+    yield tuple(world)
+    assert snapshot(world[1]) == before, "a what-if changed the organization"
 
 
 def by_account(plan) -> dict[str, Any]:
