@@ -224,7 +224,7 @@ class WhatIf:
 def _line(op: Optional[PlannedOperation]) -> str:
     if op is None:
         return "nothing"
-    return f"{op.action.value}{' (held)' if op.held else ''}: {op.reason}"
+    return f"{op.label}{' (held)' if op.held else ''}: {op.reason}"
 
 
 def differences(today: Plan, after: Plan) -> list[Difference]:

@@ -22,7 +22,7 @@ def test_demo_prints_a_plan_with_every_action(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "== discover" in out and "== plan (dry run" in out
-    plan = out.split("== plan", 1)[1]
+    plan = out.split("== plan", 1)[1].split("== what if", 1)[0]
     for action, reason in [
         ("create", "new ACTIVE account"),
         ("update", "ACTIVE account with a stack"),
@@ -33,6 +33,9 @@ def test_demo_prints_a_plan_with_every_action(tmp_path):
     ]:
         assert any(action in line and reason in line for line in plan.splitlines()), f"no {action} line for {reason!r}"
     assert "silos/emea/prod" in out  # nested OUs were walked
+    whatif = out.split("== what if Finance", 1)[1]
+    assert "Compared with today's plan:" in whatif
+    assert any("Finance" in line and "update: ACTIVE account with a stack" in line and "retire-destroy" in line for line in whatif.splitlines())
     assert "moto_server" in result.stderr and "dry run: nothing was changed" in result.stderr
     assert list(tmp_path.glob("*/report.json"))
 
