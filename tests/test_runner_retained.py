@@ -325,3 +325,16 @@ def test_only_retained_resources_still_there_count_as_adoptable(world):
         "aws:kms/key:Key::silo-sales-storage-key-key",
         "aws:kms/alias:Alias::silo-sales-storage-key-alias",  # its key is pending deletion
     }
+
+
+def test_a_refresh_replaces_the_figures_with_what_the_buckets_hold_now(world):
+    from runner.retained import record_usage
+
+    clients, sales, _, ledger = world
+    _retire_sales(world)
+    clients.real(SILO, "s3").put_object(Bucket=sales["raw"], Key="d.csv", Body=b"n" * 4000)
+    [silo] = retained_silos(ledger.entries().values())
+    record_usage(ledger, ledger.get(STACK), measure(clients, SILO, list(silo.resources)))
+    [silo] = retained_silos(ledger.entries().values())
+    assert (silo.usage.buckets[sales["raw"]].objects, silo.usage.buckets[sales["raw"]].bytes) == (3, 7510)
+    assert [r.id for r in silo.resources] == [r.id for r in retained_resources(sales["state"])]  # the resources stay as recorded
