@@ -36,10 +36,10 @@ from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
 from .restore import add_parser as add_restore_parser
-from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
+from .report import NotStoredError, ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .retained import measure, present_keys
 from .silo_access import ClientFactory
-from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
+from .stack_ops import AutomationStackOperations, FileBackendStacks, OperationTimeouts, StackOperations
 from .whatif import plan_organization
 
 log = logging.getLogger("runner")
@@ -73,8 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--allow-mass-retire", action="store_true", help="lift the mass-retire protection for this run")
     common.add_argument("--plan-json", type=Path, help="also write the plan as JSON to this file")
     common.add_argument("--report-to", default=os.environ.get("RUNNER_REPORT_TO", "out/runner"), help="local directory or s3://bucket/prefix for run reports (default out/runner)")
+    common.add_argument(
+        "--exports-to",
+        default=os.environ.get("RUNNER_EXPORTS_TO"),
+        help="where retired stacks' state exports are stored before the stack is removed (default $RUNNER_EXPORTS_TO, "
+        "else s3://<backend bucket>/runner-exports, else <file backend dir>/runner-exports)",
+    )
+    common.add_argument(
+        "--exports-kms-key",
+        default=os.environ.get("RUNNER_EXPORTS_KMS_KEY"),
+        help="KMS key of state exports and S3 reports (default $RUNNER_EXPORTS_KMS_KEY, else the master key alias/<namePrefix>-master)",
+    )
     common.add_argument("--log-dir", type=Path, default=Path(os.environ.get("RUNNER_LOG_DIR", "out/runner/logs")), help="directory of per-operation logs")
     common.add_argument("--lock-retry-seconds", type=float, default=30.0, help="first delay before retrying a locked stack (default 30)")
+    common.add_argument(
+        "--operation-timeout",
+        type=float,
+        default=float(os.environ.get("RUNNER_OPERATION_TIMEOUT_MINUTES", 45)),
+        metavar="MINUTES",
+        help="minutes one stack's up, destroy or drift check may run before its pulumi process is stopped and it fails "
+        "(default $RUNNER_OPERATION_TIMEOUT_MINUTES or 45); other CLI calls get at most 10",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     lifecycle_commands.add_common_flags(common)
 
@@ -152,6 +171,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-retire-share {args.max_retire_share}: must be between 0 and 1; for example: 0.2")
     if getattr(args, "retire_grace_days", None) is not None and not 0 <= args.retire_grace_days <= 365:
         raise UsageError(f"--retire-grace-days {args.retire_grace_days}: must be between 0 and 365; for example: 7")
+    if not 0 < args.operation_timeout <= 24 * 60:
+        raise UsageError(f"--operation-timeout {args.operation_timeout:g}: must be more than 0 and at most 1440 minutes; for example: 45")
     for account in args.allow + args.deny:
         if not (len(account) == 12 and account.isdigit()):
             raise UsageError(f"--allow/--deny {account!r}: not a 12-digit account id; for example: 123456789012")
@@ -165,11 +186,35 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
             raise UsageError("--stacks-from only reads stacks; apply and drift need the pulumi CLI (or use apply --dry-run)")
         return FileBackendStacks(args.stacks_from)
     runner = config.runner
-    backend = args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
+    backend = _backend_url(args, config)
     secrets_provider = args.secrets_provider or config.runner_secrets_provider()
+    update_seconds = args.operation_timeout * 60
+    timeouts = OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
     return AutomationStackOperations(
-        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org
+        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts
     )
+
+
+def _backend_url(args: argparse.Namespace, config: MasterConfig) -> Optional[str]:
+    """`--backend-url` / `$PULUMI_BACKEND_URL`, else the `runner.stateBucket` backend, else None (the CLI's login)."""
+    runner = config.runner
+    return args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
+
+
+EXPORTS_PREFIX = "runner-exports"
+
+
+def exports_location(args: argparse.Namespace, config: MasterConfig) -> Optional[str]:
+    """Where state exports go: `--exports-to`, else beside the backend's state (its bucket or directory)."""
+    if args.exports_to:
+        return str(args.exports_to)
+    backend = _backend_url(args, config) or ""
+    if backend.startswith("s3://"):
+        bucket = backend[len("s3://"):].split("?", 1)[0].split("/", 1)[0]
+        return f"s3://{bucket}/{EXPORTS_PREFIX}" if bucket else None
+    if backend.startswith("file://"):
+        return str(Path(backend[len("file://"):].split("?", 1)[0]) / EXPORTS_PREFIX)
+    return None
 
 
 def new_run_id() -> str:
@@ -187,9 +232,12 @@ class Run:
         self.timings: dict[str, float] = {}
         self.plan: Optional[Plan] = None
         self.results: list[OperationResult] = []
-        self.s3 = clients.s3 or (lambda: _boto("s3", args))
-        self.store = ReportStore(args.report_to, self.s3)
-        self.exports: dict[str, tuple[dict[str, Any], str]] = {}
+        self._s3 = clients.s3 or (lambda: _boto("s3", args))
+        self.store = ReportStore(args.report_to, self._s3, args.exports_kms_key)
+        self.exports: Optional[ReportStore] = None
+        """Where this run's state exports go; None when no durable place is known (retirements then fail)."""
+        self.retired_states: dict[str, tuple[dict[str, Any], str]] = {}
+        """Stack → (its exported state, where it was stored): what the ledger of retained data reads after the run."""
         self.catalogs: Optional[CatalogUpdate] = None
 
     def timed(self, name: str, call: Callable[[], Any]) -> Any:
@@ -204,6 +252,11 @@ class Run:
         _check_numbers(args)
         config = _master_config(args)
         runner = config.runner
+        kms_key = args.exports_kms_key or f"alias/{config.name_prefix}-master"
+        self.store.kms_key_id = kms_key
+        location = exports_location(args, config)
+        if location:
+            self.exports = ReportStore(location, self._s3, kms_key)
         org = self.clients.organizations or _boto("organizations", args)
         settings = DiscoverySettings(
             silo_ou_id=_silo_ou(args, config),
@@ -229,9 +282,11 @@ class Run:
         plan_settings = PlanSettings(
             max_retire_share=runner.max_retire_share if args.max_retire_share is None else args.max_retire_share,
             allow_mass_retire=args.allow_mass_retire,
+            allow_accounts=settings.allow_accounts,
+            deny_accounts=settings.deny_accounts,
         )
         opt_out = f"{runner.opt_out_tag}={runner.opt_out_value}"
-        ledger = lifecycle_commands.open_ledger(args, self.s3)
+        ledger = lifecycle_commands.open_ledger(args, self._s3)
         entries = self.timed("ledger", ledger.entries)
         grace_days = runner.retire_grace_days if args.retire_grace_days is None else args.retire_grace_days
 
@@ -281,7 +336,7 @@ class Run:
         )
         self.timed("ledger", lambda: record_run(
             ledger, entries, self.results, now=self.clients.now(), region=str(template.get("aws:region") or config.region),
-            exports=self.exports, measure=lambda account, resources: measure(silo_clients, account, resources),
+            exports=self.retired_states, measure=lambda account, resources: measure(silo_clients, account, resources),
         ))
         moment = lifecycle_commands.event_time(args, discovered_at)
         with (args.log_dir / self.run_id / "master-catalogs.log").open("a") as out:
@@ -324,8 +379,19 @@ class Run:
         return AssumedRoleIam(role_name=self._deploy_role(config, template), region=self.args.region, endpoint_url=self.args.endpoint_url)
 
     def _save_export(self, stack: str, state: dict[str, Any]) -> str:
-        where = self.store.put_json(f"{self.run_id}/exports/{stack}.json", state)
-        self.exports[stack] = (state, where)  # the ledger of retained data reads it after the run
+        """Stores a retiring stack's state durably or raises, and then the stack is not removed."""
+        if self.exports is None:
+            line = (
+                "stack not removed: no durable place for its state export; pass --exports-to s3://<state bucket>/runner-exports "
+                "or --backend-url s3://<state bucket>"
+            )
+            raise StackOperationError(f"{stack}: {line}", line)
+        try:
+            where = self.exports.put_durable_json(f"{self.run_id}/{stack}.json", state)
+        except NotStoredError as exc:
+            line = f"stack not removed: its state export was not stored: {exc}"
+            raise StackOperationError(f"{stack}: {line}", line) from exc
+        self.retired_states[stack] = (state, where)
         return where
 
     def _drift(self, ops: StackOperations, concurrency: int) -> int:
@@ -346,7 +412,8 @@ class Run:
 
     def write_report(self, exit_code: int, error: str = "") -> Optional[str]:
         options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
-        report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error)
+        exports_to = self.exports.location if self.exports else None
+        report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error, exports_to)
         report["catalogs"] = self.catalogs.to_json() if self.catalogs is not None else None
         try:
             where = self.store.put_json(f"{self.run_id}/report.json", report)

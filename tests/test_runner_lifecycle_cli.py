@@ -59,7 +59,7 @@ class World:
 
     def run(self, *argv: str) -> int:
         args = [*argv, f"--silo-ou={self.seeded.silo_ou_id}", f"--report-to={self.tmp / 'reports'}", f"--log-dir={self.tmp / 'logs'}",
-                "--lock-retry-seconds=0.01", "--allow-mass-retire", "--region=us-east-1"]
+                f"--exports-to={self.tmp / 'exports'}", "--lock-retry-seconds=0.01", "--allow-mass-retire", "--region=us-east-1"]
         return main(args, Clients(organizations=self.org, stack_ops=self.fake, now=lambda: self.now))
 
     def ledger(self) -> Ledger:
@@ -128,7 +128,8 @@ def test_after_the_window_the_stack_is_destroyed_and_what_it_left_is_recorded(wo
     assert world.calls(world.stack) == ["export", "destroy", "remove"]
     assert world.partners() == set()
     record = world.ledger().get(world.stack).extra[RETAINED]
-    assert record["action"] == "retire-destroy" and record["exported_to"].endswith(f"/exports/{world.stack}.json")
+    assert record["action"] == "retire-destroy" and record["exported_to"].endswith(f"/{world.stack}.json")
+    assert Path(record["exported_to"].removeprefix("file://")).exists() or str(world.tmp / "exports") in record["exported_to"]
     retained_ids = {r["id"] for r in record["resources"]}
     assert f"acme-dl-{world.silo}-raw-{world.moved}" in retained_ids
     assert len(record["resources"]) == len([r for r in world.first_life.resources if r.retain_on_delete])
