@@ -410,7 +410,8 @@ def purge_steps(silo: RetainedSilo, key_deletion_days: int = DEFAULT_KEY_DELETIO
     return steps, left
 
 
-def _empty_bucket(s3: Any, bucket: str) -> int:
+def empty_bucket(s3: Any, bucket: str) -> int:
+    """Deletes every object version and delete marker of a bucket; returns how many. Raises if S3 refuses one."""
     deleted = 0
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
         batch = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
@@ -428,7 +429,7 @@ def _purge_bucket(s3: Any, bucket: str) -> str:
     deleted = 0
     for _ in range(3):  # log delivery may add objects while the other buckets go
         try:
-            deleted += _empty_bucket(s3, bucket)
+            deleted += empty_bucket(s3, bucket)
             s3.delete_bucket(Bucket=bucket)
             return f"deleted bucket {bucket} ({deleted} versions and delete markers)"
         except ClientError as exc:
