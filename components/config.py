@@ -87,6 +87,22 @@ SUBNET_ID_PATTERN = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 EXAMPLE_ORIGIN = "https://d111111abcdef8.cloudfront.net"
 
 
+# Transfer Family server security policies from 2024 on that serve SFTP: the ones AWS lists as
+# current in https://docs.aws.amazon.com/transfer/latest/userguide/security-policies.html (older ones,
+# e.g. the CloudFormation/provider default TransferSecurityPolicy-2018-11, keep SHA-1 MACs and
+# CBC ciphers). AS2Restricted-2025-07 is for AS2 servers. The policy pack's
+# `CURRENT_TRANSFER_POLICIES` (policy/rules.py) must hold every one of these; a test checks it.
+TRANSFER_SECURITY_POLICIES = (
+    "TransferSecurityPolicy-2025-03",
+    "TransferSecurityPolicy-2024-01",
+    "TransferSecurityPolicy-FIPS-2025-03",
+    "TransferSecurityPolicy-FIPS-2024-05",
+    "TransferSecurityPolicy-FIPS-2024-01",
+    "TransferSecurityPolicy-Restricted-2024-06",
+    "TransferSecurityPolicy-SshAuditCompliant-2025-02",
+)
+
+
 def _check_retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise ValueError(f"got {value}, which CloudWatch Logs does not accept; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
@@ -191,7 +207,12 @@ class SftpConfig(_Model):
     @field_validator("security_policy")
     @classmethod
     def _policy(cls, value: str) -> str:
-        return _require(re.compile(r"^TransferSecurityPolicy-[A-Za-z0-9-]+$"), value, "a Transfer security policy name")
+        if value not in TRANSFER_SECURITY_POLICIES:
+            raise ValueError(
+                f"got {value!r}, which is not a current Transfer security policy; use one of "
+                f"{', '.join(TRANSFER_SECURITY_POLICIES)}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _endpoint_settings(self) -> "SftpConfig":

@@ -19,12 +19,14 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-# The partner path is a contract between these IAM policies and the handlers: one definition.
-from functions.dropzone_partners.partners import partner_path
+# The partner path, the staff prefix and what partners may do are a contract between these IAM
+# policies and the handlers: one definition.
+from functions.dropzone_partners.partners import PARTNER_OBJECT_ACTIONS, STAFF_PREFIX, partner_path, staff_deny_statements
 
 from .adoption import NO_ADOPTION, Adoption
 from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
 from .api_logging import logged_stage
+from .logs import encrypted_log_group, logs_service_key_statement
 from .roles import role_with_policy
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -71,19 +73,8 @@ def audit_log_group_name(silo_name: str) -> str:
 
 def audit_log_key_statement(account: AccountContext, silo_name: str) -> Statement:
     """Silo key policy grant: CloudWatch Logs may encrypt the silo's `datalake/<silo>/*` log groups."""
-    return statement(
-        "AllowDropzoneLogEncryption",
-        # No kms:DescribeKey: it carries no encryption context, so the condition below never matches it.
-        ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
-         "kms:GenerateDataKeyWithoutPlaintext"],
-        "*",
-        principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
-        conditions={
-            # Encryption-context keys are strings to IAM (parliament flags ArnLike on them).
-            "StringLike": {
-                "kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:datalake/{silo_name}/*")
-            }
-        },
+    return logs_service_key_statement(
+        "AllowDropzoneLogEncryption", account, "StringLike", account.arn("logs", f"log-group:datalake/{silo_name}/*")
     )
 
 
@@ -94,9 +85,10 @@ def partner_reach_statements(
     region: pulumi.Input[str],
     prefix: str,
 ) -> list[Statement]:
-    """Put/Get under `prefix` of the dropzone bucket, List limited to it, the key through S3 only."""
+    """Put/Get/Abort under `prefix` of the dropzone bucket, List limited to it, the key through S3
+    for this bucket only, and never the staff prefixes (explicit Denies: `prefix` may cover them)."""
     return [
-        statement(f"{sid_prefix}ReadWrite", ["s3:PutObject", "s3:GetObject"], pulumi.Output.concat(bucket_arn, "/", prefix, "*")),
+        statement(f"{sid_prefix}ReadWrite", list(PARTNER_OBJECT_ACTIONS), pulumi.Output.concat(bucket_arn, "/", prefix, "*")),
         statement(
             f"{sid_prefix}List",
             "s3:ListBucket",
@@ -107,8 +99,32 @@ def partner_reach_statements(
             f"{sid_prefix}Key",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             key_arn,
-            conditions={"StringEquals": {"kms:ViaService": kms_via_service("s3", region)}},
+            conditions={
+                "StringEquals": {"kms:ViaService": kms_via_service("s3", region)},
+                # With S3 Bucket Keys the context is the bucket ARN, without them the object's.
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]},
+            },
         ),
+        *staff_deny_statements(bucket_arn, pulumi.Output.concat, sid_prefix),
+    ]
+
+
+# Keys with `.` or `..` segments: S3 stores them literally, and tools that treat keys as paths
+# (sync clients, SFTP, Spark) resolve them elsewhere. S3 ARN patterns match the key as it is.
+DOT_SEGMENT_KEYS = ("./*", "../*", "*/./*", "*/../*", "*/.", "*/..")
+
+
+def dropzone_bucket_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
+    """Extra dropzone bucket policy: nobody writes keys with `.` or `..` segments (the API
+    refuses them for staff uploads; partners write straight to S3 or over SFTP)."""
+    return [
+        statement(
+            "DenyDotSegmentKeys",
+            "s3:PutObject",
+            [pulumi.Output.concat(bucket_arn, "/", pattern) for pattern in DOT_SEGMENT_KEYS],
+            effect="Deny",
+            principal={"AWS": "*"},
+        )
     ]
 
 
@@ -136,7 +152,8 @@ class FunctionSpec:
 
 
 class DropzoneFunction(pulumi.ComponentResource):
-    """A Lambda with its own role, least-privilege inline policy and log group with retention."""
+    """A Lambda with its own role, least-privilege inline policy and log group with retention,
+    encrypted with the silo key (the logs hold partner names and client addresses)."""
 
     def __init__(
         self,
@@ -145,22 +162,22 @@ class DropzoneFunction(pulumi.ComponentResource):
         physical_name: str,
         account: AccountContext,
         log_retention_days: int,
+        kms_key_arn: pulumi.Input[str],
         tags: dict[str, str],
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         super().__init__("datalake:dropzone:DropzoneFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         log_group_name = f"/aws/lambda/{physical_name}"
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=log_group_name,
-            retention_in_days=log_retention_days,
-            tags=tags,
-            opts=child,
-        )
+        # The silo key's CloudWatch Logs grant (`logs.logs_key_statement`) covers this group.
+        self.log_group = encrypted_log_group(f"{name}-logs", log_group_name, kms_key_arn, log_retention_days, tags, child)
         self.role, self.policy = role_with_policy(
             name,
             physical_name,
+            # No aws:SourceAccount/aws:SourceArn: Lambda documents those keys only for policies that
+            # target a function (https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html),
+            # not for its assuming the execution role; iam:PassRole already keeps other accounts from
+            # handing this role to their functions.
             assume_role_policy("lambda.amazonaws.com"),
             [log_write_statement("WriteOwnLogs", account, log_group_name), *spec.statements],
             tags,
@@ -386,9 +403,7 @@ class Dropzone(pulumi.ComponentResource):
                 ),
                 list_users_statement(),
                 statement("AssumePartnerSessionRole", "sts:AssumeRole", session_role_arn),
-                statement(
-                    "SignInternalUploads", "s3:PutObject", pulumi.Output.concat(site.bucket_arn, "/dropzone/internal/*")
-                ),
+                statement("SignStaffUploads", "s3:PutObject", pulumi.Output.concat(site.bucket_arn, f"/{STAFF_PREFIX}*")),
                 statement(
                     "EncryptInternalUploads",
                     "kms:GenerateDataKey",
@@ -425,6 +440,7 @@ class Dropzone(pulumi.ComponentResource):
                 physical_name=f"{base}-{'credential-vending' if spec.role == 'api' else 'dropzone-' + spec.role}"[:64],
                 account=account,
                 log_retention_days=args.function_log_retention_days,
+                kms_key_arn=site.key_arn,
                 tags=tags,
                 opts=child,
             )

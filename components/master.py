@@ -12,7 +12,7 @@ from .analytics import OrgAnalytics, OrgAnalyticsArgs
 from .artifact_store import ArtifactStore, ArtifactStoreArgs, artifact_decrypt_statement
 from .config import DEFAULT_DEPLOY_ROLE, MasterConfig
 from .errors import ConfigError
-from .delivery import DeliveryPipeline, DeliveryPipelineArgs
+from .delivery import DeliveryPipeline, DeliveryPipelineArgs, build_logs_key_statement
 from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext
 from .naming import bucket_name
@@ -91,6 +91,7 @@ class MasterAccount(pulumi.ComponentResource):
                     artifact_decrypt_statement(account, artifact_bucket_name, cfg.deploy_role_name, cfg.silo_ou_path),
                     service_publish_key_statement(account, ALERT_PUBLISHERS),
                     runner_logs_key_statement(account, RunnerTriggers.log_group_name(cfg.name_prefix)),
+                    *([build_logs_key_statement(account, cfg.name_prefix)] if cfg.delivery is not None else []),
                 ],
                 tags=tags,
             ),

@@ -13,7 +13,7 @@ from .api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from .catalog import SiloCatalog, SiloCatalogArgs
 from .config import SiloConfig
 from .console import Console, ConsoleArgs, console_decrypt_statement
-from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
+from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement, dropzone_bucket_statements
 from .etl import Etl, EtlArgs
 from .iam import AccountContext
 from .ingestion import Ingestion, IngestionArgs
@@ -95,6 +95,7 @@ class SiloAccount(pulumi.ComponentResource):
                 ],
                 bucket_policy_statements={
                     "processed": lambda arn: [s for reader in self.readers for s in processed_bucket_statements(arn, reader)],
+                    "dropzone": dropzone_bucket_statements,
                 },
                 tags=tags,
                 adoption=adoption,
