@@ -49,7 +49,7 @@ phases:
   build:
     commands:
       - test -n "$COMMIT_ID" || {{ echo "COMMIT_ID is empty: the source action exported no revision"; exit 1; }}
-      - zip -qr datalake.zip __main__.py program.py dev Pulumi.yaml Pulumi.master.yaml Pulumi.silo-template.yaml requirements.txt {RUNTIME_REQUIREMENTS} components runner $(ls -d functions 2>/dev/null)
+      - zip -qr datalake.zip __main__.py program.py dev Pulumi.yaml Pulumi.master.yaml Pulumi.silo-template.yaml requirements.txt {RUNTIME_REQUIREMENTS} components runner $(ls -d functions silos silos-* Pulumi.master-*.yaml Pulumi.silo-template-*.yaml 2>/dev/null)
       - aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/$COMMIT_ID/datalake.zip"
       # The runner's CodeBuild project reads the newest bundle from a fixed key (runner.bundleKey).
       - aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/datalake.zip"

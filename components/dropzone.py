@@ -21,7 +21,14 @@ import pulumi_aws as aws
 
 # The partner path, the staff prefix and what partners may do are a contract between these IAM
 # policies and the handlers: one definition.
-from functions.dropzone_partners.partners import PARTNER_OBJECT_ACTIONS, STAFF_PREFIX, partner_path, staff_deny_statements
+from functions.dropzone_partners.partners import (
+    DEFAULT_NAMESPACE,
+    NAMESPACE_ENV,
+    PARTNER_OBJECT_ACTIONS,
+    STAFF_PREFIX,
+    partner_path,
+    staff_deny_statements,
+)
 
 from .adoption import NO_ADOPTION, Adoption
 from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
@@ -56,9 +63,9 @@ def lambda_code(package: str) -> pulumi.AssetArchive:
     )
 
 
-def partner_users_arn(account: AccountContext, silo_name: str) -> pulumi.Output[str]:
+def partner_users_arn(account: AccountContext, silo_name: str, namespace: str = DEFAULT_NAMESPACE) -> pulumi.Output[str]:
     """Every partner user of the silo, and nothing else of IAM."""
-    return account.arn("iam", f"user{partner_path(silo_name)}*", regional=False)
+    return account.arn("iam", f"user{partner_path(silo_name, namespace)}*", regional=False)
 
 
 def list_users_statement() -> Statement:
@@ -67,14 +74,14 @@ def list_users_statement() -> Statement:
     return statement("ListUsersByPath", "iam:ListUsers", "*")
 
 
-def audit_log_group_name(silo_name: str) -> str:
-    return f"datalake/{silo_name}/audit"
+def audit_log_group_name(silo_name: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    return f"{namespace}/{silo_name}/audit"
 
 
-def audit_log_key_statement(account: AccountContext, silo_name: str) -> Statement:
+def audit_log_key_statement(account: AccountContext, silo_name: str, namespace: str = DEFAULT_NAMESPACE) -> Statement:
     """Silo key policy grant: CloudWatch Logs may encrypt the silo's `datalake/<silo>/*` log groups."""
     return logs_service_key_statement(
-        "AllowDropzoneLogEncryption", account, "StringLike", account.arn("logs", f"log-group:datalake/{silo_name}/*")
+        "AllowDropzoneLogEncryption", account, "StringLike", account.arn("logs", f"log-group:{namespace}/{silo_name}/*")
     )
 
 
@@ -218,6 +225,12 @@ class DropzoneSite:
     """Its ARN."""
     key_arn: pulumi.Input[str]
     """The silo key: the bucket's default encryption key, also used for the audit log."""
+    namespace: str = DEFAULT_NAMESPACE
+    """First part of the log-group names and the partner path: `datalake`, or `datalake-<env>`."""
+
+    def namespace_environment(self) -> dict[str, str]:
+        """What the functions need to find the partner path; nothing in the default namespace."""
+        return {} if self.namespace == DEFAULT_NAMESPACE else {NAMESPACE_ENV: self.namespace}
 
     @property
     def base_name(self) -> str:
@@ -274,7 +287,7 @@ class Dropzone(pulumi.ComponentResource):
         site = args.site
         account, silo, base = site.account, site.silo_name, site.base_name
         tags = {**args.tags, "datalake:silo": silo, "datalake:capability": "dropzone"}
-        partners = partner_users_arn(account, silo)
+        partners = partner_users_arn(account, silo, site.namespace)
 
         # -- internal users ---------------------------------------------------------------------
         self.user_pool = aws.cognito.UserPool(
@@ -331,7 +344,7 @@ class Dropzone(pulumi.ComponentResource):
         # -- audit log and partner guard rails --------------------------------------------------
         self.audit_log = aws.cloudwatch.LogGroup(
             f"{name}-audit-log",
-            name=audit_log_group_name(silo),
+            name=audit_log_group_name(silo, site.namespace),
             retention_in_days=args.audit_log_retention_days,
             kms_key_id=site.key_arn,
             tags=tags,
@@ -362,12 +375,13 @@ class Dropzone(pulumi.ComponentResource):
         # needs it, and the role's trust policy needs the API function's role (no cycle this way).
         session_role_name = f"{base}-partner-session"[:64]
         session_role_arn = account.arn("iam", f"role/{session_role_name}", regional=False)
-        audit_statement = log_write_statement("WriteAuditRecords", account, audit_log_group_name(silo))
+        audit_statement = log_write_statement("WriteAuditRecords", account, audit_log_group_name(silo, site.namespace))
         partner_env = {
             "SILO_NAME": silo,
             "DROPZONE_BUCKET": site.bucket_name,
             "KMS_KEY_ARN": site.key_arn,
             "AUDIT_LOG_GROUP": self.audit_log.name,
+            **site.namespace_environment(),
         }
         api_spec = FunctionSpec(
             role="api",
@@ -593,7 +607,7 @@ class Dropzone(pulumi.ComponentResource):
         # Access logs under `datalake/<silo>/`, which the silo key's dropzone log grant covers.
         access_log = aws.cloudwatch.LogGroup(
             f"{name}-api-access-log",
-            name=f"datalake/{silo}/api-access",
+            name=f"{site.namespace}/{silo}/api-access",
             retention_in_days=args.function_log_retention_days,
             kms_key_id=site.key_arn,
             tags=tags,

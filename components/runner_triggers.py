@@ -139,6 +139,8 @@ class RunnerTriggersArgs:
     catalog_prefix: str = "silo_"
     """Prefix of the master's per-silo Athena catalogs (`analytics.catalogPrefix`), which the runner
     updates after silo changes (default `silo_`)."""
+    environment: Optional[str] = None
+    """The master's environment (default None: the default one); the build runs `--env <env>`."""
     log_retention_days: int = 90
     """Days the build logs are kept (default 90)."""
     tags: dict[str, str] = field(default_factory=dict)
@@ -213,6 +215,8 @@ class RunnerTriggers(pulumi.ComponentResource):
                         "RUNNER_EXPORTS_KMS_KEY": args.key_arn,
                         "PULUMI_SECRETS_PROVIDER": args.secrets_provider,
                         "AWS_REGION": account.region,
+                        # The master of environment <env> runs that environment's runner only.
+                        **({"DATALAKE_ENVIRONMENT": args.environment} if args.environment else {}),
                     }.items()
                 ],
             ),

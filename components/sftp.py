@@ -118,12 +118,13 @@ class SftpServer(pulumi.ComponentResource):
                     "DROPZONE_BUCKET": site.bucket_name,
                     "KMS_KEY_ARN": site.key_arn,
                     "TRANSFER_ROLE_ARN": self.access_role.arn,
+                    **site.namespace_environment(),
                 },
                 statements=[
                     statement(
                         "ReadPartnerUsers",
                         ["iam:GetUser", "iam:ListUserTags", "iam:ListAccessKeys", "iam:ListSSHPublicKeys", "iam:GetSSHPublicKey"],
-                        partner_users_arn(account, silo),
+                        partner_users_arn(account, silo, site.namespace),
                     )
                 ],
             ),

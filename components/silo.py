@@ -86,7 +86,7 @@ class SiloAccount(pulumi.ComponentResource):
                 noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_days=storage.abort_incomplete_multipart_days,
                 key_policy_statements=[
-                    audit_log_key_statement(account, cfg.silo_name),
+                    audit_log_key_statement(account, cfg.silo_name, cfg.namespace),
                     logs_key_statement(account),
                     # EventBridge publishes the pipeline's timeout/abort events to the encrypted alert topic.
                     service_publish_key_statement(account, ["events.amazonaws.com"]),
@@ -109,7 +109,7 @@ class SiloAccount(pulumi.ComponentResource):
                 account=account,
                 name_prefix=cfg.name_prefix,
                 silo_name=cfg.silo_name,
-                log_group_names=(f"/aws/apigateway/{cfg.name_prefix}-{cfg.silo_name}-*", f"datalake/{cfg.silo_name}/*"),
+                log_group_names=(f"/aws/apigateway/{cfg.name_prefix}-{cfg.silo_name}-*", f"{cfg.namespace}/{cfg.silo_name}/*"),
                 tags=tags,
             ),
             opts=child,
@@ -124,6 +124,7 @@ class SiloAccount(pulumi.ComponentResource):
             bucket_name=dropzone_bucket.name,
             bucket_arn=dropzone_bucket.arn,
             key_arn=self.storage.key.arn,
+            namespace=cfg.namespace,
         )
         dz = cfg.dropzone
         self.dropzone = Dropzone(

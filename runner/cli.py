@@ -36,6 +36,15 @@ from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
 from .restore import add_parser as add_restore_parser
+from .environments import (
+    add_environment_argument,
+    check_file_environment,
+    check_other_environments,
+    environment_of,
+    master_config_path,
+    template_path,
+)
+from .silo_config import check_accounts, load_layers
 from .report import NotStoredError, ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .retained import measure, present_keys
 from .silo_access import ClientFactory
@@ -59,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--project-dir", type=Path, default=DEFAULT_PROJECT_DIR, help="Pulumi project directory (default: this checkout)")
     common.add_argument("--master-config", type=Path, help="master stack file with the runner settings (default: <project>/Pulumi.master.yaml)")
     common.add_argument("--template", type=Path, help="silo stack template (default: <project>/Pulumi.silo-template.yaml)")
+    common.add_argument("--silo-settings", type=Path, help="directory of silo profiles and per-account files (default: <project>/silos)")
     common.add_argument("--silo-ou", help="id of the silo OU (default: the last OU of datalake:siloOuPath)")
     common.add_argument("--endpoint-url", help="AWS endpoint for Organizations and S3 (a local emulator)")
     common.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region of the AWS clients (default $AWS_REGION or us-east-1)")
@@ -98,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle_commands.add_common_flags(common)
 
     parser = _Parser(prog="python -m runner", description="Reconcile one Pulumi silo stack per account of the silo OU.")
+    add_environment_argument(parser, common)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("discover", parents=[common], help="list the silo OU's accounts with status and opt-out")
     commands.add_parser("plan", parents=[common], help="print what apply would do (changes nothing)")
@@ -141,11 +152,12 @@ def _boto(service: str, args: argparse.Namespace) -> Any:
 
 
 def _master_config(args: argparse.Namespace) -> MasterConfig:
-    path = args.master_config or args.project_dir / "Pulumi.master.yaml"
+    path = master_config_path(args)
     try:
         raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except FileNotFoundError:
-        raise UsageError(f"master stack file {path} does not exist; pass --master-config") from None
+        raise UsageError(f"master stack file {path} does not exist; pass --master-config (or --env of an environment that has one)") from None
+    check_file_environment(path, raw, environment_of(args))
     # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket;
     # `bootstrap` has no --backend-url: it creates that bucket).
     config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(getattr(args, "backend_url", None)))
@@ -191,7 +203,8 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
     update_seconds = args.operation_timeout * 60
     timeouts = OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
     return AutomationStackOperations(
-        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts
+        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts,
+        environment=environment_of(args),
     )
 
 
@@ -262,6 +275,7 @@ class Run:
             silo_ou_id=_silo_ou(args, config),
             opt_out_tag=runner.opt_out_tag,
             opt_out_value=runner.opt_out_value,
+            profile_tag=runner.profile_tag,
             allow_accounts=frozenset(runner.allow_accounts + args.allow),
             deny_accounts=frozenset(runner.deny_accounts + args.deny),
         )
@@ -272,9 +286,15 @@ class Run:
             print(f"{len(discovery.accounts)} accounts under {settings.silo_ou_id} ({sum(a.wanted for a in discovery.accounts)} silos)")
             return EXIT_OK
 
-        template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
+        environment = environment_of(args)
+        check_other_environments(Path(args.project_dir), environment, config.silo_ou_path)
+        template = load_template(template_path(args))
+        check_file_environment(template_path(args), template, environment)
+        layers = load_layers(args, template, runner.profile_tag)
+        check_accounts(layers, discovery.accounts, environment)  # every silo's config is valid before a stack is listed
         ops = _stack_ops(args, config, self.clients)
-        stacks = self.timed("listStacks", ops.list_stacks)
+        # Only this environment's silo stacks have an account: the others are neither updated nor retired.
+        stacks = [replace(s, environment=environment) for s in self.timed("listStacks", ops.list_stacks)]
         found = {a.id for a in discovery.accounts}
         orphans = [s.account_id for s in stacks if s.account_id and s.account_id not in found]
         outside = self.timed("discovery", lambda: describe_outside(org, orphans, settings, self.clients.backoff))
@@ -284,6 +304,7 @@ class Run:
             allow_mass_retire=args.allow_mass_retire,
             allow_accounts=settings.allow_accounts,
             deny_accounts=settings.deny_accounts,
+            environment=environment,
         )
         opt_out = f"{runner.opt_out_tag}={runner.opt_out_value}"
         ledger = lifecycle_commands.open_ledger(args, self._s3)
@@ -295,8 +316,8 @@ class Run:
 
         if args.command == "whatif":
             return lifecycle_commands.run_whatif(args, org, lambda client: lifecycle(
-                plan_organization(client, settings, stacks, template, plan_settings, opt_out, self.clients.backoff)))
-        self.plan = lifecycle(build_plan(discovery, stacks, template, plan_settings, opt_out))
+                plan_organization(client, settings, stacks, layers, plan_settings, opt_out, self.clients.backoff)))
+        self.plan = lifecycle(build_plan(discovery, stacks, layers, plan_settings, opt_out))
         silo_clients = lifecycle_commands.silo_clients(args, self._deploy_role(config, template), self.clients.silo_clients)
         if args.command == "purge":
             accounts: dict[str, Any] = {a.id: a for a in discovery.accounts} | dict(discovery.outside)

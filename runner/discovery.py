@@ -1,4 +1,4 @@
-"""Discovery: which accounts live under the silo OU (at any depth), with their status and opt-out tag.
+"""Discovery: which accounts live under the silo OU (at any depth), with their status, opt-out and profile tags.
 
 Every Organizations call goes through `_call`, which retries throttling with exponential backoff
 (Organizations allows a few requests per second per account, and the schedule, the events rule and
@@ -39,6 +39,8 @@ class DiscoverySettings:
     """Account tag key that opts an account out (default `datalake:silo`)."""
     opt_out_value: str = "false"
     """Value of that tag that opts out, compared case-insensitively (default `false`)."""
+    profile_tag: str = "datalake:profile"
+    """Account tag key whose value names the account's silo profile (default `datalake:profile`)."""
     allow_accounts: frozenset[str] = frozenset()
     """When not empty, only these accounts are managed; the others are left alone (default empty)."""
     deny_accounts: frozenset[str] = frozenset()
@@ -103,11 +105,13 @@ def _status(record: dict[str, Any]) -> str:
     return str(record.get("State") or record.get("Status") or "UNKNOWN")
 
 
-def _opted_out(client: Any, account_id: str, settings: DiscoverySettings, backoff: Backoff) -> bool:
-    for tag in _pages(client, "list_tags_for_resource", "Tags", backoff, ResourceId=account_id):
-        if tag["Key"] == settings.opt_out_tag and tag["Value"].strip().lower() == settings.opt_out_value.lower():
-            return True
-    return False
+def _tags(client: Any, account_id: str, backoff: Backoff) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in _pages(client, "list_tags_for_resource", "Tags", backoff, ResourceId=account_id)}
+
+
+def _opted_out(tags: dict[str, str], settings: DiscoverySettings) -> bool:
+    value = tags.get(settings.opt_out_tag)
+    return value is not None and value.strip().lower() == settings.opt_out_value.lower()
 
 
 def _exclusion(account_id: str, settings: DiscoverySettings) -> str:
@@ -116,14 +120,16 @@ def _exclusion(account_id: str, settings: DiscoverySettings) -> str:
 
 def _account(record: dict[str, Any], path: str, client: Any, settings: DiscoverySettings, backoff: Backoff) -> Account:
     status = _status(record)
+    # A suspended account's tags no longer matter: it is retired either way.
+    tags = _tags(client, record["Id"], backoff) if status == "ACTIVE" else {}
     return Account(
         id=record["Id"],
         name=record.get("Name", ""),
         status=status,
         ou_path=path,
-        # A suspended account's tags no longer matter: it is retired either way.
-        opted_out=status == "ACTIVE" and _opted_out(client, record["Id"], settings, backoff),
+        opted_out=_opted_out(tags, settings),
         excluded=_exclusion(record["Id"], settings),
+        profile=tags.get(settings.profile_tag, "").strip(),
     )
 
 

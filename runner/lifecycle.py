@@ -25,9 +25,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
+from components.config import parse_stack_config
+
 from .ledger import Ledger, LedgerEntry
 from .model import Action, OperationResult, Plan, PlannedOperation, Result, StackInfo
-from .planning import seed_config
+from .planning import SILO_NAME_PLACEHOLDER
 from .retained import RETAINED, RetainedSilo, Usage, record_retirement
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,10 @@ def _adopting(op: PlannedOperation, entry: Optional[LedgerEntry], template: Mapp
     if silo.silo_name != op.silo_name and silo.silo_name in taken:
         return replace(op, reason=f"{op.reason}; the retained resources of silo {silo.silo_name} are not adopted: "
                                   f"that silo name now belongs to another account")
-    config = seed_config(template, op.account_id, silo.silo_name)
+    # The planned config (template, profile, account file) with the old silo name where the template
+    # puts the silo name; validated again, like every planned config.
+    config = {**(op.config or {}), **{key: silo.silo_name for key, value in template.items() if value == SILO_NAME_PLACEHOLDER}}
+    parse_stack_config(op.stack, config)
     config[ADOPT_KEY] = silo.adoptable
     return replace(op, silo_name=silo.silo_name, config=config,
                    reason=f"account returned: adopts {len(silo.adoptable)} retained resources of silo {silo.silo_name}")

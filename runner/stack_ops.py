@@ -133,6 +133,7 @@ class AutomationStackOperations:
         env: Optional[Mapping[str, str]] = None,
         program: Optional[Callable[[], None]] = None,
         timeouts: OperationTimeouts = OperationTimeouts(),
+        environment: Optional[str] = None,
     ):
         from pulumi import automation as auto
 
@@ -146,6 +147,7 @@ class AutomationStackOperations:
         self._auto = auto
         self._cli = pulumi_process
         self.project_dir = project_dir
+        self.environment = environment
         self.project = project or str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
         self.secrets_provider = secrets_provider
         self.org = org
@@ -198,11 +200,12 @@ class AutomationStackOperations:
 
     def list_stacks(self) -> list[StackInfo]:
         names = [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", lambda: self._workspace().list_stacks())]
-        silo_stacks = [name for name in names if account_of_stack(name)]
+        # Only this environment's silo stacks: another environment's are not even read.
+        silo_stacks = [name for name in names if account_of_stack(name, self.environment)]
         # One CLI call per stack: read the silo names a few at a time.
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="stack-tags") as pool:
             silo_names = dict(zip(silo_stacks, pool.map(self._silo_name, silo_stacks)))
-        return [StackInfo(name=name, silo_name=silo_names.get(name)) for name in names]
+        return [StackInfo(name=name, silo_name=silo_names.get(name), environment=self.environment) for name in names]
 
     def _silo_name(self, stack: str) -> Optional[str]:
         """The silo name a stack was created with: its tag, else its `siloName` output.

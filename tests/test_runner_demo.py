@@ -33,6 +33,10 @@ def test_demo_prints_a_plan_with_every_action(tmp_path):
     ]:
         assert any(action in line and reason in line for line in plan.splitlines()), f"no {action} line for {reason!r}"
     assert "silos/emea/prod" in out  # nested OUs were walked
+    # One silo with a profile (by tag), one with its own account file, each with its overridden keys.
+    rows = {line.split()[1] + (" " + line.split()[2] if line.split()[1] == "Clinical" else ""): line for line in plan.splitlines()[2:] if line[:1].isdigit()}
+    assert rows["Genomics"].endswith("big-warehouse  warehouse.baseCapacity, warehouse.maxCapacity (profile)")
+    assert rows["Clinical Trials"].endswith("-              aws:region, warehouse.maxCapacity (account file)")
     whatif = out.split("== what if Finance", 1)[1]
     assert "Compared with today's plan:" in whatif
     assert any("Finance" in line and "update: ACTIVE account with a stack" in line and "retire-destroy" in line for line in whatif.splitlines())

@@ -155,9 +155,17 @@ def is_expired(tags: Mapping[str, str], now: datetime) -> bool:
     return expiry is None or expiry <= now
 
 
-def partner_path(silo: str) -> str:
-    """The IAM path of a silo's partner users: `/datalake/partners/<silo>/`."""
-    return f"/datalake/partners/{silo}/"
+DEFAULT_NAMESPACE = "datalake"
+NAMESPACE_ENV = "DATALAKE_NAMESPACE"
+
+
+def partner_path(silo: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The IAM path of a silo's partner users: `/datalake/partners/<silo>/`.
+
+    A silo of a named environment has its own namespace (`/datalake-<env>/partners/<silo>/`), so
+    that two environments' silos in one account never manage each other's partners.
+    """
+    return f"/{namespace}/partners/{silo}/"
 
 
 @dataclass(frozen=True)
@@ -170,10 +178,15 @@ class Dropzone:
     """The silo's dropzone bucket name."""
     key_arn: str
     """ARN of the silo's KMS key (the bucket's default encryption key)."""
+    namespace: str = DEFAULT_NAMESPACE
+    """First part of the partner path (`datalake`, or `datalake-<env>` in a named environment)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Dropzone":
-        return cls(silo=env["SILO_NAME"], bucket=env["DROPZONE_BUCKET"], key_arn=env["KMS_KEY_ARN"])
+        return cls(
+            silo=env["SILO_NAME"], bucket=env["DROPZONE_BUCKET"], key_arn=env["KMS_KEY_ARN"],
+            namespace=env.get(NAMESPACE_ENV, DEFAULT_NAMESPACE),
+        )
 
     @property
     def partition(self) -> str:
@@ -185,7 +198,7 @@ class Dropzone:
 
     @property
     def user_path(self) -> str:
-        return partner_path(self.silo)
+        return partner_path(self.silo, self.namespace)
 
     @staticmethod
     def prefix(partner: str) -> str:
@@ -410,11 +423,11 @@ def remove_partner_user(iam: Any, name: str) -> dict[str, list[str]]:
     return removed
 
 
-def revoke_silo_partners(iam: Any, silo: str) -> dict[str, dict[str, list[str]]]:
+def revoke_silo_partners(iam: Any, silo: str, namespace: str = DEFAULT_NAMESPACE) -> dict[str, dict[str, list[str]]]:
     """Removes every partner user of `silo` (`remove_partner_user` each); returns partner → what went.
 
     Only users whose path is exactly `partner_path(silo)` are touched: another silo's partners and
     every other IAM user of the account stay. Raises on the first error, leaving the partners not
     yet reached in place (a rerun finishes the job: removal is idempotent).
     """
-    return {user["UserName"]: remove_partner_user(iam, user["UserName"]) for user in _users_at(iam, partner_path(silo))}
+    return {user["UserName"]: remove_partner_user(iam, user["UserName"]) for user in _users_at(iam, partner_path(silo, namespace))}
