@@ -30,6 +30,8 @@ STAGES = ("Source", "Test", "Package", "Deploy")
 # CodePipeline writes an execution's artifacts under the first 20 characters of the pipeline name.
 PIPELINE_ARTIFACT_FOLDER_LENGTH = 20
 BUNDLE_PREFIX = "bundles"
+STAGE_BUILD_TIMEOUT_MINUTES = 60
+"""Build timeout of every pipeline stage; the deploy stage runs the runner, so its stale-lock limit counts it."""
 FAILED_EXECUTION_EVENT = "codepipeline-pipeline-pipeline-execution-failed"
 
 TEST_BUILDSPEC = """\
@@ -489,7 +491,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             description=f"Delivery pipeline stage '{stage}'",
             service_role=role.arn,
             encryption_key=args.kms_key_arn,
-            build_timeout=60,
+            build_timeout=STAGE_BUILD_TIMEOUT_MINUTES,
             queued_timeout=120,
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=buildspec),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),

@@ -5,7 +5,12 @@
 - Glue job: `functions/glue/job.py` with `dataset_transform.py`, uploaded to the raw bucket under
   `glue/scripts/`. Job bookmarks on; rejected rows go to `quarantine/<dataset>/` of the raw bucket
   (unvalidated data never reaches the bucket analytics can read).
+  The job also publishes per-dataset metrics (namespace `<prefix>/etl`), writes run summaries
+  under `glue/runs/`, records each dataset's schema under `glue/schemas/` and keeps the processed
+  tables' columns at the declared ones (schema evolution).
 - Processed crawler: one S3 target per dataset prefix of the processed bucket.
+- Quality alarms: per dataset with `quality.maxQuarantineShare`, on the job's `QuarantineShare`
+  metric, to the silo's alert topic.
 Every role reaches only these buckets' prefixes, this catalog's databases and the silo key; a Glue
 security configuration encrypts job output, bookmarks and logs with the silo key.
 """
@@ -33,7 +38,14 @@ GLUE_DIR = Path(__file__).resolve().parent.parent / "functions" / "glue"
 GLUE_SCRIPTS = ("job.py", "dataset_transform.py")
 SCRIPT_PREFIX = "glue/scripts"
 TEMP_PREFIX = "glue/temp"
+RUNS_PREFIX = "glue/runs"
+SCHEMAS_PREFIX = "glue/schemas"
 QUARANTINE_PREFIX = "quarantine"
+
+
+def metrics_namespace(name_prefix: str) -> str:
+    """CloudWatch namespace of the job's per-dataset metrics (dimensions `Silo`, `Dataset`, `Rule`)."""
+    return f"{name_prefix}/etl"
 
 CATALOG_READ = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition"]
 CATALOG_PARTITION_WRITE = [
@@ -95,10 +107,14 @@ def job_statements(
     processed_bucket_arn: pulumi.Input[str],
     kms_key_arn: pulumi.Input[str],
     raw_database: str,
+    namespace: str,
+    processed_database: str,
 ) -> list[Statement]:
-    """The ETL job's role: read the datasets' raw prefixes and its scripts, write quarantine, temp
-    and the datasets' processed prefixes, read the raw catalog. Nothing of dropzone or other buckets."""
+    """The ETL job's role: read the datasets' raw prefixes and its scripts, write quarantine, temp,
+    run summaries and the datasets' processed prefixes, read the raw catalog, put metrics in its own
+    namespace. Nothing of dropzone or other buckets."""
     raw = catalog_arns(account, raw_database)
+    processed = catalog_arns(account, processed_database)
     names = [d.name for d in datasets]
     return [
         statement("ListSiloDataBuckets", ["s3:ListBucket", "s3:GetBucketLocation"], [raw_bucket_arn, processed_bucket_arn]),
@@ -111,6 +127,22 @@ def job_statements(
             "WriteQuarantineAndTemp",
             ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
             [objects(raw_bucket_arn, QUARANTINE_PREFIX), objects(raw_bucket_arn, TEMP_PREFIX)],
+        ),
+        statement("WriteRunSummaries", "s3:PutObject", objects(raw_bucket_arn, RUNS_PREFIX)),
+        statement("RecordDatasetSchemas", ["s3:GetObject", "s3:PutObject"], objects(raw_bucket_arn, SCHEMAS_PREFIX)),
+        # Schema evolution: the processed tables' columns follow the declared ones (the crawler's
+        # incremental runs never change a table's schema).
+        statement(
+            "UpdateProcessedTableColumns",
+            ["glue:GetTable", "glue:UpdateTable"],
+            [processed["catalog"], processed["database"], *(account.arn("glue", f"table/{processed_database}/{n}") for n in names)],
+        ),
+        # PutMetricData has no resource type: the namespace condition is what confines it.
+        statement(
+            "PutMetricsInTheEtlNamespace",
+            "cloudwatch:PutMetricData",
+            "*",
+            conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
         ),
         statement(
             "ReplaceProcessedPartitions",
@@ -188,12 +220,14 @@ class EtlArgs:
     """Job timeout (default 60)."""
     log_retention_days: int = 90
     """Retention of the job's and the crawlers' log groups (default 90)."""
+    alert_topic_arn: Optional[pulumi.Input[str]] = None
+    """Topic of the quality alarms (datasets with `quality.maxQuarantineShare`); none: no alarms."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource (default none)."""
 
 
 class Etl(pulumi.ComponentResource):
-    """Crawlers, security configuration and the Glue job of one silo."""
+    """Crawlers, security configuration, the Glue job of one silo and its data-quality alarms."""
 
     raw_crawler_name: str
     processed_crawler_name: str
@@ -320,10 +354,18 @@ class Etl(pulumi.ComponentResource):
         def s3_uri(bucket: pulumi.Input[str], key: pulumi.Input[str]) -> pulumi.Output[str]:
             return pulumi.Output.concat("s3://", bucket, "/", key)
 
+        namespace = metrics_namespace(args.name_prefix)
         job_role, job_policy = role(
             "etl-job",
             job_statements(
-                account, args.datasets, args.raw_bucket_arn, args.processed_bucket_arn, args.kms_key_arn, args.raw_database_name
+                account,
+                args.datasets,
+                args.raw_bucket_arn,
+                args.processed_bucket_arn,
+                args.kms_key_arn,
+                args.raw_database_name,
+                namespace,
+                args.processed_database_name,
             ),
             "job",
         )
@@ -349,8 +391,11 @@ class Etl(pulumi.ComponentResource):
                 "--extra-py-files": s3_uri(args.raw_bucket_name, scripts["dataset_transform.py"].key),
                 "--datasets": job_datasets_argument(list(args.datasets)),
                 "--raw_database": args.raw_database_name,
+                "--processed_database": args.processed_database_name,
                 "--processed_bucket": args.processed_bucket_name,
                 "--quarantine_bucket": args.raw_bucket_name,
+                "--silo": args.silo_name,
+                "--metrics_namespace": namespace,
                 "--TempDir": pulumi.Output.concat("s3://", args.raw_bucket_name, f"/{TEMP_PREFIX}/"),
                 "--enable-continuous-cloudwatch-log": "true",
             },
@@ -361,6 +406,33 @@ class Etl(pulumi.ComponentResource):
                 depends_on=[job_policy, *(self.log_groups[k] for k in ("job-output", "job-error", "job-continuous"))],
             ),
         )
+        self.quality_alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+        for dataset in args.datasets:
+            share = dataset.quality.max_quarantine_share
+            if share is None or args.alert_topic_arn is None:
+                continue
+            self.quality_alarms[dataset.name] = aws.cloudwatch.MetricAlarm(
+                f"{name}-{dataset.name}-quarantine-share",
+                name=f"{base}-{dataset.name}-quarantine-share",
+                alarm_description=(
+                    f"More than {share:.1%} of a run's {dataset.name} rows were quarantined "
+                    f"(datasets[{dataset.name}].quality.maxQuarantineShare); reasons in the run summary "
+                    f"and under quarantine/{dataset.name}/ of the raw bucket"
+                ),
+                namespace=namespace,
+                metric_name="QuarantineShare",
+                dimensions={"Silo": args.silo_name, "Dataset": dataset.name},
+                statistic="Maximum",
+                period=3600,
+                evaluation_periods=1,
+                comparison_operator="GreaterThanThreshold",
+                threshold=share,
+                # One data point per run: hours without a run are not a breach.
+                treat_missing_data="notBreaching",
+                alarm_actions=[args.alert_topic_arn],
+                tags=args.tags,
+                opts=child,
+            )
         self.register_outputs(
             {
                 "rawCrawler": self.raw_crawler.name,

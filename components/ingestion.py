@@ -1,7 +1,7 @@
 """`Ingestion`: REST API → Kinesis Data Firehose → Parquet in the raw bucket, one stream per dataset.
 
 Per dataset: a Glue table in the raw database (the schema Firehose converts JSON to Parquet with),
-a Firehose stream writing `<dataset>/year=…/month=…/day=…/` under the silo key, and on the API
+a Firehose stream writing `<dataset>/ingest_date=YYYY-MM-DD/` under the silo key, and on the API
 `POST /<dataset>` (Firehose `PutRecord`) and `POST /<dataset>/batch` (`PutRecordBatch`), both AWS
 service integrations with no Lambda in between. API Gateway validates each body against a model
 generated from the dataset's schema before anything reaches Firehose.
@@ -25,7 +25,17 @@ from .api_logging import logged_stage
 from .logs import encrypted_log_group, log_group_arn
 from .naming import bounded_name
 from .roles import role_with_policy
-from .schema import RAW_PARTITION_KEYS, glue_columns, json_array_schema, json_schema
+from .schema import (
+    FIREHOSE_DATE,
+    RAW_PARTITION_KEY,
+    RAW_PARTITION_KEYS,
+    DeployedSchema,
+    deployed_schema_from_table,
+    glue_columns,
+    json_array_schema,
+    json_schema,
+    raw_table_parameters,
+)
 
 # API Gateway's Velocity has no newline escape; urlDecode("%0A") yields one. Firehose then stores
 # newline-delimited JSON when no format conversion applies, and the record stays one line.
@@ -325,7 +335,12 @@ class Ingestion(pulumi.ComponentResource):
             name=dataset.name,
             database_name=args.raw_database_name,
             table_type="EXTERNAL_TABLE",
-            parameters={"classification": "parquet", "EXTERNAL": "TRUE", "parquet.compression": "SNAPPY"},
+            parameters={
+                "classification": "parquet",
+                "EXTERNAL": "TRUE",
+                "parquet.compression": "SNAPPY",
+                **raw_table_parameters(dataset),
+            },
             partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name=key, type="string") for key in RAW_PARTITION_KEYS],
             storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
                 location=pulumi.Output.concat("s3://", args.raw_bucket_name, f"/{dataset.name}/"),
@@ -371,11 +386,8 @@ class Ingestion(pulumi.ComponentResource):
             extended_s3_configuration=ext.FirehoseDeliveryStreamExtendedS3ConfigurationArgs(
                 role_arn=role.arn,
                 bucket_arn=args.raw_bucket_arn,
-                prefix=f"{dataset.name}/year=!{{timestamp:yyyy}}/month=!{{timestamp:MM}}/day=!{{timestamp:dd}}/",
-                error_output_prefix=(
-                    f"errors/{dataset.name}/!{{firehose:error-output-type}}/"
-                    "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
-                ),
+                prefix=f"{dataset.name}/{RAW_PARTITION_KEY}={FIREHOSE_DATE}/",
+                error_output_prefix=f"errors/{dataset.name}/!{{firehose:error-output-type}}/{RAW_PARTITION_KEY}={FIREHOSE_DATE}/",
                 buffering_size=args.buffering_size_mib,
                 buffering_interval=args.buffering_interval_seconds,
                 # Parquet compresses its pages itself (Snappy); Firehose requires UNCOMPRESSED here.
@@ -493,6 +505,27 @@ class Ingestion(pulumi.ComponentResource):
                 )
             )
         return parts
+
+
+_NOT_FOUND = ("EntityNotFoundException", "couldn't find", "not found")
+
+
+def deployed_raw_schema(database_name: str, dataset: str, catalog_id: str) -> Optional[DeployedSchema]:
+    """The dataset's schema as its deployed raw table holds it, or None before the first deploy.
+
+    The program cannot see the stack's previous configuration; the raw Glue table is what the last
+    successful deploy left (Firehose converts with it, and the crawlers never rewrite it). Read with
+    a data source at deploy and preview time, so an unsafe change is refused before anything moves.
+    """
+    try:
+        table = aws.glue.get_catalog_table(name=dataset, database_name=database_name, catalog_id=catalog_id)
+    except Exception as exc:  # the provider reports a missing table as an invoke error
+        if any(marker.lower() in str(exc).lower() for marker in _NOT_FOUND):
+            return None
+        raise
+    descriptors = table.storage_descriptors or []
+    columns = [{"name": c.name, "type": c.type} for d in descriptors[:1] for c in (d.columns or [])]
+    return deployed_schema_from_table(columns, table.parameters)
 
 
 def _model_name(dataset: str, suffix: str) -> str:

@@ -25,6 +25,7 @@ import pulumi_aws as aws
 from .iam import AccountContext, Statement, account_service_trust, statement
 from .naming import bounded_name
 from .roles import role_with_policy
+from .schema import RAW_PARTITION_KEY
 
 NOTIFY = "NotifyFailure"
 FAILED = "PipelineFailed"
@@ -246,9 +247,9 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
     last successful run; a daily schedule then costs nothing on idle days (crawlers bill at least
     10 minutes per run, Redshift Serverless 60 seconds).
 
-    Firehose keys start with `<dataset>/year=YYYY/month=MM/day=DD/`, so listing after the last run's
-    day finds any object written since (and, at worst, that day's earlier ones once more: one extra
-    run, never a missed one). The marker is written only when a run succeeds.
+    Firehose keys start with `<dataset>/ingest_date=YYYY-MM-DD/` (UTC), so listing after the last
+    run's day finds any object written since (and, at worst, that day's earlier ones once more: one
+    extra run, never a missed one). The marker is written only when a run succeeds.
     """
     first_check = f"HasNew{_pascal(targets.loads[0].dataset)}"
     states: dict[str, Any] = {
@@ -256,7 +257,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
             "Type": "Task",
             "Resource": integration(targets.partition, "aws-sdk:ssm:getParameter"),
             "Parameters": {"Name": targets.last_run_parameter},
-            "ResultSelector": {"ymd.$": "States.StringSplit($.Parameter.Value, '-')"},
+            "ResultSelector": {"dateAndTime.$": "States.StringSplit($.Parameter.Value, 'T')"},
             "ResultPath": "$.lastRun",
             "Retry": retry(SSM_TRANSIENT),
             "Catch": catch_all(),
@@ -264,11 +265,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
         },
         "SplitLastRunDay": {
             "Type": "Pass",
-            "Parameters": {
-                "year.$": "States.ArrayGetItem($.lastRun.ymd, 0)",
-                "month.$": "States.ArrayGetItem($.lastRun.ymd, 1)",
-                "dayAndTime.$": "States.StringSplit(States.ArrayGetItem($.lastRun.ymd, 2), 'T')",
-            },
+            "Parameters": {"day.$": "States.ArrayGetItem($.lastRun.dateAndTime, 0)"},
             "ResultPath": "$.lastRun",
             "Next": first_check,
         },
@@ -284,10 +281,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
             "Parameters": {
                 "Bucket": targets.raw_bucket,
                 "Prefix": f"{load.dataset}/",
-                "StartAfter.$": (
-                    f"States.Format('{load.dataset}/year={{}}/month={{}}/day={{}}/', $.lastRun.year, "
-                    "$.lastRun.month, States.ArrayGetItem($.lastRun.dayAndTime, 0))"
-                ),
+                "StartAfter.$": f"States.Format('{load.dataset}/{RAW_PARTITION_KEY}={{}}/', $.lastRun.day)",
                 "MaxKeys": 1,
             },
             "ResultSelector": {"keys.$": "$.KeyCount"},

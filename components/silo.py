@@ -16,12 +16,13 @@ from .console import Console, ConsoleArgs, console_decrypt_statement
 from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement, dropzone_bucket_statements
 from .etl import Etl, EtlArgs
 from .iam import AccountContext
-from .ingestion import Ingestion, IngestionArgs
+from .errors import ConfigError
+from .ingestion import Ingestion, IngestionArgs, deployed_raw_schema
 from .logs import logs_key_statement
 from .naming import bucket_name, bucket_output_key
 from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .orchestration import Pipeline, PipelineArgs
-from .schema import redshift_load_statements
+from .schema import redshift_load_statements, schema_change_problems
 from .secure_bucket import bucket_arn
 from .sftp import SftpServer, SftpServerArgs
 from .sharing import Reader, analytics_reader, master_reader, processed_bucket_statements, processed_key_statement
@@ -30,6 +31,8 @@ from .warehouse import Warehouse, WarehouseArgs
 
 # Master outputs a silo reads; the master stack must keep exporting them.
 MASTER_OUTPUTS = ("accountId", "artifactBucketName", "artifactKeyArn", "organizationId", "siloOuPath", "analyticsOuPath")
+# Services that publish to the silo's ETL alert topic: EventBridge (pipeline status) and CloudWatch (quality alarms).
+ALERT_PUBLISHERS = ("events.amazonaws.com", "cloudwatch.amazonaws.com")
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,9 @@ class SiloAccount(pulumi.ComponentResource):
                 key_policy_statements=[
                     audit_log_key_statement(account, cfg.silo_name, cfg.namespace),
                     logs_key_statement(account),
-                    # EventBridge publishes the pipeline's timeout/abort events to the encrypted alert topic.
-                    service_publish_key_statement(account, ["events.amazonaws.com"]),
+                    # EventBridge (the pipeline's timeout/abort events) and CloudWatch (the quality
+                    # alarms) publish to the encrypted alert topic.
+                    service_publish_key_statement(account, list(ALERT_PUBLISHERS)),
                     *(processed_key_statement(account, processed_arn, reader) for reader in self.readers),
                     *([console_decrypt_statement(account, cfg.name_prefix, cfg.silo_name)] if cfg.console.enabled else []),
                 ],
@@ -206,6 +210,17 @@ class SiloAccount(pulumi.ComponentResource):
             pulumi.log.warn(f"datalake:adopt names {key}, which this program does not declare; it is left as it is", self)
         self.register_outputs(self.outputs)
 
+    def _refuse_unsafe_schema_changes(self, cfg: SiloConfig) -> None:
+        """Compares each dataset with its deployed raw table; an unsafe change stops the deploy (and
+        the preview) with one line per problem, before any resource changes."""
+        problems = []
+        for index, dataset in enumerate(cfg.datasets):
+            deployed = deployed_raw_schema(self.catalog.raw_database_name, dataset.name, cfg.account_id)
+            if deployed is not None:
+                problems += [f"datalake:datasets[{index}]: {p}" for p in schema_change_problems(dataset, deployed)]
+        if problems:
+            raise ConfigError(pulumi.get_stack(), problems)
+
     def _data_flow(self, name: str, cfg: SiloConfig, account: AccountContext, tags: dict[str, str], child) -> None:
         """Catalog, warehouse and Athena always; ingestion, ETL and pipeline when datasets are declared."""
         buckets, key_arn = self.storage.buckets, self.storage.key.arn
@@ -252,6 +267,7 @@ class SiloAccount(pulumi.ComponentResource):
         self.ingestion = self.etl = self.pipeline = self.alerts = None
         if not cfg.datasets:
             return
+        self._refuse_unsafe_schema_changes(cfg)
         ingestion = cfg.ingestion
         self.ingestion = Ingestion(
             f"{name}-ingestion",
@@ -276,6 +292,17 @@ class SiloAccount(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.catalog]),
         )
+        self.alerts = AlertTopic(
+            f"{name}-etl-alerts",
+            AlertTopicArgs(
+                account=account,
+                topic_name=f"{cfg.name_prefix}-{cfg.silo_name}-etl-alerts",
+                kms_key_arn=key_arn,
+                publisher_services=ALERT_PUBLISHERS,
+                tags=tags,
+            ),
+            opts=child,
+        )
         etl = cfg.etl
         self.etl = Etl(
             f"{name}-etl",
@@ -296,20 +323,10 @@ class SiloAccount(pulumi.ComponentResource):
                 worker_type=etl.worker_type,
                 number_of_workers=etl.number_of_workers,
                 timeout_minutes=etl.job_timeout_minutes,
+                alert_topic_arn=self.alerts.arn,
                 tags=tags,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.catalog]),
-        )
-        self.alerts = AlertTopic(
-            f"{name}-etl-alerts",
-            AlertTopicArgs(
-                account=account,
-                topic_name=f"{cfg.name_prefix}-{cfg.silo_name}-etl-alerts",
-                kms_key_arn=key_arn,
-                publisher_services=("events.amazonaws.com",),
-                tags=tags,
-            ),
-            opts=child,
         )
         copy_role_arn = self.warehouse.copy_role.arn
         self.pipeline = Pipeline(

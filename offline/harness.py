@@ -64,7 +64,8 @@ def descendant_accounts(accounts, partition: str = "aws") -> InvokeHandler:
 
     return handler
 
-InvokeHandler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+InvokeHandler = Callable[[Mapping[str, Any]], Any]
+"""Answers an invoke with its outputs, or with `(outputs, [(property, reason), ...])` when it fails."""
 
 
 @dataclass
@@ -361,7 +362,10 @@ class DatalakeMocks(pulumi.runtime.Mocks):
             raise NotImplementedError(
                 f"invoke {args.token} is not mocked; add a handler to the harness (args: {dict(args.args)})"
             )
-        return dict(handler(args.args)), []
+        answer = handler(args.args)
+        if isinstance(answer, tuple):  # (outputs, failures): how a provider reports a failed read
+            return dict(answer[0]), list(answer[1])
+        return dict(answer), []
 
 
 class RecordingMonitor(runtime_mocks.MockMonitor):
@@ -467,7 +471,31 @@ def default_invokes(account_id: str, region: str = REGION) -> dict[str, InvokeHa
             "endpoint": f"ec2.{region}.{suffix}",
         },
         DESCENDANT_ACCOUNTS: descendant_accounts(SILO_OU_ACCOUNTS, partition),
+        # A new stack: no raw table is deployed yet (`deployed_raw_tables` answers with old ones).
+        GET_CATALOG_TABLE: deployed_raw_tables({}),
     }
+
+
+GET_CATALOG_TABLE = "aws:glue/getCatalogTable:getCatalogTable"
+
+
+def deployed_raw_tables(tables: Mapping[str, Mapping[str, Any]]) -> InvokeHandler:
+    """Handler of the Glue table data source: `tables` maps table names to `{columns, parameters}`;
+    any other table is missing, reported as the AWS provider reports it."""
+
+    def handler(args: Mapping[str, Any]):
+        table = tables.get(args["name"])
+        if table is None:
+            return {}, [("name", f"EntityNotFoundException: Table {args['name']} not found in {args['databaseName']}")]
+        return {
+            "name": args["name"],
+            "databaseName": args["databaseName"],
+            "parameters": dict(table.get("parameters", {})),
+            "storageDescriptors": [{"columns": [dict(c) for c in table["columns"]]}],
+            "id": f"{args['databaseName']}:{args['name']}",
+        }
+
+    return handler
 
 
 def awsx_vpc_outputs(name: str, inputs: Mapping[str, Any]) -> Mapping[str, Any]:

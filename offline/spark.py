@@ -8,6 +8,9 @@ import os
 def local_spark(app_name: str, *, shuffle_partitions: int = 2, driver_memory: str = "1g"):
     """`local[2]` on the loopback address, UTC, no UI or progress bars, warnings silenced.
 
+    Like the Glue job (`functions/glue/job.py`), it switches constraint propagation off: a guard
+    against plans whose constraint sets grow with every aliased column (see `dataset_transform`).
+
     `spark.sql.shuffle.partitions` defaults to 200, which makes small inputs crawl; Glue's own
     default on two G.1X workers is of the same order as the values used here.
     """
@@ -21,6 +24,7 @@ def local_spark(app_name: str, *, shuffle_partitions: int = 2, driver_memory: st
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.constraintPropagation.enabled", "false")
         .config("spark.driver.memory", driver_memory)
         .getOrCreate()
     )

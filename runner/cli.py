@@ -8,6 +8,7 @@ Logs and live progress go to stderr through `logging`; the final tables go to st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import Any, Optional
 import yaml
 
 from components.config import MasterConfig, parse_stack_config
+from components.delivery import STAGE_BUILD_TIMEOUT_MINUTES
 from components.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
 from components.pulumi_names import backend_kind_of_url
 
@@ -35,7 +37,10 @@ from .lifecycle import apply_lifecycle, only_present, record_run
 from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
+from .recovery import Recovery
+from .recovery import for_run as recovery_for_run
 from .restore import add_parser as add_restore_parser
+from .restore import project_name
 from .environments import (
     add_environment_argument,
     check_file_environment,
@@ -200,12 +205,15 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
     runner = config.runner
     backend = _backend_url(args, config)
     secrets_provider = args.secrets_provider or config.runner_secrets_provider()
-    update_seconds = args.operation_timeout * 60
-    timeouts = OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
     return AutomationStackOperations(
-        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts,
+        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=_timeouts(args),
         environment=environment_of(args),
     )
+
+
+def _timeouts(args: argparse.Namespace) -> OperationTimeouts:
+    update_seconds = args.operation_timeout * 60
+    return OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
 
 
 def _backend_url(args: argparse.Namespace, config: MasterConfig) -> Optional[str]:
@@ -252,6 +260,24 @@ class Run:
         self.retired_states: dict[str, tuple[dict[str, Any], str]] = {}
         """Stack → (its exported state, where it was stored): what the ledger of retained data reads after the run."""
         self.catalogs: Optional[CatalogUpdate] = None
+        self.recovery: Optional[Recovery] = None
+        self._cleanup = contextlib.ExitStack()
+
+    def close(self) -> None:
+        """Ends what the run started (its run marker's heartbeat: the marker is then `finished`)."""
+        self._cleanup.close()
+
+    def start_recovery(self, config: MasterConfig, ops: StackOperations) -> None:
+        """Recovery hooks for the executor (runner/recovery.py) and this run's marker, beating until `close`."""
+        timeouts = _timeouts(self.args)
+        project = getattr(ops, "project", None) or project_name(self.args.project_dir)
+        self.recovery, alive = recovery_for_run(
+            self.run_id, self.args.command, backend_url=_backend_url(self.args, config), s3_client=self._s3, org=config.runner.pulumi_org,
+            project=project, update_seconds=timeouts.update_seconds, kill_grace_seconds=timeouts.kill_grace_seconds,
+            build_timeout_minutes=(config.runner.build_timeout_minutes, STAGE_BUILD_TIMEOUT_MINUTES), project_dir=self.args.project_dir,
+            environment=environment_of(self.args),
+        )
+        self._cleanup.enter_context(alive)
 
     def timed(self, name: str, call: Callable[[], Any]) -> Any:
         started = time.perf_counter()
@@ -332,6 +358,8 @@ class Run:
             args.plan_json.parent.mkdir(parents=True, exist_ok=True)
             args.plan_json.write_text(yaml.safe_dump(self.plan.to_json()) if args.plan_json.suffix in (".yaml", ".yml") else _json(self.plan.to_json()))
 
+        if args.command in ("drift", "apply") and not getattr(args, "dry_run", False):
+            self.start_recovery(config, ops)
         if args.command == "drift":
             return self._drift(ops, runner.max_concurrency if args.max_concurrency is None else args.max_concurrency)
 
@@ -353,6 +381,7 @@ class Run:
                 self._execution_settings(runner.max_concurrency, runner.failure_tolerance),
                 self._save_export,
                 revoke_partners=PartnerRevoker(self.clients.iam_for or self._assume_deploy_role(config, template)),
+                recovery=self.recovery,
             ),
         )
         self.timed("ledger", lambda: record_run(
@@ -424,7 +453,7 @@ class Run:
         ]
         # A drift check changes nothing, so one failure is no reason to stop checking the others.
         settings = replace(self._execution_settings(concurrency, 0), failure_tolerance=len(checks))
-        self.results = self.timed("execution", lambda: execute(checks, ops, settings, self._save_export))
+        self.results = self.timed("execution", lambda: execute(checks, ops, settings, self._save_export, recovery=self.recovery))
         print(drift_table(self.results))
         drifted = [r for r in self.results if r.result is Result.DRIFTED]
         failed = [r for r in self.results if r.result is Result.FAILED]
@@ -550,4 +579,6 @@ def main(argv: Optional[Sequence[str]] = None, clients: Optional[Clients] = None
         log.error("%s", exc)
         run.write_report(EXIT_FAILED, str(exc))
         return EXIT_FAILED
+    finally:
+        run.close()
 

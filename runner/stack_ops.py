@@ -58,6 +58,10 @@ class StackOperations(Protocol):
     def destroy(self, stack: str, log: TextIO) -> int:
         """Destroys the stack's resources (retained ones stay); returns how many were deleted."""
 
+    def refresh(self, stack: str, log: TextIO, *, clear_pending_creates: bool = False) -> int:
+        """Reads every resource of the state from the cloud (`pulumi refresh`), which closes pending
+        updates, deletes and imports; `clear_pending_creates` also drops pending creates. Returns how many changed."""
+
     def export(self, stack: str) -> dict[str, Any]:
         """The stack's state (`pulumi stack export`)."""
 
@@ -266,6 +270,15 @@ class AutomationStackOperations:
         result = self._run("destroy", stack, lambda: self._stack(stack).destroy(on_output=log.write, color="never"), update=True)
         return _changed(result.summary.resource_changes)
 
+    def refresh(self, stack: str, log: TextIO, *, clear_pending_creates: bool = False) -> int:
+        result = self._run(
+            "refresh",
+            stack,
+            lambda: self._stack(stack).refresh(clear_pending_creates=clear_pending_creates or None, on_output=log.write, color="never"),
+            update=True,
+        )
+        return _changed(result.summary.resource_changes)
+
     def export(self, stack: str) -> dict[str, Any]:
         deployment = self._run("export", stack, lambda: self._workspace().export_stack(self._qualified(stack)))
         return {"version": deployment.version, "deployment": deployment.deployment}
@@ -324,6 +337,9 @@ class FileBackendStacks:
 
     def destroy(self, stack: str, log: TextIO) -> int:
         return self._needs_cli("destroy")
+
+    def refresh(self, stack: str, log: TextIO, *, clear_pending_creates: bool = False) -> int:
+        return self._needs_cli("refresh")
 
     def export(self, stack: str) -> dict[str, Any]:
         return self._needs_cli("export")

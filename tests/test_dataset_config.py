@@ -68,9 +68,16 @@ def test_event_time_column_must_be_a_timestamp_or_date():
     assert "column 'order_id': eventTimeColumn must be of type timestamp or date, not string" in problem
 
 
-def test_partition_column_names_are_reserved():
-    (problem,) = problems(datasets=[dataset(columns=[*GOOD["columns"], {"name": "year", "type": "int"}])])
-    assert "column 'year': the name is reserved for partitions" in problem
+def test_the_data_flows_own_column_names_are_reserved():
+    for name in ("ingest_date", "event_date", "_reason"):
+        (problem,) = problems(datasets=[dataset(columns=[*GOOD["columns"], {"name": name, "type": "string"}])])
+        assert f"column '{name}': the name is reserved for the data flow's own columns" in problem
+
+
+def test_year_month_and_day_are_ordinary_column_names():
+    columns = [*GOOD["columns"], *({"name": n, "type": "int"} for n in ("year", "month", "day"))]
+    config = parse_stack_config("s", silo_config(**{"datalake:datasets": [dataset(columns=columns)]}))
+    assert [c.name for c in config.datasets[0].columns][-3:] == ["year", "month", "day"]
 
 
 def test_dataset_names_must_be_unique_and_plain():
@@ -136,3 +143,72 @@ def test_defaults_are_the_cheap_secure_choices():
     assert parsed.warehouse.interface_endpoints == []
     assert parsed.warehouse.quicksight.enabled is False
     assert parsed.etl.schedule == "cron(0 3 * * ? *)"
+
+
+# --- data-quality rules (issue 13, item 8) ------------------------------------------------------
+
+TYPED = {
+    **GOOD,
+    "columns": [*GOOD["columns"], {"name": "amount", "type": "decimal(12,2)"}, {"name": "channel", "type": "string"}, {"name": "express", "type": "boolean"}],
+}
+
+
+def quality(*rules, **settings) -> dict:
+    return {**TYPED, "quality": {"rules": list(rules), **settings}}
+
+
+def test_quality_rules_of_every_kind_are_accepted_and_reach_the_job_argument():
+    from components.schema import job_datasets_argument
+
+    rules = [
+        {"name": "amount_positive", "column": "amount", "min": 0.01, "max": 10000},
+        {"name": "known_channel", "column": "channel", "allowedValues": ["web", "store"]},
+        {"name": "order_format", "column": "order_id", "pattern": "^o-[0-9]+$"},
+        {"name": "channel_present", "column": "channel", "notNull": True},
+        {"name": "one_row_per_order", "unique": ["order_id"]},
+        {"name": "recent", "column": "at", "min": "2020-01-01T00:00:00"},
+    ]
+    config = parse_stack_config("s", silo_config(**{"datalake:datasets": [quality(*rules, maxQuarantineShare=0.05)]}))
+    (argument,) = __import__("json").loads(job_datasets_argument(config.datasets))
+    assert [r["name"] for r in argument["quality"]["rules"]] == [r["name"] for r in rules]
+    assert argument["quality"]["maxQuarantineShare"] == 0.05
+    assert argument["quality"]["rules"][0] == {"name": "amount_positive", "column": "amount", "notNull": False, "min": 0.01, "max": 10000}
+
+
+def test_a_rule_declares_exactly_one_check():
+    (problem,) = problems(datasets=[quality({"name": "both", "column": "amount", "min": 0, "pattern": "x"})])
+    assert "rule 'both': declares min/max and pattern; give exactly one of notNull, min/max, allowedValues, pattern, unique" in problem
+    (problem,) = problems(datasets=[quality({"name": "none", "column": "amount"})])
+    assert "rule 'none': declares no check" in problem
+
+
+def test_rules_name_existing_columns_and_fitting_values():
+    found = problems(
+        datasets=[
+            quality(
+                {"name": "gone", "column": "price", "min": 1},
+                {"name": "text_range", "column": "channel", "min": "a"},
+                {"name": "bad_bound", "column": "amount", "min": "cheap"},
+                {"name": "upside_down", "column": "amount", "min": 5, "max": 1},
+                {"name": "bad_value", "column": "express", "allowedValues": ["yes"]},
+                {"name": "bad_regex", "column": "channel", "pattern": "(unclosed"},
+                {"name": "no_key", "unique": ["nope"]},
+            )
+        ]
+    )
+    (problem,) = found
+    for expected in (
+        "rule 'gone': column 'price' is not in columns",
+        "rule 'text_range': min/max needs a number, date or timestamp column, not string",
+        "rule 'bad_bound': min 'cheap' is not a number (column 'amount' is decimal(12,2))",
+        "rule 'upside_down': min 5 is above max 1; swap them",
+        "rule 'bad_value': allowed value 'yes' is not true or false",
+        "rule 'bad_regex': pattern '(unclosed' is not a regular expression",
+        "rule 'no_key': unique names ['nope']",
+    ):
+        assert expected in problem
+
+
+def test_max_quarantine_share_is_a_share():
+    (problem,) = problems(datasets=[quality(maxQuarantineShare=5)])
+    assert problem.startswith("datalake:datasets[0].quality.maxQuarantineShare:")

@@ -157,3 +157,40 @@ def test_job_sizing_comes_from_config():
     job = run_silo(config).one("aws:glue/job:Job")
     assert (job.inputs["glueVersion"], job.inputs["numberOfWorkers"], job.inputs["timeout"]) == ("4.0", 4, 30)
 
+
+
+# --- data-quality metrics and alarms (issue 13, item 8) -------------------------------------------
+
+
+def test_job_tells_the_script_its_silo_and_metrics_namespace_and_may_put_metrics_only_there(silo):
+    arguments = silo.one("aws:glue/job:Job").inputs["defaultArguments"]
+    assert (arguments["--silo"], arguments["--metrics_namespace"]) == ("sales", "acme-dl/etl")
+    policy = silo.one("aws:iam/rolePolicy:RolePolicy", "silo-sales-etl-job-policy")
+    metrics = policy.statement("PutMetricsInTheEtlNamespace")
+    assert metrics["Action"] == ["cloudwatch:PutMetricData"]
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "acme-dl/etl"}}
+    assert policy.statement("WriteRunSummaries")["Resource"] == [f"{RAW_ARN}/glue/runs/*"]
+
+
+def test_a_dataset_with_a_quarantine_threshold_gets_an_alarm_to_the_alert_topic(silo):
+    (alarm,) = silo.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    topic = silo.one("aws:sns/topic:Topic", "silo-sales-etl-alerts-topic")
+    inputs = alarm.inputs
+    assert (inputs["namespace"], inputs["metricName"], inputs["dimensions"]) == (
+        "acme-dl/etl", "QuarantineShare", {"Silo": "sales", "Dataset": "orders"}
+    )
+    assert (inputs["comparisonOperator"], inputs["threshold"], inputs["statistic"]) == ("GreaterThanThreshold", 0.05, "Maximum")
+    assert inputs["alarmActions"] == [topic.outputs["arn"]]
+    assert inputs["treatMissingData"] == "notBreaching"
+    # CloudWatch may publish to the encrypted topic: topic policy and key policy both say so.
+    publish = silo.one("aws:sns/topicPolicy:TopicPolicy").statement("AllowServicesOfThisAccountPublish")
+    assert "cloudwatch.amazonaws.com" in publish["Principal"]["Service"]
+    key_grant = silo.one("aws:kms/key:Key").statement("AllowServicesPublishEncryptedMessages")
+    assert "cloudwatch.amazonaws.com" in key_grant["Principal"]["Service"]
+
+
+def test_no_threshold_no_alarm():
+    config = silo_config()
+    (orders,) = config["datalake:datasets"]
+    config["datalake:datasets"] = [{**orders, "quality": {"rules": orders["quality"]["rules"]}}]
+    assert run_silo(config).of_type("aws:cloudwatch/metricAlarm:MetricAlarm") == []

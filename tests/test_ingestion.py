@@ -59,7 +59,8 @@ def test_raw_glue_table_has_the_declared_columns_and_date_partitions(silo):
     columns = [(c["name"], c["type"]) for c in table.inputs["storageDescriptor"]["columns"]]
     declared = parse_stack_config("s", silo_config()).datasets[0].columns
     assert columns == [(c.name, c.type) for c in declared]
-    assert [k["name"] for k in table.inputs["partitionKeys"]] == ["year", "month", "day"]
+    # One ingestion-date partition: no ordinary column name (year, month, day) is taken.
+    assert [(k["name"], k["type"]) for k in table.inputs["partitionKeys"]] == [("ingest_date", "string")]
     assert table.inputs["storageDescriptor"]["location"] == f"s3://{RAW_BUCKET}/orders/"
     assert table.inputs["storageDescriptor"]["serDeInfo"]["serializationLibrary"].endswith("ParquetHiveSerDe")
 
@@ -78,7 +79,7 @@ def test_stream_converts_json_to_parquet_with_the_datasets_glue_table(silo):
 def test_stream_writes_date_partitions_and_errors_to_their_own_prefix(silo):
     s3 = stream(silo).inputs["extendedS3Configuration"]
     assert s3["bucketArn"] == RAW_ARN
-    assert s3["prefix"] == "orders/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
+    assert s3["prefix"] == "orders/ingest_date=!{timestamp:yyyy-MM-dd}/"
     assert s3["errorOutputPrefix"].startswith("errors/orders/!{firehose:error-output-type}/")
 
 

@@ -134,8 +134,10 @@ def test_loads_use_the_data_api_with_a_copy_from_parquet_and_poll_until_done(sil
     workgroup = silo.one("aws:redshiftserverless/workgroup:Workgroup")
     assert load["Parameters"]["WorkgroupName"] == workgroup.inputs["workgroupName"]
     assert load["Parameters"]["Database"] == "sales"
-    create, delete, copy = load["Parameters"]["Sqls"]
+    create, procedure, sync, delete, copy = load["Parameters"]["Sqls"]
     assert create.startswith("CREATE TABLE IF NOT EXISTS public.orders (")
+    assert procedure.startswith("CREATE OR REPLACE PROCEDURE public.datalake_sync_columns(")
+    assert sync.startswith("CALL public.datalake_sync_columns('public', 'orders', 'order_id character varying(65535),")
     assert delete == "DELETE FROM public.orders"
     copy_role = silo.one("aws:iam/role:Role", "silo-sales-warehouse-copy-role").outputs["arn"]
     assert copy == (
@@ -231,7 +233,7 @@ def test_timeouts_aborts_and_unreported_failures_reach_the_topic_through_eventbr
     assert target.inputs["arn"] == silo.one("aws:sns/topic:Topic").outputs["arn"]
     key = silo.one("aws:kms/key:Key")
     grant = key.statement("AllowServicesPublishEncryptedMessages")
-    assert grant["Principal"] == {"Service": ["events.amazonaws.com"]}
+    assert grant["Principal"] == {"Service": ["events.amazonaws.com", "cloudwatch.amazonaws.com"]}  # + quality alarms
 
 
 def test_silo_without_datasets_builds_no_pipeline_ingestion_or_job():
@@ -342,7 +344,7 @@ def _gate_fixtures(last_run: str, keys: list[str]) -> str:
 
 
 def test_no_object_since_the_last_run_day_ends_as_a_success_without_crawling(moto_sfn):
-    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/year=2024/month=04/day=30/a.parquet"])
+    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/ingest_date=2024-04-30/a.parquet"])
     execution, visited, messages = _execute(_gated(moto_sfn, bucket))
     assert execution["status"] == "SUCCEEDED"
     assert visited == ["ReadLastRun", "SplitLastRunDay", "HasNewOrders", "RouteOrders", "NoNewData"]
@@ -350,7 +352,7 @@ def test_no_object_since_the_last_run_day_ends_as_a_success_without_crawling(mot
 
 
 def test_an_object_from_the_last_run_day_on_starts_the_pipeline(moto_sfn):
-    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/year=2024/month=05/day=02/b.parquet"])
+    bucket = _gate_fixtures("2024-05-02T03:00:00.000Z", ["orders/ingest_date=2024-05-02/b.parquet"])
     execution, visited, _ = _execute(_gated(moto_sfn, bucket))
     # No crawler exists in moto here: the pipeline proceeds to it and fails there.
     assert visited[:5] == ["ReadLastRun", "SplitLastRunDay", "HasNewOrders", "RouteOrders", "StartRawCrawler"]
