@@ -202,15 +202,10 @@ def retained_resources(export: Mapping[str, Any]) -> list[tuple[str, dict[str, A
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
-    """Deletes every object version and delete marker; returns how many."""
-    deleted = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        entries = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-        for start in range(0, len(entries), 1000):
-            batch = entries[start:start + 1000]
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-            deleted += len(batch)
-    return deleted
+    """Deletes every object version and delete marker; returns how many (the purge's own, runner/retained.py)."""
+    from runner.retained import empty_bucket as purge_empty
+
+    return purge_empty(s3, bucket)
 
 
 def purge(session: Any, region: str, resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:

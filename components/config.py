@@ -748,6 +748,10 @@ SCHEDULE_PATTERN = re.compile(r"^(rate\(1 (minute|hour|day)\)|rate\([1-9]\d* (mi
 BUCKET_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
+ADOPT_KEY_PATTERN = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9/._-]*:[A-Za-z0-9]+::\S+$")
+EXAMPLE_ADOPT_KEY = "aws:s3/bucket:Bucket::silo-sales-storage-raw-bucket"
+
+
 class RunnerConfig(_InstallsPulumiCli):
     """Settings of the runner (`python -m runner`) and of its triggers in the master account."""
 
@@ -770,6 +774,9 @@ class RunnerConfig(_InstallsPulumiCli):
     """Failed operations tolerated before no new one starts (default 3); running ones always finish."""
     max_retire_share: float = Field(0.2, ge=0.0, le=1.0, examples=[0.2])
     """Largest share of existing stacks one run may retire without `--allow-mass-retire` (default 0.2)."""
+    retire_grace_days: int = Field(7, ge=0, le=365, examples=[7])
+    """Days between revoking a leaving silo's partners and destroying its stack (default 7; 0 destroys at
+    once). An account that returns within them is updated, and nothing is destroyed."""
     opt_out_tag: str = Field("datalake:silo", min_length=1, max_length=128, examples=["datalake:silo"])
     """Account tag key that opts an account of the silo OU out (default `datalake:silo`)."""
     opt_out_value: str = Field("false", min_length=1, max_length=256, examples=["false"])
@@ -1045,6 +1052,9 @@ class SiloConfig(CommonConfig):
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     sharing: SharingConfig = Field(default_factory=SharingConfig, examples=[{"masterQueries": True}])
     """Read-only sharing of processed data beyond the analytics OU (default: the master may query)."""
+    adopt: dict[str, str] = Field(default_factory=dict, examples=[{EXAMPLE_ADOPT_KEY: "datalake-sales-raw-123456789012"}])
+    """Retained resources of a returning account to import instead of create: `<type>::<logical name>`
+    → provider id. Written by the runner from its ledger (docs/runner.md); nobody sets it by hand."""
 
     @field_validator("account_id", mode="before")
     @classmethod
@@ -1069,6 +1079,16 @@ class SiloConfig(CommonConfig):
         if twice:
             raise ValueError(f"got dataset name(s) {', '.join(twice)} more than once; each dataset needs its own name, for example orders and returns")
         return value
+
+    @field_validator("adopt")
+    @classmethod
+    def _check_adopt(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, ident in value.items():
+            if not ADOPT_KEY_PATTERN.match(key):
+                raise ValueError(f"key {key!r} is not <type>::<logical name>, for example {EXAMPLE_ADOPT_KEY}")
+            if not str(ident).strip():
+                raise ValueError(f"{key} has an empty id; remove the entry to create the resource instead")
+        return {key: str(ident) for key, ident in value.items()}
 
     @field_validator("master_stack")
     @classmethod

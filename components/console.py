@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_aws as aws
 
+from .adoption import NO_ADOPTION, Adoption
 from .iam import AccountContext, Statement, statement
 from .naming import bucket_name
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
@@ -228,6 +229,8 @@ class ConsoleArgs:
     """Lifetime of the ID and access tokens the console gets, in minutes (default 60)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource that takes tags (default none)."""
+    adoption: Adoption = NO_ADOPTION
+    """The retained files bucket of a returning silo to import instead of create (default none)."""
 
 
 class Console(pulumi.ComponentResource):
@@ -393,6 +396,7 @@ class Console(pulumi.ComponentResource):
                 lifecycle=BucketLifecycle(noncurrent_version_expiration_days=args.noncurrent_version_expiration_days),
                 extra_policy_statements=lambda arn: [cloudfront_read_statement(arn, distribution_arn)],
                 tags=tags,
+                adoption=args.adoption,
             ),
             opts=child,
         )

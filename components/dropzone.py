@@ -30,6 +30,7 @@ from functions.dropzone_partners.partners import (
     staff_deny_statements,
 )
 
+from .adoption import NO_ADOPTION, Adoption
 from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
 from .api_logging import logged_stage
 from .logs import encrypted_log_group, logs_service_key_statement
@@ -269,6 +270,8 @@ class DropzoneArgs:
     """Stage burst limit (default 20)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource that takes tags (default none)."""
+    adoption: Adoption = NO_ADOPTION
+    """Retained audit log group and boundary policy of a returning silo to import (default none)."""
 
 
 class Dropzone(pulumi.ComponentResource):
@@ -346,7 +349,10 @@ class Dropzone(pulumi.ComponentResource):
             kms_key_id=site.key_arn,
             tags=tags,
             # Audit evidence outlives the stack, like the data buckets and their key.
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            opts=args.adoption.options(
+                "aws:cloudwatch/logGroup:LogGroup", f"{name}-audit-log",
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            ),
         )
         own_prefix = "dropzone/${aws:username}/"
         self.boundary = aws.iam.Policy(
@@ -358,7 +364,10 @@ class Dropzone(pulumi.ComponentResource):
             tags=tags,
             # Partner users are made at run time, outside the stack: if a silo is destroyed while
             # some remain, they keep this boundary (IAM would refuse to delete it anyway).
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            opts=args.adoption.options(
+                "aws:iam/policy:Policy", f"{name}-partner-boundary",
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            ),
         )
 
         # -- functions --------------------------------------------------------------------------

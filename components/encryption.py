@@ -9,6 +9,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .adoption import NO_ADOPTION, Adoption
 from .iam import AccountContext, Statement, policy_json, statement
 
 
@@ -42,6 +43,8 @@ class EncryptionKeyArgs:
     """Waiting period before a scheduled deletion takes effect (default 30, the maximum)."""
     retain_on_delete: bool = True
     """Keep the key when the stack is destroyed (default True): retained buckets stay readable."""
+    adoption: Adoption = NO_ADOPTION
+    """Retained key and alias of a returning silo to import instead of create (default none)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of the key (default none)."""
 
@@ -68,13 +71,13 @@ class EncryptionKey(pulumi.ComponentResource):
             deletion_window_in_days=args.deletion_window_days,
             policy=policy_json([key_admin_statement(args.account), *args.policy_statements]),
             tags=args.tags,
-            opts=child,
+            opts=args.adoption.options("aws:kms/key:Key", f"{name}-key", child),
         )
         self.alias = aws.kms.Alias(
             f"{name}-alias",
             name=f"alias/{args.alias}",
             target_key_id=self.key.key_id,
-            opts=child,
+            opts=args.adoption.options("aws:kms/alias:Alias", f"{name}-alias", child),
         )
         self.arn = self.key.arn
         self.register_outputs({"arn": self.key.arn, "alias": self.alias.name})

@@ -191,6 +191,7 @@ class MasterAccount(pulumi.ComponentResource):
                 alert_topic_arn=self.alerts.arn,
                 secrets_provider=cfg.runner_secrets_provider(),
                 org_events_provider=args.org_events_provider,
+                catalog_prefix=cfg.analytics.catalog_prefix,
                 tags=tags,
             ),
             opts=child,

@@ -93,6 +93,19 @@ def _override(command: str) -> str:
     return json.dumps({"environmentVariablesOverride": [{"name": "RUNNER_COMMAND", "value": command, "type": "PLAINTEXT"}]})
 
 
+def event_time_transformer(command: str) -> aws.cloudwatch.EventTargetInputTransformerArgs:
+    """Target input of the Organizations rule: the command plus the event's time as `RUNNER_EVENT_TIME`,
+    from which the run measures how long a new or retired silo took to reach the master's catalogs."""
+    variables = [
+        '{"name": "RUNNER_COMMAND", "value": "' + command + '", "type": "PLAINTEXT"}',
+        '{"name": "RUNNER_EVENT_TIME", "value": <time>, "type": "PLAINTEXT"}',
+    ]
+    return aws.cloudwatch.EventTargetInputTransformerArgs(
+        input_paths={"time": "$.time"},
+        input_template='{"environmentVariablesOverride": [' + ", ".join(variables) + "]}",
+    )
+
+
 @dataclass(frozen=True)
 class RunnerTriggersArgs:
     """Arguments of `RunnerTriggers`."""
@@ -123,6 +136,9 @@ class RunnerTriggersArgs:
     """Secrets provider URL handed to the runner (`awskms://...`)."""
     org_events_provider: Optional[pulumi.ProviderResource] = None
     """A us-east-1 provider when the master region is another one (default None: same region)."""
+    catalog_prefix: str = "silo_"
+    """Prefix of the master's per-silo Athena catalogs (`analytics.catalogPrefix`), which the runner
+    updates after silo changes (default `silo_`)."""
     environment: Optional[str] = None
     """The master's environment (default None: the default one); the build runs `--env <env>`."""
     log_retention_days: int = 90
@@ -233,13 +249,14 @@ class RunnerTriggers(pulumi.ComponentResource):
             opts=child,
         )
 
-        def start_runner(rule_name: str, rule: aws.cloudwatch.EventRule, command: str) -> None:
+        def start_runner(rule_name: str, rule: aws.cloudwatch.EventRule, command: str, *, with_event_time: bool = False) -> None:
             aws.cloudwatch.EventTarget(
                 f"{rule_name}-target",
                 rule=rule.name,
                 arn=self.project.arn,
                 role_arn=events_role.arn,
-                input=_override(command),
+                input=None if with_event_time else _override(command),
+                input_transformer=event_time_transformer(command) if with_event_time else None,
                 opts=child,
             )
 
@@ -271,7 +288,7 @@ class RunnerTriggers(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        start_runner(f"{name}-account-events", account_events, "apply")
+        start_runner(f"{name}-account-events", account_events, "apply", with_event_time=True)
         if args.org_events_provider is not None:
             forward = pulumi.ResourceOptions(parent=self, provider=args.org_events_provider)
             source = aws.cloudwatch.EventRule(
@@ -354,6 +371,21 @@ class RunnerTriggers(pulumi.ComponentResource):
                 "UseMasterKey",
                 ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
                 args.key_arn,
+            ),
+            # After silo changes the runner updates the master's per-silo catalogs, and only those
+            # (a targeted `pulumi up`, runner/catalogs.py).
+            statement(
+                "UpdateMasterCatalogs",
+                [
+                    "athena:CreateDataCatalog",
+                    "athena:DeleteDataCatalog",
+                    "athena:GetDataCatalog",
+                    "athena:UpdateDataCatalog",
+                    "athena:TagResource",
+                    "athena:UntagResource",
+                    "athena:ListTagsForResource",
+                ],
+                account.arn("athena", f"datacatalog/{args.catalog_prefix}*"),
             ),
             statement(
                 "WriteBuildLogs",

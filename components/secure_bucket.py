@@ -9,6 +9,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .adoption import NO_ADOPTION, Adoption
 from .iam import AccountContext, Statement, concat, policy_json, statement
 
 
@@ -117,6 +118,8 @@ class SecureBucketArgs:
     """Builds further bucket policy statements from the bucket ARN (default None; one policy per bucket)."""
     retain_on_delete: bool = True
     """Keep the bucket and its protections when the stack is destroyed (default True)."""
+    adoption: Adoption = NO_ADOPTION
+    """Retained resources of a returning silo to import instead of create (default none)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of the bucket (default none; `datalake:purpose` is always added)."""
 
@@ -137,12 +140,15 @@ class SecureBucket(pulumi.ComponentResource):
         super().__init__("datalake:storage:SecureBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete)
 
+        def adopt(type_token: str, resource_name: str, opts: pulumi.ResourceOptions = child) -> pulumi.ResourceOptions:
+            return args.adoption.options(type_token, resource_name, opts)
+
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket=args.bucket_name,
             force_destroy=False,
             tags={**args.tags, "datalake:purpose": args.purpose},
-            opts=child,
+            opts=adopt("aws:s3/bucket:Bucket", f"{name}-bucket"),
         )
         bucket_id = self.bucket.id
 
@@ -150,7 +156,7 @@ class SecureBucket(pulumi.ComponentResource):
             f"{name}-versioning",
             bucket=bucket_id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=child,
+            opts=adopt("aws:s3/bucketVersioning:BucketVersioning", f"{name}-versioning"),
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
@@ -164,7 +170,7 @@ class SecureBucket(pulumi.ComponentResource):
                     bucket_key_enabled=True,
                 )
             ],
-            opts=child,
+            opts=adopt("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", f"{name}-encryption"),
         )
         public_access = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access",
@@ -173,13 +179,13 @@ class SecureBucket(pulumi.ComponentResource):
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=child,
+            opts=adopt("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-public-access"),
         )
         aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=bucket_id,
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
+            opts=adopt("aws:s3/bucketOwnershipControls:BucketOwnershipControls", f"{name}-ownership"),
         )
         rules = self._lifecycle_rules(args.lifecycle)
         if rules:
@@ -188,7 +194,10 @@ class SecureBucket(pulumi.ComponentResource):
                 f"{name}-lifecycle",
                 bucket=bucket_id,
                 rules=rules,
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[versioning])),
+                opts=adopt(
+                    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", f"{name}-lifecycle",
+                    pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[versioning])),
+                ),
             )
         if args.access_log_bucket is not None:
             aws.s3.BucketLogging(
@@ -196,7 +205,7 @@ class SecureBucket(pulumi.ComponentResource):
                 bucket=bucket_id,
                 target_bucket=args.access_log_bucket,
                 target_prefix=pulumi.Output.concat(self.bucket.bucket, "/"),
-                opts=child,
+                opts=adopt("aws:s3/bucketLogging:BucketLogging", f"{name}-access-logging"),
             )
 
         arn = self.bucket.arn
@@ -210,7 +219,10 @@ class SecureBucket(pulumi.ComponentResource):
             f"{name}-policy",
             bucket=bucket_id,
             policy=policy_json(statements),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[public_access])),
+            opts=adopt(
+                "aws:s3/bucketPolicy:BucketPolicy", f"{name}-policy",
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[public_access])),
+            ),
         )
 
         self.name = self.bucket.bucket

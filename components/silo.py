@@ -8,6 +8,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .adoption import Adoption
 from .api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from .catalog import SiloCatalog, SiloCatalogArgs
 from .config import SiloConfig
@@ -70,6 +71,8 @@ class SiloAccount(pulumi.ComponentResource):
             self.readers += (master_reader(self.master_outputs["accountId"], account.partition, cfg.organization_id),)
 
         storage = cfg.storage
+        # A returning account's retained resources (the runner's `datalake:adopt`) are imported, not created.
+        adoption = Adoption(dict(cfg.adopt))
         # The processed bucket's ARN follows from its name, so the key policy can name it before
         # the bucket exists (the key is created first).
         processed_arn = bucket_arn(
@@ -99,6 +102,7 @@ class SiloAccount(pulumi.ComponentResource):
                     "dropzone": dropzone_bucket_statements,
                 },
                 tags=tags,
+                adoption=adoption,
             ),
             opts=child,
         )
@@ -142,6 +146,7 @@ class SiloAccount(pulumi.ComponentResource):
                 throttle_burst_limit=dz.throttle_burst_limit,
                 stage_depends_on=(self.api_logging.settings,),
                 tags=tags,
+                adoption=adoption,
             ),
             opts=child,
         )
@@ -181,6 +186,7 @@ class SiloAccount(pulumi.ComponentResource):
                     price_class=cfg.console.price_class,
                     session_minutes=cfg.console.session_minutes,
                     tags=tags,
+                    adoption=adoption,
                 ),
                 opts=child,
             )
@@ -200,6 +206,8 @@ class SiloAccount(pulumi.ComponentResource):
         if self.console is not None:
             self.outputs["consoleUrl"] = self.console.url
         self.outputs.update(self.data_flow_outputs)
+        for key in adoption.unclaimed():
+            pulumi.log.warn(f"datalake:adopt names {key}, which this program does not declare; it is left as it is", self)
         self.register_outputs(self.outputs)
 
     def _refuse_unsafe_schema_changes(self, cfg: SiloConfig) -> None:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import pulumi
 
+from .adoption import NO_ADOPTION, Adoption
 from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext, Statement, statement
 from .naming import bucket_name, bucket_output_key
@@ -53,6 +54,8 @@ class SiloStorageArgs:
     """Per bucket purpose, a builder of extra bucket policy statements from the bucket ARN. Default none."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource (default none; `datalake:silo` is always added)."""
+    adoption: Adoption = NO_ADOPTION
+    """Retained key and buckets of a returning silo to import instead of create (default none)."""
 
 
 class SiloStorage(pulumi.ComponentResource):
@@ -81,6 +84,7 @@ class SiloStorage(pulumi.ComponentResource):
                 description=f"Data lake silo {args.silo_name}: every object of its buckets",
                 policy_statements=[access_log_encryption_statement(args.account), *args.key_policy_statements],
                 tags=tags,
+                adoption=args.adoption,
             ),
             opts=child,
         )
@@ -98,6 +102,7 @@ class SiloStorage(pulumi.ComponentResource):
                     lifecycle=lifecycle,
                     extra_policy_statements=args.bucket_policy_statements.get(purpose),
                     tags=tags,
+                    adoption=args.adoption,
                 ),
                 opts=child,
             )

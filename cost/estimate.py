@@ -108,11 +108,41 @@ class PriceRow:
 
     def price(self, region: str) -> tuple[float, bool]:
         """(unit price, whether it holds for the region: its own price, or the only price there is)."""
-        if region in self.usd or len(self.usd) == 1:
-            return float(self.usd.get(region, self.usd["default"])), True
-        if region in self.usd:
-            return float(self.usd[region]), True
-        return float(self.usd["default"]), False
+        return regional_price(self.usd, region)
+
+
+def regional_price(usd: Mapping[str, float], region: str) -> tuple[float, bool]:
+    """(unit price in `region`, whether the table has that region's own price or only one price)."""
+    if region in usd or len(usd) == 1:
+        return float(usd.get(region, usd["default"])), True
+    return float(usd["default"]), False
+
+
+@dataclass(frozen=True)
+class StoragePrice:
+    """One row of `retained_storage`: a price per GB-month of stored data."""
+
+    key: str
+    usd: Mapping[str, float]
+    unit: str
+    page: str = ""
+
+    def price(self, region: str) -> tuple[float, bool]:
+        return regional_price(self.usd, region)
+
+
+def load_storage_prices(path: Path = PRICE_TABLE) -> dict[str, StoragePrice]:
+    """The `retained_storage` rows (`s3:<storage class>`, `logs:stored`) of the price table."""
+    data = yaml.safe_load(path.read_text())
+    rows = {}
+    for key, row in (data.get("retained_storage") or {}).items():
+        for required in ("usd", "unit"):
+            if required not in row:
+                raise PriceTableError(f"{path.name}: retained_storage.{key} has no '{required}'")
+        if "default" not in row["usd"]:
+            raise PriceTableError(f"{path.name}: retained_storage.{key}.usd has no 'default' price")
+        rows[key] = StoragePrice(key, dict(row["usd"]), row["unit"], row.get("page", ""))
+    return rows
 
 
 @dataclass(frozen=True)

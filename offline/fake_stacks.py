@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, TextIO, Union
 
 from components.errors import StackLockedError, StackOperationError
@@ -25,6 +25,7 @@ class FakeStackOperations:
     - `locked`: stack → how many times its next operations find it locked (`StackLockedError`).
     - `drift`: stack → the changes `preview_drift` reports.
     - `export_failures`: stacks whose export fails.
+    - `exports`: stack → the state `export` returns (default: a deployment without resources).
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class FakeStackOperations:
         drift: Mapping[str, list[str]] | None = None,
         export_failures: Iterable[str] = (),
         resources_per_stack: int = 12,
+        exports: Mapping[str, dict[str, Any]] | None = None,
     ):
         self.stacks = {s.name: s for s in stacks}
         self.latency = latency
@@ -45,6 +47,9 @@ class FakeStackOperations:
         self.drift = dict(drift or {})
         self.export_failures = set(export_failures)
         self.resources_per_stack = resources_per_stack
+        self.exports = dict(exports or {})
+        self.targets: dict[str, list[str]] = {}
+        """Stack → the URNs its last targeted `up` was limited to."""
         self.calls: list[tuple[str, str]] = []
         self.configs: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, dict[str, str]] = {}
@@ -89,7 +94,9 @@ class FakeStackOperations:
         self._record("set_config", stack)
         self.configs[stack] = dict(config)
 
-    def up(self, stack: str, log: TextIO) -> int:
+    def up(self, stack: str, log: TextIO, *, targets: Sequence[str] = ()) -> int:
+        if targets:
+            self.targets[stack] = list(targets)
         self._work("up", stack, log)
         return self.resources_per_stack
 
@@ -109,10 +116,33 @@ class FakeStackOperations:
         self._record("export", stack)
         if stack in self.export_failures:
             raise StackOperationError(f"{stack}: export failed", "error: access denied reading the state")
-        return {"version": 3, "deployment": {"stack": stack, "resources": []}}
+        return self.exports.get(stack) or {"version": 3, "deployment": {"stack": stack, "resources": []}}
 
     def remove(self, stack: str, *, force: bool) -> None:
         self._record("remove", stack)
         with self._lock:
             self.stacks.pop(stack, None)
             self.removed[stack] = force
+
+
+def export_of(recording: Any) -> dict[str, Any]:
+    """What `pulumi stack export` would return after deploying a program recorded under mocks.
+
+    One state entry per recorded resource (custom and component) with the fields the runner reads:
+    the engine's URN (full parent type chain, not the mock monitor's), type, id, parent, inputs,
+    outputs and `retainOnDelete`, as the engine writes them.
+    """
+    from offline.urns import registrations
+
+    resources = []
+    for r, registration in zip(recording.resources, registrations(recording)):
+        if r.type.startswith("pulumi:providers:") or r.type == "pulumi:pulumi:StackReference":
+            continue
+        entry: dict[str, Any] = {"urn": registration.urn, "custom": r.custom, "type": r.type, "parent": registration.parent or "",
+                                 "inputs": r.inputs, "outputs": r.outputs}
+        if r.custom:
+            entry["id"] = r.outputs.get("id", "")
+        if r.retain_on_delete:
+            entry["retainOnDelete"] = True
+        resources.append(entry)
+    return {"version": 3, "deployment": {"manifest": {"time": "2026-01-01T00:00:00Z"}, "resources": resources}}

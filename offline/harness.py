@@ -82,6 +82,8 @@ class RecordedResource:
     retain_on_delete: Optional[bool]
     dependencies: list[str]
     outputs: dict[str, Any] = field(default_factory=dict)
+    import_id: str = ""
+    """The `import_` option: the id of an existing resource the engine adopts instead of creating ('' = create)."""
     aliases: list[dict[str, Any]] = field(default_factory=list)
     """The `aliases` option as the engine receives it: `{"urn": ...}` or an alias spec (`name`, `type`,
     `stack`, `project`, `parentUrn`, `noParent`; empty means "as now"). `offline/urns.py` resolves them."""
@@ -387,6 +389,7 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
                 request.retainOnDelete if request.HasField("retainOnDelete") else None
             )
             self.recorded[-1].dependencies = list(request.dependencies)
+            self.recorded[-1].import_id = request.importId
             self.recorded[-1].aliases = [_alias_of(alias) for alias in request.aliases] + [
                 {"urn": urn} for urn in request.aliasURNs
             ]

@@ -100,6 +100,21 @@ def _key_policy_kms_star(document: PolicyDocument, statement: dict[str, Any], de
     return all(entry["required_format"] != key_format for entry in detail)
 
 
+ATHENA_TAGGING = frozenset({"athena:TagResource", "athena:UntagResource", "athena:ListTagsForResource"})
+
+
+def _athena_data_catalog_tagging(document: PolicyDocument, statement: dict[str, Any], detail: Any) -> bool:
+    """Athena tagging on data catalogs only: parliament's definition lists workgroups and capacity
+    reservations as the only resources of these actions, and so reports a data catalog as a mismatch."""
+    resources = statement.get("Resource", [])
+    resources = [resources] if isinstance(resources, str) else list(resources)
+    return (
+        bool(resources)
+        and all(isinstance(r, str) and r.split(":", 5)[-1].startswith("datacatalog/") for r in resources)
+        and all(entry.get("action") in ATHENA_TAGGING for entry in detail)
+    )
+
+
 ALLOWED: tuple[Allowance, ...] = (
     Allowance(
         "RESOURCE_MISMATCH",
@@ -110,6 +125,15 @@ ALLOWED: tuple[Allowance, ...] = (
         "/kms/latest/developerguide/key-policy-overview.html); the key-less actions in `kms:*` simply do "
         "not apply. Only findings about actions that take no key resource are allowed.",
         _key_policy_kms_star,
+    ),
+    Allowance(
+        "RESOURCE_MISMATCH",
+        "Athena TagResource, UntagResource and ListTagsForResource act on 'workgroups, data catalogs, or "
+        "capacity reservations' (Athena API reference, TagResource: https://docs.aws.amazon.com/athena/"
+        "latest/APIReference/API_TagResource.html); parliament's definition lacks the data catalog. Only "
+        "findings about those three actions on `datacatalog/...` resources are allowed (the runner's "
+        "targeted update of the master's per-silo catalogs, components/runner_triggers.py).",
+        _athena_data_catalog_tagging,
     ),
 )
 

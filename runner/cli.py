@@ -1,4 +1,4 @@
-"""`python -m runner <command>`: discover, plan, apply, drift, report, demo, bootstrap, restore.
+"""`python -m runner <command>`: discover, plan, apply, drift, report, demo, bootstrap, restore, whatif, retained, purge.
 
 Exit codes: 0 everything succeeded (for `drift`: no drift); 1 some operation failed, retirements
 were held by the safety rules, discovery failed, or drift was found; 2 bad invocation or config.
@@ -28,9 +28,12 @@ from components.delivery import STAGE_BUILD_TIMEOUT_MINUTES
 from components.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
 from components.pulumi_names import backend_kind_of_url
 
+from . import lifecycle_commands
 from .bootstrap import add_parser as add_bootstrap_parser
+from .catalogs import CatalogUpdate, update_master_catalogs
 from .discovery import Backoff, DiscoverySettings, describe_outside, discover, with_outside
 from .execution import ExecutionSettings, execute
+from .lifecycle import apply_lifecycle, only_present, record_run
 from .model import Action, OperationResult, Plan, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template
@@ -48,7 +51,10 @@ from .environments import (
 )
 from .silo_config import check_accounts, load_layers
 from .report import NotStoredError, ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
+from .retained import measure, present_keys
+from .silo_access import ClientFactory
 from .stack_ops import AutomationStackOperations, FileBackendStacks, OperationTimeouts, StackOperations
+from .whatif import plan_organization
 
 log = logging.getLogger("runner")
 
@@ -104,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default $RUNNER_OPERATION_TIMEOUT_MINUTES or 45); other CLI calls get at most 10",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    lifecycle_commands.add_common_flags(common)
 
     parser = _Parser(prog="python -m runner", description="Reconcile one Pulumi silo stack per account of the silo OU.")
     add_environment_argument(parser, common)
@@ -117,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_id", nargs="?", help="run id (default: the latest)")
     demo = commands.add_parser("demo", parents=[common], help="the offline demo: a local AWS emulator, an organization, a dry-run plan")
     demo.add_argument("--offline", action="store_true", help="use the emulator even where AWS credentials and the pulumi CLI exist")
+    lifecycle_commands.add_parsers(commands, common)
     add_bootstrap_parser(commands)
     add_restore_parser(commands, common)
     return parser
@@ -132,6 +140,10 @@ class Clients:
     backoff: Backoff = field(default_factory=Backoff)
     iam_for: Optional[IamFactory] = None
     """account id → IAM client in that account, for revoking partners (default: assume the deploy role)."""
+    silo_clients: Optional[ClientFactory] = None
+    """(account id, service) → client in that account, for retained data and adoption (default: the deploy role)."""
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    """The clock of grace periods and of the account-event-to-catalog measurement."""
 
 
 def _boto(service: str, args: argparse.Namespace) -> Any:
@@ -174,6 +186,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--failure-tolerance {args.failure_tolerance}: must be 0 or more; for example: 3")
     if args.max_retire_share is not None and not 0 <= args.max_retire_share <= 1:
         raise UsageError(f"--max-retire-share {args.max_retire_share}: must be between 0 and 1; for example: 0.2")
+    if getattr(args, "retire_grace_days", None) is not None and not 0 <= args.retire_grace_days <= 365:
+        raise UsageError(f"--retire-grace-days {args.retire_grace_days}: must be between 0 and 365; for example: 7")
     if not 0 < args.operation_timeout <= 24 * 60:
         raise UsageError(f"--operation-timeout {args.operation_timeout:g}: must be more than 0 and at most 1440 minutes; for example: 45")
     for account in args.allow + args.deny:
@@ -243,6 +257,9 @@ class Run:
         self.store = ReportStore(args.report_to, self._s3, args.exports_kms_key)
         self.exports: Optional[ReportStore] = None
         """Where this run's state exports go; None when no durable place is known (retirements then fail)."""
+        self.retired_states: dict[str, tuple[dict[str, Any], str]] = {}
+        """Stack → (its exported state, where it was stored): what the ledger of retained data reads after the run."""
+        self.catalogs: Optional[CatalogUpdate] = None
         self.recovery: Optional[Recovery] = None
         self._cleanup = contextlib.ExitStack()
 
@@ -288,6 +305,7 @@ class Run:
             allow_accounts=frozenset(runner.allow_accounts + args.allow),
             deny_accounts=frozenset(runner.deny_accounts + args.deny),
         )
+        discovered_at = self.clients.now()
         discovery = self.timed("discovery", lambda: discover(org, settings, self.clients.backoff))
         if args.command == "discover":
             print(discovery_table(discovery.accounts))
@@ -314,7 +332,28 @@ class Run:
             deny_accounts=settings.deny_accounts,
             environment=environment,
         )
-        self.plan = build_plan(discovery, stacks, layers, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
+        opt_out = f"{runner.opt_out_tag}={runner.opt_out_value}"
+        ledger = lifecycle_commands.open_ledger(args, self._s3)
+        entries = self.timed("ledger", ledger.entries)
+        grace_days = runner.retire_grace_days if args.retire_grace_days is None else args.retire_grace_days
+
+        def lifecycle(plan: Plan) -> Plan:
+            return apply_lifecycle(plan, stacks, entries, template, now=discovered_at, grace_days=grace_days)
+
+        if args.command == "whatif":
+            return lifecycle_commands.run_whatif(args, org, lambda client: lifecycle(
+                plan_organization(client, settings, stacks, layers, plan_settings, opt_out, self.clients.backoff)))
+        self.plan = lifecycle(build_plan(discovery, stacks, layers, plan_settings, opt_out))
+        silo_clients = lifecycle_commands.silo_clients(args, self._deploy_role(config, template), self.clients.silo_clients)
+        if args.command == "purge":
+            accounts: dict[str, Any] = {a.id: a for a in discovery.accounts} | dict(discovery.outside)
+
+            def refusal(account_id: str) -> str:
+                if account_id not in accounts:
+                    accounts.update(describe_outside(org, [account_id], settings, self.clients.backoff))
+                return lifecycle_commands.purge_refusal(account_id, stacks, self.plan, accounts, {a.id for a in discovery.accounts})
+
+            return lifecycle_commands.run_purge(args, ledger, refusal, lambda: silo_clients)
         if args.plan_json:
             args.plan_json.parent.mkdir(parents=True, exist_ok=True)
             args.plan_json.write_text(yaml.safe_dump(self.plan.to_json()) if args.plan_json.suffix in (".yaml", ".yml") else _json(self.plan.to_json()))
@@ -331,6 +370,9 @@ class Run:
             log.info("dry run: nothing was changed")
             return EXIT_OK
 
+        # A returning account adopts only the retained resources that are still there (cheap reads).
+        operations = [only_present(op, lambda account, adopt: present_keys(silo_clients, account, adopt)) for op in self.plan.operations]
+        self.plan = Plan(tuple(operations), self.plan.existing_stacks, self.plan.discovered_accounts, self.plan.held_reason)
         self.results = self.timed(
             "execution",
             lambda: execute(
@@ -342,14 +384,31 @@ class Run:
                 recovery=self.recovery,
             ),
         )
+        self.timed("ledger", lambda: record_run(
+            ledger, entries, self.results, now=self.clients.now(), region=str(template.get("aws:region") or config.region),
+            exports=self.retired_states, measure=lambda account, resources: measure(silo_clients, account, resources),
+        ))
+        moment = lifecycle_commands.event_time(args, discovered_at)
+        with (args.log_dir / self.run_id / "master-catalogs.log").open("a") as out:
+            self.catalogs = self.timed("catalogs", lambda: update_master_catalogs(
+                ops, str(template.get("datalake:masterStack", "master")).rsplit("/", 1)[-1], self.results,
+                {r.operation.account_id: moment for r in self.results}, out, now=self.clients.now,
+            ))
         print()
         print(summary_table(self.results))
+        if self.catalogs is not None:
+            print(self.catalogs.error or f"master catalogs of {len(self.catalogs.accounts)} account(s) registered "
+                  f"{max(self.catalogs.since_event.values(), default=0.0):.1f}s after the account event")
         failed = [r for r in self.results if r.result is Result.FAILED]
+        stale_catalogs = self.catalogs is not None and bool(self.catalogs.error)
         if failed:
             log.error("%d operation(s) failed: %s", len(failed), ", ".join(r.operation.stack for r in failed))
         if self.plan.held_reason:
             log.error("retirements were held and need a person: %s", self.plan.held_reason)
-        return EXIT_FAILED if failed or self.plan.held_reason or any(r.result is Result.SKIPPED for r in self.results) else EXIT_OK
+        if stale_catalogs:
+            log.error("the silos are done, but the master's catalogs are stale: %s", self.catalogs.error)  # type: ignore[union-attr]
+        skipped = any(r.result is Result.SKIPPED for r in self.results)
+        return EXIT_FAILED if failed or self.plan.held_reason or skipped or stale_catalogs else EXIT_OK
 
     def _execution_settings(self, concurrency: int, tolerance: int) -> ExecutionSettings:
         args = self.args
@@ -360,10 +419,14 @@ class Run:
             lock_retry_seconds=args.lock_retry_seconds,
         )
 
+    @staticmethod
+    def _deploy_role(config: MasterConfig, template: dict[str, Any]) -> str:
+        """The role silo stacks deploy with: the template's, else the master's."""
+        return str(template.get("datalake:deployRoleName") or config.deploy_role_name)
+
     def _assume_deploy_role(self, config: MasterConfig, template: dict[str, Any]) -> IamFactory:
-        """IAM in a silo account through the role its stack deploys with (the template's, else the master's)."""
-        role = template.get("datalake:deployRoleName") or config.deploy_role_name
-        return AssumedRoleIam(role_name=str(role), region=self.args.region, endpoint_url=self.args.endpoint_url)
+        """IAM in a silo account through the role its stack deploys with."""
+        return AssumedRoleIam(role_name=self._deploy_role(config, template), region=self.args.region, endpoint_url=self.args.endpoint_url)
 
     def _save_export(self, stack: str, state: dict[str, Any]) -> str:
         """Stores a retiring stack's state durably or raises, and then the stack is not removed."""
@@ -374,10 +437,12 @@ class Run:
             )
             raise StackOperationError(f"{stack}: {line}", line)
         try:
-            return self.exports.put_durable_json(f"{self.run_id}/{stack}.json", state)
+            where = self.exports.put_durable_json(f"{self.run_id}/{stack}.json", state)
         except NotStoredError as exc:
             line = f"stack not removed: its state export was not stored: {exc}"
             raise StackOperationError(f"{stack}: {line}", line) from exc
+        self.retired_states[stack] = (state, where)
+        return where
 
     def _drift(self, ops: StackOperations, concurrency: int) -> int:
         assert self.plan is not None
@@ -399,6 +464,7 @@ class Run:
         options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
         exports_to = self.exports.location if self.exports else None
         report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error, exports_to)
+        report["catalogs"] = self.catalogs.to_json() if self.catalogs is not None else None
         try:
             where = self.store.put_json(f"{self.run_id}/report.json", report)
         except Exception as exc:  # noqa: BLE001 - the run's outcome stands even when its report cannot be stored
@@ -430,6 +496,11 @@ def show_report(args: argparse.Namespace, clients: Clients) -> int:
     for r in report["results"]:
         for note in r.get("notes", []):
             print(f"{r['accountId']} {r['stack']}: {note}")
+    catalogs = report.get("catalogs")
+    if catalogs:
+        since = catalogs.get("secondsSinceEvent") or {}
+        print(catalogs["error"] or f"master catalogs of {', '.join(catalogs['accounts'])} registered at {catalogs['registeredAt']}"
+              + (f", {max(since.values()):.1f}s after the account event" if since else ""))
     return EXIT_OK
 
 
@@ -443,6 +514,11 @@ def _single_command(args: argparse.Namespace, clients: Clients) -> int:
         return run_demo(args)
     args.project_dir = args.project_dir or DEFAULT_PROJECT_DIR
     config = _master_config(args)
+    if args.command == "retained":
+        template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
+        role = Run._deploy_role(config, template)
+        ledger = lifecycle_commands.open_ledger(args, clients.s3 or (lambda: _boto("s3", args)))
+        return lifecycle_commands.run_retained(args, ledger, lambda: lifecycle_commands.silo_clients(args, role, clients.silo_clients))
     if args.command == "bootstrap":
         from .bootstrap import run_bootstrap
 
@@ -474,7 +550,7 @@ def main(argv: Optional[Sequence[str]] = None, clients: Optional[Clients] = None
     )
     for noisy in ("botocore", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.command in ("report", "demo", "bootstrap", "restore"):
+    if args.command in ("report", "demo", "bootstrap", "restore", "retained"):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

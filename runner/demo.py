@@ -3,7 +3,8 @@
 Offline (the default on a machine without AWS credentials or the pulumi CLI) it starts `moto_server`
 on 127.0.0.1, seeds an organization - a silo OU with nested OUs, active accounts, one suspended, one
 moved out, one opted out by tag - and a local file backend whose stacks stand for earlier runs (one
-of them for an account that has left the organization), then prints the discovery and plan tables.
+of them for an account that has left the organization), then prints the discovery and plan tables and
+a what-if (the plan if one silo account moved out of the silo OU).
 With AWS credentials and a `pulumi` CLI it plans against the real organization instead, read-only.
 """
 
@@ -227,4 +228,12 @@ def run_demo(args: argparse.Namespace) -> int:
         run = Run(build_parser().parse_args(["plan", f"--stacks-from={backend}", *common]), Clients())
         code = run.execute()
         run.write_report(code)
+        if code != EXIT_OK:
+            return code
+        # What-if against the same emulator: the plan if Finance left for the sandbox OU (read-only).
+        root = org.list_roots()["Roots"][0]["Id"]
+        sandbox = next(o["Id"] for o in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"] if o["Name"] == "sandbox")
+        print(f"\n== what if Finance ({seeded.accounts['Finance']}) moved to the sandbox OU (Organizations is not changed)")
+        whatif = ["whatif", f"--stacks-from={backend}", f"--move={seeded.accounts['Finance']}", f"--to={sandbox}", *common]
+        code = Run(build_parser().parse_args(whatif), Clients()).execute()
     return code

@@ -12,7 +12,8 @@
   at once; a lock that is not stale is waited for as above. A create or update a killed earlier
   run already finished is reported succeeded without running again.
 - A retire-destroy revokes the silo's dropzone partners (`runner/partners.py`) before `destroy`;
-  if that fails, or no revocation step was given, the stack is not destroyed.
+  if that fails, or no revocation step was given, the stack is not destroyed. In its grace period
+  (`destroys_on` set, `runner/lifecycle.py`) it only revokes.
 """
 
 from __future__ import annotations
@@ -134,6 +135,13 @@ def perform(
     if op.action is Action.RETIRE_DESTROY and revoke_partners is None:
         # Fail closed: a destroy without revocation would leave partners with keys to retained data.
         raise StackOperationError(f"{op.stack}: no partner revocation step", "stack not destroyed: the runner was given no partner revocation step")
+    if op.action is Action.RETIRE_DESTROY and op.destroys_on:
+        # In its grace period (runner/lifecycle.py): partners lose access now, the stack stays.
+        assert revoke_partners is not None
+        done.once("revoke", lambda: done.notes.extend(revoke_partners(op, out)))
+        done.notes.append(f"retire-destroy pending: the stack is destroyed on {op.destroys_on} unless the account returns")
+        out.write(f"# {done.notes[-1]}\n")
+        return done
 
     def export() -> None:
         where = save_export(op.stack, ops.export(op.stack))

@@ -129,6 +129,15 @@ class PlannedOperation:
     """Keys the profile or the account's file set over the template, with the file that set each."""
     environment: Optional[str] = None
     """The environment of the stack (None: the default one); its partners live under `/<namespace>/partners/`."""
+    destroys_on: str = ""
+    """A retire-destroy in its grace period: the date (UTC) it destroys on; '' when it destroys now."""
+
+    @property
+    def label(self) -> str:
+        """The action as the plan shows it: `retire-destroy pending (destroys on 2026-01-08)` in a grace period."""
+        if self.action is Action.RETIRE_DESTROY and self.destroys_on:
+            return f"{self.action.value} pending (destroys on {self.destroys_on})"
+        return self.action.value
 
     @property
     def partners(self) -> str:
@@ -136,7 +145,10 @@ class PlannedOperation:
         if self.action is Action.RETIRE_DESTROY:
             if not self.silo_name:
                 return "silo name unknown: partners cannot be found, so the destroy will not start"
-            return f"revoked before destroy (/{name_namespace(self.environment)}/partners/{self.silo_name}/)"
+            path = f"/{name_namespace(self.environment)}/partners/{self.silo_name}/"
+            if self.destroys_on:
+                return f"revoked now, stack destroyed on {self.destroys_on} ({path})"
+            return f"revoked before destroy ({path})"
         if self.action is Action.RETIRE_FORGET:
             return "not revoked: the account cannot be reached"
         return ""
@@ -144,6 +156,7 @@ class PlannedOperation:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["action"] = self.action.value
+        data["label"] = self.label
         data["partners"] = self.partners
         data["overrides"] = [{"key": o.key, "source": o.source} for o in self.overrides]
         return data

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Optional, TextIO
 
 from components.errors import StackOperationError
-from components.iam import partition_of
 from components.environments import name_namespace
 from functions.dropzone_partners.partners import partner_path, revoke_silo_partners
 
 from .model import PlannedOperation
+from .silo_access import AssumedRoleClients
 
 IamFactory = Callable[[str], Any]
 """account id → an IAM client whose calls act in that account."""
@@ -52,24 +52,13 @@ class AssumedRoleIam:
     session: Optional[Any] = None
 
     def role_arn(self, account_id: str) -> str:
-        return f"arn:{partition_of(self.region)}:iam::{account_id}:role/{self.role_name}"
+        return self._clients().role_arn(account_id)
+
+    def _clients(self) -> AssumedRoleClients:
+        return AssumedRoleClients(self.role_name, self.region, self.endpoint_url, self.session, purpose="runner-revoke")
 
     def __call__(self, account_id: str) -> Any:
-        import boto3
-
-        session = self.session or boto3.session.Session()
-        sts = session.client("sts", region_name=self.region, endpoint_url=self.endpoint_url)
-        credentials = sts.assume_role(
-            RoleArn=self.role_arn(account_id), RoleSessionName=f"datalake-runner-revoke-{account_id}"[:64]
-        )["Credentials"]
-        return session.client(
-            "iam",
-            region_name=self.region,
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
+        return self._clients()(account_id, "iam")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def plan_table(plan: Plan) -> str:
             op.account_id,
             op.account_name,
             op.silo_name or "",
-            op.action.value,
+            op.label,
             f"HELD - {op.reason}" if op.held else op.reason,
             f"partners {op.partners}" if op.partners else "",
             op.profile or ("-" if op.config is not None else ""),

@@ -15,7 +15,7 @@ import re
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, TextIO
@@ -47,8 +47,10 @@ class StackOperations(Protocol):
     def set_config(self, stack: str, config: Mapping[str, Any]) -> None:
         """Replaces the stack's config with `config` (full keys, structured values allowed)."""
 
-    def up(self, stack: str, log: TextIO) -> int:
-        """Deploys the stack; returns how many resources changed. Raises `StackLockedError` when locked."""
+    def up(self, stack: str, log: TextIO, *, targets: Sequence[str] = ()) -> int:
+        """Deploys the stack (only the `targets` URNs when given); returns how many resources changed.
+
+        Raises `StackLockedError` when locked."""
 
     def preview_drift(self, stack: str, log: TextIO) -> list[str]:
         """Refresh + preview without changing anything; returns `<op> <urn>` per differing resource."""
@@ -240,8 +242,9 @@ class AutomationStackOperations:
     def set_config(self, stack: str, config: Mapping[str, Any]) -> None:
         write_stack_config(self.project_dir, stack, config)
 
-    def up(self, stack: str, log: TextIO) -> int:
-        result = self._run("up", stack, lambda: self._stack(stack).up(on_output=log.write, color="never"), update=True)
+    def up(self, stack: str, log: TextIO, *, targets: Sequence[str] = ()) -> int:
+        extra = {"target": list(targets)} if targets else {}
+        result = self._run("up", stack, lambda: self._stack(stack).up(on_output=log.write, color="never", **extra), update=True)
         return _changed(result.summary.resource_changes)
 
     def preview_drift(self, stack: str, log: TextIO) -> list[str]:
@@ -326,7 +329,7 @@ class FileBackendStacks:
     def set_config(self, stack: str, config: Mapping[str, Any]) -> None:
         self._needs_cli("set config")
 
-    def up(self, stack: str, log: TextIO) -> int:
+    def up(self, stack: str, log: TextIO, *, targets: Sequence[str] = ()) -> int:
         return self._needs_cli("up")
 
     def preview_drift(self, stack: str, log: TextIO) -> list[str]:

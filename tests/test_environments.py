@@ -171,7 +171,9 @@ def two_environments(tmp_path):
                 StackInfo("silo-888888888888", "gone-prod"),  # a production account that left
                 StackInfo(f"silo-staging-{stg_sales}", "sales"),
                 StackInfo("silo-staging-999999999999", "gone-stg"),  # a staging account that left
-            ]
+            ],
+            # Each master as deployed: after silo changes, its environment's runner updates its catalogs.
+            exports={master: deployed_master(master) for master in ("master", "master-staging")},
         )
         yield org, ous, accounts, backend, tmp_path
 
@@ -185,6 +187,14 @@ def run_env(world, environment, *argv):
     return main(args, Clients(organizations=org, stack_ops=backend))
 
 
+def deployed_master(stack: str) -> dict:
+    """The export of a deployed master: what the runner's catalog update reads (its OrgAnalytics URN)."""
+    return {"version": 3, "deployment": {"resources": [
+        {"urn": f"urn:pulumi:{stack}::datalake::datalake:master:MasterAccount$datalake:analytics:OrgAnalytics::master-analytics",
+         "type": "datalake:analytics:OrgAnalytics", "custom": False},
+    ]}}
+
+
 def touched(backend, since=0):
     return {stack for operation, stack in backend.calls[since:] if operation != "list"}
 
@@ -193,7 +203,8 @@ def test_two_environments_reconcile_side_by_side_without_touching_each_others_st
     org, ous, accounts, backend, tmp_path = two_environments
     assert run_env(two_environments, None, "apply") == 0
     prod = touched(backend)
-    assert prod == {f"silo-{accounts[('silos', 'Sales')]}", f"silo-{accounts[('silos', 'Finance')]}", "silo-888888888888"}
+    # Its silos, and its own master's catalogs (the retired account's): never staging's master.
+    assert prod == {f"silo-{accounts[('silos', 'Sales')]}", f"silo-{accounts[('silos', 'Finance')]}", "silo-888888888888", "master"}
     plan = json.loads((tmp_path / "plan-default.json").read_text())
     assert plan["existingStacks"] == 2  # its own two: staging's are not its stacks
 
@@ -201,7 +212,12 @@ def test_two_environments_reconcile_side_by_side_without_touching_each_others_st
     assert run_env(two_environments, STAGING, "apply") == 0
     staging = touched(backend, mark)
     newcomer = accounts[("silos-staging", "Newcomer")]
-    assert staging == {f"silo-staging-{accounts[('silos-staging', 'Sales')]}", f"silo-staging-{newcomer}", "silo-staging-999999999999"}
+    assert staging == {f"silo-staging-{accounts[('silos-staging', 'Sales')]}", f"silo-staging-{newcomer}", "silo-staging-999999999999",
+                       "master-staging"}
+    assert backend.targets["master-staging"] == [
+        f"urn:pulumi:master-staging::datalake::datalake:master:MasterAccount$datalake:analytics:OrgAnalytics$aws:athena/dataCatalog:DataCatalog::master-analytics-catalog-{a}"
+        for a in sorted([newcomer, "999999999999"])
+    ]
     plan = json.loads((tmp_path / "plan-staging.json").read_text())
     actions = {op["stack"]: op["action"] for op in plan["operations"]}
     assert actions == {

@@ -18,12 +18,20 @@ from runner.model import StackInfo
 from runner.partners import AssumedRoleIam
 
 
+# The master as deployed: what the catalog update after a run needs from its export.
+MASTER_STATE = {"version": 3, "deployment": {"resources": [
+    {"urn": "urn:pulumi:master::datalake::datalake:master:MasterAccount$datalake:analytics:OrgAnalytics::master-analytics",
+     "type": "datalake:analytics:OrgAnalytics", "custom": False},
+]}}
+
+
 @pytest.fixture
 def world(tmp_path):
     with mock_aws():
         org = boto3.client("organizations", region_name="us-east-1")
         seeded = seed_organization(org)
-        fake = FakeStackOperations([StackInfo(f"silo-{a}", name) for a, name in seeded.with_stacks.items()])
+        fake = FakeStackOperations([StackInfo(f"silo-{a}", name) for a, name in seeded.with_stacks.items()],
+                                   exports={"master": MASTER_STATE})
         yield seeded, org, fake, tmp_path
 
 
@@ -31,8 +39,10 @@ def run(world, *argv: str, **fake_kw) -> int:
     seeded, org, fake, tmp_path = world
     for key, value in fake_kw.items():
         setattr(fake, key, value)
+    # These tests are about what happens once a retire-destroy destroys: no grace period unless a test sets one.
+    grace = [] if any(a.startswith("--retire-grace-days") for a in argv) else ["--retire-grace-days=0"]
     args = [*argv, f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}",
-            f"--exports-to={tmp_path / 'exports'}", "--lock-retry-seconds=0.01"]
+            f"--exports-to={tmp_path / 'exports'}", "--lock-retry-seconds=0.01", *grace]
     return main(args, Clients(organizations=org, stack_ops=fake))
 
 
@@ -97,7 +107,8 @@ def test_mass_retire_is_held_unless_allowed(world, capsys, caplog):
     seeded, _, fake, tmp_path = world
     assert run(world, "apply", "--max-retire-share=0.1") == 1
     retiring = {r["stack"] for r in last_report(tmp_path)["results"] if r["action"].startswith("retire")}
-    # Not a retirement's export either (updates read their state first, for pending operations).
+    # Not a retirement's export either (updates read their state first, for pending operations; the
+    # creates ran, so the master's catalogs were read and updated too).
     assert len(retiring) == 4 and not [c for c in fake.calls if c[0] in ("destroy", "remove") or (c[0] == "export" and c[1] in retiring)]
     assert "retires 4 of 20 stacks (20%), more than the allowed 10%" in caplog.text
     assert "SAFETY:" in capsys.readouterr().out
@@ -174,7 +185,7 @@ class RemoveWatcher(FakeStackOperations):
     """Fake stacks that note, when `remove` starts, which exports the state bucket holds."""
 
     def __init__(self, stacks, s3):
-        super().__init__(stacks)
+        super().__init__(stacks, exports={"master": MASTER_STATE})
         self.s3, self.exports_at_remove = s3, {}
 
     def remove(self, stack, *, force):
@@ -191,7 +202,8 @@ def test_reports_and_state_exports_go_to_the_state_bucket_encrypted_before_any_s
     watcher = RemoveWatcher(fake.stacks.values(), s3)
     # As the delivery pipeline's deploy step runs it: a backend URL and a report location, no --exports-to.
     args = ["apply", f"--silo-ou={seeded.silo_ou_id}", "--backend-url=s3://acme-dl-pulumi-state",
-            "--report-to=s3://acme-dl-pulumi-state/runner", f"--log-dir={tmp_path}", f"--exports-kms-key={key}"]
+            "--report-to=s3://acme-dl-pulumi-state/runner", f"--log-dir={tmp_path}", f"--exports-kms-key={key}",
+            "--retire-grace-days=0"]
     assert main(args, Clients(organizations=org, stack_ops=watcher, s3=lambda: s3)) == 0
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="acme-dl-pulumi-state")["Contents"]]
     [report_key] = [k for k in keys if k.endswith("/report.json")]
@@ -212,7 +224,7 @@ def test_a_retirement_whose_export_cannot_be_stored_removes_nothing(world, caplo
     seeded, org, fake, tmp_path = world
     s3 = boto3.client("s3", region_name="us-east-1")  # no bucket: every PutObject fails with NoSuchBucket
     args = ["apply", f"--silo-ou={seeded.silo_ou_id}", "--backend-url=s3://acme-dl-pulumi-state", f"--report-to={tmp_path / 'r'}",
-            f"--log-dir={tmp_path / 'logs'}"]
+            f"--log-dir={tmp_path / 'logs'}", "--retire-grace-days=0"]
     assert main(args, Clients(organizations=org, stack_ops=fake, s3=lambda: s3)) == 1
     assert not [c for c in fake.calls if c[0] in ("remove", "destroy")]
     failed = [r for r in last_report_at(tmp_path / "r")["results"] if r["result"] == "failed"]
@@ -223,7 +235,8 @@ def test_a_retirement_whose_export_cannot_be_stored_removes_nothing(world, caplo
 
 def test_without_a_durable_place_for_exports_retirements_fail_and_the_rest_runs(world):
     seeded, org, fake, tmp_path = world
-    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'r'}", f"--log-dir={tmp_path / 'logs'}"]
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'r'}", f"--log-dir={tmp_path / 'logs'}",
+            "--retire-grace-days=0"]
     assert main(args, Clients(organizations=org, stack_ops=fake)) == 1
     results = last_report_at(tmp_path / "r")["results"]
     assert {r["result"] for r in results if r["action"] in ("create", "update")} == {"succeeded"}

@@ -169,3 +169,24 @@ def test_bad_runner_settings_name_the_key_and_an_example():
     assert any(p.startswith("datalake:runner.schedule: got 'hourly'") and "for example: rate(1 hour)" in p for p in problems)
     assert any(p.startswith("datalake:runner.secretsProvider: got 'passphrase'") for p in problems)
     assert any(p.startswith("datalake:runner.denyAccounts: got '1234'") for p in problems)
+
+
+def test_account_events_pass_their_time_and_the_build_role_may_update_only_the_silo_catalogs(master):
+    _, [target] = targets_of(master, "master-runner-account-events")
+    transformer = target.inputs["inputTransformer"]
+    assert transformer["inputPaths"] == {"time": "$.time"}
+    # EventBridge quotes a string placed without quotes; with a sample time the template is the StartBuild input.
+    started = json.loads(transformer["inputTemplate"].replace("<time>", json.dumps("2026-03-10T12:00:00Z")))
+    assert started["environmentVariablesOverride"] == [
+        {"name": "RUNNER_COMMAND", "value": "apply", "type": "PLAINTEXT"},
+        {"name": "RUNNER_EVENT_TIME", "value": "2026-03-10T12:00:00Z", "type": "PLAINTEXT"},
+    ]
+    assert "input" not in target.inputs
+    _, [scheduled] = targets_of(master, "master-runner-schedule")
+    assert json.loads(scheduled.inputs["input"])["environmentVariablesOverride"][0]["value"] == "apply"
+    policy = master.one("aws:iam/rolePolicy:RolePolicy", "master-runner-policy")
+    catalogs = policy.statement("UpdateMasterCatalogs")
+    prefix = master_config()["datalake:analytics"]["catalogPrefix"]
+    assert catalogs["Resource"] == [f"arn:aws:athena:eu-west-1:{MASTER_ACCOUNT_ID}:datacatalog/{prefix}*"]
+    assert set(catalogs["Action"]) == {f"athena:{a}" for a in (
+        "CreateDataCatalog", "DeleteDataCatalog", "GetDataCatalog", "UpdateDataCatalog", "TagResource", "UntagResource", "ListTagsForResource")}
