@@ -389,7 +389,12 @@ def test_apply_beats_a_run_marker_and_clears_the_stale_lock_a_killed_run_left(tm
                                        "timestamp": (hours_ago + timedelta(minutes=3)).isoformat()}).encode())
         for path in (state / key, state / "runner-runs/20260101T000000000000Z-killed.json"):
             os_utime(path, hours_ago + timedelta(minutes=3))
-        fake = FakeStackOperations([StackInfo(f"silo-{a}", name) for a, name in seeded.with_stacks.items()], locked={stack: 1})
+        # The master as deployed, so the catalog update after the run's creations has its analytics component.
+        master = {"version": 3, "deployment": {"resources": [
+            {"urn": "urn:pulumi:master::datalake::datalake:master:MasterAccount$datalake:analytics:OrgAnalytics::master-analytics",
+             "type": "datalake:analytics:OrgAnalytics", "custom": False}]}}
+        fake = FakeStackOperations([StackInfo(f"silo-{a}", name) for a, name in seeded.with_stacks.items()], locked={stack: 1},
+                                   exports={"master": master})
         args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--backend-url=file://{state}", f"--report-to={tmp_path / 'reports'}",
                 f"--log-dir={tmp_path / 'logs'}", f"--exports-to={tmp_path / 'exports'}", "--lock-retry-seconds=30"]
         assert main(args, Clients(organizations=org, stack_ops=fake)) == 0
