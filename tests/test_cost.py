@@ -136,11 +136,12 @@ def test_command_json_gives_the_default_silo_s_idle_cost(capsys):
     assert main(["--stack", "silo", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     (stack,) = data["stacks"]
-    # By hand from cost/prices.yaml: the silo's one KMS key at 1.00 USD/key-month; its VPC has no
-    # NAT gateway and no public IPv4 (0 units), everything else bills per use.
-    assert stack["totalUsdPerMonth"] == 1.0
+    # By hand from cost/prices.yaml: the silo's one KMS key at 1.00 USD/key-month and the orders
+    # dataset's quarantine-share alarm at 0.10 USD/alarm-month; its VPC has no NAT gateway and no
+    # public IPv4 (0 units), everything else bills per use.
+    assert stack["totalUsdPerMonth"] == 1.1
     charged = [(line["type"], line["count"], line["usdPerMonth"]) for line in stack["lines"] if line["usdPerMonth"]]
-    assert charged == [("aws:kms/key:Key", 1, 1.0)]
+    assert sorted(charged) == [("aws:cloudwatch/metricAlarm:MetricAlarm", 1, 0.1), ("aws:kms/key:Key", 1, 1.0)]
     assert stack["region"] == "eu-west-1" and stack["stack"] == "silo-222222222222"
 
 
