@@ -17,7 +17,9 @@ ways), or the script fails. It also reports:
   amplification   a second batch of the wide dataset that replays 10% of the stored rows across
                   every day and adds 5% new rows on three days: rows written / rows new, and what
                   rewriting every touched partition would have written.
-Prints a table (medians of the rounds and their ratios); `--json` prints one JSON object.
+Prints a table (medians of the rounds and their ratios, wall seconds and CPU seconds: the Spark
+JVM's and this process's, which holds DuckDB; CPU is the steadier figure on a shared machine);
+`--json` prints one JSON object.
 """
 
 from __future__ import annotations
@@ -160,21 +162,46 @@ def duckdb_script(spec: DatasetSpec, raw: Path, processed: Path, quarantine: Pat
     ]
 
 
-def run_duckdb(spec: DatasetSpec, raw: Path, out: Path) -> float:
+def _jvm_cpu_seconds(spark) -> float:
+    """CPU seconds (user + system, every thread) of the local Spark JVM so far; 0 where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{spark.sparkContext._gateway.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, AttributeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Timed:
+    """Wall seconds and CPU seconds of a block: the CPU figure (this process, and the Spark JVM when
+    given) is the steadier one on a machine shared with other work."""
+
+    def __init__(self, spark=None):
+        self.spark = spark
+
+    def __enter__(self) -> "Timed":
+        self._wall, self._cpu = time.perf_counter(), time.process_time() + (_jvm_cpu_seconds(self.spark) if self.spark else 0.0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() + (_jvm_cpu_seconds(self.spark) if self.spark else 0.0) - self._cpu
+
+
+def run_duckdb(spec: DatasetSpec, raw: Path, out: Path) -> Timed:
     import duckdb
 
     out.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect()
-    started = time.perf_counter()
-    for sql in duckdb_script(spec, raw, out / "processed", out / "quarantine"):
-        connection.execute(sql)
-    return time.perf_counter() - started
+    with Timed() as timed:
+        for sql in duckdb_script(spec, raw, out / "processed", out / "quarantine"):
+            connection.execute(sql)
+    return timed
 
 
 def run_spark(spark, spec: DatasetSpec, raw: Path, out: Path):
-    started = time.perf_counter()
-    summary = run_dataset(spark, spark.read.parquet(str(raw)), spec, str(out / "processed"), str(out / "quarantine"))
-    return time.perf_counter() - started, summary
+    with Timed(spark) as timed:
+        summary = run_dataset(spark, spark.read.parquet(str(raw)), spec, str(out / "processed"), str(out / "quarantine"))
+    return timed, summary
 
 
 def differences(spec: DatasetSpec, spark_out: Path, duckdb_out: Path) -> dict[str, int]:
@@ -202,17 +229,21 @@ def compare_engines(spark, spec: DatasetSpec, rows: int, repeat: int, workdir: P
     raw = workdir / f"{spec.name}.parquet"
     generate(spec, raw, rows)
     timings: dict[str, list[float]] = {"spark": [], "duckdb": []}
+    cpu: dict[str, list[float]] = {"spark": [], "duckdb": []}
     summary = diff = None
     for round_ in range(repeat):
         spark_out, duckdb_out = workdir / f"{spec.name}-spark-{round_}", workdir / f"{spec.name}-duckdb-{round_}"
-        elapsed, summary = run_spark(spark, spec, raw, spark_out)
-        timings["spark"].append(elapsed)
-        timings["duckdb"].append(run_duckdb(spec, raw, duckdb_out))
+        spark_timed, summary = run_spark(spark, spec, raw, spark_out)
+        duckdb_timed = run_duckdb(spec, raw, duckdb_out)
+        for engine, timed in (("spark", spark_timed), ("duckdb", duckdb_timed)):
+            timings[engine].append(timed.wall)
+            cpu[engine].append(timed.cpu)
         if round_ == 0:
             diff = differences(spec, spark_out, duckdb_out)
         shutil.rmtree(spark_out, ignore_errors=True)
         shutil.rmtree(duckdb_out, ignore_errors=True)
     medians = {engine: statistics.median(values) for engine, values in timings.items()}
+    cpu_medians = {engine: statistics.median(values) for engine, values in cpu.items()}
     return {
         "dataset": spec.name,
         "columns": len(spec.columns),
@@ -224,28 +255,32 @@ def compare_engines(spark, spec: DatasetSpec, rows: int, repeat: int, workdir: P
         "spark_rows_per_second": round(rows / medians["spark"]),
         "duckdb_rows_per_second": round(rows / medians["duckdb"]),
         "spark_over_duckdb_time": round(medians["spark"] / medians["duckdb"], 2),
+        "spark_median_cpu_seconds": round(cpu_medians["spark"], 2),
+        "duckdb_median_cpu_seconds": round(cpu_medians["duckdb"], 2),
+        "spark_over_duckdb_cpu": round(cpu_medians["spark"] / cpu_medians["duckdb"], 2),
         "rows_only_one_engine_wrote": {k: v for k, v in diff.items() if k != "rows"},
         "engines_agree": diff["processed"] == 0 and diff["quarantine"] == 0 and diff["rows"] == summary.clean_rows,
     }
 
 
 def planning_seconds(spark, columns: int, repeat: int) -> float:
-    """Median seconds to build both optimized plans of the transform of a `columns`-column dataset."""
+    """Median wall and CPU seconds to build both optimized plans of the transform of a `columns`-column dataset."""
     spec = wide_dataset(columns)
     raw = spark.createDataFrame([tuple("1" for _ in spec.columns)], ", ".join(f"{n} string" for n in spec.column_names))
     before = spark.conf.get("spark.sql.constraintPropagation.enabled")
     spark.conf.set("spark.sql.constraintPropagation.enabled", "true")  # Spark's default, not the guard
-    timings = []
+    timings, cpu = [], []
     try:
         for _ in range(repeat):
-            started = time.perf_counter()
-            result = transform(raw, spec)
-            for frame in (result.clean, result.quarantine):
-                frame._jdf.queryExecution().optimizedPlan()
-            timings.append(time.perf_counter() - started)
+            with Timed(spark) as timed:
+                result = transform(raw, spec)
+                for frame in (result.clean, result.quarantine):
+                    frame._jdf.queryExecution().optimizedPlan()
+            timings.append(timed.wall)
+            cpu.append(timed.cpu)
     finally:
         spark.conf.set("spark.sql.constraintPropagation.enabled", before)
-    return statistics.median(timings)
+    return statistics.median(timings), statistics.median(cpu)
 
 
 def amplification(spark, rows: int, workdir: Path) -> dict:
@@ -266,7 +301,7 @@ def amplification(spark, rows: int, workdir: Path) -> dict:
     )
     out = workdir / "amp"
     run_spark(spark, spec, stored, out)
-    elapsed, summary = run_spark(spark, spec, batch, out)
+    timed, summary = run_spark(spark, spec, batch, out)
     shutil.rmtree(out, ignore_errors=True)
     return {
         "stored_rows": rows,
@@ -277,7 +312,7 @@ def amplification(spark, rows: int, workdir: Path) -> dict:
         "rows_written": summary.rows_written,
         "write_amplification": round(summary.write_amplification or 0.0, 2),
         "rewrite_all_touched_amplification": round(summary.clean_rows / summary.new_rows, 2) if summary.new_rows else None,
-        "seconds": round(elapsed, 2),
+        "seconds": round(timed.wall, 2),
     }
 
 
@@ -296,7 +331,9 @@ def main() -> int:
         spark_startup = time.perf_counter() - started
         specs = {"narrow": [template_dataset()], "wide": [wide_dataset(20)], "all": [template_dataset(), wide_dataset(20)]}
         cases = [compare_engines(spark, spec, args.rows, args.repeat, workdir) for spec in specs[args.case]]
-        planning = {str(n): round(planning_seconds(spark, n, args.repeat), 3) for n in (5, 20, 50, 100)}
+        planning_runs = {str(n): planning_seconds(spark, n, args.repeat) for n in (5, 20, 50, 100)}
+        planning = {n: round(wall, 3) for n, (wall, _) in planning_runs.items()}
+        planning_cpu = {n: round(cpu, 3) for n, (_, cpu) in planning_runs.items()}
         amp = amplification(spark, args.rows, workdir)
         spark.stop()
         result = {
@@ -306,6 +343,7 @@ def main() -> int:
             "spark_startup_seconds": round(spark_startup, 2),
             "cases": cases,
             "planning_seconds_by_columns": planning,
+            "planning_cpu_seconds_by_columns": planning_cpu,
             "amplification": amp,
         }
         if args.json:
@@ -313,12 +351,16 @@ def main() -> int:
         else:
             print(f"ETL transform, {args.rows:,} rows per batch, median of {args.repeat}, {os.cpu_count()} CPUs "
                   f"(Spark session start-up {spark_startup:.1f} s, not included)")
-            print(f"{'dataset':<10}{'cols':>5}{'clean':>10}{'quarant.':>10}{'spark s':>10}{'duckdb s':>10}{'spark/duckdb':>14}  agree")
+            print(f"{'dataset':<10}{'cols':>5}{'clean':>10}{'quarant.':>10}{'spark s':>10}{'duckdb s':>10}{'ratio':>8}"
+                  f"{'spark cpu':>11}{'duckdb cpu':>12}{'ratio':>8}  agree")
             for case in cases:
                 print(f"{case['dataset']:<10}{case['columns']:>5}{case['clean_rows']:>10,}{case['quarantined_rows']:>10,}"
                       f"{case['spark_median_seconds']:>10.2f}{case['duckdb_median_seconds']:>10.2f}"
-                      f"{case['spark_over_duckdb_time']:>13.2f}x  {'yes' if case['engines_agree'] else 'NO'}")
-            print("planning (constraint propagation on): " + ", ".join(f"{n} columns {s:.2f} s" for n, s in planning.items()))
+                      f"{case['spark_over_duckdb_time']:>7.2f}x{case['spark_median_cpu_seconds']:>11.2f}"
+                      f"{case['duckdb_median_cpu_seconds']:>12.2f}{case['spark_over_duckdb_cpu']:>7.2f}x"
+                      f"  {'yes' if case['engines_agree'] else 'NO'}")
+            print("planning (constraint propagation on), wall (cpu) s: "
+                  + ", ".join(f"{n} columns {s:.2f} ({planning_cpu[n]:.2f})" for n, s in planning.items()))
             print(f"write amplification, second batch ({amp['batch_rows']:,} rows, {amp['new_rows']:,} new, "
                   f"{amp['partitions_written']}/{amp['partitions_touched']} touched partitions rewritten): "
                   f"{amp['write_amplification']:.2f} rows written per new row "

@@ -258,10 +258,10 @@ class Ingestion(pulumi.ComponentResource):
                     opts=child,
                 )
 
-        # Redeploy whenever the API's shape changes: a deployment is a snapshot.
+        # Redeploy whenever the API's shape changes: a deployment is a snapshot (quality rules are not part of it).
         fingerprint = hashlib.sha256(
             json.dumps(
-                [[d.model_dump(by_alias=True) for d in args.datasets], args.authorization],
+                [[d.model_dump(by_alias=True, exclude={"quality"}) for d in args.datasets], args.authorization],
                 sort_keys=True,
             ).encode()
         ).hexdigest()
