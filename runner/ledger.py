@@ -103,6 +103,10 @@ class LedgerEntry:
     """When the stack last reached `fingerprint`."""
     updated_at: str = ""
     drift: Optional[DriftCheck] = None
+    opted_out: Optional[bool] = None
+    """The account's opt-out tag as last read (None: never read); discovery reuses it between sweeps."""
+    tags_read_at: str = ""
+    """When the account's tags were last read."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for other runner features (retained resources, grace periods), kept across writes."""
 
@@ -264,3 +268,8 @@ class Ledger:
         """Records a drift check; a drifted stack loses its skip until an `up` succeeds again."""
         base = entry or LedgerEntry(stack=stack, account_id=account_id)
         return self.put(replace(base, drift=DriftCheck(checked_at=now_iso(), clean=clean)))
+
+    def record_tags(self, entry: Optional[LedgerEntry], *, stack: str, account_id: str, opted_out: bool) -> LedgerEntry:
+        """Records the account's opt-out verdict as just read (an entry may exist before its stack does)."""
+        base = entry or LedgerEntry(stack=stack, account_id=account_id)
+        return self.put(replace(base, opted_out=opted_out, tags_read_at=now_iso()))

@@ -63,6 +63,10 @@ class Discovery:
     """Accounts that have a stack but are not under the silo OU: their record, or None when the
     organization no longer knows them (removed, or closed more than 90 days ago)."""
     seconds: float = 0.0
+    tags_read: dict[str, bool] = field(default_factory=dict)
+    """Accounts whose tags this run read, and whether they opted out (to be recorded in the ledger)."""
+    tag_sweep: str = ""
+    """Why this run read every account's tags ('' when it read only new and named accounts)."""
 
 
 @dataclass(frozen=True)
