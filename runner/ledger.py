@@ -50,6 +50,11 @@ def _canonical(document: Any) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
+def content_digest(document: Any) -> str:
+    """`sha256:<hex>` of a JSON document's canonical form (mapping order does not matter)."""
+    return "sha256:" + hashlib.sha256(_canonical(document)).hexdigest()
+
+
 def fingerprint(*, bundle: str, config: Mapping[str, Any], cli_version: str, plugins: Mapping[str, str]) -> str:
     """The desired state of one stack as a `sha256:<hex>` digest.
 
@@ -57,8 +62,7 @@ def fingerprint(*, bundle: str, config: Mapping[str, Any], cli_version: str, plu
     matter, list order does (lists are ordered data, e.g. dataset columns). `plugins` maps a provider
     plugin name to its version.
     """
-    document = {"bundle": bundle, "config": dict(config), "cli": cli_version, "plugins": dict(plugins)}
-    return "sha256:" + hashlib.sha256(_canonical(document)).hexdigest()
+    return content_digest({"bundle": bundle, "config": dict(config), "cli": cli_version, "plugins": dict(plugins)})
 
 
 def bundle_digest(root: Path, paths: Iterable[str] = BUNDLE_PATHS) -> str:
@@ -121,7 +125,7 @@ class LedgerEntry:
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
         body["version"] = LEDGER_VERSION
-        body["digest"] = "sha256:" + hashlib.sha256(_canonical(asdict(self))).hexdigest()
+        body["digest"] = content_digest(asdict(self))
         return body
 
     @classmethod
@@ -130,7 +134,7 @@ class LedgerEntry:
         if not isinstance(document, dict) or document.get("version") != LEDGER_VERSION:
             return None
         body = {key: value for key, value in document.items() if key not in ("version", "digest")}
-        if "sha256:" + hashlib.sha256(_canonical(body)).hexdigest() != document.get("digest"):
+        if content_digest(body) != document.get("digest"):
             return None
         names = {f.name for f in fields(cls)}
         if set(body) - names or not isinstance(body.get("stack"), str) or not isinstance(body.get("account_id"), str):

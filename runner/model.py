@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 STACK_PREFIX = "silo-"
@@ -112,6 +112,8 @@ class PlannedOperation:
     """The validated stack config to write before create/update (None for retirements)."""
     held: str = ""
     """Why the runner holds this operation back (mass-retire protection); '' when it runs."""
+    unchanged: str = ""
+    """Why the operation is skipped as already done (`unchanged (since <date>)`, from the ledger); '' when it runs."""
 
     @property
     def partners(self) -> str:
@@ -124,11 +126,24 @@ class PlannedOperation:
             return "not revoked: the account cannot be reached"
         return ""
 
+    @property
+    def runs(self) -> bool:
+        """Neither held by the safety rules nor skipped as unchanged."""
+        return not self.held and not self.unchanged
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["action"] = self.action.value
         data["partners"] = self.partners
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PlannedOperation":
+        """The operation `to_json` wrote (a plan read back by a distributed child)."""
+        names = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in names}
+        values["action"] = Action(values["action"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,8 @@ class Plan:
     held_reason: str = ""
 
     def runnable(self) -> list[PlannedOperation]:
-        return [op for op in self.operations if not op.held]
+        """The operations that run: not held, not unchanged."""
+        return [op for op in self.operations if op.runs]
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)
@@ -160,6 +176,8 @@ class Result(str, enum.Enum):
     FAILED = "failed"
     SKIPPED = "skipped"
     """Not started: the failure tolerance was exceeded, or the operation was held."""
+    UNCHANGED = "unchanged"
+    """Not started because nothing changed: the ledger shows this desired state deployed and no drift since."""
     DRIFTED = "drifted"
 
 
