@@ -7,7 +7,7 @@ from typing import Optional
 
 import pulumi
 
-from .iam import AccountContext, Statement, deploy_role_in_ou, statement
+from .iam import AccountContext, Statement, deploy_role_in_ou, kms_via_service, statement
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
 
@@ -43,7 +43,7 @@ def artifact_decrypt_statement(
         principal={"AWS": "*"},
         conditions={
             **deploy_role_in_ou(account.partition, role_name, ou_path),
-            "StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")},
+            "StringEquals": {"kms:ViaService": kms_via_service("s3", account.region)},
             # With S3 bucket keys the encryption context is the bucket ARN; without, the object ARN.
             "StringLike": {"kms:EncryptionContext:aws:s3:arn": [arn, pulumi.Output.concat(arn, "/*")]},
         },

@@ -18,10 +18,22 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, Optional, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from .errors import ConfigError
+from .pulumi_cli import CHECKSUMS_URL, PULUMI_CLI_VERSION, SHA256_PATTERN, pinned_sha256
+from .pulumi_names import (
+    BACKEND_NAMES,
+    DIY,
+    DIY_ORGANIZATION,
+    BackendKind,
+    PulumiNameError,
+    backend_kind_of_organization,
+    check_organization,
+    parse_stack_reference,
+)
+from .iam import SUPPORTED_PARTITIONS, partition_of
 
 NAMESPACE = "datalake"
 DEFAULT_DEPLOY_ROLE = "OrganizationAccountAccessRole"
@@ -34,7 +46,7 @@ ACCOUNT_ID_PATTERN = re.compile(r"^\d{12}$")
 SILO_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 NAME_PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,10}[a-z0-9]$")
 ROLE_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{1,64}$")
-STACK_REF_PATTERN = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
+EXAMPLE_MASTER_STACK = {"diy": "organization/datalake/master", "service": "acme/datalake/master"}
 
 EXAMPLE_ORG_ID = "o-a1b2c3d4e5"
 EXAMPLE_SILO_OU_PATH = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/"
@@ -79,6 +91,13 @@ def _check_retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise ValueError(f"got {value}, which CloudWatch Logs does not accept; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     return value
+
+
+def _check_account_id(value: Any) -> str:
+    text = str(value)
+    if not ACCOUNT_ID_PATTERN.match(text):
+        raise ValueError(f"got {text!r} ({len(text)} characters), which is not a 12-digit AWS account id")
+    return text
 
 
 def _check_role_name(value: str) -> str:
@@ -189,6 +208,18 @@ class SftpConfig(_Model):
                 f"set {NAMESPACE}:sftp.endpointType to VPC, or restrict partners by their own allowed_cidrs"
             )
         return self
+
+
+# Why the console (a CloudFront distribution on its default domain) cannot exist in a partition.
+CONSOLE_UNAVAILABLE = {
+    "aws-cn": (
+        "CloudFront in China does not serve content on a distribution's default domain (*.cloudfront.cn); "
+        "it needs an alternate domain name with an ICP recordal, which the console does not manage"
+    ),
+    "aws-us-gov": (
+        "CloudFront lies outside the AWS GovCloud (US) partition; a GovCloud account cannot create distributions"
+    ),
+}
 
 
 class ConsoleConfig(_Model):
@@ -443,7 +474,24 @@ EXAMPLE_CONNECTION_ARN = "arn:aws:codeconnections:eu-west-1:111111111111:connect
 EXAMPLE_SECRETS_KEY_ARN = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 
 
-class DeliveryConfig(_Model):
+VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class _InstallsPulumiCli(_Model):
+    """Checks of the `pulumiVersion` / `pulumiCliSha256` pair a build that installs the CLI declares."""
+
+    @field_validator("pulumi_version", check_fields=False)
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
+
+    @field_validator("pulumi_cli_sha256", check_fields=False)
+    @classmethod
+    def _check_sha256(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else _require(SHA256_PATTERN, value, "a SHA-256 (64 lowercase hex digits)")
+
+
+class DeliveryConfig(_InstallsPulumiCli):
     """The master's delivery pipeline: source → test → package → deploy (master up, then the runner)."""
 
     source: Literal["codestar", "s3"] = Field("codestar", examples=["codestar"])
@@ -469,8 +517,11 @@ class DeliveryConfig(_Model):
     master_deploy_role_name: str = Field("datalake-master-deployer", examples=["datalake-master-deployer"])
     """Role in the master account that `pulumi up -s master` runs as (default `datalake-master-deployer`);
     created once by `python -m runner bootstrap`, see docs/operations.md."""
-    pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
+    pulumi_version: str = Field(PULUMI_CLI_VERSION, examples=[PULUMI_CLI_VERSION])
     """Pulumi CLI version the deploy stage installs (default `3.272.0`, the SDK's version)."""
+    pulumi_cli_sha256: Optional[str] = Field(None, examples=["0123456789abcdef" * 4])
+    """SHA-256 of that version's `pulumi-v<version>-linux-x64.tar.gz`, as Pulumi publishes it (default the
+    one pinned in components/pulumi_cli.py); the build refuses an archive that does not match."""
     log_retention_days: int = Field(30, examples=[30])
     """Days the build logs are kept (default 30)."""
 
@@ -532,10 +583,9 @@ class AnalyticsConfig(_Model):
         )
 SCHEDULE_PATTERN = re.compile(r"^(rate\(1 (minute|hour|day)\)|rate\([1-9]\d* (minutes|hours|days)\)|cron\([^()]+\))$")
 BUCKET_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 
 
-class RunnerConfig(_Model):
+class RunnerConfig(_InstallsPulumiCli):
     """Settings of the runner (`python -m runner`) and of its triggers in the master account."""
 
     schedule: str = Field("rate(1 hour)", examples=["rate(1 hour)"])
@@ -547,8 +597,10 @@ class RunnerConfig(_Model):
     `<namePrefix>-master-pulumi-state-<account-id>`, created by `python -m runner bootstrap` before the first `pulumi login`."""
     secrets_provider: Optional[str] = Field(None, examples=["awskms://alias/acme-dl-master?region=eu-west-1"])
     """Secrets provider of silo stacks; default the master key, `awskms://alias/<namePrefix>-master?region=<region>`."""
-    pulumi_org: str = Field("organization", examples=["organization"])
-    """Organization part of fully qualified stack names (`organization` for S3/file backends)."""
+    pulumi_org: str = Field(DIY_ORGANIZATION, examples=[DIY_ORGANIZATION])
+    """Organization part of the silo stacks' fully qualified names: `organization` on the S3 backend the
+    runner's build uses (and on every DIY backend); your Pulumi Cloud org only when the runner is run
+    by hand with a Pulumi Cloud `--backend-url`."""
     max_concurrency: int = Field(8, ge=1, le=64, examples=[8])
     """Stack operations running at once (default 8)."""
     failure_tolerance: int = Field(3, ge=0, le=10000, examples=[3])
@@ -565,8 +617,11 @@ class RunnerConfig(_Model):
     """Accounts the runner never touches (default empty)."""
     bundle_key: str = Field("bundles/datalake.zip", min_length=1, examples=["bundles/datalake.zip"])
     """Key of the project bundle in the artifact bucket that the runner's CodeBuild project checks out."""
-    pulumi_version: str = Field("3.272.0", examples=["3.272.0"])
+    pulumi_version: str = Field(PULUMI_CLI_VERSION, examples=[PULUMI_CLI_VERSION])
     """Pulumi CLI version the CodeBuild project installs (default the SDK's version)."""
+    pulumi_cli_sha256: Optional[str] = Field(None, examples=["0123456789abcdef" * 4])
+    """SHA-256 of that version's `pulumi-v<version>-linux-x64.tar.gz`, as Pulumi publishes it (default the
+    one pinned in components/pulumi_cli.py); the build refuses an archive that does not match."""
     build_timeout_minutes: int = Field(120, ge=5, le=2160, examples=[120])
     """Longest a runner build may take (default 120 minutes)."""
     build_compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = Field(
@@ -601,10 +656,16 @@ class RunnerConfig(_Model):
             _require(ACCOUNT_ID_PATTERN, str(account), "a 12-digit AWS account id")
         return [str(account) for account in value]
 
-    @field_validator("pulumi_version")
+    @field_validator("pulumi_org")
     @classmethod
-    def _check_version(cls, value: str) -> str:
-        return _require(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
+    def _check_pulumi_org(cls, value: str, info: ValidationInfo) -> str:
+        backend: BackendKind = (info.context or {}).get("runner_backend", DIY)
+        try:
+            return check_organization(value, backend)
+        except PulumiNameError as error:
+            where = "the runner's S3 state backend" if backend == DIY else BACKEND_NAMES[backend]
+            fix = DIY_ORGANIZATION if backend == DIY else "your Pulumi Cloud organization, such as acme"
+            raise ValueError(f"got {value!r}, which {where} refuses: {error}; for example: {fix}") from None
 
 
 class CommonConfig(_Model):
@@ -628,7 +689,13 @@ class CommonConfig(_Model):
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str) -> str:
-        return _require(re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"), value, "an AWS region name")
+        _require(re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"), value, "an AWS region name")
+        if "-iso" in value:
+            raise ValueError(
+                f"got {value!r}, a region of an isolated partition; the program supports the "
+                f"{', '.join(SUPPORTED_PARTITIONS)} partitions only, for example eu-west-1, cn-north-1 or us-gov-west-1"
+            )
+        return value
 
     @field_validator("name_prefix")
     @classmethod
@@ -671,12 +738,21 @@ class MasterConfig(CommonConfig):
     """Configuration of the `master` stack."""
 
     kind: Literal["master"] = "master"
+    management_account_id: str = Field(examples=["111111111111"])
+    """The organization's management account (`aws organizations describe-organization --query
+    Organization.MasterAccountId`): every Organizations ARN carries its id. The master's own id when
+    the master is the management account; another one when the master is a delegated administrator."""
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     """Org-wide Athena over every silo (always on; costs nothing idle)."""
     delivery: Optional[DeliveryConfig] = Field(None, examples=[{"repository": "acme/datalake"}])
     """The delivery pipeline (default none: no pipeline until its repository is set)."""
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    @field_validator("management_account_id", mode="before")
+    @classmethod
+    def _check_management_account(cls, value: Any) -> str:
+        return _check_account_id(value)
 
     @model_validator(mode="after")
     def _deploy_stage_can_use_the_secrets_key(self) -> "MasterConfig":
@@ -687,6 +763,32 @@ class MasterConfig(CommonConfig):
                 f"for example: {EXAMPLE_SECRETS_KEY_ARN}"
             )
         return self
+
+    def pulumi_cli_checksums(self) -> dict[str, str]:
+        """SHA-256 of the CLI archive each build installs (`runner`, `delivery`), or a `ConfigError`.
+
+        The builds can assume the deploy role in every silo account: an archive nobody pinned is
+        refused here, before anything is deployed, rather than installed unverified.
+        """
+        sections = {"runner": self.runner}
+        if self.delivery is not None:
+            sections["delivery"] = self.delivery
+        found, problems = {}, []
+        for name, section in sections.items():
+            checksum = pinned_sha256(section.pulumi_version, section.pulumi_cli_sha256)
+            if checksum is None:
+                version = section.pulumi_version
+                problems.append(
+                    f"{NAMESPACE}:{name}.pulumiCliSha256: is required for Pulumi CLI {version} "
+                    f"({NAMESPACE}:{name}.pulumiVersion), which has no SHA-256 pinned in components/pulumi_cli.py; "
+                    f"take the line of pulumi-v{version}-linux-x64.tar.gz from {CHECKSUMS_URL.format(version=version)}, "
+                    f"for example: pulumi config set --path {NAMESPACE}:{name}.pulumiCliSha256 <64 hex digits>"
+                )
+            else:
+                found[name] = checksum
+        if problems:
+            raise ConfigError("master", problems)
+        return found
 
     def runner_secrets_provider(self) -> str:
         """Secrets provider of silo stacks: `runner.secretsProvider`, else the master key's alias."""
@@ -701,8 +803,9 @@ class SiloConfig(CommonConfig):
     """The silo's AWS account id: exactly 12 digits."""
     silo_name: str = Field(examples=["sales"])
     """Short silo name used in resource names: 2-20 lowercase letters, digits or inner hyphens."""
-    master_stack: str = Field(examples=["acme/datalake/master"])
-    """Fully qualified name of the master stack whose outputs this silo reads."""
+    master_stack: str = Field(examples=[EXAMPLE_MASTER_STACK["diy"]])
+    """Fully qualified name of the master stack whose outputs this silo reads, in this stack's backend:
+    `organization/<project>/master` on a DIY backend (S3, file), `<org>/<project>/master` on Pulumi Cloud."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dropzone: DropzoneConfig = Field(default_factory=DropzoneConfig, examples=[{"allowedOrigin": EXAMPLE_ORIGIN}])
     """The credential-vending API and its audit log (defaults: no CORS origin, MFA on, audit kept 365 days)."""
@@ -721,10 +824,7 @@ class SiloConfig(CommonConfig):
     @field_validator("account_id", mode="before")
     @classmethod
     def _check_account(cls, value: Any) -> str:
-        text = str(value)
-        if not ACCOUNT_ID_PATTERN.match(text):
-            raise ValueError(f"got {text!r} ({len(text)} characters), which is not a 12-digit AWS account id")
-        return text
+        return _check_account_id(value)
 
     @field_validator("silo_name")
     @classmethod
@@ -747,8 +847,28 @@ class SiloConfig(CommonConfig):
 
     @field_validator("master_stack")
     @classmethod
-    def _check_master_stack(cls, value: str) -> str:
-        return _require(STACK_REF_PATTERN, value, "a stack name such as <org>/<project>/<stack>")
+    def _check_master_stack(cls, value: str, info: ValidationInfo) -> str:
+        # A StackReference resolves in the backend of the stack that holds it.
+        backend = backend_kind_of_organization((info.context or {}).get("organization"))
+        try:
+            parse_stack_reference(value, backend)
+        except PulumiNameError as error:
+            raise ValueError(
+                f"got {value!r}, which {BACKEND_NAMES[backend]} refuses: {error}; "
+                f"for example: {EXAMPLE_MASTER_STACK[backend]}"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _console_exists_in_the_partition(self) -> "SiloConfig":
+        partition = partition_of(self.region)
+        if self.console.enabled and partition in CONSOLE_UNAVAILABLE:
+            raise ValueError(
+                f"{NAMESPACE}:console.enabled is true, but the dropzone console cannot be served in {partition} "
+                f"(aws:region {self.region}): {CONSOLE_UNAVAILABLE[partition]}. Set {NAMESPACE}:console.enabled "
+                "to false; partners still upload through the credential-vending API (and SFTP when enabled)"
+            )
+        return self
 
 
 StackConfig = Union[MasterConfig, SiloConfig]
@@ -831,10 +951,20 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> str:
     return f"{key}: {problem}{hint}"
 
 
-def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+def parse_stack_config(
+    stack: str,
+    raw: Mapping[str, Any],
+    *,
+    organization: Optional[str] = None,
+    runner_backend: BackendKind = DIY,
+) -> StackConfig:
     """Validates a stack's raw config (`{"datalake:kind": "silo", "aws:region": ..., ...}`).
 
     Keys of other namespaces except `aws:region` are ignored (providers read their own).
+    `organization` is the running stack's (`pulumi.get_organization()`: `organization` on DIY
+    backends, the owner on Pulumi Cloud; None is read as DIY): `masterStack` must be a name its
+    backend accepts. `runner_backend` is the kind of backend the runner's stacks live in, which
+    `runner.pulumiOrg` must suit (default DIY: the runner's build uses the S3 state backend).
     Raises `ConfigError` listing every problem at once.
     """
     values: dict[str, Any] = {}
@@ -854,7 +984,7 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
         )
     model = _MODELS[kind]
     try:
-        return model.model_validate(values)
+        return model.model_validate(values, context={"organization": organization, "runner_backend": runner_backend})
     except ValidationError as exc:
         raise ConfigError(stack, [_describe(model, error) for error in exc.errors()]) from None
 
@@ -865,4 +995,4 @@ def load_stack_config() -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return parse_stack_config(pulumi.get_stack(), raw)
+    return parse_stack_config(pulumi.get_stack(), raw, organization=pulumi.get_organization())

@@ -20,7 +20,8 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, assume_role_policy, org_path_pattern, policy_json, statement
+from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, org_path_pattern, organizations_arns, policy_json, statement
+from .pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_VERSION, RUNTIME_REQUIREMENTS
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
@@ -47,7 +48,7 @@ phases:
   build:
     commands:
       - test -n "$COMMIT_ID" || {{ echo "COMMIT_ID is empty: the source action exported no revision"; exit 1; }}
-      - zip -qr datalake.zip __main__.py program.py dev Pulumi.yaml Pulumi.master.yaml Pulumi.silo-template.yaml requirements.txt components runner $(ls -d functions 2>/dev/null)
+      - zip -qr datalake.zip __main__.py program.py dev Pulumi.yaml Pulumi.master.yaml Pulumi.silo-template.yaml requirements.txt {RUNTIME_REQUIREMENTS} components runner $(ls -d functions 2>/dev/null)
       - aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/$COMMIT_ID/datalake.zip"
       # The runner's CodeBuild project reads the newest bundle from a fixed key (runner.bundleKey).
       - aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/datalake.zip"
@@ -55,6 +56,8 @@ phases:
       - aws s3 cp LATEST "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/LATEST"
 """
 
+# The deploy role can assume the deploy role in every silo account: it installs the checksummed CLI
+# archive and the runtime requirements only (components/pulumi_cli.py), from wheels.
 DEPLOY_BUILDSPEC = """\
 version: 0.2
 env:
@@ -63,11 +66,14 @@ env:
     PULUMI_SKIP_UPDATE_CHECK: "true"
 phases:
   install:
+    on-failure: ABORT
     runtime-versions:
       python: "3.11"
     commands:
-      - curl -fsSL https://get.pulumi.com | sh -s -- --version "$PULUMI_VERSION"
-      - python -m pip install -q -r requirements.txt
+""" + "".join(
+    f"      - {json.dumps(command)}\n"
+    for command in (*INSTALL_COMMANDS, f"python -m pip install -q --no-cache-dir --only-binary=:all: -r {RUNTIME_REQUIREMENTS}")
+) + """\
   build:
     commands:
       - export PATH="$HOME/.pulumi/bin:$PATH"
@@ -104,6 +110,8 @@ class DeliveryPipelineArgs:
     """Name of the deploy role in silo accounts."""
     organization_id: str
     """The organization id, for the Organizations ARNs the runner reads."""
+    management_account_id: str
+    """The organization's management account, whose id every Organizations ARN carries."""
     state_bucket: pulumi.Input[str]
     """Bucket of the Pulumi state backend."""
     secrets_key_arn: pulumi.Input[str]
@@ -122,8 +130,10 @@ class DeliveryPipelineArgs:
     """Git host of a created connection (default `GitHub`)."""
     source_object_key: str = "source/datalake.zip"
     """Key of the source zip in the pipeline bucket for `s3` (default `source/datalake.zip`)."""
-    pulumi_version: str = "3.272.0"
-    """Pulumi CLI version the deploy stage installs (default `3.272.0`)."""
+    pulumi_version: str = PULUMI_CLI_VERSION
+    """Pulumi CLI version the deploy stage installs (default `PULUMI_CLI_VERSION`)."""
+    pulumi_cli_sha256: str = ""
+    """SHA-256 of that version's linux-x64 archive; the build refuses any other (and an empty one)."""
     log_retention_days: int = 30
     """Days build logs are kept (default 30)."""
     build_image: str = BUILD_IMAGE
@@ -145,7 +155,7 @@ def _kms_via_s3(sid: str, account: AccountContext, key_arn: pulumi.Input[str], a
         sid,
         list(actions),
         key_arn,
-        conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")}},
+        conditions={"StringEquals": {"kms:ViaService": kms_via_service("s3", account.region)}},
     )
 
 
@@ -261,7 +271,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                     ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
                     args.secrets_key_arn,
                 ),
-                # The runner walks the silo OU; Organizations ARNs carry the management account.
+                # The runner walks the silo OU; Organizations ARNs carry the management account's id.
                 statement(
                     "ReadSiloOrganization",
                     [
@@ -273,17 +283,14 @@ class DeliveryPipeline(pulumi.ComponentResource):
                         "organizations:DescribeOrganizationalUnit",
                         "organizations:ListTagsForResource",
                     ],
-                    [
-                        account.arn("organizations", f"root/{org}/r-*", regional=False),
-                        account.arn("organizations", f"ou/{org}/ou-*", regional=False),
-                        account.arn("organizations", f"account/{org}/*", regional=False),
-                    ],
+                    organizations_arns(account.partition, args.management_account_id, org),
                 ),
             ],
             {
                 "STATE_BUCKET": args.state_bucket,
                 "MASTER_DEPLOY_ROLE_ARN": master_deploy_role_arn,
                 "PULUMI_VERSION": args.pulumi_version,
+                "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,
             },
         )
 

@@ -22,7 +22,7 @@ import pulumi_aws as aws
 # The partner path is a contract between these IAM policies and the handlers: one definition.
 from functions.dropzone_partners.partners import partner_path
 
-from .iam import AccountContext, Statement, assume_role_policy, policy_json, statement
+from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
 from .api_logging import logged_stage
 from .roles import role_with_policy
 
@@ -106,7 +106,7 @@ def partner_reach_statements(
             f"{sid_prefix}Key",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             key_arn,
-            conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", region, ".amazonaws.com")}},
+            conditions={"StringEquals": {"kms:ViaService": kms_via_service("s3", region)}},
         ),
     ]
 
@@ -384,7 +384,7 @@ class Dropzone(pulumi.ComponentResource):
                     "EncryptInternalUploads",
                     "kms:GenerateDataKey",
                     site.key_arn,
-                    conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")}},
+                    conditions={"StringEquals": {"kms:ViaService": kms_via_service("s3", account.region)}},
                 ),
                 audit_statement,
             ],

@@ -40,6 +40,11 @@ class AccountContext:
         """The account's root principal ARN, which delegates to the account's IAM policies."""
         return concat("arn:", self.partition, ":iam::", self.account_id, ":root")
 
+    @property
+    def dns_suffix(self) -> pulumi.Output[str]:
+        """Domain of the partition's service endpoints: `amazonaws.com`, `amazonaws.com.cn` in China."""
+        return pulumi.Output.from_input(self.partition).apply(dns_suffix_of)
+
 
 def concat(*parts: pulumi.Input[str]) -> pulumi.Input[str]:
     """`Output.concat`, or a plain string when every part is one.
@@ -52,17 +57,44 @@ def concat(*parts: pulumi.Input[str]) -> pulumi.Input[str]:
     return pulumi.Output.concat(*parts)
 
 
+SUPPORTED_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+# Endpoint domains per partition (botocore's endpoints.json, `dnsSuffix`).
+_DNS_SUFFIXES = {"aws": "amazonaws.com", "aws-cn": "amazonaws.com.cn", "aws-us-gov": "amazonaws.com"}
+
+
 def partition_of(region: str) -> str:
     """The ARN partition of a region: `aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, else `aws`.
 
     For ARNs built before any provider exists (the provider's own assume-role ARN); inside programs
-    use `aws.get_partition_output`.
+    use `aws.get_partition_output`. Config refuses regions of other partitions (`us-iso-*`, ...).
     """
     if region.startswith("cn-"):
         return "aws-cn"
     if region.startswith("us-gov-"):
         return "aws-us-gov"
     return "aws"
+
+
+def dns_suffix_of(partition: str) -> str:
+    """Domain of a partition's service endpoints and URLs (`https://<api>.execute-api.<region>.<suffix>`).
+
+    Not for service principals: those are `<service>.amazonaws.com` in every partition.
+    """
+    try:
+        return _DNS_SUFFIXES[partition]
+    except KeyError:
+        raise ValueError(f"partition {partition!r} is not supported; supported: {', '.join(SUPPORTED_PARTITIONS)}") from None
+
+
+def kms_via_service(service: str, region: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The `kms:ViaService` value of `service` in `region`: `<service>.<region>.amazonaws.com`.
+
+    The suffix is `.amazonaws.com` in every partition, China included: "Use the .amazonaws.com suffix
+    of the AWS KMS ViaService name in all AWS partitions" (AWS KMS developer guide, kms:ViaService),
+    although China's endpoints end in `.amazonaws.com.cn`.
+    """
+    return pulumi.Output.concat(service, ".", region, ".amazonaws.com")
 
 
 def _listify(value: Strings) -> list[pulumi.Input[str]]:
@@ -126,6 +158,25 @@ def merge_conditions(*blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
                 raise ValueError(f"condition key(s) {', '.join(twice)} set twice under {operator}")
             target.update(keys)
     return merged
+
+
+def organizations_arns(
+    partition: pulumi.Input[str], management_account_id: str, organization_id: str
+) -> list[pulumi.Output[str]]:
+    """ARNs of the organization's roots, OUs and accounts, for Organizations read permissions.
+
+    Organizations ARNs always carry the management account's id, whichever account calls (a
+    delegated administrator included): `arn:<partition>:organizations::<management>:ou/o-…/ou-…`.
+    """
+
+    def arn(resource: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat("arn:", partition, ":organizations::", management_account_id, ":", resource)
+
+    return [
+        arn(f"root/{organization_id}/r-*"),
+        arn(f"ou/{organization_id}/ou-*"),
+        arn(f"account/{organization_id}/*"),
+    ]
 
 
 def role_arn_pattern(partition: pulumi.Input[str], role_name: str) -> pulumi.Output[str]:

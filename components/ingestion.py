@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from .catalog import catalog_arns
 from .config import DatasetConfig
-from .iam import AccountContext, Statement, assume_role_policy, service_trust_policy, statement
+from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, service_trust_policy, statement
 from .api_logging import logged_stage
 from .logs import encrypted_log_group, log_group_arn
 from .naming import bounded_name
@@ -90,7 +90,7 @@ def firehose_delivery_statements(
             ["kms:Decrypt", "kms:GenerateDataKey"],
             kms_key_arn,
             conditions={
-                "StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")},
+                "StringEquals": {"kms:ViaService": kms_via_service("s3", account.region)},
                 # The buckets use S3 bucket keys, so the encryption context is the bucket ARN.
                 "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]},
             },
@@ -302,7 +302,7 @@ class Ingestion(pulumi.ComponentResource):
             )
             outputs["apiKeyId"] = key.id
         self.endpoint = pulumi.Output.concat(
-            "https://", self.api.id, ".execute-api.", account.region, ".amazonaws.com/", self.stage.stage_name
+            "https://", self.api.id, ".execute-api.", account.region, ".", account.dns_suffix, "/", self.stage.stage_name
         )
         outputs.update(
             {

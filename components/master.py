@@ -10,7 +10,8 @@ import pulumi_aws as aws
 
 from .analytics import OrgAnalytics, OrgAnalyticsArgs
 from .artifact_store import ArtifactStore, ArtifactStoreArgs, artifact_decrypt_statement
-from .config import MasterConfig
+from .config import DEFAULT_DEPLOY_ROLE, MasterConfig
+from .errors import ConfigError
 from .delivery import DeliveryPipeline, DeliveryPipelineArgs
 from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext
@@ -36,6 +37,26 @@ class MasterAccountArgs:
     (default None: the master is in us-east-1)."""
 
 
+def check_deploy_role_trust(cfg: MasterConfig, master_account_id: str) -> str:
+    """The master's account id, once it is clear the runner can assume the deploy role.
+
+    `OrganizationAccountAccessRole`, as Organizations creates it, trusts only the management
+    account; a master that is a delegated administrator needs a deploy role of its own in each silo.
+    """
+    if master_account_id != cfg.management_account_id and cfg.deploy_role_name == DEFAULT_DEPLOY_ROLE:
+        raise ConfigError(
+            "master",
+            [
+                f"datalake:deployRoleName: {DEFAULT_DEPLOY_ROLE} trusts only the management account "
+                f"{cfg.management_account_id} (datalake:managementAccountId), but this master runs in "
+                f"{master_account_id}, a delegated administrator, so the runner could not assume it; create a "
+                f"role in every silo account that trusts {master_account_id} (for example a service-managed "
+                "StackSet on the silo OU, see docs/runner.md) and name it here, for example: datalake-deployer"
+            ],
+        )
+    return master_account_id
+
+
 class MasterAccount(pulumi.ComponentResource):
     """The master stack: one KMS key, an access-log bucket, the artifact store shared with silos,
     the alerts topic, org-wide analytics and (when configured) the delivery pipeline.
@@ -46,9 +67,12 @@ class MasterAccount(pulumi.ComponentResource):
     def __init__(self, name: str, args: MasterAccountArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:master:MasterAccount", name, None, opts)
         cfg = args.config
+        cli_checksums = cfg.pulumi_cli_checksums()  # before any resource: an unpinned CLI is a config error
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = AccountContext(
-            account_id=aws.get_caller_identity_output(opts=invoke).account_id,
+            account_id=aws.get_caller_identity_output(opts=invoke).account_id.apply(
+                lambda account_id: check_deploy_role_trust(cfg, account_id)
+            ),
             partition=aws.get_partition_output(opts=invoke).partition,
             region=cfg.region,
         )
@@ -134,7 +158,9 @@ class MasterAccount(pulumi.ComponentResource):
                 account=account,
                 name_prefix=cfg.name_prefix,
                 organization_id=cfg.organization_id,
+                management_account_id=cfg.management_account_id,
                 deploy_role_name=cfg.deploy_role_name,
+                pulumi_cli_sha256=cli_checksums["runner"],
                 runner=cfg.runner,
                 state_bucket=state_bucket,
                 artifact_bucket=self.artifacts.name,
@@ -162,6 +188,7 @@ class MasterAccount(pulumi.ComponentResource):
                     silo_ou_path=cfg.silo_ou_path,
                     deploy_role_name=cfg.deploy_role_name,
                     organization_id=cfg.organization_id,
+                    management_account_id=cfg.management_account_id,
                     state_bucket=state_bucket,
                     secrets_key_arn=delivery.secrets_key_arn or self.key.arn,
                     master_deploy_role_name=delivery.master_deploy_role_name,
@@ -172,6 +199,7 @@ class MasterAccount(pulumi.ComponentResource):
                     connection_provider=delivery.connection_provider,
                     source_object_key=delivery.source_object_key,
                     pulumi_version=delivery.pulumi_version,
+                    pulumi_cli_sha256=cli_checksums["delivery"],
                     log_retention_days=delivery.log_retention_days,
                     tags=tags,
                 ),

@@ -4,7 +4,9 @@ crawl raw (start, poll until READY, bounded) → Glue job (`.sync`) → per data
 through the Data API (`BatchExecuteStatement`, poll `DescribeStatement`, bounded) → crawl processed.
 Every task retries throttling with exponential backoff and catches everything else into one
 `NotifyFailure` task (SNS) that ends in the `PipelineFailed` Fail state. Executions that time out or
-are aborted never reach a Catch: an EventBridge rule reports those to the same topic.
+are aborted never reach a Catch, and neither do `States.Runtime` errors or a notification that could
+not be delivered: an EventBridge rule reports exactly those to the same topic. Each failure takes one
+alert path: the rule ignores executions that failed with `PipelineFailed`, whose alert was sent.
 
 The definition is a Python dict built by `pipeline_definition` (pure; tests lint it with statelint
 and run its failure path in moto) and serialized once.
@@ -26,15 +28,27 @@ from .roles import role_with_policy
 
 NOTIFY = "NotifyFailure"
 FAILED = "PipelineFailed"
+"""The Fail state after a delivered alert; its error name tells the failure rule the alert went out."""
+UNREPORTED = "PipelineFailedUnreported"
+"""The Fail state when the alert itself could not be published: the failure rule reports these."""
 SUCCEEDED = "PipelineSucceeded"
 NO_NEW_DATA = "NoNewData"
 
-# Throttling and transient service errors, as Step Functions names them (aws-sdk: `<Service>.<Exception>`).
+# Throttling and transient service errors, as Step Functions names them (aws-sdk: `<Service>.<Exception>`
+# for the error shapes of the service's model; offline/sdk_contract.py checks each name against it).
+# Errors a model does not declare (S3's SlowDown and InternalError, the Data API's ThrottlingException)
+# surface as the SDK's base exception of the service (`S3.S3Exception`), so that is what retries them;
+# it also matches permanent errors such as AccessDenied, which the bounded backoff then hands to the Catch.
 GLUE_TRANSIENT = ["Glue.ThrottlingException", "Glue.OperationTimeoutException", "Glue.InternalServiceException"]
 GLUE_JOB_TRANSIENT = ["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException", "Glue.InternalServiceException"]
 SSM_TRANSIENT = ["Ssm.ThrottlingException", "Ssm.InternalServerErrorException"]
-S3_TRANSIENT = ["S3.SlowDownException", "S3.InternalErrorException", "S3.S3Exception"]
-REDSHIFT_DATA_TRANSIENT = ["RedshiftData.ThrottlingException", "RedshiftData.InternalServerException"]
+S3_TRANSIENT = ["S3.S3Exception"]
+REDSHIFT_DATA_TRANSIENT = [
+    "RedshiftData.ActiveStatementsExceededException",
+    "RedshiftData.DatabaseConnectionException",
+    "RedshiftData.InternalServerException",
+    "RedshiftData.RedshiftDataException",
+]
 SNS_TRANSIENT = ["SNS.ThrottledException", "SNS.InternalErrorException", "States.Timeout"]
 
 
@@ -57,6 +71,9 @@ class PipelineTargets:
     database: str
     topic_arn: str
     loads: Sequence[DatasetLoad]
+    partition: str
+    """ARN partition of the silo (`aws`, `aws-cn`, `aws-us-gov`): service integrations are
+    `arn:<partition>:states:::...` resources."""
     poll_seconds: int = 30
     max_polls: int = 60
     timeout_seconds: int = 6 * 3600
@@ -68,6 +85,11 @@ class PipelineTargets:
     @property
     def gated(self) -> bool:
         return bool(self.raw_bucket and self.last_run_parameter)
+
+
+def integration(partition: str, target: str) -> str:
+    """The Resource of a Step Functions service integration: `arn:<partition>:states:::<target>`."""
+    return f"arn:{partition}:states:::{target}"
 
 
 def retry(errors: Sequence[str], interval: int = 2, attempts: int = 6) -> list[dict[str, Any]]:
@@ -104,7 +126,9 @@ def _timeout_state(error: str, cause: str) -> dict[str, Any]:
     return {"Type": "Pass", "Result": {"Error": error, "Cause": cause}, "ResultPath": "$.error", "Next": NOTIFY}
 
 
-def crawler_states(label: str, crawler: str, poll_seconds: int, max_polls: int, next_state: str) -> dict[str, Any]:
+def crawler_states(
+    label: str, crawler: str, poll_seconds: int, max_polls: int, next_state: str, *, partition: str
+) -> dict[str, Any]:
     """Start a crawler (already running is fine), then poll until READY; fail if its crawl failed or
     it is still running after `max_polls` checks."""
     start, init, wait, get, check, count = (f"{p}{label}Crawler" for p in ("Start", "Init", "Wait", "Get", "Check", "Count"))
@@ -114,7 +138,7 @@ def crawler_states(label: str, crawler: str, poll_seconds: int, max_polls: int, 
     return {
         start: {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:glue:startCrawler",
+            "Resource": integration(partition, "aws-sdk:glue:startCrawler"),
             "Parameters": {"Name": crawler},
             "ResultPath": None,
             "Retry": retry(GLUE_TRANSIENT),
@@ -125,7 +149,7 @@ def crawler_states(label: str, crawler: str, poll_seconds: int, max_polls: int, 
         wait: {"Type": "Wait", "Seconds": poll_seconds, "Next": get},
         get: {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:glue:getCrawler",
+            "Resource": integration(partition, "aws-sdk:glue:getCrawler"),
             "Parameters": {"Name": crawler},
             "ResultSelector": {"crawler.$": "$.Crawler"},
             "ResultPath": result,
@@ -166,7 +190,7 @@ def load_states(load: DatasetLoad, targets: PipelineTargets, next_state: str) ->
     return {
         run: {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:redshiftdata:batchExecuteStatement",
+            "Resource": integration(targets.partition, "aws-sdk:redshiftdata:batchExecuteStatement"),
             "Parameters": {
                 "WorkgroupName": targets.workgroup_name,
                 "Database": targets.database,
@@ -183,7 +207,7 @@ def load_states(load: DatasetLoad, targets: PipelineTargets, next_state: str) ->
         wait: {"Type": "Wait", "Seconds": targets.poll_seconds, "Next": describe},
         describe: {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:redshiftdata:describeStatement",
+            "Resource": integration(targets.partition, "aws-sdk:redshiftdata:describeStatement"),
             "Parameters": {"Id.$": f"$.loads.{load.dataset}.id"},
             "ResultSelector": {"status.$": "$.Status", "statement.$": "$"},
             "ResultPath": f"$.loadStatus.{load.dataset}",
@@ -230,7 +254,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
     states: dict[str, Any] = {
         "ReadLastRun": {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+            "Resource": integration(targets.partition, "aws-sdk:ssm:getParameter"),
             "Parameters": {"Name": targets.last_run_parameter},
             "ResultSelector": {"ymd.$": "States.StringSplit($.Parameter.Value, '-')"},
             "ResultPath": "$.lastRun",
@@ -256,7 +280,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
         )
         states[f"HasNew{label}"] = {
             "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
+            "Resource": integration(targets.partition, "aws-sdk:s3:listObjectsV2"),
             "Parameters": {
                 "Bucket": targets.raw_bucket,
                 "Prefix": f"{load.dataset}/",
@@ -284,7 +308,7 @@ def new_data_gate(targets: PipelineTargets, first_step: str) -> dict[str, Any]:
 def record_run_state(targets: PipelineTargets, next_state: str) -> dict[str, Any]:
     return {
         "Type": "Task",
-        "Resource": "arn:aws:states:::aws-sdk:ssm:putParameter",
+        "Resource": integration(targets.partition, "aws-sdk:ssm:putParameter"),
         "Parameters": {"Name": targets.last_run_parameter, "Value.$": "$$.Execution.StartTime", "Overwrite": True},
         "ResultPath": None,
         "Retry": retry(SSM_TRANSIENT),
@@ -299,10 +323,13 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
         raise ValueError("the pipeline needs at least one dataset to load")
     load_names = [f"Load{_pascal(load.dataset)}" for load in targets.loads]
     states: dict[str, Any] = {}
-    states.update(crawler_states("Raw", targets.raw_crawler, targets.poll_seconds, targets.max_polls, "RunEtlJob"))
+    partition = targets.partition
+    states.update(
+        crawler_states("Raw", targets.raw_crawler, targets.poll_seconds, targets.max_polls, "RunEtlJob", partition=partition)
+    )
     states["RunEtlJob"] = {
         "Type": "Task",
-        "Resource": "arn:aws:states:::glue:startJobRun.sync",
+        "Resource": integration(targets.partition, "glue:startJobRun.sync"),
         "Parameters": {"JobName": targets.job_name},
         "ResultSelector": {"id.$": "$.Id", "state.$": "$.JobRunState"},
         "ResultPath": "$.etlJob",
@@ -315,7 +342,10 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
         states.update(load_states(load, targets, following))
     after_processed = "RecordRun" if targets.gated else SUCCEEDED
     states.update(
-        crawler_states("Processed", targets.processed_crawler, targets.poll_seconds, targets.max_polls, after_processed)
+        crawler_states(
+            "Processed", targets.processed_crawler, targets.poll_seconds, targets.max_polls, after_processed,
+            partition=partition,
+        )
     )
     if targets.gated:
         states.update(new_data_gate(targets, "StartRawCrawler"))
@@ -323,7 +353,7 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
     states[SUCCEEDED] = {"Type": "Succeed"}
     states[NOTIFY] = {
         "Type": "Task",
-        "Resource": "arn:aws:states:::sns:publish",
+        "Resource": integration(targets.partition, "sns:publish"),
         "Parameters": {
             "TopicArn": targets.topic_arn,
             "Subject": "Data lake ETL pipeline failed",
@@ -331,11 +361,16 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
         },
         "ResultPath": None,
         "Retry": retry(SNS_TRANSIENT),
-        # Even an undeliverable notification ends in the Fail state, never in a success.
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyError", "Next": FAILED}],
+        # An undeliverable notification ends in a failure of its own name, which the failure rule reports.
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyError", "Next": UNREPORTED}],
         "Next": FAILED,
     }
-    states[FAILED] = {"Type": "Fail", "Error": "PipelineFailed", "Cause": "A step failed; the error was sent to the ETL alert topic"}
+    states[FAILED] = {"Type": "Fail", "Error": FAILED, "Cause": "A step failed; the error was sent to the ETL alert topic"}
+    states[UNREPORTED] = {
+        "Type": "Fail",
+        "Error": UNREPORTED,
+        "Cause": "A step failed and publishing the error to the ETL alert topic failed too",
+    }
     return {
         "Comment": "Silo ETL: (skip if no new raw data) crawl raw, Glue job, load Redshift, crawl processed",
         "StartAt": "ReadLastRun" if targets.gated else "StartRawCrawler",
@@ -343,6 +378,26 @@ def pipeline_definition(targets: PipelineTargets) -> dict[str, Any]:
         "States": states,
     }
 
+
+
+def failure_alert_pattern(state_machine_arn: str) -> dict[str, Any]:
+    """EventBridge pattern of the executions no Catch reported: timed out, aborted, or failed with any
+    error but `PipelineFailed` (whose alert `NotifyFailure` already published).
+
+    The status event's `detail.error` is the execution's error: the Fail state's `Error` for a caught
+    failure, `States.Runtime` and the like for the rest.
+    """
+    return {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "stateMachineArn": [state_machine_arn],
+            "$or": [
+                {"status": ["TIMED_OUT", "ABORTED"]},
+                {"status": ["FAILED"], "error": [{"anything-but": [FAILED]}]},
+            ],
+        },
+    }
 
 
 def state_machine_statements(
@@ -473,7 +528,7 @@ class Pipeline(pulumi.ComponentResource):
             )
 
         def build(values: list[Any]) -> str:
-            workgroup, topic, raw_bucket, marker_name, *sqls = values
+            partition, workgroup, topic, raw_bucket, marker_name, *sqls = values
             targets = PipelineTargets(
                 raw_crawler=args.raw_crawler_name,
                 processed_crawler=args.processed_crawler_name,
@@ -482,6 +537,7 @@ class Pipeline(pulumi.ComponentResource):
                 database=args.database,
                 topic_arn=topic,
                 loads=[DatasetLoad(dataset, list(statements)) for dataset, statements in zip(datasets, sqls)],
+                partition=partition,
                 poll_seconds=args.poll_seconds,
                 max_polls=args.max_polls,
                 timeout_seconds=args.timeout_seconds,
@@ -491,6 +547,7 @@ class Pipeline(pulumi.ComponentResource):
             return json.dumps(pipeline_definition(targets), indent=2)
 
         self.definition = pulumi.Output.all(
+            account.partition,
             args.workgroup_name,
             args.alert_topic_arn,
             args.raw_bucket_name if gated else None,
@@ -551,20 +608,12 @@ class Pipeline(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Timeouts and aborts skip every Catch: report them from the execution status events.
+        # Timeouts, aborts and failures no Catch reported: one alert each, from the status events.
         failures = aws.cloudwatch.EventRule(
             f"{name}-failures",
             name=f"{base}-etl-failures",
-            description="ETL executions that failed, timed out or were aborted",
-            event_pattern=self.state_machine.arn.apply(
-                lambda arn: json.dumps(
-                    {
-                        "source": ["aws.states"],
-                        "detail-type": ["Step Functions Execution Status Change"],
-                        "detail": {"stateMachineArn": [arn], "status": ["FAILED", "TIMED_OUT", "ABORTED"]},
-                    }
-                )
-            ),
+            description="ETL executions that timed out, were aborted or failed without an alert",
+            event_pattern=self.state_machine.arn.apply(lambda arn: json.dumps(failure_alert_pattern(arn))),
             tags=args.tags,
             opts=child,
         )

@@ -22,7 +22,8 @@ import pulumi_aws as aws
 import yaml
 
 from .config import RunnerConfig
-from .iam import AccountContext, Statement, account_service_trust, policy_json, role_arn_pattern, statement
+from .pulumi_cli import INSTALL_COMMANDS, RUNTIME_REQUIREMENTS
+from .iam import AccountContext, Statement, account_service_trust, organizations_arns, policy_json, role_arn_pattern, statement
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
 # Organizations API calls (CloudTrail) that change which accounts should have a silo stack.
@@ -39,9 +40,12 @@ FAILED_BUILD_STATES = ("FAILED", "STOPPED", "TIMED_OUT")
 
 
 def runner_buildspec(python_version: str = "3.11") -> str:
-    """The build: install the pinned Pulumi CLI and the project, then `python -m runner $RUNNER_COMMAND`.
+    """The build: install the pinned Pulumi CLI and the runtime requirements, then `python -m runner $RUNNER_COMMAND`.
 
-    The command comes from an environment variable so the schedules can override it per target.
+    The CLI archive is checked against PULUMI_CLI_SHA256 (components/pulumi_cli.py) and only
+    requirements-runtime.txt is installed, from wheels: this role can assume the deploy role in
+    every silo account. The command comes from an environment variable so the schedules can
+    override it per target.
     """
     path = 'export PATH="$HOME/.pulumi/bin:$PATH"'
     spec = {
@@ -49,11 +53,12 @@ def runner_buildspec(python_version: str = "3.11") -> str:
         "env": {"shell": "bash"},
         "phases": {
             "install": {
+                "on-failure": "ABORT",
                 "runtime-versions": {"python": python_version},
                 "commands": [
-                    'curl -fsSL https://get.pulumi.com | sh -s -- --version "$PULUMI_VERSION"',
+                    *INSTALL_COMMANDS,
                     "python -m venv .venv",
-                    ".venv/bin/pip install --quiet -r requirements.txt",
+                    f".venv/bin/pip install --quiet --no-cache-dir --only-binary=:all: -r {RUNTIME_REQUIREMENTS}",
                 ],
             },
             "build": {"commands": [path, 'pulumi version', '.venv/bin/python -m runner "$RUNNER_COMMAND"']},
@@ -98,8 +103,12 @@ class RunnerTriggersArgs:
     """Prefix of physical names, e.g. `acme-dl`."""
     organization_id: str
     """The organization whose member accounts the runner may deploy into."""
+    management_account_id: str
+    """The organization's management account: every Organizations ARN carries its id."""
     deploy_role_name: str
     """Name of the role the runner assumes in silo accounts."""
+    pulumi_cli_sha256: str
+    """SHA-256 of the CLI archive `runner.pulumi_version` the build installs (refused if it differs)."""
     runner: RunnerConfig
     """Schedules, concurrency, Pulumi CLI version, bundle key, build timeout."""
     state_bucket: pulumi.Input[str]
@@ -181,6 +190,7 @@ class RunnerTriggers(pulumi.ComponentResource):
                     for key, value in {
                         "RUNNER_COMMAND": "apply",
                         "PULUMI_VERSION": runner.pulumi_version,
+                        "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,
                         "PULUMI_BACKEND_URL": backend_url,
                         "RUNNER_REPORT_TO": pulumi.Output.concat("s3://", args.state_bucket, "/runner-reports"),
                         "PULUMI_SECRETS_PROVIDER": args.secrets_provider,
@@ -302,9 +312,6 @@ class RunnerTriggers(pulumi.ComponentResource):
         """The build role's policy: deploy roles of member accounts, Organizations reads, state, bundle, key, logs."""
         account = args.account
         org = args.organization_id
-        organizations = lambda resource: pulumi.Output.concat(  # noqa: E731
-            "arn:", account.partition, ":organizations::", account.account_id, ":", resource
-        )
         state = pulumi.Output.concat("arn:", account.partition, ":s3:::", args.state_bucket)
         artifacts = pulumi.Output.concat("arn:", account.partition, ":s3:::", args.artifact_bucket)
         return [
@@ -323,11 +330,7 @@ class RunnerTriggers(pulumi.ComponentResource):
                     "organizations:ListTagsForResource",
                     "organizations:DescribeAccount",
                 ],
-                [
-                    organizations(f"ou/{org}/ou-*"),
-                    organizations(f"root/{org}/r-*"),
-                    organizations(f"account/{org}/*"),
-                ],
+                organizations_arns(account.partition, args.management_account_id, org),
             ),
             statement("ListStateBucket", ["s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning"], state),
             statement(

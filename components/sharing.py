@@ -23,7 +23,7 @@ from typing import Any
 
 import pulumi
 
-from .iam import AccountContext, Statement, merge_conditions, principal_in_ou, statement
+from .iam import AccountContext, Statement, kms_via_service, merge_conditions, principal_in_ou, statement
 
 BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
 BUCKET_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
@@ -112,7 +112,7 @@ def processed_key_statement(account: AccountContext, processed_bucket_arn: pulum
         conditions=merge_conditions(
             reader.conditions,
             {
-                "StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")},
+                "StringEquals": {"kms:ViaService": kms_via_service("s3", account.region)},
                 "StringLike": {
                     "kms:EncryptionContext:aws:s3:arn": [
                         processed_bucket_arn,

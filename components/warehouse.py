@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from .iam import AccountContext, Statement, policy_json, principal_in_ou, service_trust_policy, statement
+from .iam import AccountContext, Statement, kms_via_service, policy_json, principal_in_ou, service_trust_policy, statement
 from .naming import bounded_name, catalog_name
 from .roles import role_with_policy
 
@@ -40,7 +40,7 @@ def copy_role_statements(
             "DecryptProcessedThroughS3",
             "kms:Decrypt",
             kms_key_arn,
-            conditions={"StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", account.region, ".amazonaws.com")}},
+            conditions={"StringEquals": {"kms:ViaService": kms_via_service("s3", account.region)}},
         ),
     ]
 
@@ -134,10 +134,14 @@ class Warehouse(pulumi.ComponentResource):
         route_tables = aws.ec2.get_route_tables_output(
             vpc_id=self.vpc.vpc_id, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[self.vpc])
         )
+        # Endpoint service names differ by partition (China mixes `com.amazonaws.` and
+        # `cn.com.amazonaws.` prefixes): ask EC2 for the region's name instead of spelling it.
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        s3_service = aws.ec2.get_vpc_endpoint_service_output(service="s3", service_type="Gateway", opts=invoke)
         s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3-endpoint",
             vpc_id=self.vpc.vpc_id,
-            service_name=pulumi.Output.concat("com.amazonaws.", account.region, ".s3"),
+            service_name=s3_service.service_name,
             vpc_endpoint_type="Gateway",
             route_table_ids=route_tables.ids,
             policy=policy_json(s3_endpoint_statements(account, args.processed_bucket_arn, args.silo_ou_path)),
@@ -199,7 +203,9 @@ class Warehouse(pulumi.ComponentResource):
                 aws.ec2.VpcEndpoint(
                     f"{name}-{service}-endpoint",
                     vpc_id=self.vpc.vpc_id,
-                    service_name=pulumi.Output.concat("com.amazonaws.", account.region, f".{service}"),
+                    service_name=aws.ec2.get_vpc_endpoint_service_output(
+                        service=service, service_type="Interface", opts=invoke
+                    ).service_name,
                     vpc_endpoint_type="Interface",
                     subnet_ids=self.vpc.isolated_subnet_ids,
                     security_group_ids=[endpoint_sg.id],

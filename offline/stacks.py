@@ -7,7 +7,9 @@ from typing import Any
 
 import yaml
 
-from .harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording, run_program
+from components.iam import partition_of
+
+from .harness import MASTER_ACCOUNT_ID, REGION, SILO_ACCOUNT_ID, Recording, run_program
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SILO_STACK = f"silo-{SILO_ACCOUNT_ID}"
@@ -34,15 +36,17 @@ def silo_config(**overrides: Any) -> dict[str, Any]:
     return config
 
 
-def master_stack_outputs() -> dict[str, Any]:
-    """What the master stack exports, as a silo's StackReference sees it."""
+def master_stack_outputs(region: str = REGION) -> dict[str, Any]:
+    """What the master stack exports, as a silo's StackReference sees it (a master in `region`: an
+    organization and its stacks live in one partition)."""
     cfg = master_config()
     bucket = f"{cfg['datalake:namePrefix']}-master-artifacts-{MASTER_ACCOUNT_ID}"
+    partition = partition_of(region)
     return {
         "accountId": MASTER_ACCOUNT_ID,
         "artifactBucketName": bucket,
-        "artifactBucketArn": f"arn:aws:s3:::{bucket}",
-        "artifactKeyArn": f"arn:aws:kms:eu-west-1:{MASTER_ACCOUNT_ID}:key/master",
+        "artifactBucketArn": f"arn:{partition}:s3:::{bucket}",
+        "artifactKeyArn": f"arn:{partition}:kms:{region}:{MASTER_ACCOUNT_ID}:key/master",
         "accessLogBucketName": f"{cfg['datalake:namePrefix']}-master-access-logs-{MASTER_ACCOUNT_ID}",
         "organizationId": cfg["datalake:organizationId"],
         "siloOuPath": cfg["datalake:siloOuPath"],
@@ -61,7 +65,7 @@ def run_silo(config: dict[str, Any] | None = None, **kwargs: Any) -> Recording:
         config,
         stack=f"silo-{config['datalake:accountId']}",
         account_id=str(config["datalake:accountId"]),
-        stack_outputs={config["datalake:masterStack"]: master_stack_outputs()},
+        stack_outputs={config["datalake:masterStack"]: master_stack_outputs(str(config.get("aws:region", REGION)))},
         **kwargs,
     )
 

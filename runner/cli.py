@@ -24,6 +24,7 @@ import yaml
 
 from components.config import MasterConfig, parse_stack_config
 from components.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
+from components.pulumi_names import backend_kind_of_url
 
 from .bootstrap import add_parser as add_bootstrap_parser
 from .discovery import Backoff, DiscoverySettings, describe_outside, discover, with_outside
@@ -114,7 +115,8 @@ def _master_config(args: argparse.Namespace) -> MasterConfig:
         raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except FileNotFoundError:
         raise UsageError(f"master stack file {path} does not exist; pass --master-config") from None
-    config = parse_stack_config("master", raw)
+    # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket).
+    config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(args.backend_url))
     if not isinstance(config, MasterConfig):
         raise UsageError(f"{path} is not a master stack file (datalake:kind is {config.kind!r})")
     return config

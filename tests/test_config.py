@@ -51,7 +51,7 @@ def test_missing_key_is_named_with_an_example():
     config = silo_config()
     del config["datalake:masterStack"]
     assert problems_of(config) == [
-        "datalake:masterStack: is required but not set; for example: acme/datalake/master"
+        "datalake:masterStack: is required but not set; for example: organization/datalake/master"
     ]
 
 

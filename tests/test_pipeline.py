@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from statelint.linter import Linter
 
-from components.orchestration import FAILED, NOTIFY, DatasetLoad, PipelineTargets, pipeline_definition
+from components.orchestration import FAILED, NOTIFY, UNREPORTED, DatasetLoad, PipelineTargets, pipeline_definition
 from offline.harness import SILO_ACCOUNT_ID, Recording
 from offline.stacks import run_silo, silo_config
 
@@ -158,7 +158,7 @@ def test_every_task_retries_with_backoff_and_catches_into_the_notification(defin
         assert "States.ALL" not in retry["ErrorEquals"], f"{name} retries every error"
         last = task["Catch"][-1]
         assert last["ErrorEquals"] == ["States.ALL"], name
-        expected = FAILED if name == NOTIFY else NOTIFY
+        expected = UNREPORTED if name == NOTIFY else NOTIFY
         assert last["Next"] == expected, name
 
 
@@ -216,11 +216,17 @@ def test_schedule_starts_the_state_machine_daily_by_default(silo):
     assert (start["Action"], start["Resource"]) == (["states:StartExecution"], [machine.outputs["arn"]])
 
 
-def test_timeouts_and_aborts_reach_the_topic_through_eventbridge(silo):
+def test_timeouts_aborts_and_unreported_failures_reach_the_topic_through_eventbridge(silo):
     machine = silo.one("aws:sfn/stateMachine:StateMachine")
     rule = silo.one("aws:cloudwatch/eventRule:EventRule", "silo-sales-pipeline-failures")
     pattern = json.loads(rule.inputs["eventPattern"])
-    assert pattern["detail"] == {"stateMachineArn": [machine.outputs["arn"]], "status": ["FAILED", "TIMED_OUT", "ABORTED"]}
+    assert pattern["detail"] == {
+        "stateMachineArn": [machine.outputs["arn"]],
+        "$or": [
+            {"status": ["TIMED_OUT", "ABORTED"]},
+            {"status": ["FAILED"], "error": [{"anything-but": [FAILED]}]},
+        ],
+    }
     target = silo.one("aws:cloudwatch/eventTarget:EventTarget", "silo-sales-pipeline-failures-target")
     assert target.inputs["arn"] == silo.one("aws:sns/topic:Topic").outputs["arn"]
     key = silo.one("aws:kms/key:Key")
@@ -249,6 +255,7 @@ def _targets(topic_arn: str, **overrides) -> PipelineTargets:
         database="sales",
         topic_arn=topic_arn,
         loads=[DatasetLoad("orders", ["SELECT 1"])],
+        partition="aws",
         poll_seconds=0,
         max_polls=2,
     )
@@ -348,3 +355,76 @@ def test_an_object_from_the_last_run_day_on_starts_the_pipeline(moto_sfn):
     # No crawler exists in moto here: the pipeline proceeds to it and fails there.
     assert visited[:5] == ["ReadLastRun", "SplitLastRunDay", "HasNewOrders", "RouteOrders", "StartRawCrawler"]
     assert execution["status"] == "FAILED"
+
+
+# --- one failure, one alert ------------------------------------------------------------------
+
+
+def status_event(state_machine_arn: str, execution: dict) -> dict:
+    """The "Step Functions Execution Status Change" event AWS sends when `execution` (a
+    DescribeExecution answer) ends; `detail.error`/`cause` carry the execution's error."""
+    return {
+        "version": "0",
+        "id": "315c1398-40ff-a850-213b-158f73e60175",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": SILO_ACCOUNT_ID,
+        "time": "2024-05-02T03:10:00Z",
+        "region": REGION,
+        "resources": [execution["executionArn"]],
+        "detail": {
+            "executionArn": execution["executionArn"],
+            "stateMachineArn": state_machine_arn,
+            "name": execution["executionArn"].rsplit(":", 1)[-1],
+            "status": execution["status"],
+            "startDate": 1714619400000,
+            "stopDate": 1714619800000,
+            "input": "{}",
+            "output": None,
+            "error": execution.get("error"),
+            "cause": execution.get("cause"),
+        },
+    }
+
+
+def alerts_from_the_failure_rule(silo: Recording, execution: dict) -> int:
+    """1 when the silo's failure rule matches the execution's status event (it then publishes one
+    alert), else 0. EventBridge's matching as moto implements it: `$or`, `anything-but`."""
+    from moto.events.models import EventPattern
+
+    machine = silo.one("aws:sfn/stateMachine:StateMachine")
+    rule = silo.one("aws:cloudwatch/eventRule:EventRule", "silo-sales-pipeline-failures")
+    return int(EventPattern.load(rule.inputs["eventPattern"]).matches_event(status_event(machine.outputs["arn"], execution)))
+
+
+def test_a_caught_failure_is_alerted_once_by_the_state_machine_and_not_again_by_the_rule(silo, moto_sfn):
+    execution, _, messages = _execute(pipeline_definition(_targets(moto_sfn)))
+    assert (execution["status"], execution["error"]) == ("FAILED", FAILED)
+    assert len(messages) + alerts_from_the_failure_rule(silo, execution) == 1
+    assert len(messages) == 1
+
+
+def test_a_failure_whose_alert_could_not_be_published_is_alerted_once_by_the_rule(silo, moto_sfn):
+    missing_topic = moto_sfn.rsplit(":", 1)[0] + ":no-such-topic"
+    execution, visited, messages = _execute(pipeline_definition(_targets(missing_topic)))
+    assert visited == ["StartRawCrawler", NOTIFY, UNREPORTED]
+    assert (execution["status"], execution["error"]) == ("FAILED", UNREPORTED)
+    assert messages == []
+    assert alerts_from_the_failure_rule(silo, execution) == 1
+
+
+@pytest.mark.parametrize(
+    "status, error",
+    [("TIMED_OUT", None), ("ABORTED", None), ("FAILED", "States.Runtime"), ("FAILED", "States.DataLimitExceeded")],
+)
+def test_failures_no_catch_reports_are_alerted_by_the_rule(silo, status, error):
+    # None of these reach NotifyFailure: the status event is their only alert.
+    execution = {"executionArn": f"arn:aws:states:{REGION}:{SILO_ACCOUNT_ID}:execution:acme-dl-sales-etl:run", "status": status}
+    if error:
+        execution.update(error=error, cause="an error no Catch handles")
+    assert alerts_from_the_failure_rule(silo, execution) == 1
+
+
+def test_a_successful_run_raises_no_alert(silo):
+    execution = {"executionArn": f"arn:aws:states:{REGION}:{SILO_ACCOUNT_ID}:execution:acme-dl-sales-etl:run", "status": "SUCCEEDED"}
+    assert alerts_from_the_failure_rule(silo, execution) == 0

@@ -6,7 +6,9 @@ import json
 
 import yaml
 
-from offline.harness import MASTER_ACCOUNT_ID
+from components.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256
+from offline.harness import CLI_SHA256_STAND_IN, MASTER_ACCOUNT_ID
+from offline.organizations_arns import parse
 from offline.stacks import master_config, run_master
 
 STATE_BUCKET = f"acme-dl-master-pulumi-state-{MASTER_ACCOUNT_ID}"
@@ -38,11 +40,12 @@ def test_codebuild_project_runs_the_runner_with_a_pinned_cli(master):
     assert project.inputs["source"]["location"] == f"acme-dl-master-artifacts-{MASTER_ACCOUNT_ID}/bundles/datalake.zip"
     spec = yaml.safe_load(project.inputs["source"]["buildspec"])
     commands = spec["phases"]["install"]["commands"] + spec["phases"]["build"]["commands"]
-    assert any('--version "$PULUMI_VERSION"' in c for c in commands)
+    assert commands[: len(INSTALL_COMMANDS)] == list(INSTALL_COMMANDS)  # the checksummed archive (test_build_supply_chain)
     assert commands[-1] == '.venv/bin/python -m runner "$RUNNER_COMMAND"'
     assert env_vars(project) == {
         "RUNNER_COMMAND": "apply",
         "PULUMI_VERSION": "3.272.0",
+        "PULUMI_CLI_SHA256": PULUMI_CLI_SHA256.get("3.272.0", CLI_SHA256_STAND_IN),
         "PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}?region=eu-west-1",
         "RUNNER_REPORT_TO": f"s3://{STATE_BUCKET}/runner-reports",
         "PULUMI_SECRETS_PROVIDER": "awskms://alias/acme-dl-master?region=eu-west-1",
@@ -132,7 +135,14 @@ def test_the_build_role_may_assume_only_the_deploy_role_in_member_accounts(maste
     for s in statements:
         assert s["Resource"] != ["*"] and not any(a.endswith(":*") or a == "*" for a in s["Action"]), s["Sid"]
     reads = policy.statement("ReadOrganizationAccounts")
-    assert all(r.startswith(f"arn:aws:organizations::{MASTER_ACCOUNT_ID}:") and "/o-a1b2c3d4e5/" in r for r in reads["Resource"])
+    # The shipped master is the management account (datalake:managementAccountId = its own id).
+    management = master_config()["datalake:managementAccountId"]
+    assert [(parse(r).resource_type, parse(r).account) for r in reads["Resource"]] == [
+        ("root", management),
+        ("organizationalunit", management),
+        ("account", management),
+    ]
+    assert all("/o-a1b2c3d4e5/" in r for r in reads["Resource"])
     assert not [a for a in reads["Action"] if not a.startswith(("organizations:List", "organizations:Describe"))]
 
 

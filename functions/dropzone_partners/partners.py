@@ -172,6 +172,8 @@ class Dropzone:
                     "Effect": "Allow",
                     "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
                     "Resource": [self.key_arn],
+                    # components.iam.kms_via_service's rule (`.amazonaws.com` in every partition);
+                    # this package ships inside Lambda functions, without the components.
                     "Condition": {"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
                 },
             ],
