@@ -1,0 +1,188 @@
+"""The runner's distributed engine (`datalake:runner.engine: stepfunctions`) and its account-event routing.
+
+The state machine, built here as a Python dict (`rollout_definition`):
+
+1. **Route**: an execution started with `{"accounts": "<id>[,<id>...]"}` (an Organizations event)
+   is a targeted run: one build of the *targeted* project runs `apply --account <id>` and ends.
+   Anything else is a full rollout:
+2. **Plan**: a build of the runner project runs `plan --plan-json s3://<state>/runner-plans/<execution>/plan.json`,
+   which also writes `items.json` (one item per runnable operation, `runner/shards.py`);
+3. **Rollout**: a Distributed Map reads `items.json` (`ItemReader`, `s3:getObject`, JSON), groups
+   `batchSize` items per child (`ItemBatcher`), runs at most `mapMaxConcurrency` children at once and
+   tolerates `toleratedFailurePercentage` of failed children; each child is one build of the *shard*
+   project, `codebuild:startBuild.sync`, running `apply --from-plan <plan> --items <the batch's items>`;
+4. **MergeReports**: a build runs `merge-reports --from-plan <plan>`: one run report from every batch's
+   results, exit 1 (a failed build) when any operation failed or no result came back;
+5. **Alert**: any failure above publishes to the alerts topic, then the execution fails.
+
+Every child runs the same planner output and the same per-stack code (`runner.execution`) as the
+local engine; only the fan-out differs. The plan is computed once, so the mass-retire guard judges
+the whole organization.
+
+Account events (`ACCOUNT_EVENT_SHAPES`): each event shape carries the account id at another path,
+so each gets its own rule whose input transformer extracts it; the target starts a targeted run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+PLAN_PREFIX = "runner-plans"
+CODEBUILD_SYNC = "codebuild:startBuild.sync"
+CODEBUILD_RULE = "StepFunctionsGetEventsForCodeBuildStartBuildRule"
+"""The managed EventBridge rule through which `startBuild.sync` learns that a build ended."""
+
+
+@dataclass(frozen=True)
+class AccountEventShape:
+    """Organizations events that carry the account id at the same path of their CloudTrail record."""
+
+    name: str
+    """Suffix of the rule's name and of its Pulumi resource name."""
+    events: tuple[str, ...]
+    detail_type: str
+    account_path: str
+    """Where the account id is, as an EventBridge input path."""
+
+
+ACCOUNT_EVENT_SHAPES = (
+    # An AwsServiceEvent, written when the asynchronous CreateAccount finished: the id is only here.
+    AccountEventShape("created", ("CreateAccountResult",), "AWS Service Event via CloudTrail",
+                      "$.detail.serviceEventDetails.createAccountStatus.accountId"),
+    # AwsApiCall events: CloudTrail records the request as sent (`AccountId` → `accountId`).
+    AccountEventShape("account-calls", ("MoveAccount", "CloseAccount", "RemoveAccountFromOrganization"),
+                      "AWS API Call via CloudTrail", "$.detail.requestParameters.accountId"),
+    # Tag changes name the tagged resource; for an account that is its id (OUs and policies also get
+    # tagged: their ids are not 12 digits, and the runner refuses them with a clear error).
+    AccountEventShape("tag-calls", ("TagResource", "UntagResource"), "AWS API Call via CloudTrail",
+                      "$.detail.requestParameters.resourceId"),
+)
+
+
+def account_event_pattern(shape: AccountEventShape) -> dict[str, Any]:
+    """The rule's pattern: the shape's events, successful ones only (a failed call changed nothing)."""
+    detail: dict[str, Any] = {"eventSource": ["organizations.amazonaws.com"], "eventName": list(shape.events)}
+    if shape.detail_type == "AWS API Call via CloudTrail":
+        detail["errorCode"] = [{"exists": False}]
+    else:
+        detail["serviceEventDetails"] = {"createAccountStatus": {"state": ["SUCCEEDED"]}}
+    return {"source": ["aws.organizations"], "detail-type": [shape.detail_type], "detail": detail}
+
+
+def codebuild_event_input(shape: AccountEventShape) -> tuple[dict[str, str], str]:
+    """Input transformer of a rule that starts the targeted CodeBuild project directly (local engine)."""
+    template = {
+        "environmentVariablesOverride": [
+            {"name": "RUNNER_COMMAND", "value": "apply", "type": "PLAINTEXT"},
+            {"name": "RUNNER_ACCOUNTS", "value": "<account>", "type": "PLAINTEXT"},
+        ]
+    }
+    return {"account": shape.account_path}, json.dumps(template)
+
+
+def state_machine_event_input(shape: AccountEventShape) -> tuple[dict[str, str], str]:
+    """Input transformer of a rule that starts the state machine (stepfunctions engine)."""
+    return {"account": shape.account_path}, '{"accounts": "<account>"}'
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """What the definition needs (plain values: the component resolves its Outputs first)."""
+
+    partition: str
+    plan_project: str
+    """CodeBuild project of the plan and merge steps (the runner project)."""
+    shard_project: str
+    """CodeBuild project of the children (concurrency at least `max_concurrency`)."""
+    targeted_project: str
+    """CodeBuild project of targeted runs (never queued behind a rollout)."""
+    state_bucket: str
+    alert_topic_arn: str
+    batch_size: int
+    max_concurrency: int
+    tolerated_failure_percentage: float
+
+
+def _env(**variables: str) -> list[dict[str, str]]:
+    """CodeBuild `EnvironmentVariablesOverride`; a name ending in `_` takes a JSONPath (`Value.$`)."""
+    found = []
+    for name, value in variables.items():
+        key = "Value.$" if name.endswith("_") else "Value"
+        found.append({"Name": name.rstrip("_"), key: value, "Type": "PLAINTEXT"})
+    return found
+
+
+def _build(settings: RolloutSettings, project: str, **variables: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": f"arn:{settings.partition}:states:::{CODEBUILD_SYNC}",
+        "Parameters": {"ProjectName": project, "EnvironmentVariablesOverride": _env(**variables)},
+        # A new build for every attempt: CodeBuild's own quota throttling is worth waiting out.
+        "Retry": [{"ErrorEquals": ["CodeBuild.AccountLimitExceededException"], "IntervalSeconds": 30, "BackoffRate": 2.0, "MaxAttempts": 6}],
+    }
+
+
+def rollout_definition(settings: RolloutSettings) -> dict[str, Any]:
+    """The state machine (see the module docstring), as the States Language document."""
+    plan_uri = f"States.Format('s3://{settings.state_bucket}/{PLAN_PREFIX}/{{}}/plan.json', $$.Execution.Name)"
+    alert = {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Alert"}
+    targeted = _build(settings, settings.targeted_project, RUNNER_COMMAND="apply", RUNNER_ACCOUNTS_="$.accounts")
+    plan = _build(settings, settings.plan_project, RUNNER_COMMAND="plan", RUNNER_PLAN_JSON_=plan_uri)
+    child = _build(settings, settings.shard_project, RUNNER_COMMAND="apply", RUNNER_FROM_PLAN_="$.BatchInput.plan",
+                   RUNNER_ITEMS_="States.JsonToString($.Items)")
+    merge = _build(settings, settings.plan_project, RUNNER_COMMAND="merge-reports", RUNNER_FROM_PLAN_=plan_uri)
+    rollout = {
+        "Type": "Map",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},  # .sync needs STANDARD children
+            "StartAt": "ApplyBatch",
+            "States": {"ApplyBatch": {**child, "End": True}},
+        },
+        "ItemReader": {
+            "Resource": f"arn:{settings.partition}:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {
+                "Bucket": settings.state_bucket,
+                "Key.$": f"States.Format('{PLAN_PREFIX}/{{}}/items.json', $$.Execution.Name)",
+            },
+        },
+        "ItemBatcher": {"MaxItemsPerBatch": settings.batch_size, "BatchInput": {"plan.$": plan_uri}},
+        "MaxConcurrency": settings.max_concurrency,
+        "ToleratedFailurePercentage": settings.tolerated_failure_percentage,
+        "ResultPath": None,
+        # A rollout beyond its failure tolerance still gets its report merged (and then alerts).
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rolloutError", "Next": "MergeReports"}],
+        "Next": "MergeReports",
+    }
+    return {
+        "Comment": "Runner rollout: plan, a Distributed Map of CodeBuild batches, one merged report (docs/runner.md)",
+        "StartAt": "Route",
+        "States": {
+            "Route": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.accounts", "IsPresent": True, "Next": "TargetedApply"}],
+                "Default": "Plan",
+            },
+            "TargetedApply": {**targeted, "ResultPath": None, "Catch": [alert], "Next": "Done"},
+            "Plan": {**plan, "ResultPath": None, "Catch": [alert], "Next": "Rollout"},
+            "Rollout": rollout,
+            "MergeReports": {**merge, "ResultPath": None, "Catch": [alert], "Next": "Done"},
+            "Alert": {
+                "Type": "Task",
+                "Resource": f"arn:{settings.partition}:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn": settings.alert_topic_arn,
+                    "Subject": "datalake runner rollout failed",
+                    "Message.$": "States.Format('Runner execution {} failed; see the merged report under "
+                                 f"s3://{settings.state_bucket}/runner-reports/ and the builds: {{}}', "
+                                 "$$.Execution.Name, States.JsonToString($.error))",
+                },
+                "ResultPath": None,
+                "Next": "Failed",
+            },
+            "Failed": {"Type": "Fail", "Error": "RunnerRolloutFailed", "Cause": "a step or an operation failed; the alerts topic has the details"},
+            "Done": {"Type": "Succeed"},
+        },
+    }
