@@ -27,11 +27,15 @@ from components.errors import ConfigError, DiscoveryError, RunnerError, StackOpe
 from components.pulumi_names import backend_kind_of_url
 
 from .bootstrap import add_parser as add_bootstrap_parser
-from .discovery import Backoff, DiscoverySettings, describe_outside, discover, with_outside
+from .bookkeeping import LedgerBook, RecordingOperations, coalesced_results
+from .discovery import Backoff, CountingClient, DiscoverySettings, TagReads, describe_outside, discover, with_outside
+from .distributed import merge_reports, read_plan, select_batch, split_location, write_batch_results, write_plan
 from .execution import ExecutionSettings, execute
-from .model import Action, OperationResult, Plan, Result
+from .ledger import Ledger, bundle_digest, content_digest
+from .model import Action, OperationResult, Plan, PlannedOperation, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
-from .planning import PlanSettings, build_plan, load_template
+from .planning import PlanSettings, build_plan, load_template, restrict_to_accounts
+from .unchanged import ALL, DesiredState, declared_versions, mark_unchanged
 from .restore import add_parser as add_restore_parser
 from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
@@ -65,7 +69,38 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--failure-tolerance", type=int, help="failures before no new operation starts (default runner.failureTolerance, 3)")
     common.add_argument("--max-retire-share", type=float, help="largest share of stacks one run may retire (default runner.maxRetireShare, 0.2)")
     common.add_argument("--allow-mass-retire", action="store_true", help="lift the mass-retire protection for this run")
-    common.add_argument("--plan-json", type=Path, help="also write the plan as JSON to this file")
+    common.add_argument(
+        "--plan-json",
+        default=os.environ.get("RUNNER_PLAN_JSON"),
+        help="also write the plan to this JSON file or s3://bucket/key.json (default $RUNNER_PLAN_JSON), with items.json "
+        "beside it for the stepfunctions engine (.yaml writes the plan as YAML only)",
+    )
+    common.add_argument("--batch-size", type=int, help="operations per batch of the plan's items (default runner.batchSize, 40)")
+    common.add_argument(
+        "--ledger",
+        default=os.environ.get("RUNNER_LEDGER"),
+        help="the runner's ledger, a directory or s3://bucket/prefix (default $RUNNER_LEDGER, else <report location>/ledger); "
+        "`off` runs without it: nothing skipped, every tag read, silo names read per stack",
+    )
+    common.add_argument("--ledger-kms-key", default=os.environ.get("RUNNER_LEDGER_KMS_KEY"), help="KMS key of S3 ledger entries (default $RUNNER_LEDGER_KMS_KEY, else alias/<namePrefix>-master)")
+    common.add_argument(
+        "--force",
+        nargs="?",
+        const=ALL,
+        action="append",
+        default=[],
+        metavar="ACCOUNT",
+        help="deploy unchanged stacks too: every stack, or the named account's (repeatable)",
+    )
+    common.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="operate on this account only (repeatable; $RUNNER_ACCOUNTS, comma-separated, from account events); "
+        "discovery and the safety rules still see the whole organization",
+    )
+    common.add_argument("--tag-sweep", action="store_true", help="read every account's tags this run (default: new and named accounts, and daily)")
     common.add_argument("--report-to", default=os.environ.get("RUNNER_REPORT_TO", "out/runner"), help="local directory or s3://bucket/prefix for run reports (default out/runner)")
     common.add_argument("--log-dir", type=Path, default=Path(os.environ.get("RUNNER_LOG_DIR", "out/runner/logs")), help="directory of per-operation logs")
     common.add_argument("--lock-retry-seconds", type=float, default=30.0, help="first delay before retrying a locked stack (default 30)")
@@ -77,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("plan", parents=[common], help="print what apply would do (changes nothing)")
     apply = commands.add_parser("apply", parents=[common], help="create, update and retire silo stacks")
     apply.add_argument("--dry-run", action="store_true", help="stop after the plan; change nothing")
+    apply.add_argument("--from-plan", default=os.environ.get("RUNNER_FROM_PLAN"), metavar="URI",
+                       help="run one batch of a stored plan (the stepfunctions engine's children; default $RUNNER_FROM_PLAN)")
+    apply.add_argument("--batch", type=int, help="with --from-plan: the batch index to run")
+    apply.add_argument("--items", default=os.environ.get("RUNNER_ITEMS"),
+                       help="with --from-plan: the Distributed Map's batch items as JSON (default $RUNNER_ITEMS)")
+    merge = commands.add_parser("merge-reports", parents=[common], help="merge a stored plan's batch results into one run report")
+    merge.add_argument("--from-plan", default=os.environ.get("RUNNER_FROM_PLAN"), metavar="URI", help="the plan (default $RUNNER_FROM_PLAN)")
     commands.add_parser("drift", parents=[common], help="refresh + preview every silo stack; exit 1 if any drifted")
     report = commands.add_parser("report", parents=[common], help="print a stored run report (default: the latest)")
     report.add_argument("run_id", nargs="?", help="run id (default: the latest)")
@@ -140,6 +182,34 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for account in args.allow + args.deny:
         if not (len(account) == 12 and account.isdigit()):
             raise UsageError(f"--allow/--deny {account!r}: not a 12-digit account id; for example: 123456789012")
+    for account in args.account + [a for a in args.force if a != ALL]:
+        if not _is_account_id(account):
+            raise UsageError(f"--account/--force {account!r}: not a 12-digit account id; for example: 123456789012")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size {args.batch_size}: must be 1 or more; for example: 40")
+
+
+def _is_account_id(value: str) -> bool:
+    return len(value) == 12 and value.isdigit()
+
+
+def targeted_accounts(args: argparse.Namespace) -> list[str]:
+    """`--account` ids, else those of $RUNNER_ACCOUNTS (set by the account-event rules).
+
+    An event may name a resource that is not an account (an OU, the root or a policy was tagged):
+    such ids are logged and left out; an id of any other shape is an error.
+    """
+    if args.account:
+        return sorted(set(args.account))
+    found = []
+    for value in filter(None, (part.strip() for part in os.environ.get("RUNNER_ACCOUNTS", "").split(","))):
+        if _is_account_id(value):
+            found.append(value)
+        elif value.startswith(("ou-", "r-", "p-")):
+            log.info("RUNNER_ACCOUNTS names %s, which is not an account: nothing to do for it", value)
+        else:
+            raise UsageError(f"RUNNER_ACCOUNTS {value!r}: not a 12-digit account id; for example: 123456789012")
+    return sorted(set(found))
 
 
 def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients) -> StackOperations:
@@ -172,6 +242,10 @@ class Run:
         self.timings: dict[str, float] = {}
         self.plan: Optional[Plan] = None
         self.results: list[OperationResult] = []
+        self.organizations: Optional[CountingClient] = None
+        self.discovery: Optional[Any] = None
+        self.book: Optional[LedgerBook] = None
+        self.merged: Optional[dict[str, Any]] = None
         self.store = ReportStore(args.report_to, clients.s3 or (lambda: _boto("s3", args)))
 
     def timed(self, name: str, call: Callable[[], Any]) -> Any:
@@ -186,7 +260,16 @@ class Run:
         _check_numbers(args)
         config = _master_config(args)
         runner = config.runner
-        org = self.clients.organizations or _boto("organizations", args)
+        if args.command == "merge-reports":
+            return self._merge_reports()
+        if getattr(args, "from_plan", None):
+            return self._apply_batch(config)
+        accounts = targeted_accounts(args)
+        if not accounts and (args.account or os.environ.get("RUNNER_ACCOUNTS")):
+            log.info("the event named no account: nothing to do")
+            return EXIT_OK
+        self.organizations = CountingClient(self.clients.organizations or _boto("organizations", args))
+        org = self.organizations
         settings = DiscoverySettings(
             silo_ou_id=_silo_ou(args, config),
             opt_out_tag=runner.opt_out_tag,
@@ -194,7 +277,15 @@ class Run:
             allow_accounts=frozenset(runner.allow_accounts + args.allow),
             deny_accounts=frozenset(runner.deny_accounts + args.deny),
         )
-        discovery = self.timed("discovery", lambda: discover(org, settings, self.clients.backoff))
+        book = self.book = LedgerBook(self._ledger(config))
+        self.timed("ledger", book.load)
+        tags = None
+        if book.ledger is not None:
+            tags = TagReads(known=book.verdicts(), named=frozenset(accounts), sweep_hours=runner.tag_sweep_hours, force_sweep=args.tag_sweep)
+        discovery = self.timed(
+            "discovery", lambda: discover(org, settings, self.clients.backoff, tags=tags, concurrency=runner.discovery_concurrency)
+        )
+        self.discovery = discovery
         if args.command == "discover":
             print(discovery_table(discovery.accounts))
             print(f"{len(discovery.accounts)} accounts under {settings.silo_ou_id} ({sum(a.wanted for a in discovery.accounts)} silos)")
@@ -202,22 +293,36 @@ class Run:
 
         template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
         ops = _stack_ops(args, config, self.clients)
-        stacks = self.timed("listStacks", ops.list_stacks)
+        stacks = self.timed("listStacks", lambda: book.stacks(ops))
         found = {a.id for a in discovery.accounts}
         orphans = [s.account_id for s in stacks if s.account_id and s.account_id not in found]
-        outside = self.timed("discovery", lambda: describe_outside(org, orphans, settings, self.clients.backoff))
+        outside = self.timed(
+            "discovery", lambda: describe_outside(org, orphans, settings, self.clients.backoff, concurrency=runner.discovery_concurrency)
+        )
         discovery = with_outside(discovery, outside)
         plan_settings = PlanSettings(
             max_retire_share=runner.max_retire_share if args.max_retire_share is None else args.max_retire_share,
             allow_mass_retire=args.allow_mass_retire,
         )
-        self.plan = build_plan(discovery, stacks, template, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
+        desired = self.timed("versions", lambda: self._desired(ops, config))
+
+        def plan() -> tuple[Plan, dict[str, str]]:
+            whole = build_plan(discovery, stacks, template, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
+            marked, wanted = mark_unchanged(whole, book.entries, desired, args.force)
+            return (restrict_to_accounts(marked, accounts) if accounts else marked), wanted
+
+        self.plan, wanted = self.timed("plan", plan)
+        if accounts:
+            log.info("targeted run for %s: %d operation(s)", ", ".join(accounts), len(self.plan.operations))
+        changes = args.command == "drift" or (args.command == "apply" and not args.dry_run)
+        if changes or (args.command == "plan" and args.plan_json):
+            # The distributed engine's plan step is a run too: its children do not discover again.
+            self.timed("ledger", lambda: book.record_tags(discovery))
         if args.plan_json:
-            args.plan_json.parent.mkdir(parents=True, exist_ok=True)
-            args.plan_json.write_text(yaml.safe_dump(self.plan.to_json()) if args.plan_json.suffix in (".yaml", ".yml") else _json(self.plan.to_json()))
+            self._write_plan(args.plan_json, config)
 
         if args.command == "drift":
-            return self._drift(ops, runner.max_concurrency if args.max_concurrency is None else args.max_concurrency)
+            return self._drift(ops, runner.max_concurrency if args.max_concurrency is None else args.max_concurrency, wanted)
 
         print(plan_table(self.plan))
         if self.plan.held_reason:
@@ -228,22 +333,105 @@ class Run:
 
         self.results = self.timed(
             "execution",
-            lambda: execute(
-                self.plan.operations,
-                ops,
-                self._execution_settings(runner.max_concurrency, runner.failure_tolerance),
-                self._save_export,
-                revoke_partners=PartnerRevoker(self.clients.iam_for or self._assume_deploy_role(config, template)),
-            ),
+            lambda: self._run_operations(list(self.plan.operations), ops, wanted, config, template, runner.max_concurrency, runner.failure_tolerance),
         )
+        return self._summarise(self.plan.held_reason)
+
+    def _summarise(self, held_reason: str) -> int:
         print()
         print(summary_table(self.results))
         failed = [r for r in self.results if r.result is Result.FAILED]
         if failed:
             log.error("%d operation(s) failed: %s", len(failed), ", ".join(r.operation.stack for r in failed))
-        if self.plan.held_reason:
-            log.error("retirements were held and need a person: %s", self.plan.held_reason)
-        return EXIT_FAILED if failed or self.plan.held_reason or any(r.result is Result.SKIPPED for r in self.results) else EXIT_OK
+        if held_reason:
+            log.error("retirements were held and need a person: %s", held_reason)
+        return EXIT_FAILED if failed or held_reason or any(r.result is Result.SKIPPED for r in self.results) else EXIT_OK
+
+    def _ledger(self, config: MasterConfig) -> Optional[Ledger]:
+        location = self.args.ledger or f"{self.args.report_to.rstrip('/')}/ledger"
+        if location == "off":
+            log.warning("--ledger off: nothing is skipped, every account's tags are read, silo names are read per stack")
+            return None
+        key = self.args.ledger_kms_key or f"alias/{config.name_prefix}-master"
+        return Ledger(location, s3_client=self.clients.s3 or (lambda: _boto("s3", self.args)), kms_key_id=key if location.startswith("s3://") else None)
+
+    def _desired(self, ops: StackOperations, config: MasterConfig) -> DesiredState:
+        """What every stack of this run is deployed from: the bundle, the CLI and plugin versions, the master's config."""
+        project = self.args.project_dir
+        if hasattr(ops, "versions"):
+            versions = ops.versions()
+            cli, plugins = versions.cli, versions.plugins
+        else:  # a file backend read without the CLI: the pinned versions (a plan only predicts)
+            cli, plugins = declared_versions(config.runner.pulumi_version, project / "requirements-runtime.txt")
+        master_file = self.args.master_config or project / "Pulumi.master.yaml"
+        # Silo stacks read master outputs through a StackReference; the master's config is what
+        # changes them between two bundles, so it is part of every silo's desired state.
+        upstream = {"masterConfig": content_digest(yaml.safe_load(master_file.read_text()))}
+        return DesiredState(bundle=bundle_digest(project), cli_version=cli, plugins=plugins, upstream=upstream)
+
+    def _run_operations(self, operations: list[PlannedOperation], ops: StackOperations, wanted: dict[str, str], config: MasterConfig,
+                        template: dict[str, Any], concurrency: int, tolerance: int) -> list[OperationResult]:
+        ledger = self.book.ledger if self.book else None
+        recorder = RecordingOperations(ops, ledger, {op.stack: op for op in operations}, wanted) if ledger else None
+        results = execute(
+            operations,
+            recorder or ops,
+            self._execution_settings(concurrency, tolerance),
+            self._save_export,
+            revoke_partners=PartnerRevoker(self.clients.iam_for or self._assume_deploy_role(config, template)),
+        )
+        return coalesced_results(results, recorder)
+
+    def _write_plan(self, where: str, config: MasterConfig) -> None:
+        assert self.plan is not None
+        if where.endswith((".yaml", ".yml")):
+            path = Path(where)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(self.plan.to_json()))
+            return
+        location, name = split_location(where)
+        batch_size = self.args.batch_size or config.runner.batch_size
+        write_plan(ReportStore(location, self.clients.s3 or (lambda: _boto("s3", self.args))), name, self.plan, self.run_id, batch_size)
+
+    def _plan_store(self) -> tuple[ReportStore, dict[str, Any]]:
+        location, name = split_location(self.args.from_plan)
+        store = ReportStore(location, self.clients.s3 or (lambda: _boto("s3", self.args)))
+        return store, read_plan(store, name)
+
+    def _apply_batch(self, config: MasterConfig) -> int:
+        """One child of the distributed engine: a batch of a stored plan, through the same executor."""
+        args = self.args
+        store, document = self._plan_store()
+        index, operations = select_batch(document, batch=args.batch, items=args.items)
+        log.info("batch %d of plan %s: %d operation(s)", index, args.from_plan, len(operations))
+        template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
+        ops = _stack_ops(args, config, self.clients)
+        self.book = LedgerBook(self._ledger(config))
+        desired = self.timed("versions", lambda: self._desired(ops, config))
+        # What this build deploys is what it records: its own bundle and versions, the plan's configs.
+        wanted = {op.stack: desired.of(op) for op in operations if desired.of(op)}
+        self.results = self.timed(
+            "execution",
+            lambda: self._run_operations(operations, ops, wanted, config, template, config.runner.max_concurrency, config.runner.failure_tolerance),
+        )
+        write_batch_results(store, document, index, self.results, self.timings, os.environ.get("CODEBUILD_BUILD_ID", ""))
+        return self._summarise("")
+
+    def _merge_reports(self) -> int:
+        if not self.args.from_plan:
+            raise UsageError("merge-reports needs --from-plan URI (or $RUNNER_FROM_PLAN); for example: s3://my-state-bucket/runner-plans/run-1/plan.json")
+        store, document = self._plan_store()
+        report = merge_reports(store, document)
+        self.merged = report
+        where = self.store.put_json(f"{report['runId']}/report.json", report)
+        rows = [(r["accountId"], r["accountName"], r["action"], r["result"], r["error"][:100]) for r in report["results"]]
+        print(table(("account", "name", "action", "result", "error"), rows) if rows else "no operations")
+        print(", ".join(f"{n} {result}" for result, n in report["counts"].items() if n) or "nothing ran")
+        for batch in report["batches"]:
+            if batch["problem"]:
+                log.error("batch %d: %s", batch["batch"], batch["problem"])
+        log.info("merged report of run %s written to %s", report["runId"], where)
+        return report["exitCode"]
 
     def _execution_settings(self, concurrency: int, tolerance: int) -> ExecutionSettings:
         args = self.args
@@ -262,16 +450,19 @@ class Run:
     def _save_export(self, stack: str, state: dict[str, Any]) -> str:
         return self.store.put_json(f"{self.run_id}/exports/{stack}.json", state)
 
-    def _drift(self, ops: StackOperations, concurrency: int) -> int:
+    def _drift(self, ops: StackOperations, concurrency: int, wanted: dict[str, str]) -> int:
         assert self.plan is not None
+        # Unchanged stacks too: a drift check is what keeps their skip honest.
         checks = [
-            replace(op, action=Action.DRIFT, reason="refresh + preview")
+            replace(op, action=Action.DRIFT, reason="refresh + preview", unchanged="")
             for op in self.plan.operations
             if op.action is Action.UPDATE
         ]
         # A drift check changes nothing, so one failure is no reason to stop checking the others.
         settings = replace(self._execution_settings(concurrency, 0), failure_tolerance=len(checks))
-        self.results = self.timed("execution", lambda: execute(checks, ops, settings, self._save_export))
+        ledger = self.book.ledger if self.book else None
+        recording = RecordingOperations(ops, ledger, {op.stack: op for op in checks}, wanted) if ledger else ops
+        self.results = self.timed("execution", lambda: execute(checks, recording, settings, self._save_export))
         print(drift_table(self.results))
         drifted = [r for r in self.results if r.result is Result.DRIFTED]
         failed = [r for r in self.results if r.result is Result.FAILED]
@@ -280,7 +471,13 @@ class Run:
 
     def write_report(self, exit_code: int, error: str = "") -> Optional[str]:
         options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
+        if self.merged is not None:
+            return None  # merge-reports wrote the merged report under the plan's run id
         report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error)
+        if self.organizations is not None:
+            report["organizationsCalls"] = dict(sorted(self.organizations.counts.items()))
+        if self.discovery is not None:
+            report["tags"] = {"read": len(self.discovery.tags_read), "sweep": self.discovery.tag_sweep}
         try:
             where = self.store.put_json(f"{self.run_id}/report.json", report)
         except Exception as exc:  # noqa: BLE001 - the run's outcome stands even when its report cannot be stored

@@ -146,7 +146,7 @@ def execute(
     progress: Optional[Progress] = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[OperationResult]:
-    """Runs every operation that is not held; returns one result per operation, in plan order.
+    """Runs every operation that is neither held nor unchanged; returns one result per operation, in plan order.
 
     `revoke_partners` runs before every retire-destroy's `destroy`; without it retire-destroys fail.
     """
@@ -156,6 +156,8 @@ def execute(
     for op in operations:
         if op.held:
             results[op.stack] = OperationResult(op, Result.SKIPPED, error=f"held: {op.held}")
+        elif op.unchanged:
+            results[op.stack] = OperationResult(op, Result.UNCHANGED, error=op.unchanged)
         else:
             pending.append(_Queued(op))
     progress = progress or Progress(total=len(pending))

@@ -19,6 +19,7 @@ stack named by `--force`, nor any stack under `--force` alone. Retirements do no
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
@@ -93,3 +94,19 @@ def coalesced(entry: Optional[LedgerEntry], wanted: str) -> str:
     if entry is None or not wanted or not entry.skip_reason(wanted):
         return ""
     return f"coalesced: another run deployed this state at {entry.deployed_at}"
+
+
+def declared_versions(cli_version: str, requirements: Path) -> tuple[str, dict[str, str]]:
+    """The versions pinned in the project (for `plan --stacks-from`, where no CLI can be asked).
+
+    The CLI is the one the builds install (`runner.pulumiVersion`); each `pulumi-<name>` SDK pinned
+    in `requirements` stands for its resource plugin of the same version (`pulumi-aws==7.51.1` →
+    `aws: 7.51.1`). A deployment through the CLI records what `pulumi plugin ls` reports, so a plan
+    from a file backend predicts the skip; it changes nothing either way.
+    """
+    plugins = {}
+    for line in requirements.read_text().splitlines() if requirements.is_file() else []:
+        name, _, version = line.split("#", 1)[0].strip().partition("==")
+        if name.startswith("pulumi-") and version:
+            plugins[name[len("pulumi-"):]] = version.strip()
+    return cli_version, plugins
