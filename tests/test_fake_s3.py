@@ -12,9 +12,9 @@ from runner.ledger import Ledger, LedgerEntry
 from runner.report import ReportStore
 
 
-def exercise(client) -> tuple:
+def exercise(client, entries: int = 30) -> tuple:
     ledger = Ledger("s3://state/runner/ledger", s3_client=lambda: client, kms_key_id="arn:aws:kms:eu-west-1:111111111111:key/k")
-    for n in range(1, 1006):  # more than one ListObjectsV2 page
+    for n in range(1, entries + 1):
         ledger.put(LedgerEntry(stack=f"silo-{n:012d}", account_id=f"{n:012d}", result="succeeded", fingerprint="sha256:f"))
     client.put_object(Bucket="state", Key="runner/ledger/silo-999999999999.json", Body=b"garbage")
     ledger.delete("silo-000000000002")
@@ -38,7 +38,17 @@ def test_the_fake_answers_the_ledger_as_moto_does():
         expected = exercise(s3)
     fake = FakeS3()
     assert exercise(fake) == expected
-    assert expected[0] == 1005  # 1,004 entries left plus the garbage one, listed across two pages
+    assert expected[0] == 30  # 29 entries left plus the garbage one
+
+
+def test_the_fake_pages_listings_as_s3_does(monkeypatch):
+    import offline.fake_s3
+
+    monkeypatch.setattr(offline.fake_s3, "LIST_PAGE", 7)  # S3 pages 1,000 keys; a smaller page shows the same paging
+    fake = FakeS3()
+    assert exercise(fake, entries=30)[0] == 30
+    pages = list(fake.get_paginator("list_objects_v2").paginate(Bucket="state", Prefix="runner/ledger/"))
+    assert [p["KeyCount"] for p in pages] == [7, 7, 7, 7, 2] and [p["IsTruncated"] for p in pages] == [True] * 4 + [False]
 
 
 def test_the_fake_refuses_what_botocore_refuses_and_counts_requests():
