@@ -82,7 +82,9 @@ phases:
       - aws configure set profile.master.role_arn "$MASTER_DEPLOY_ROLE_ARN"
       - aws configure set profile.master.credential_source EcsContainer
       - AWS_PROFILE=master pulumi up -s master --yes --non-interactive
-      - python -m runner apply
+      # Reports and retired stacks' state exports go to the state bucket (exports SSE-KMS with the
+      # master key, s3://$STATE_BUCKET/runner-exports): the build container does not outlive the build.
+      - python -m runner apply --backend-url "s3://$STATE_BUCKET" --report-to "s3://$STATE_BUCKET/runner-reports"
 """
 
 
@@ -288,6 +290,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ],
             {
                 "STATE_BUCKET": args.state_bucket,
+                # The runner's exports and reports: encrypted with, and checked against, the master key.
+                "RUNNER_EXPORTS_KMS_KEY": args.kms_key_arn,
                 "MASTER_DEPLOY_ROLE_ARN": master_deploy_role_arn,
                 "PULUMI_VERSION": args.pulumi_version,
                 "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,

@@ -193,6 +193,8 @@ class RunnerTriggers(pulumi.ComponentResource):
                         "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,
                         "PULUMI_BACKEND_URL": backend_url,
                         "RUNNER_REPORT_TO": pulumi.Output.concat("s3://", args.state_bucket, "/runner-reports"),
+                        # Exports and reports are encrypted with, and checked against, this exact key.
+                        "RUNNER_EXPORTS_KMS_KEY": args.key_arn,
                         "PULUMI_SECRETS_PROVIDER": args.secrets_provider,
                         "AWS_REGION": account.region,
                     }.items()

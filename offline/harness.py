@@ -105,6 +105,8 @@ class Recording:
     outputs: dict[str, Any]
     registered_outputs: list[str] = field(default_factory=list)
     """URNs of the components that called `register_outputs`, once per call."""
+    generic_arn_types: set[str] = field(default_factory=set)
+    """Resource types the mocks gave a made-up ARN (no real format known in `_ARN_FORMATS`)."""
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -150,19 +152,72 @@ def _arn(service: str, region: str, account: str, resource: str, partition: str 
     return f"arn:{partition}:{service}:{region}:{account}:{resource}"
 
 
-# Types whose ARN does not follow `arn:<partition>:<token module>:<region>:<account>:<name>`:
-# type -> (ARN service, resource part with {} for the name, input holding the physical name).
-_ARN_FORMATS = {
-    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": ("firehose", "deliverystream/{}", "name"),
-    "aws:sfn/stateMachine:StateMachine": ("states", "stateMachine:{}", "name"),
-    "aws:redshiftserverless/workgroup:Workgroup": ("redshift-serverless", "workgroup/{}-id", "workgroupName"),
-    "aws:redshiftserverless/namespace:Namespace": ("redshift-serverless", "namespace/{}-id", "namespaceName"),
-    "aws:sns/topic:Topic": ("sns", "{}", "name"),
-    "aws:glue/crawler:Crawler": ("glue", "crawler/{}", "name"),
-    "aws:glue/job:Job": ("glue", "job/{}", "name"),
-    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:{}", "name"),
-    "aws:athena/workgroup:Workgroup": ("athena", "workgroup/{}", "name"),
+def _short_id(prefix: str, name: str, length: int = 17) -> str:
+    return prefix + hashlib.sha256(name.encode()).hexdigest()[:length]
+
+
+def _ssm_parameter(inputs: Mapping[str, Any], name: str) -> str:
+    physical = str(inputs.get("name") or name)
+    return f"parameter{physical}" if physical.startswith("/") else f"parameter/{physical}"
+
+
+# The ARN every resource type the programs create has on AWS (the resource part, after
+# `arn:aws:<service>:<region>:<account>:`): type -> (service, regional, with account, resource
+# part from (logical name, inputs)). Policies are linted against AWS's ARN formats
+# (offline/iam_lint.py), so a made-up ARN here would hide a real mismatch or invent one.
+_ARN_FORMATS: dict[str, tuple[str, bool, bool, Callable[[str, Mapping[str, Any]], str]]] = {
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": ("firehose", True, True, lambda n, i: f"deliverystream/{i.get('name') or n}"),
+    "aws:sfn/stateMachine:StateMachine": ("states", True, True, lambda n, i: f"stateMachine:{i.get('name') or n}"),
+    "aws:redshiftserverless/workgroup:Workgroup": ("redshift-serverless", True, True, lambda n, i: f"workgroup/{uuid.uuid5(uuid.NAMESPACE_URL, n)}"),
+    "aws:redshiftserverless/namespace:Namespace": ("redshift-serverless", True, True, lambda n, i: f"namespace/{uuid.uuid5(uuid.NAMESPACE_URL, n)}"),
+    "aws:sns/topic:Topic": ("sns", True, True, lambda n, i: str(i.get("name") or n)),
+    "aws:glue/crawler:Crawler": ("glue", True, True, lambda n, i: f"crawler/{i.get('name') or n}"),
+    "aws:glue/job:Job": ("glue", True, True, lambda n, i: f"job/{i.get('name') or n}"),
+    "aws:glue/catalogDatabase:CatalogDatabase": ("glue", True, True, lambda n, i: f"database/{i.get('name') or n}"),
+    "aws:glue/catalogTable:CatalogTable": ("glue", True, True, lambda n, i: f"table/{i.get('databaseName')}/{i.get('name') or n}"),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs", True, True, lambda n, i: f"log-group:{i.get('name') or n}"),
+    "aws:cloudwatch/logStream:LogStream": ("logs", True, True, lambda n, i: f"log-group:{i.get('logGroupName')}:log-stream:{i.get('name') or n}"),
+    "aws:cloudwatch/eventRule:EventRule": ("events", True, True, lambda n, i: (
+        f"rule/{i['eventBusName']}/{i.get('name') or n}" if i.get("eventBusName") not in (None, "default") else f"rule/{i.get('name') or n}"
+    )),
+    "aws:athena/workgroup:Workgroup": ("athena", True, True, lambda n, i: f"workgroup/{i.get('name') or n}"),
+    "aws:athena/dataCatalog:DataCatalog": ("athena", True, True, lambda n, i: f"datacatalog/{i.get('name') or n}"),
+    "aws:lambda/function:Function": ("lambda", True, True, lambda n, i: f"function:{i.get('name') or n}"),
+    "aws:iam/policy:Policy": ("iam", False, True, lambda n, i: f"policy{i.get('path') or '/'}{i.get('name') or n}"),
+    "aws:iam/role:Role": ("iam", False, True, lambda n, i: f"role{i.get('path') or '/'}{i.get('name') or n}"),
+    "aws:ssm/parameter:Parameter": ("ssm", True, True, lambda n, i: _ssm_parameter(i, n)),
+    "aws:ec2/securityGroup:SecurityGroup": ("ec2", True, True, lambda n, i: f"security-group/{_short_id('sg-', n)}"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("ec2", True, True, lambda n, i: f"vpc-endpoint/{_short_id('vpce-', n)}"),
+    "aws:cognito/userPool:UserPool": ("cognito-idp", True, True, lambda n, i: f"userpool/{REGION}_{_short_id('', n, 9)}"),
+    "aws:cloudfront/function:Function": ("cloudfront", False, True, lambda n, i: f"function/{i.get('name') or n}"),
+    "aws:cloudfront/originAccessControl:OriginAccessControl": ("cloudfront", False, True, lambda n, i: f"origin-access-control/{_short_id('E', n, 13).upper()}"),
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": ("cloudfront", False, True, lambda n, i: f"response-headers-policy/{uuid.uuid5(uuid.NAMESPACE_URL, n)}"),
+    "aws:codebuild/project:Project": ("codebuild", True, True, lambda n, i: f"project/{i.get('name') or n}"),
+    "aws:codepipeline/pipeline:Pipeline": ("codepipeline", True, True, lambda n, i: str(i.get("name") or n)),
+    "aws:codestarconnections/connection:Connection": ("codestar-connections", True, True, lambda n, i: f"connection/{uuid.uuid5(uuid.NAMESPACE_URL, n)}"),
+    "aws:codestarnotifications/notificationRule:NotificationRule": ("codestar-notifications", True, True, lambda n, i: f"notificationrule/{_short_id('', n, 40)}"),
+    "aws:apigateway/authorizer:Authorizer": ("apigateway", True, False, lambda n, i: f"/restapis/{i.get('restApi')}/authorizers/{n}-id"),
+    "aws:apigateway/apiKey:ApiKey": ("apigateway", True, False, lambda n, i: f"/apikeys/{n}-id"),
+    "aws:apigateway/usagePlan:UsagePlan": ("apigateway", True, False, lambda n, i: f"/usageplans/{n}-id"),
+    "aws:quicksight/dataSource:DataSource": ("quicksight", True, True, lambda n, i: f"datasource/{i.get('dataSourceId') or n}"),
+    "aws:s3/bucketObjectv2:BucketObjectv2": ("s3", False, False, lambda n, i: f"{i.get('bucket')}/{i.get('key')}"),
 }
+
+
+def _has_arn_output(typ: str) -> bool:
+    """Whether pulumi-aws gives resources of `typ` an `arn` output (an Integration, a BucketPolicy... have none)."""
+    import importlib
+
+    if not typ.startswith("aws:"):
+        return False  # components (datalake:*, awsx) get their outputs from Python, not from AWS
+    _, module, class_name = typ.split(":")
+    module = module.split("/")[0]
+    module = {"lambda": "lambda_", "index": ""}.get(module, module)
+    try:
+        cls = getattr(importlib.import_module("pulumi_aws" + (f".{module}" if module else "")), class_name)
+    except (ImportError, AttributeError):
+        return True
+    return isinstance(getattr(cls, "arn", None), property)
 
 
 class DatalakeMocks(pulumi.runtime.Mocks):
@@ -198,6 +253,8 @@ class DatalakeMocks(pulumi.runtime.Mocks):
         self.stack_outputs = {self._qualified(name): dict(outputs) for name, outputs in stack_outputs.items()}
         self.invokes = dict(invokes)
         self.component_outputs = component_outputs
+        self.generic_arn_types: set[str] = set()
+        """Types answered with a made-up `arn:<partition>:<module>:...` because `_ARN_FORMATS` lacks them."""
 
     def _qualified(self, reference: str) -> str:
         """The stack `reference` names, fully qualified, or the backend's refusal."""
@@ -248,9 +305,11 @@ class DatalakeMocks(pulumi.runtime.Mocks):
             )
         elif typ == "aws:apigateway/stage:Stage":
             stage = inputs.get("stageName", name)
+            api = inputs.get("restApi", "api")
             state.update(
-                invokeUrl=f"https://{inputs.get('restApi', 'api')}.execute-api.{region}.{suffix}/{stage}",
-                arn=arn("apigateway", region, account, inputs.get("name") if isinstance(inputs.get("name"), str) else name),
+                invokeUrl=f"https://{api}.execute-api.{region}.{suffix}/{stage}",
+                arn=arn("apigateway", region, "", f"/restapis/{api}/stages/{stage}"),
+                executionArn=arn("execute-api", region, account, f"{api}/{stage}"),
             )
         elif typ == "aws:transfer/server:Server":
             resource_id = "s-" + hashlib.sha256(name.encode()).hexdigest()[:17]
@@ -258,24 +317,34 @@ class DatalakeMocks(pulumi.runtime.Mocks):
                 endpoint=f"{resource_id}.server.transfer.{region}.{suffix}",
                 arn=arn("transfer", region, account, f"server/{resource_id}"),
             )
-        elif typ == "aws:iam/role:Role":
-            role_name = inputs.get("name", name)
-            state.update(name=role_name, arn=f"arn:{partition}:iam::{account}:role/{role_name}")
-        elif typ == "aws:codestarconnections/connection:Connection":
-            # Real connection ARNs: `codestar-connections` service, `connection/<uuid>` resource.
-            connection_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
-            state.update(arn=arn("codestar-connections", region, account, f"connection/{connection_id}"), connectionStatus="PENDING")
-        elif typ == "aws:codebuild/project:Project":
-            state["arn"] = arn("codebuild", region, account, f"project/{inputs.get('name', name)}")
         elif typ == "aws:apigateway/restApi:RestApi":
-            state.update(rootResourceId=f"{name}-root", arn=arn("apigateway", region, "", f"/restapis/{name}-id"))
+            state.update(
+                rootResourceId=f"{name}-root",
+                arn=arn("apigateway", region, "", f"/restapis/{resource_id}"),
+                executionArn=arn("execute-api", region, account, resource_id),
+            )
         elif typ in _ARN_FORMATS:
-            service, pattern, name_key = _ARN_FORMATS[typ]
-            state.setdefault("arn", arn(service, region, account, pattern.format(inputs.get(name_key) or name)))
-        else:
+            service, regional, with_account, resource_part = _ARN_FORMATS[typ]
+            arn_value = arn(service, region if regional else "", account if with_account else "", resource_part(name, inputs))
+            state.setdefault("arn", arn_value)
+            if typ == "aws:iam/role:Role":
+                state["name"] = inputs.get("name", name)
+            elif typ == "aws:iam/policy:Policy":
+                resource_id = arn_value  # IAM identifies managed policies by ARN
+            elif typ == "aws:lambda/function:Function":
+                state.setdefault("name", inputs.get("name", name))
+                state["invokeArn"] = f"arn:{partition}:apigateway:{region}:lambda:path/2015-03-31/functions/{arn_value}/invocations"
+                state["qualifiedArn"] = f"{arn_value}:$LATEST"
+            elif typ == "aws:codestarconnections/connection:Connection":
+                state["connectionStatus"] = "PENDING"
+        elif _has_arn_output(typ):
+            # Not in the table: the generic `arn:<partition>:<module>:<region>:<account>:<name>`, which
+            # tests/test_iam_lint.py reports (`Recording.generic_arn_types`), so every type gets its real format.
             service = typ.split(":")[1].split("/")[0]
             physical = inputs.get("name") if isinstance(inputs.get("name"), str) else name
-            state.setdefault("arn", arn(service, region, account, physical))
+            if "arn" not in state:
+                self.generic_arn_types.add(typ)
+                state["arn"] = arn(service, region, account, physical)
         state.setdefault("id", resource_id)
         return resource_id, state
 
@@ -499,4 +568,9 @@ def run_program(
         except BaseException:
             _drain_failed_run()
             raise
-    return Recording(resources=monitor.recorded, outputs=outputs, registered_outputs=monitor.registered_outputs)
+    return Recording(
+        resources=monitor.recorded,
+        outputs=outputs,
+        registered_outputs=monitor.registered_outputs,
+        generic_arn_types=set(mocks.generic_arn_types),
+    )

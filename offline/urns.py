@@ -451,9 +451,15 @@ def read_snapshot(configuration: Configuration) -> dict[str, bool]:
 
 
 @functools.cache
+def recording_of(name: str) -> Recording:
+    """The configuration's program evaluated once per process (the URN and IAM-lint tests share it)."""
+    return CONFIGURATIONS_BY_NAME[name].evaluate()
+
+
+@functools.cache
 def current_registrations(name: str) -> tuple[Registration, ...]:
     """The configuration's registrations, evaluated once per process (the tests share them)."""
-    return tuple(registrations(CONFIGURATIONS_BY_NAME[name].evaluate()))
+    return tuple(registrations(recording_of(name)))
 
 
 def check(configurations: Sequence[Configuration] = CONFIGURATIONS) -> list[UrnChange]:

@@ -37,8 +37,8 @@ from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template, restrict_to_accounts
 from .unchanged import ALL, DesiredState, declared_versions, mark_unchanged
 from .restore import add_parser as add_restore_parser
-from .report import ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
-from .stack_ops import AutomationStackOperations, FileBackendStacks, StackOperations
+from .report import NotStoredError, ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
+from .stack_ops import AutomationStackOperations, FileBackendStacks, OperationTimeouts, StackOperations
 
 log = logging.getLogger("runner")
 
@@ -102,8 +102,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--tag-sweep", action="store_true", help="read every account's tags this run (default: new and named accounts, and daily)")
     common.add_argument("--report-to", default=os.environ.get("RUNNER_REPORT_TO", "out/runner"), help="local directory or s3://bucket/prefix for run reports (default out/runner)")
+    common.add_argument(
+        "--exports-to",
+        default=os.environ.get("RUNNER_EXPORTS_TO"),
+        help="where retired stacks' state exports are stored before the stack is removed (default $RUNNER_EXPORTS_TO, "
+        "else s3://<backend bucket>/runner-exports, else <file backend dir>/runner-exports)",
+    )
+    common.add_argument(
+        "--exports-kms-key",
+        default=os.environ.get("RUNNER_EXPORTS_KMS_KEY"),
+        help="KMS key of state exports and S3 reports (default $RUNNER_EXPORTS_KMS_KEY, else the master key alias/<namePrefix>-master)",
+    )
     common.add_argument("--log-dir", type=Path, default=Path(os.environ.get("RUNNER_LOG_DIR", "out/runner/logs")), help="directory of per-operation logs")
     common.add_argument("--lock-retry-seconds", type=float, default=30.0, help="first delay before retrying a locked stack (default 30)")
+    common.add_argument(
+        "--operation-timeout",
+        type=float,
+        default=float(os.environ.get("RUNNER_OPERATION_TIMEOUT_MINUTES", 45)),
+        metavar="MINUTES",
+        help="minutes one stack's up, destroy or drift check may run before its pulumi process is stopped and it fails "
+        "(default $RUNNER_OPERATION_TIMEOUT_MINUTES or 45); other CLI calls get at most 10",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     parser = _Parser(prog="python -m runner", description="Reconcile one Pulumi silo stack per account of the silo OU.")
@@ -157,8 +176,9 @@ def _master_config(args: argparse.Namespace) -> MasterConfig:
         raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except FileNotFoundError:
         raise UsageError(f"master stack file {path} does not exist; pass --master-config") from None
-    # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket).
-    config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(args.backend_url))
+    # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket;
+    # `bootstrap` has no --backend-url: it creates that bucket).
+    config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(getattr(args, "backend_url", None)))
     if not isinstance(config, MasterConfig):
         raise UsageError(f"{path} is not a master stack file (datalake:kind is {config.kind!r})")
     return config
@@ -179,6 +199,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--failure-tolerance {args.failure_tolerance}: must be 0 or more; for example: 3")
     if args.max_retire_share is not None and not 0 <= args.max_retire_share <= 1:
         raise UsageError(f"--max-retire-share {args.max_retire_share}: must be between 0 and 1; for example: 0.2")
+    if not 0 < args.operation_timeout <= 24 * 60:
+        raise UsageError(f"--operation-timeout {args.operation_timeout:g}: must be more than 0 and at most 1440 minutes; for example: 45")
     for account in args.allow + args.deny:
         if not (len(account) == 12 and account.isdigit()):
             raise UsageError(f"--allow/--deny {account!r}: not a 12-digit account id; for example: 123456789012")
@@ -220,11 +242,35 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
             raise UsageError("--stacks-from only reads stacks; apply and drift need the pulumi CLI (or use apply --dry-run)")
         return FileBackendStacks(args.stacks_from)
     runner = config.runner
-    backend = args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
+    backend = _backend_url(args, config)
     secrets_provider = args.secrets_provider or config.runner_secrets_provider()
+    update_seconds = args.operation_timeout * 60
+    timeouts = OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
     return AutomationStackOperations(
-        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org
+        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts
     )
+
+
+def _backend_url(args: argparse.Namespace, config: MasterConfig) -> Optional[str]:
+    """`--backend-url` / `$PULUMI_BACKEND_URL`, else the `runner.stateBucket` backend, else None (the CLI's login)."""
+    runner = config.runner
+    return args.backend_url or (f"s3://{runner.state_bucket}?region={config.region}" if runner.state_bucket else None)
+
+
+EXPORTS_PREFIX = "runner-exports"
+
+
+def exports_location(args: argparse.Namespace, config: MasterConfig) -> Optional[str]:
+    """Where state exports go: `--exports-to`, else beside the backend's state (its bucket or directory)."""
+    if args.exports_to:
+        return str(args.exports_to)
+    backend = _backend_url(args, config) or ""
+    if backend.startswith("s3://"):
+        bucket = backend[len("s3://"):].split("?", 1)[0].split("/", 1)[0]
+        return f"s3://{bucket}/{EXPORTS_PREFIX}" if bucket else None
+    if backend.startswith("file://"):
+        return str(Path(backend[len("file://"):].split("?", 1)[0]) / EXPORTS_PREFIX)
+    return None
 
 
 def new_run_id() -> str:
@@ -246,7 +292,10 @@ class Run:
         self.discovery: Optional[Any] = None
         self.book: Optional[LedgerBook] = None
         self.merged: Optional[dict[str, Any]] = None
-        self.store = ReportStore(args.report_to, clients.s3 or (lambda: _boto("s3", args)))
+        self._s3 = clients.s3 or (lambda: _boto("s3", args))
+        self.store = ReportStore(args.report_to, self._s3, args.exports_kms_key)
+        self.exports: Optional[ReportStore] = None
+        """Where this run's state exports go; None when no durable place is known (retirements then fail)."""
 
     def timed(self, name: str, call: Callable[[], Any]) -> Any:
         started = time.perf_counter()
@@ -260,6 +309,11 @@ class Run:
         _check_numbers(args)
         config = _master_config(args)
         runner = config.runner
+        kms_key = args.exports_kms_key or f"alias/{config.name_prefix}-master"
+        self.store.kms_key_id = kms_key
+        location = exports_location(args, config)
+        if location:
+            self.exports = ReportStore(location, self._s3, kms_key)
         if args.command == "merge-reports":
             return self._merge_reports()
         if getattr(args, "from_plan", None):
@@ -303,6 +357,8 @@ class Run:
         plan_settings = PlanSettings(
             max_retire_share=runner.max_retire_share if args.max_retire_share is None else args.max_retire_share,
             allow_mass_retire=args.allow_mass_retire,
+            allow_accounts=settings.allow_accounts,
+            deny_accounts=settings.deny_accounts,
         )
         desired = self.timed("versions", lambda: self._desired(ops, config))
 
@@ -448,7 +504,18 @@ class Run:
         return AssumedRoleIam(role_name=str(role), region=self.args.region, endpoint_url=self.args.endpoint_url)
 
     def _save_export(self, stack: str, state: dict[str, Any]) -> str:
-        return self.store.put_json(f"{self.run_id}/exports/{stack}.json", state)
+        """Stores a retiring stack's state durably or raises, and then the stack is not removed."""
+        if self.exports is None:
+            line = (
+                "stack not removed: no durable place for its state export; pass --exports-to s3://<state bucket>/runner-exports "
+                "or --backend-url s3://<state bucket>"
+            )
+            raise StackOperationError(f"{stack}: {line}", line)
+        try:
+            return self.exports.put_durable_json(f"{self.run_id}/{stack}.json", state)
+        except NotStoredError as exc:
+            line = f"stack not removed: its state export was not stored: {exc}"
+            raise StackOperationError(f"{stack}: {line}", line) from exc
 
     def _drift(self, ops: StackOperations, concurrency: int, wanted: dict[str, str]) -> int:
         assert self.plan is not None
@@ -473,7 +540,8 @@ class Run:
         options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
         if self.merged is not None:
             return None  # merge-reports wrote the merged report under the plan's run id
-        report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error)
+        exports_to = self.exports.location if self.exports else None
+        report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error, exports_to)
         if self.organizations is not None:
             report["organizationsCalls"] = dict(sorted(self.organizations.counts.items()))
         if self.discovery is not None:

@@ -39,7 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from components.errors import DiscoveryError
 
-from .model import Account, Discovery
+from .model import Account, Discovery, exclusion
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +168,7 @@ def _opted_out(client: Any, account_id: str, settings: DiscoverySettings, backof
 
 
 def _exclusion(account_id: str, settings: DiscoverySettings) -> str:
-    if account_id in settings.deny_accounts:
-        return "in the deny-list"
-    if settings.allow_accounts and account_id not in settings.allow_accounts:
-        return "not in the allow-list"
-    return ""
+    return exclusion(account_id, settings.allow_accounts, settings.deny_accounts)
 
 
 @dataclass(frozen=True)

@@ -76,11 +76,23 @@ def _tags(op: PlannedOperation) -> dict[str, str]:
 
 @dataclass
 class Outcome:
-    """What one operation did: resources changed, drift lines, notes for the report."""
+    """What one operation did: resources changed, drift lines, notes for the report.
+
+    Kept across the lock retries of one operation: `steps` names the side effects already done
+    (stack created, config written, state exported, partners revoked), so a retry after a locked
+    `up`, `destroy` or `remove` resumes at the step that met the lock instead of repeating them.
+    """
 
     changed: int = 0
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    steps: set[str] = field(default_factory=set)
+
+    def once(self, step: str, call: Callable[[], Any]) -> None:
+        """Runs `call` unless `step` already succeeded in an earlier attempt."""
+        if step not in self.steps:
+            call()
+            self.steps.add(step)
 
 
 def perform(
@@ -91,14 +103,19 @@ def perform(
     revoke_partners: Optional[RevokePartners] = None,
     done: Optional[Outcome] = None,
 ) -> Outcome:
-    """Runs one operation, filling in `done` as it goes (so a failure keeps what already happened). Raises on failure."""
+    """Runs one operation, filling in `done` as it goes (so a failure keeps what already happened). Raises on failure.
+
+    Given the `done` of an earlier attempt, steps it records are not run again.
+    """
     done = done if done is not None else Outcome()
     out.write(f"# {op.action.value} {op.stack} ({op.account_name or 'unknown'}): {op.reason}\n")
+    if done.steps:
+        out.write(f"# resuming; already done: {', '.join(sorted(done.steps))}\n")
     if op.action is Action.CREATE:
-        ops.create_stack(op.stack, _tags(op))
+        done.once("create", lambda: ops.create_stack(op.stack, _tags(op)))
     if op.action in (Action.CREATE, Action.UPDATE, Action.DRIFT):
         assert op.config is not None, f"{op.stack}: {op.action.value} needs a config"
-        ops.set_config(op.stack, op.config)
+        done.once("config", lambda: ops.set_config(op.stack, op.config))
     if op.action in (Action.CREATE, Action.UPDATE):
         done.changed = ops.up(op.stack, out)
         return done
@@ -109,13 +126,22 @@ def perform(
     if op.action is Action.RETIRE_DESTROY and revoke_partners is None:
         # Fail closed: a destroy without revocation would leave partners with keys to retained data.
         raise StackOperationError(f"{op.stack}: no partner revocation step", "stack not destroyed: the runner was given no partner revocation step")
+
+    def export() -> None:
+        where = save_export(op.stack, ops.export(op.stack))
+        out.write(f"# state exported to {where}\n")
+
     # Retirements: keep a copy of the state first; if that fails, nothing is removed.
-    where = save_export(op.stack, ops.export(op.stack))
-    out.write(f"# state exported to {where}\n")
+    done.once("export", export)
     if op.action is Action.RETIRE_DESTROY:
         assert revoke_partners is not None
-        done.notes.extend(revoke_partners(op, out))  # raises, and then the stack stays as it is
-        done.changed = ops.destroy(op.stack, out)
+        # Raises, and then the stack stays as it is.
+        done.once("revoke", lambda: done.notes.extend(revoke_partners(op, out)))
+
+        def destroy() -> None:
+            done.changed = ops.destroy(op.stack, out)
+
+        done.once("destroy", destroy)
         ops.remove(op.stack, force=False)
         return done
     # Forget: the account cannot be reached, and destroy would replay the stored assumeRole
@@ -132,8 +158,8 @@ class _Queued:
     attempts: int = 0
     not_before: float = 0.0
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    """Kept across lock retries: a retry of a retire-destroy must not lose the first revocation's note."""
+    done: Outcome = field(default_factory=Outcome)
+    """Kept across lock retries: what earlier attempts already did (and their notes)."""
 
 
 def execute(
@@ -185,7 +211,7 @@ def execute(
         item.attempts += 1
         path = settings.log_dir / f"{item.op.stack}.log"
         started = time.perf_counter()
-        done = Outcome(notes=item.notes)
+        done = item.done
         with path.open("a") as out:
             try:
                 perform(item.op, ops, out, save_export, revoke_partners, done)

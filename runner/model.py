@@ -24,6 +24,15 @@ def account_of_stack(name: str) -> Optional[str]:
     return account if len(account) == 12 and account.isdigit() else None
 
 
+def exclusion(account_id: str, allow: frozenset[str], deny: frozenset[str]) -> str:
+    """Why the allow/deny lists leave an account alone ('' when they do not)."""
+    if account_id in deny:
+        return "in the deny-list"
+    if allow and account_id not in allow:
+        return "not in the allow-list"
+    return ""
+
+
 @dataclass(frozen=True)
 class Account:
     """One Organizations account as discovery saw it."""

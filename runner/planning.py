@@ -27,7 +27,7 @@ import yaml
 from components.config import SILO_NAME_PATTERN, parse_stack_config
 from components.errors import UsageError
 
-from .model import Account, Action, Discovery, Plan, PlannedOperation, StackInfo, stack_name
+from .model import Account, Action, Discovery, Plan, PlannedOperation, StackInfo, exclusion, stack_name
 
 ACCOUNT_PLACEHOLDER = "__ACCOUNT_ID__"
 SILO_NAME_PLACEHOLDER = "__SILO_NAME__"
@@ -42,6 +42,14 @@ class PlanSettings:
     """Largest share of existing stacks one run may retire (default 0.2) without `--allow-mass-retire`."""
     allow_mass_retire: bool = False
     """Lift the mass-retire protection for this run (default False)."""
+    allow_accounts: frozenset[str] = frozenset()
+    """When not empty, only these accounts' stacks are touched (default empty)."""
+    deny_accounts: frozenset[str] = frozenset()
+    """Accounts whose stacks are never touched (default empty)."""
+
+    def exclusion(self, account_id: str) -> str:
+        """Why the allow/deny lists leave this account's stack alone ('' when they do not)."""
+        return exclusion(account_id, self.allow_accounts, self.deny_accounts)
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -131,7 +139,11 @@ def build_plan(
     settings: PlanSettings = PlanSettings(),
     opt_out_label: str = "datalake:silo=false",
 ) -> Plan:
-    """One operation per account that needs one, sorted create, update, retire; then the safety rules."""
+    """One operation per account that needs one, sorted create, update, retire; then the safety rules.
+
+    The allow/deny lists are applied here to every account, including stacks whose account the
+    organization no longer knows (discovery has no record of those to mark).
+    """
     silo_stacks = {s.account_id: s for s in stacks if s.account_id}
     in_ou = {a.id: a for a in discovery.accounts}
     taken = {s.silo_name for s in silo_stacks.values() if s.silo_name}
@@ -139,6 +151,8 @@ def build_plan(
 
     for account in discovery.accounts:
         stack = silo_stacks.get(account.id)
+        if settings.exclusion(account.id):
+            continue
         if account.wanted:
             if stack is not None:
                 silo = stack.silo_name or derive_silo_name(account.name, account.id, taken)
@@ -155,7 +169,7 @@ def build_plan(
                 operations.append(op)
 
     for account_id, stack in sorted(silo_stacks.items()):
-        if account_id in in_ou:
+        if account_id in in_ou or settings.exclusion(account_id):
             continue
         if account_id not in discovery.outside:
             raise UsageError(f"stack {stack.name}: account {account_id} was neither discovered nor looked up")

@@ -1,13 +1,15 @@
 """Tables for people, JSON reports for machines, and where reports and state exports are stored.
 
 A location is a local directory or `s3://bucket/prefix` (the master's state bucket in CodeBuild).
-Each run writes `<location>/<run-id>/report.json`; retired stacks' exports go to
-`<location>/<run-id>/exports/<stack>.json`.
+Each run writes `<report location>/<run-id>/report.json`; retired stacks' state exports go to
+`<exports location>/<run-id>/<stack>.json` (`s3://<state bucket>/runner-exports` by default), each
+stored with `put_durable_json`: SSE-KMS with the master key, read back before the stack is removed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -90,12 +92,21 @@ def drift_table(results: Sequence[OperationResult]) -> str:
     return table(("account", "name", "result", "changed resources"), rows)
 
 
-class ReportStore:
-    """Reads and writes JSON documents under a local directory or an S3 prefix."""
+class NotStoredError(Exception):
+    """A document could not be stored durably; the message says where and why."""
 
-    def __init__(self, location: str, s3_client: Optional[Callable[[], Any]] = None):
+
+class ReportStore:
+    """Reads and writes JSON documents under a local directory or an S3 prefix.
+
+    With `kms_key_id`, S3 objects are written with SSE-KMS under that key (an ARN, key id or
+    `alias/...`), whatever the bucket's default encryption.
+    """
+
+    def __init__(self, location: str, s3_client: Optional[Callable[[], Any]] = None, kms_key_id: Optional[str] = None):
         self.location = location.rstrip("/")
         self._s3_factory = s3_client
+        self.kms_key_id = kms_key_id
         if self.location.startswith("s3://"):
             bucket, _, prefix = self.location[5:].partition("/")
             if not bucket:
@@ -114,15 +125,64 @@ class ReportStore:
     def _key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
+    def _encryption(self) -> dict[str, str]:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id} if self.kms_key_id else {}
+
     def put_json(self, relative: str, document: Any) -> str:
         body = json.dumps(document, indent=2, sort_keys=True, default=str)
         if self.bucket:
-            self._s3().put_object(Bucket=self.bucket, Key=self._key(relative), Body=body.encode(), ContentType="application/json")
+            self._s3().put_object(
+                Bucket=self.bucket, Key=self._key(relative), Body=body.encode(), ContentType="application/json", **self._encryption()
+            )
             return f"s3://{self.bucket}/{self._key(relative)}"
         path = Path(self.location) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(body)
         return str(path)
+
+    def put_durable_json(self, relative: str, document: Any) -> str:
+        """Stores a document that must survive (a state export), then checks it did; raises `NotStoredError`.
+
+        S3: written with SSE-KMS (a `kms_key_id` is required) and read back with `HeadObject`: same
+        size, `aws:kms`, and the requested key when it was given as an ARN (for an alias or key id S3
+        reports the key's ARN, which only `kms:DescribeKey` could match). A directory: written to a
+        temporary file, flushed to disk and renamed.
+        """
+        body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+        if not self.bucket:
+            path = Path(self.location) / relative
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(f".{path.name}.partial")
+                with partial.open("wb") as out:
+                    out.write(body)
+                    out.flush()
+                    os.fsync(out.fileno())
+                partial.replace(path)
+            except OSError as exc:
+                raise NotStoredError(f"could not write {path}: {exc}") from exc
+            return str(path)
+        if not self.kms_key_id:
+            raise NotStoredError(f"no KMS key to encrypt s3://{self.bucket}/{self._key(relative)} with; pass --exports-kms-key")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        where = f"s3://{self.bucket}/{self._key(relative)}"
+        try:
+            s3 = self._s3()
+            s3.put_object(Bucket=self.bucket, Key=self._key(relative), Body=body, ContentType="application/json", **self._encryption())
+            stored = s3.head_object(Bucket=self.bucket, Key=self._key(relative))
+        except (ClientError, BotoCoreError) as exc:
+            raise NotStoredError(f"could not store {where}: {exc}") from exc
+        problems = []
+        if stored.get("ContentLength") != len(body):
+            problems.append(f"{stored.get('ContentLength')} bytes stored of {len(body)}")
+        if stored.get("ServerSideEncryption") != "aws:kms":
+            problems.append(f"encryption is {stored.get('ServerSideEncryption')!r}, not aws:kms")
+        elif self.kms_key_id.startswith("arn:") and stored.get("SSEKMSKeyId") != self.kms_key_id:
+            problems.append(f"encrypted with {stored.get('SSEKMSKeyId')}, not {self.kms_key_id}")
+        if problems:
+            raise NotStoredError(f"{where} was not stored as asked: {'; '.join(problems)}")
+        return where
 
     def get_json(self, relative: str) -> Any:
         if self.bucket:
@@ -158,12 +218,14 @@ def build_report(
     timings: dict[str, float],
     exit_code: int,
     error: str = "",
+    exports_to: Optional[str] = None,
 ) -> dict[str, Any]:
-    """The JSON report of one run."""
+    """The JSON report of one run; `exports_to` is where retired stacks' state exports went."""
     return {
         "runId": run_id,
         "command": command,
         "options": options,
+        "exportsTo": exports_to,
         "exitCode": exit_code,
         "error": error,
         "timings": {key: round(value, 3) for key, value in timings.items()},

@@ -1,8 +1,9 @@
 """`python -m runner restore <stack> --from SOURCE`: put a stack's state back from a backup.
 
 SOURCE is one of
-- a runner export (`<report location>/<run-id>/exports/<stack>.json`, written before every
-  retirement) or any `pulumi stack export` file: a local path or an `s3://bucket/key` URL;
+- a runner export (`<exports location>/<run-id>/<stack>.json`, by default under
+  `s3://<state bucket>/runner-exports/`, written before every retirement) or any `pulumi stack
+  export` file: a local path or an `s3://bucket/key` URL;
 - a DIY checkpoint: the stack's `.pulumi/stacks/<project>/<stack>.json[.gz]`, its `.bak`, a file of
   `.pulumi/backups/` or `.pulumi/history/` (a path, or `s3://bucket/key[?versionId=...]`);
 - `version:<id>`, a previous object version of the stack's checkpoint in the state bucket, or
@@ -183,7 +184,7 @@ class StateBucket:
 def _s3_url(url: str) -> tuple[str, str, Optional[str]]:
     parsed = urlparse(url)
     if not parsed.netloc or not parsed.path.strip("/"):
-        raise UsageError(f"--from {url!r} names no object; for example: s3://my-state-bucket/runner-reports/<run-id>/exports/<stack>.json")
+        raise UsageError(f"--from {url!r} names no object; for example: s3://my-state-bucket/runner-exports/<run-id>/<stack>.json")
     version = parse_qs(parsed.query).get("versionId", [None])[0]
     return parsed.netloc, parsed.path.lstrip("/"), version
 

@@ -13,9 +13,11 @@ import json
 import logging
 import re
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, TextIO
 
@@ -122,12 +124,30 @@ def write_stack_config(project_dir: Path, stack: str, config: Mapping[str, Any])
     return path
 
 
+@dataclass(frozen=True)
+class OperationTimeouts:
+    """How long one stack operation's CLI calls may run before the CLI is stopped and the operation fails."""
+
+    update_seconds: float = 45 * 60
+    """`up`, `destroy` and the drift check's refresh + preview (default 45 minutes)."""
+    command_seconds: float = 10 * 60
+    """Every other call: create, tags, outputs, export, remove, list (default 10 minutes)."""
+    kill_grace_seconds: float = 60.0
+    """After the timeout's SIGINT (the CLI cancels and releases the lock), how long before SIGKILL (default 60 s)."""
+
+
 class AutomationStackOperations:
     """`StackOperations` over the real Automation API: one `LocalWorkspace` (and CLI process) per call.
 
     `backend_url` is `s3://bucket?region=...` in production, `file://<dir>` in tests; `org` qualifies
     stack names as DIY backends expect (`organization/<project>/<stack>`). `program` is only for the
     integration test, which runs an inline program sequentially.
+
+    Operations run in parallel share no CLI state (`runner/pulumi_process.py`): no command selects a
+    stack or relies on the current one, and each operation runs with its own `PULUMI_HOME` that
+    shares the plugin cache of the real one but not its `workspaces/` (current-stack) files.
+    `timeouts` bounds each operation: a CLI still running at its deadline is interrupted, then
+    killed with its child processes, and the operation fails with `StackTimeoutError`.
     """
 
     def __init__(
@@ -140,6 +160,7 @@ class AutomationStackOperations:
         project: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         program: Optional[Callable[[], None]] = None,
+        timeouts: OperationTimeouts = OperationTimeouts(),
     ):
         from pulumi import automation as auto
 
@@ -148,23 +169,32 @@ class AutomationStackOperations:
                 "the pulumi CLI is not on PATH; install it (https://www.pulumi.com/docs/install/) "
                 "or run `plan --stacks-from <file-backend-dir>` to plan without it"
             )
+        from . import pulumi_process
+
         self._auto = auto
+        self._cli = pulumi_process
         self.project_dir = project_dir
         self.project = project or str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
         self.secrets_provider = secrets_provider
         self.org = org
         self.program = program
         self.env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **(env or {})}
+        # Each operation gets its own PULUMI_HOME; one given in `env` would override it.
+        self.shared_home = pulumi_process.shared_pulumi_home(self.env)
+        self.env.pop("PULUMI_HOME", None)
         if backend_url:
             self.env["PULUMI_BACKEND_URL"] = backend_url
-        self._command = auto.PulumiCommand()
+        self.timeouts = timeouts
+        self._command = pulumi_process.DeadlineCommand(kill_grace_seconds=timeouts.kill_grace_seconds)
+        self._local = threading.local()
 
     def _qualified(self, stack: str) -> str:
         return f"{self.org}/{self.project}/{stack}" if self.org else stack
 
     def _workspace(self) -> Any:
-        return self._auto.LocalWorkspace(
+        return self._cli.IsolatedWorkspace(
             work_dir=str(self.project_dir),
+            pulumi_home=getattr(self._local, "home", None),
             program=self.program,
             env_vars=self.env,
             secrets_provider=self.secrets_provider,
@@ -172,22 +202,30 @@ class AutomationStackOperations:
         )
 
     def _stack(self, stack: str) -> Any:
+        # `Stack.select` on an IsolatedWorkspace runs no `pulumi stack select`; every command passes `--stack`.
         return self._auto.Stack.select(self._qualified(stack), self._workspace())
 
-    def _run(self, what: str, stack: str, call: Callable[[], Any]) -> Any:
+    def _run(self, what: str, stack: str, call: Callable[[], Any], *, update: bool = False) -> Any:
+        """Runs one operation's CLI calls with a private PULUMI_HOME and a deadline, mapping the SDK's errors to the runner's."""
         errors = self._auto.errors
-        try:
-            return call()
-        except errors.ConcurrentUpdateError as exc:
-            raise StackLockedError(f"{stack}: {what} found the stack locked by another update") from exc
-        except errors.CommandError as exc:
-            # The SDK's errors keep only `str(CommandResult(...))`, with the output's newlines escaped.
-            line = _error_line(str(exc).replace("\\n", "\n"))
-            raise StackOperationError(f"{stack}: {what} failed: {line}", line) from exc
+        seconds = self.timeouts.update_seconds if update else self.timeouts.command_seconds
+        with self._cli.private_pulumi_home(self.shared_home) as home, self._command.deadline(seconds, what):
+            self._local.home = str(home)
+            try:
+                return call()
+            except self._cli.StackTimeoutError as exc:
+                raise self._cli.StackTimeoutError(f"{stack}: {exc.log_line}", exc.log_line) from None
+            except errors.ConcurrentUpdateError as exc:
+                raise StackLockedError(f"{stack}: {what} found the stack locked by another update") from exc
+            except errors.CommandError as exc:
+                # The SDK's errors keep only `str(CommandResult(...))`, with the output's newlines escaped.
+                line = _error_line(str(exc).replace("\\n", "\n"))
+                raise StackOperationError(f"{stack}: {what} failed: {line}", line) from exc
+            finally:
+                self._local.home = None
 
     def list_stacks(self) -> list[StackInfo]:
-        workspace = self._workspace()
-        names = [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", workspace.list_stacks)]
+        names = [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", lambda: self._workspace().list_stacks())]
         silo_stacks = [name for name in names if account_of_stack(name)]
         # One CLI call per stack: read the silo names a few at a time.
         with ThreadPoolExecutor(max_workers=SILO_NAME_READERS, thread_name_prefix="stack-tags") as pool:
@@ -208,21 +246,25 @@ class AutomationStackOperations:
         return str(value.value) if value is not None and value.value else None
 
     def create_stack(self, stack: str, tags: Mapping[str, str]) -> None:
-        workspace = self._workspace()
         try:
-            self._run("create", stack, lambda: self._auto.Stack.create(self._qualified(stack), workspace))
+            self._run("create", stack, lambda: self._auto.Stack.create(self._qualified(stack), self._workspace()))
         except StackOperationError as exc:
             if not isinstance(exc.__cause__, self._auto.errors.StackAlreadyExistsError):
                 raise
             log.info("%s already exists; keeping it", stack)
-        for key, value in tags.items():
-            self._run("tag", stack, lambda k=key, v=value: workspace.set_tag(self._qualified(stack), k, v))
+
+        def tag() -> None:
+            workspace = self._workspace()
+            for key, value in tags.items():
+                workspace.set_tag(self._qualified(stack), key, value)
+
+        self._run("tag", stack, tag)
 
     def set_config(self, stack: str, config: Mapping[str, Any]) -> None:
         write_stack_config(self.project_dir, stack, config)
 
     def up(self, stack: str, log: TextIO) -> int:
-        result = self._run("up", stack, lambda: self._stack(stack).up(on_output=log.write, color="never"))
+        result = self._run("up", stack, lambda: self._stack(stack).up(on_output=log.write, color="never"), update=True)
         return _changed(result.summary.resource_changes)
 
     def preview_drift(self, stack: str, log: TextIO) -> list[str]:
@@ -238,13 +280,14 @@ class AutomationStackOperations:
             "drift preview",
             stack,
             lambda: self._stack(stack).preview(refresh=True, on_output=log.write, on_event=on_event, color="never"),
+            update=True,
         )
         if not changes and _changed(result.change_summary):
             changes.append(f"{_changed(result.change_summary)} resource(s) would change (see the log)")
         return changes
 
     def destroy(self, stack: str, log: TextIO) -> int:
-        result = self._run("destroy", stack, lambda: self._stack(stack).destroy(on_output=log.write, color="never"))
+        result = self._run("destroy", stack, lambda: self._stack(stack).destroy(on_output=log.write, color="never"), update=True)
         return _changed(result.summary.resource_changes)
 
     def export(self, stack: str) -> dict[str, Any]:
@@ -255,15 +298,14 @@ class AutomationStackOperations:
         self._run("remove", stack, lambda: self._workspace().remove_stack(self._qualified(stack), force=force))
 
     def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
-        workspace = self._workspace()
         name = self._qualified(stack)
         try:  # a retired stack was removed from the backend; `stack import` needs it to exist
-            self._run("create", stack, lambda: workspace.create_stack(name))
+            self._run("create", stack, lambda: self._workspace().create_stack(name))
         except StackOperationError as exc:
             if not isinstance(exc.__cause__, self._auto.errors.StackAlreadyExistsError):
                 raise
         state = self._auto.Deployment(version=deployment.get("version"), deployment=deployment.get("deployment"))
-        self._run("import", stack, lambda: workspace.import_stack(name, state))
+        self._run("import", stack, lambda: self._workspace().import_stack(name, state))
 
     def list_stack_names(self) -> list[str]:
         return [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", self._workspace().list_stacks)]

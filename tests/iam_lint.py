@@ -1,29 +1,30 @@
-"""parliament, the offline IAM linter, over one policy document: the project's one way to call it."""
+"""parliament over one policy document, for tests that build policies outside a program recording.
+
+A thin front of `offline.iam_lint.lint` (the strict linter every program policy passes, with its
+documented allowances), so there is one way to call parliament and one set of allowances.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, Optional
 
-from parliament import analyze_policy_string
+from offline.iam_lint import IDENTITY, KEY, RESOURCE, TRUST, PolicyDocument, lint
 
 
-def parliament_findings(document: dict[str, Any], *, key_policy: bool = False, trust_policy: bool = False) -> list[str]:
-    """Findings of parliament on `document`, as `ISSUE detail` lines (empty: clean).
+def parliament_findings(
+    document: dict[str, Any], *, key_policy: bool = False, trust_policy: bool = False, attached_to: Optional[str] = None
+) -> list[str]:
+    """Findings on `document` as `ISSUE detail` lines (empty: clean).
 
-    Resource policies (with Principal) are linted statement by statement as identity policies would
-    be: parliament does not model principals. A key policy's `Resource: "*"` means "this key", and a
-    trust policy names no Resource (the role is the resource); those two findings are not defects.
+    A key policy is linted on its key, a trust policy on its role (`attached_to`, else any key or
+    role ARN); a document whose statements name a Principal is a resource policy.
     """
-    stripped = {
-        "Version": document["Version"],
-        "Statement": [{k: v for k, v in s.items() if k != "Principal"} for s in document["Statement"]],
-    }
-    findings = []
-    for finding in analyze_policy_string(json.dumps(stripped), ignore_private_auditors=True).findings:
-        if key_policy and finding.issue == "RESOURCE_STAR":
-            continue
-        if trust_policy and finding.issue == "MALFORMED" and "neither Resource" in str(finding.detail):
-            continue
-        findings.append(f"{finding.issue} {finding.detail}")
-    return findings
+    if key_policy:
+        kind = KEY
+    elif trust_policy:
+        kind = TRUST
+    elif any("Principal" in s or "NotPrincipal" in s for s in document["Statement"]):
+        kind = RESOURCE
+    else:
+        kind = IDENTITY
+    return [f"{f.issue} {f.detail}" for f in lint(PolicyDocument("test", kind, document, attached_to))]

@@ -281,10 +281,28 @@ def test_batch_template_makes_one_record_per_array_element():
     assert all(d.endswith("\n") for d in decoded)
 
 
-def test_deployed_templates_are_the_ones_rendered_here(silo):
-    templates = {i.name: i.inputs["requestTemplates"]["application/json"] for i in under_ingestion(silo, "aws:apigateway/integration:Integration")}
-    assert templates["silo-sales-ingestion-orders-record-integration"] == put_record_template(STREAM)
-    assert templates["silo-sales-ingestion-orders-batch-integration"] == put_record_batch_template(STREAM)
+def test_deployed_templates_render_valid_firehose_requests_for_the_dataset_s_stream(silo):
+    """The recorded integrations, rendered as API Gateway would: the action in the URI, a request
+    botocore's Firehose model accepts for it, addressed to the stream the program created."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    firehose = botocore.session.get_session().get_service_model("firehose")
+    (stream,) = [s.inputs["name"] for s in under_ingestion(silo, "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")]
+    integrations = {i.name: i for i in under_ingestion(silo, "aws:apigateway/integration:Integration")}
+    for name, action, body in (
+        ("silo-sales-ingestion-orders-record-integration", "PutRecord", '{"order_id": "a"}'),
+        ("silo-sales-ingestion-orders-batch-integration", "PutRecordBatch", '[{"order_id": "a"}, {"order_id": "b"}]'),
+    ):
+        integration = integrations[name]
+        assert integration.inputs["uri"].endswith(f":firehose:action/{action}")
+        request = render(integration.inputs["requestTemplates"]["application/json"], body)
+        report = ParamValidator().validate(request, firehose.operation_model(action).input_shape)
+        assert not report.has_errors(), report.generate_report()
+        assert request["DeliveryStreamName"] == stream == "acme-dl-sales-orders"
+        records = [request["Record"]] if action == "PutRecord" else request["Records"]
+        documents = [json.loads(body)] if action == "PutRecord" else json.loads(body)
+        assert [base64.b64decode(r["Data"]).decode() for r in records] == [json.dumps(d) + "\n" for d in documents]
 
 
 def test_batch_response_surfaces_partial_failures(silo):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from offline.boto_faults import fail_session_with_error
 from offline.fake_stacks import FakeStackOperations
 from runner.cli import Clients, main
 from runner.demo import GONE_ACCOUNT, MOVED_OUT, OPTED_OUT, SUSPENDED, seed_organization
@@ -32,12 +32,16 @@ def run(world, *argv: str, **fake_kw) -> int:
     for key, value in fake_kw.items():
         setattr(fake, key, value)
     args = [*argv, f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}",
-            "--lock-retry-seconds=0.01"]
+            f"--exports-to={tmp_path / 'exports'}", "--lock-retry-seconds=0.01"]
     return main(args, Clients(organizations=org, stack_ops=fake))
 
 
 def last_report(tmp_path: Path) -> dict:
-    [path] = sorted((tmp_path / "reports").glob("*/report.json"))[-1:]
+    return last_report_at(tmp_path / "reports")
+
+
+def last_report_at(location: Path) -> dict:
+    [path] = sorted(location.glob("*/report.json"))[-1:]
     return json.loads(path.read_text())
 
 
@@ -60,8 +64,8 @@ def test_apply_reconciles_every_account_and_reports(world, capsys):
     wanted = {f"silo-{a}" for name, a in ids.items() if name not in (SUSPENDED, MOVED_OUT, OPTED_OUT)}
     assert set(fake.stacks) == wanted
     assert fake.removed[f"silo-{ids[SUSPENDED]}"] is True and fake.removed[f"silo-{ids[MOVED_OUT]}"] is False
-    exports = list((tmp_path / "reports" / report["runId"] / "exports").glob("*.json"))
-    assert len(exports) == 4
+    exports = list((tmp_path / "exports" / report["runId"]).glob("*.json"))
+    assert len(exports) == 4 and report["exportsTo"] == str(tmp_path / "exports")
     # The summary table lists every account with its result.
     for account_id in results:
         assert account_id in out
@@ -119,6 +123,7 @@ def test_a_broken_template_exits_2_before_touching_a_stack(world, tmp_path, capl
         (["apply", "--max-concurrency=0"], "--max-concurrency 0: must be between 1 and 64"),
         (["apply", "--deny=12"], "not a 12-digit account id"),
         (["apply", "--max-retire-share=2"], "must be between 0 and 1"),
+        (["apply", "--operation-timeout=0"], "--operation-timeout 0: must be more than 0 and at most 1440 minutes"),
         (["launch"], "invalid choice: 'launch'"),
     ],
 )
@@ -164,18 +169,66 @@ def test_report_command_prints_the_latest_run(world, capsys):
     assert "apply, exit code 0" in out and "retire-forget" in out and "succeeded" in out
 
 
-def test_reports_can_go_to_the_state_bucket(world):
+class RemoveWatcher(FakeStackOperations):
+    """Fake stacks that note, when `remove` starts, which exports the state bucket holds."""
+
+    def __init__(self, stacks, s3):
+        super().__init__(stacks)
+        self.s3, self.exports_at_remove = s3, {}
+
+    def remove(self, stack, *, force):
+        listed = self.s3.list_objects_v2(Bucket="acme-dl-pulumi-state", Prefix="runner-exports/").get("Contents", [])
+        self.exports_at_remove[stack] = [o["Key"] for o in listed if o["Key"].endswith(f"/{stack}.json")]
+        super().remove(stack, force=force)
+
+
+def test_reports_and_state_exports_go_to_the_state_bucket_encrypted_before_any_stack_is_removed(world):
     seeded, org, fake, tmp_path = world
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="acme-dl-pulumi-state")
-    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", "--report-to=s3://acme-dl-pulumi-state/runner", f"--log-dir={tmp_path}"]
-    assert main(args, Clients(organizations=org, stack_ops=fake, s3=lambda: s3)) == 0
+    key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+    watcher = RemoveWatcher(fake.stacks.values(), s3)
+    # As the delivery pipeline's deploy step runs it: a backend URL and a report location, no --exports-to.
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", "--backend-url=s3://acme-dl-pulumi-state",
+            "--report-to=s3://acme-dl-pulumi-state/runner", f"--log-dir={tmp_path}", f"--exports-kms-key={key}"]
+    assert main(args, Clients(organizations=org, stack_ops=watcher, s3=lambda: s3)) == 0
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="acme-dl-pulumi-state")["Contents"]]
     [report_key] = [k for k in keys if k.endswith("/report.json")]
     assert report_key.startswith("runner/")
-    assert len([k for k in keys if "/exports/" in k]) == 4
     report = json.loads(s3.get_object(Bucket="acme-dl-pulumi-state", Key=report_key)["Body"].read())
-    assert report["counts"]["succeeded"] == 22
+    assert report["counts"]["succeeded"] == 22 and report["exportsTo"] == "s3://acme-dl-pulumi-state/runner-exports"
+    exports = sorted(k for k in keys if k.startswith(f"runner-exports/{report['runId']}/"))
+    assert len(exports) == 4
+    for export in exports + [report_key]:
+        head = s3.head_object(Bucket="acme-dl-pulumi-state", Key=export)
+        assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key
+    # Each retired stack's export was in the bucket before its stack was removed.
+    assert len(watcher.exports_at_remove) == 4
+    assert all(len(found) == 1 for found in watcher.exports_at_remove.values())
+
+
+def test_a_retirement_whose_export_cannot_be_stored_removes_nothing(world, caplog):
+    seeded, org, fake, tmp_path = world
+    s3 = boto3.client("s3", region_name="us-east-1")  # no bucket: every PutObject fails with NoSuchBucket
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", "--backend-url=s3://acme-dl-pulumi-state", f"--report-to={tmp_path / 'r'}",
+            f"--log-dir={tmp_path / 'logs'}"]
+    assert main(args, Clients(organizations=org, stack_ops=fake, s3=lambda: s3)) == 1
+    assert not [c for c in fake.calls if c[0] in ("remove", "destroy")]
+    failed = [r for r in last_report_at(tmp_path / "r")["results"] if r["result"] == "failed"]
+    assert len(failed) == 4 and {r["action"] for r in failed} == {"retire-forget", "retire-destroy"}
+    assert all(r["error"].startswith("stack not removed: its state export was not stored: could not store "
+                                     "s3://acme-dl-pulumi-state/runner-exports/") and "NoSuchBucket" in r["error"] for r in failed)
+
+
+def test_without_a_durable_place_for_exports_retirements_fail_and_the_rest_runs(world):
+    seeded, org, fake, tmp_path = world
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'r'}", f"--log-dir={tmp_path / 'logs'}"]
+    assert main(args, Clients(organizations=org, stack_ops=fake)) == 1
+    results = last_report_at(tmp_path / "r")["results"]
+    assert {r["result"] for r in results if r["action"] in ("create", "update")} == {"succeeded"}
+    failed = [r for r in results if r["result"] == "failed"]
+    assert len(failed) == 4 and all(r["error"].startswith("stack not removed: no durable place for its state export") for r in failed)
+    assert not [c for c in fake.calls if c[0] in ("remove", "destroy")]
 
 
 @pytest.mark.skipif(shutil.which("pulumi") is not None, reason="checks the message shown where the pulumi CLI is missing")
@@ -230,10 +283,14 @@ def test_apply_revokes_the_partners_of_destroyed_silos_and_a_dry_run_does_not(wo
 def test_a_failed_revocation_exits_1_and_destroys_nothing(world, caplog):
     seeded, org, fake, tmp_path = world
 
-    def denied(account_id):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform sts:AssumeRole"}}, "AssumeRole")
+    # The deploy role cannot be assumed: STS refuses (after botocore validated the call).
+    session = boto3.session.Session(region_name="eu-west-1")
+    fail_session_with_error(session, "sts", "assume_role", "AccessDenied", "User: arn:aws:iam::123456789012:user/runner is not "
+                            "authorized to perform: sts:AssumeRole on resource: arn:aws:iam::*:role/OrganizationAccountAccessRole")
+    denied = AssumedRoleIam("OrganizationAccountAccessRole", "eu-west-1", session=session)
 
-    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}"]
+    args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}",
+            f"--exports-to={tmp_path / 'exports'}"]
     assert main(args, Clients(organizations=org, stack_ops=fake, iam_for=denied)) == 1
     assert not [c for c in fake.calls if c[0] == "destroy"]
     for name in (MOVED_OUT, OPTED_OUT):
@@ -241,4 +298,17 @@ def test_a_failed_revocation_exits_1_and_destroys_nothing(world, caplog):
     failed = [r for r in last_report(tmp_path)["results"] if r["result"] == "failed"]
     assert [r["action"] for r in failed] == ["retire-destroy", "retire-destroy"]
     assert all(r["error"].startswith("stack not destroyed: revoking dropzone partners under /datalake/partners/") for r in failed)
+    assert all("AccessDenied" in r["error"] and "sts:AssumeRole" in r["error"] for r in failed)
     assert "2 operation(s) failed" in caplog.text
+
+
+@pytest.mark.parametrize("listing", ["--deny=999999999999", "--allow={finance}"])
+def test_allow_and_deny_protect_the_stack_of_an_account_that_left_the_organization(world, listing):
+    seeded, _, fake, tmp_path = world
+    assert GONE_ACCOUNT not in seeded.accounts.values() and GONE_ACCOUNT in seeded.with_stacks
+    assert run(world, "apply", "--allow-mass-retire", listing.format(finance=seeded.accounts["Finance"])) == 0
+    gone = f"silo-{GONE_ACCOUNT}"
+    assert gone in fake.stacks and gone not in fake.removed
+    # Listed (and its silo name read, as listing always did), never operated on.
+    assert not [c for c in fake.calls if c[1] == gone and c[0] not in ("list", "silo-name")]
+    assert GONE_ACCOUNT not in {r["accountId"] for r in last_report(tmp_path)["results"]}

@@ -6,10 +6,10 @@ import threading
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from components.errors import DiscoveryError
+from offline.boto_faults import fail_with_error
 from runner.discovery import Backoff, DiscoverySettings, describe_outside, discover
 
 
@@ -104,26 +104,15 @@ def test_accounts_outside_the_ou_are_looked_up(org):
     assert outside[removed] is None
 
 
-class Throttled:
-    """Wraps a client; the first `n` calls of each listed method raise TooManyRequestsException."""
+def throttled(client, n: int, methods=("list_accounts_for_parent",)):
+    """`client` whose first `n` calls of each listed method fail with TooManyRequestsException.
 
-    def __init__(self, client, n: int, methods=("list_accounts_for_parent",)):
-        self.client, self.left = client, {m: n for m in methods}
-        self.lock = threading.Lock()
-
-    def __getattr__(self, name):
-        method = getattr(self.client, name)
-
-        def call(**kwargs):
-            with self.lock:
-                throttle = self.left.get(name, 0) > 0
-                if throttle:
-                    self.left[name] -= 1
-            if throttle:
-                raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}, name)
-            return method(**kwargs)
-
-        return call
+    The fault sits after botocore's parameter validation (offline.boto_faults), so a throttled
+    call is still a valid call.
+    """
+    for method in methods:
+        fail_with_error(client, method, "TooManyRequestsException", "Rate exceeded", times=n)
+    return client
 
 
 def test_throttling_is_retried_with_backoff(org):
@@ -133,7 +122,7 @@ def test_throttling_is_retried_with_backoff(org):
     waits: list[float] = []
     backoff = Backoff(sleep=waits.append, base_seconds=0.1)
 
-    found = discover(Throttled(org, 3), DiscoverySettings(silo_ou_id=silo), backoff)
+    found = discover(throttled(org, 3), DiscoverySettings(silo_ou_id=silo), backoff)
 
     assert [a.id for a in found.accounts] == [account]
     assert backoff.retries == 3 and len(waits) == 3
@@ -146,7 +135,7 @@ def test_throttling_that_outlasts_the_retries_fails_discovery(org):
     _account(org, "a", silo)
 
     with pytest.raises(DiscoveryError, match="still throttled .* after 4 attempts"):
-        discover(Throttled(org, 10), DiscoverySettings(silo_ou_id=silo), Backoff(max_attempts=4, sleep=lambda _: None))
+        discover(throttled(org, 10), DiscoverySettings(silo_ou_id=silo), Backoff(max_attempts=4, sleep=lambda _: None))
 
 
 def test_unknown_ou_fails_discovery_with_the_reason(org):
@@ -309,7 +298,7 @@ def test_calls_run_with_bounded_concurrency(org, concurrency):
 def test_throttled_tag_reads_under_concurrency_are_retried_and_counted(org):
     silo, ids = _fleet(org, per_ou=3)
     backoff = Backoff(sleep=lambda _: None)
-    counting = CountingClient(Throttled(org, 4, methods=("list_tags_for_resource",)))
+    counting = CountingClient(throttled(org, 4, methods=("list_tags_for_resource",)))
 
     found = discover(counting, DiscoverySettings(silo_ou_id=silo), backoff, concurrency=4)
 

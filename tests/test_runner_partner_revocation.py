@@ -8,12 +8,13 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from offline.boto_faults import fail_session_with_error, fail_with_error, operation_name
 from offline.fake_stacks import FakeStackOperations
 from runner.execution import ExecutionSettings, execute
 from runner.model import Action, PlannedOperation, Result, StackInfo
+from components.errors import StackLockedError
 from components.iam import partition_of
 from runner.partners import AssumedRoleIam, PartnerRevoker
 
@@ -47,10 +48,18 @@ def user_names(iam: Any) -> set[str]:
 
 
 class Recording:
-    """An IAM client that records each call and can fail one operation with AccessDenied."""
+    """A real (moto) IAM client that records each call; `fail_on` makes one operation fail with AccessDenied.
+
+    The failure is injected after botocore validated the call (offline.boto_faults), with AWS's message.
+    """
 
     def __init__(self, real: Any, fail_on: str = ""):
-        self._real, self.fail_on, self.calls = real, fail_on, []
+        self._real, self.calls = real, []
+        if fail_on:
+            operation = operation_name(real, fail_on)
+            fail_with_error(real, fail_on, "AccessDenied",
+                            f"User: arn:aws:sts::{SILO_ACCOUNT}:assumed-role/{ROLE}/datalake-runner-revoke is not authorized "
+                            f"to perform: iam:{operation} on resource: user")
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._real, name)
@@ -59,8 +68,6 @@ class Recording:
 
         def call(**kwargs: Any) -> Any:
             self.calls.append((name, kwargs))
-            if name == self.fail_on:
-                raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"not authorized to perform iam:{name}"}}, name)
             return attribute(**kwargs)
 
         return call
@@ -144,7 +151,7 @@ def test_a_failed_revocation_stops_the_destroy_and_leaves_the_partner_locked_out
     assert result.error.startswith(
         f"stack not destroyed: revoking dropzone partners under /datalake/partners/sales/ in {SILO_ACCOUNT} failed: "
     )
-    assert "AccessDenied" in result.error and "iam:delete_user" in result.error
+    assert "AccessDenied" in result.error and "iam:DeleteUser" in result.error
     assert [c for c, _ in fake.calls] == ["export"]
     assert f"silo-{SILO_ACCOUNT}" in fake.stacks and not fake.removed
     assert "# FAILED: stack not destroyed" in Path(result.log_file).read_text()
@@ -154,12 +161,15 @@ def test_a_failed_revocation_stops_the_destroy_and_leaves_the_partner_locked_out
 
 
 def test_an_unreachable_account_fails_the_retirement_without_destroy(tmp_path):
-    def denied(account_id: str) -> Any:
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform sts:AssumeRole"}}, "AssumeRole")
-
-    fake = FakeStackOperations([StackInfo(f"silo-{SILO_ACCOUNT}", "sales")])
-    [result] = execute([retire()], fake, settings(tmp_path), no_export, revoke_partners=PartnerRevoker(denied))
-    assert result.result is Result.FAILED and "sts:AssumeRole" in result.error
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        fail_session_with_error(session, "sts", "assume_role", "AccessDenied",
+                                f"User: arn:aws:iam::{OTHER_ACCOUNT}:user/runner is not authorized to perform: sts:AssumeRole "
+                                f"on resource: arn:aws:iam::{SILO_ACCOUNT}:role/{ROLE}")
+        fake = FakeStackOperations([StackInfo(f"silo-{SILO_ACCOUNT}", "sales")])
+        revoker = PartnerRevoker(AssumedRoleIam(ROLE, REGION, session=session))
+        [result] = execute([retire()], fake, settings(tmp_path), no_export, revoke_partners=revoker)
+    assert result.result is Result.FAILED and "AccessDenied" in result.error and "sts:AssumeRole" in result.error
     assert ("destroy", f"silo-{SILO_ACCOUNT}") not in fake.calls
 
 
@@ -223,3 +233,57 @@ def test_the_factory_acts_in_the_silo_account():
         iam.create_user(UserName="probe", Path="/")
         assert iam.get_user(UserName="probe")["User"]["Arn"] == f"arn:aws:iam::{SILO_ACCOUNT}:user/probe"
         assert "probe" not in user_names(boto3.client("iam", region_name=REGION))  # not the caller's own account
+
+
+def test_lock_retries_do_not_repeat_the_export_or_the_revocation(tmp_path):
+    """A retire-destroy whose destroy meets a lock twice, then whose remove meets one: each side effect happens once."""
+    stack = f"silo-{SILO_ACCOUNT}"
+    revocations, exports = [], []
+
+    def revoke(op, out):
+        revocations.append(op.stack)
+        return [f"revoked 1 dropzone partner(s) under /datalake/partners/{op.silo_name}/: acme"]
+
+    def save(name, state):
+        exports.append(name)
+        return f"memory://{name}"
+
+    class Locked(FakeStackOperations):
+        """`destroy` finds the stack locked twice, then `remove` once."""
+
+        def __init__(self, stacks):
+            super().__init__(stacks)
+            self.remaining = {"destroy": 2, "remove": 1}
+
+        def _locked(self, operation, name):
+            if self.remaining[operation]:
+                self.remaining[operation] -= 1
+                self._record(f"{operation} (locked)", name)
+                raise StackLockedError(f"{name}: {operation} found the stack locked by another update")
+
+        def destroy(self, name, log):
+            self._locked("destroy", name)
+            return super().destroy(name, log)
+
+        def remove(self, name, *, force):
+            self._locked("remove", name)
+            super().remove(name, force=force)
+
+    fake = Locked([StackInfo(stack, "sales")])
+    [result] = execute([retire()], fake, settings(tmp_path), save, revoke_partners=revoke)
+    assert result.result is Result.SUCCEEDED and result.attempts == 4, result.error
+    assert [c for c, _ in fake.calls] == ["export", "destroy (locked)", "destroy (locked)", "destroy", "remove (locked)", "remove"]
+    assert exports == [stack] and revocations == [stack]
+    assert result.notes == ["revoked 1 dropzone partner(s) under /datalake/partners/sales/: acme"]
+    assert result.changed == fake.resources_per_stack
+    log = Path(result.log_file).read_text()
+    assert log.count("# state exported to") == 1 and "resuming; already done: destroy, export, revoke" in log
+
+
+def test_a_locked_create_does_not_create_or_configure_again(tmp_path):
+    account = "333333333333"
+    create = PlannedOperation(account, "New", f"silo-{account}", Action.CREATE, "new", "new", {"datalake:accountId": account})
+    fake = FakeStackOperations(locked={f"silo-{account}": 2})
+    [result] = execute([create], fake, settings(tmp_path), no_export)
+    assert result.result is Result.SUCCEEDED and result.attempts == 3
+    assert [c for c, _ in fake.calls] == ["create", "set_config", "up", "up", "up"]

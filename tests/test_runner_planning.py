@@ -149,3 +149,19 @@ def test_zero_discovered_accounts_retire_nothing():
 def test_an_account_still_being_created_is_left_alone():
     plan = plan_of([acct(1, status="PENDING_ACTIVATION"), acct(2, status="PENDING_CLOSURE")], [stack(1), stack(2)], max_retire_share=1.0)
     assert actions(plan) == {f"{2:012d}": Action.RETIRE_FORGET}
+
+
+def test_allow_and_deny_lists_protect_stacks_of_accounts_that_left_the_organization():
+    gone, other = f"{9:012d}", f"{1:012d}"
+    stacks, outside = [stack(1), stack(9)], {gone: None}
+    denied = plan_of([acct(1)], stacks, outside, allow_mass_retire=True, deny_accounts=frozenset({gone}))
+    assert actions(denied) == {other: Action.UPDATE}
+    allowed = plan_of([acct(1)], stacks, outside, allow_mass_retire=True, allow_accounts=frozenset({other}))
+    assert actions(allowed) == {other: Action.UPDATE}
+    # Closed and moved-out accounts are protected the same way, whatever discovery marked.
+    closed, moved = acct(3, status="SUSPENDED"), acct(4, "Moved")
+    plan = plan_of([acct(1), closed], [stack(1), stack(3), stack(4)], {moved.id: moved}, max_retire_share=1.0,
+                   deny_accounts=frozenset({closed.id, moved.id}))
+    assert actions(plan) == {other: Action.UPDATE}
+    # Without the lists the gone account's stack is forgotten.
+    assert actions(plan_of([acct(1)], stacks, outside, allow_mass_retire=True))[gone] is Action.RETIRE_FORGET

@@ -170,8 +170,8 @@ def test_restoring_an_older_version_shows_what_goes_and_what_changes(backend, ca
 
 def test_a_runner_export_restores_a_retired_stack(backend, capsys):
     s3, bucket, stacks, tmp_path = backend
-    # The runner's export before a retirement: ReportStore under <report location>/<run-id>/exports/.
-    saved = ReportStore(str(tmp_path / "runner")).put_json(f"20260101T000000000000Z-abc123/exports/{STACK}.json", {"version": 3, "deployment": V1})
+    # The runner's export before a retirement: <exports location>/<run-id>/<stack>.json.
+    saved = ReportStore(str(tmp_path / "runner")).put_json(f"20260101T000000000000Z-abc123/{STACK}.json", {"version": 3, "deployment": V1})
     assert restore(backend, STACK, "--from", saved, "--yes") == 0
     out = capsys.readouterr().out
     assert "current state: unreadable (export: " in out and "has no versions" in out

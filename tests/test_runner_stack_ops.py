@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -11,13 +15,16 @@ from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import create_command_error
 
 from components.errors import StackLockedError, StackOperationError
-from runner.stack_ops import AutomationStackOperations, write_stack_config
+from runner import pulumi_process
+from runner.stack_ops import AutomationStackOperations, OperationTimeouts, write_stack_config
 
 
-def ops_with(workspace=None, stack=None) -> AutomationStackOperations:
+def ops_with(workspace=None, stack=None, home=None) -> AutomationStackOperations:
     """The real class with its CLI-facing parts replaced: no `pulumi` process is started."""
     ops = object.__new__(AutomationStackOperations)
-    ops._auto, ops.org, ops.project = auto, "organization", "datalake"
+    ops._auto, ops._cli, ops.org, ops.project = auto, pulumi_process, "organization", "datalake"
+    ops.shared_home, ops._local = home or Path(tempfile.mkdtemp(prefix="shared-home-")), threading.local()
+    ops.timeouts, ops._command = OperationTimeouts(), SimpleNamespace(deadline=lambda seconds, what: contextlib.nullcontext())
     ops._workspace = lambda: workspace
     ops._stack = lambda name: stack
     return ops
@@ -66,6 +73,22 @@ def test_stack_config_keeps_secrets_keys_and_structured_values(tmp_path):
         "encryptedkey": "AQICAH...",
         "config": {"datalake:storage": {"dropzoneExpirationDays": 14}},
     }
+
+
+def test_a_private_pulumi_home_shares_everything_but_the_workspace_files(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "workspaces").mkdir(parents=True)
+    (shared / "workspaces" / "datalake-abc-workspace.json").write_text('{"stack": "organization/datalake/master"}')
+    (shared / "credentials.json").write_text("{}")
+    with pulumi_process.private_pulumi_home(shared, tmp_path) as private:
+        assert sorted(p.name for p in private.iterdir()) == ["credentials.json", "plugins"]
+        assert (private / "plugins").resolve() == (shared / "plugins").resolve() and (private / "plugins").is_symlink()
+        (private / "plugins" / "resource-aws-v7").mkdir()  # a download lands in the shared cache
+        (private / "workspaces").mkdir()
+        (private / "workspaces" / "datalake-abc-workspace.json").write_text("{}")
+    assert not private.exists()
+    assert (shared / "plugins" / "resource-aws-v7").is_dir() and (shared / "credentials.json").read_text() == "{}"
+    assert (shared / "workspaces" / "datalake-abc-workspace.json").read_text() == '{"stack": "organization/datalake/master"}'
 
 
 def test_import_state_recreates_a_removed_stack_then_imports_the_export_format():

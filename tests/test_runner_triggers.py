@@ -48,6 +48,7 @@ def test_codebuild_project_runs_the_runner_with_a_pinned_cli(master):
         "PULUMI_CLI_SHA256": PULUMI_CLI_SHA256.get("3.272.0", CLI_SHA256_STAND_IN),
         "PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}?region=eu-west-1",
         "RUNNER_REPORT_TO": f"s3://{STATE_BUCKET}/runner-reports",
+        "RUNNER_EXPORTS_KMS_KEY": master.one("aws:kms/key:Key").outputs["arn"],
         "PULUMI_SECRETS_PROVIDER": "awskms://alias/acme-dl-master?region=eu-west-1",
         "AWS_REGION": "eu-west-1",
     }

@@ -121,6 +121,18 @@ def test_only_a_server_started_in_test_mode_accepts_stand_in_tokens(servers):
 def test_pages_get_index_html_and_every_response_the_production_headers(servers):
     server = servers[True]
     expected = security_headers(server.identity.origin, server.dropzone.upload_origins())
+    # What production sends, written out (the CloudFront policy's values, tests/console/test_console_infra.py).
+    assert {k: v for k, v in expected.items() if k != "Content-Security-Policy"} == {
+        "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+    csp = dict(d.split(" ", 1) for d in expected["Content-Security-Policy"].split("; "))
+    assert (csp["default-src"], csp["script-src"], csp["frame-ancestors"]) == ("'none'", "'self'", "'none'")
+    assert csp["connect-src"].split() == ["'self'", server.identity.origin, *server.dropzone.upload_origins()]
     index = get(f"{server.origin}/")[2]
     for path in ("/partners", "/upload", "/callback", "/config.json", "/app.js"):
         status, headers, body = get(f"{server.origin}{path}")

@@ -144,3 +144,25 @@ def new_partner(silo: Silo, name: str = "acme", **extra: Any) -> dict[str, Any]:
     status, payload = silo.call("POST", "/partners", body)
     assert status == 201, payload
     return payload
+
+
+def partner_policy(silo: Silo, partner: str, cidrs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The partner's whole permission, written out by hand (not from `Dropzone.access_policy`, which it checks).
+
+    Its own prefix of the silo's dropzone bucket (read, write, list) from `cidrs` when given, and the
+    silo key only as S3 uses it on the partner's behalf (no IP condition: S3's calls to KMS do not
+    carry the partner's address).
+    """
+    bucket = f"arn:aws:s3:::datalake-{silo.dropzone.silo}-dropzone-{ACCOUNT}"
+    from_cidrs = {"IpAddress": {"aws:SourceIp": list(cidrs)}} if cidrs else {}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadWriteOwnPrefix", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+             "Resource": [f"{bucket}/dropzone/{partner}/*"], **({"Condition": from_cidrs} if cidrs else {})},
+            {"Sid": "ListOwnPrefix", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [bucket],
+             "Condition": {"StringLike": {"s3:prefix": [f"dropzone/{partner}/", f"dropzone/{partner}/*"]}, **from_cidrs}},
+            {"Sid": "UseSiloKeyThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+             "Resource": [silo.dropzone.key_arn], "Condition": {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}},
+        ],
+    }

@@ -13,8 +13,9 @@ from credential_vending.api import CredentialVendingApi
 from credential_vending.audit import AuditLog
 from credential_vending.handler import proxy_response, request_of
 from dropzone_partners.partners import TAG_RETIRE_PREFIX
+from offline.boto_faults import fail_with_error
 
-from conftest import ADMIN, MEMBER, REGION, SSH_KEY_FOR_TESTS, Silo, make_silo, new_partner
+from conftest import ADMIN, MEMBER, REGION, SSH_KEY_FOR_TESTS, RecordingClient, Silo, make_silo, new_partner, partner_policy
 
 
 def user_tags(zone: Silo, name: str) -> dict[str, str]:
@@ -129,28 +130,13 @@ def test_a_name_used_by_an_unrelated_iam_user_is_refused_and_that_user_untouched
     assert iam.list_user_policies(UserName="deploy-bot")["PolicyNames"] == []
 
 
-class FailingIam:
-    """Delegates to a real client but fails one operation, as AWS would midway through a request."""
-
-    def __init__(self, real, fail_on: str):
-        self._real, self._fail_on = real, fail_on
-
-    def __getattr__(self, name):
-        if name == self._fail_on:
-            def fail(**kwargs):
-                raise self._real.exceptions.LimitExceededException(
-                    {"Error": {"Code": "LimitExceeded", "Message": "Cannot exceed quota for AccessKeysPerUser: 2"}},
-                    name,
-                )
-            return fail
-        return getattr(self._real, name)
-
-
 @pytest.mark.parametrize("fail_on", ["put_user_policy", "create_access_key"])
 def test_a_failure_midway_rolls_the_partner_back_and_leaks_no_aws_error(zone: Silo, fail_on):
     iam = zone.client("iam")
+    # As AWS would fail midway through a request; botocore validates the call first (offline.boto_faults).
+    fail_with_error(iam, fail_on, "LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2", status=409)
     api = CredentialVendingApi(
-        zone.settings, iam=FailingIam(iam, fail_on), sts=zone.client("sts"), s3=zone.client("s3"),
+        zone.settings, iam=iam, sts=zone.client("sts"), s3=zone.client("s3"),
         audit=zone.api.audit, clock=zone.clock,
     )
     response = api.dispatch("POST", "/partners", json.dumps({"name": "acme", "contact": "x@y.z", "expires_in_days": 5}), ADMIN, "req-1")
@@ -343,21 +329,15 @@ def test_session_returns_temporary_credentials_for_the_partner_prefix(zone: Silo
 
 
 def test_session_passes_the_partner_policy_as_session_policy(zone: Silo):
-    calls = []
-
-    class RecordingSts:
-        def assume_role(self, **kwargs):
-            calls.append(kwargs)
-            return zone.client("sts").assume_role(**kwargs)
-
+    sts = RecordingClient(zone.client("sts"))
     new_partner(zone, "acme", allowed_cidrs=["192.0.2.0/24"])
-    api = CredentialVendingApi(zone.settings, iam=zone.client("iam"), sts=RecordingSts(), s3=zone.client("s3"),
+    api = CredentialVendingApi(zone.settings, iam=zone.client("iam"), sts=sts, s3=zone.client("s3"),
                                audit=zone.api.audit, clock=zone.clock)
     assert api.dispatch("POST", "/partners/acme/session", None, ADMIN).status == 200
-    (call,) = calls
+    (call,) = sts.called("assume_role")
     assert call["RoleArn"] == zone.settings.session_role_arn
     assert call["DurationSeconds"] == 3600
-    assert json.loads(call["Policy"]) == zone.dropzone.access_policy("acme", ["192.0.2.0/24"])
+    assert json.loads(call["Policy"]) == partner_policy(zone, "acme", ("192.0.2.0/24",))
 
 
 @pytest.mark.parametrize("seconds", [899, 3601, 43200, "900"])

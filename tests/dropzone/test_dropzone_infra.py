@@ -231,11 +231,7 @@ def test_function_and_partner_policies_use_resources_their_actions_accept(silo: 
         if key == "assumeRolePolicy" or not any(part in resource.name for part in ("dropzone", "sftp")):
             continue
         findings = analyze_policy_string(json.dumps(document), ignore_private_auditors=True).findings
-        mismatched = [
-            entry for f in findings if f.issue == "RESOURCE_MISMATCH" for entry in f.detail
-            # `log-group:<name>:*` (AWS's documented form for a function's own logs) covers the streams.
-            if not entry["action"].startswith("logs:")
-        ]
+        mismatched = [entry for f in findings if f.issue == "RESOURCE_MISMATCH" for entry in f.detail]
         assert mismatched == [], resource.urn
         checked += 1
     assert checked >= 7

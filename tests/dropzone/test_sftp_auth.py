@@ -15,9 +15,10 @@ import boto3
 import pytest
 from moto.core import set_initial_no_auth_action_count
 
+from offline.boto_faults import fail_with_error, fail_with_exception
 from sftp_auth.handler import identify, sts_factory
 
-from conftest import REGION, Silo, make_silo, new_partner
+from conftest import REGION, Silo, make_silo, new_partner, partner_policy
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/sales-sftp-access"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8nJ2wF6hT0Y5b2Xy1Q7Vv5s9Gm1c3kK8pZ0aB4dEf ops@acme"
@@ -64,7 +65,7 @@ def test_right_password_maps_the_partner_to_its_own_prefix(zone: Silo, provider_
     assert response["HomeDirectoryType"] == "LOGICAL"
     assert json.loads(response["HomeDirectoryDetails"]) == [{"Entry": "/", "Target": f"/{zone.dropzone.bucket}/dropzone/acme"}]
     policy = json.loads(response["Policy"])
-    assert policy == zone.dropzone.access_policy("acme")
+    assert policy == partner_policy(zone, "acme")
     assert len(response["Policy"]) <= 2048  # Transfer's session policy limit
     assert "PublicKeys" not in response
     assert secret not in caplog.text and '"outcome": "allowed"' in caplog.text
@@ -158,15 +159,16 @@ def test_malformed_events_are_denied(zone: Silo, provider_iam, bad):
 def test_aws_errors_inside_the_provider_deny_instead_of_crashing(zone: Silo, caplog):
     secret = new_partner(zone, "acme")["credentials"]["secret_access_key"]
 
-    class BrokenIam:
-        exceptions = zone.client("iam").exceptions
-
-        def get_user(self, **kwargs):
-            raise RuntimeError("throttled")
-
+    broken = zone.client("iam")
+    fail_with_exception(broken, "get_user", RuntimeError("throttled"))  # after botocore validated the call
     caplog.set_level(logging.INFO)
-    assert identify(event("acme", secret), iam=BrokenIam(), sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
+    assert identify(event("acme", secret), iam=broken, sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
     assert '"error": "RuntimeError"' in caplog.text and secret not in caplog.text
+
+    throttled = zone.client("iam")
+    fail_with_error(throttled, "get_user", "Throttling", "Rate exceeded")
+    assert identify(event("acme", secret), iam=throttled, sts_for=sts_for, dropzone=zone.dropzone, role_arn=ROLE_ARN) == {}
+    assert secret not in caplog.text
 
 
 def test_lambda_entry_point_reads_its_settings_from_the_environment(zone: Silo, monkeypatch):
