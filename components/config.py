@@ -637,7 +637,7 @@ class RunnerConfig(_InstallsPulumiCli):
     """stepfunctions engine: operations per child build (default 40; each build runs them `maxConcurrency` at once)."""
     map_max_concurrency: int = Field(25, ge=1, le=1000, examples=[25])
     """stepfunctions engine: child builds at once (default 25); the account's CodeBuild concurrent-build quota must allow it."""
-    tolerated_failure_percentage: float = Field(5.0, ge=0.0, le=100.0, examples=[5.0])
+    tolerated_failure_percentage: int = Field(5, ge=0, le=100, examples=[5])
     """stepfunctions engine: share of failed child builds the rollout tolerates before it stops (default 5)."""
     targeted_concurrency: int = Field(4, ge=1, le=100, examples=[4])
     """Builds of the targeted project at once (default 4): account events run there, never behind a rollout."""

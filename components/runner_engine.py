@@ -26,8 +26,14 @@ so each gets its own rule whose input transformer extracts it; the target starts
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from .config import RunnerConfig
+from .iam import AccountContext, Statement, account_service_trust, concat, policy_json, statement
 
 PLAN_PREFIX = "runner-plans"
 CODEBUILD_SYNC = "codebuild:startBuild.sync"
@@ -52,11 +58,11 @@ ACCOUNT_EVENT_SHAPES = (
     AccountEventShape("created", ("CreateAccountResult",), "AWS Service Event via CloudTrail",
                       "$.detail.serviceEventDetails.createAccountStatus.accountId"),
     # AwsApiCall events: CloudTrail records the request as sent (`AccountId` → `accountId`).
-    AccountEventShape("account-calls", ("MoveAccount", "CloseAccount", "RemoveAccountFromOrganization"),
+    AccountEventShape("lifecycle", ("MoveAccount", "CloseAccount", "RemoveAccountFromOrganization"),
                       "AWS API Call via CloudTrail", "$.detail.requestParameters.accountId"),
     # Tag changes name the tagged resource; for an account that is its id (OUs and policies also get
     # tagged: their ids are not 12 digits, and the runner refuses them with a clear error).
-    AccountEventShape("tag-calls", ("TagResource", "UntagResource"), "AWS API Call via CloudTrail",
+    AccountEventShape("tags", ("TagResource", "UntagResource"), "AWS API Call via CloudTrail",
                       "$.detail.requestParameters.resourceId"),
 )
 
@@ -102,7 +108,7 @@ class RolloutSettings:
     alert_topic_arn: str
     batch_size: int
     max_concurrency: int
-    tolerated_failure_percentage: float
+    tolerated_failure_percentage: int
 
 
 def _env(**variables: str) -> list[dict[str, str]]:
@@ -186,3 +192,99 @@ def rollout_definition(settings: RolloutSettings) -> dict[str, Any]:
             "Done": {"Type": "Succeed"},
         },
     }
+
+
+@dataclass(frozen=True)
+class RunnerEngineArgs:
+    """Arguments of `RunnerEngine`."""
+
+    account: AccountContext
+    """The master account."""
+    state_machine_name: str
+    """Physical name of the state machine (and prefix of its role), e.g. `acme-dl-runner`."""
+    runner: RunnerConfig
+    """`batchSize`, `mapMaxConcurrency`, `toleratedFailurePercentage`."""
+    plan_project: aws.codebuild.Project
+    """Project of the plan and merge steps (one build at a time)."""
+    targeted_project: aws.codebuild.Project
+    """Project of targeted runs (account events)."""
+    shard_project: aws.codebuild.Project
+    """Project of the Distributed Map's children."""
+    state_bucket: pulumi.Input[str]
+    """Bucket of the plans (`runner-plans/`), ledger and reports."""
+    key_arn: pulumi.Input[str]
+    """Master key; the alerts topic is encrypted with it."""
+    alert_topic_arn: pulumi.Input[str]
+    """Where a failed rollout is reported."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of every resource (default none)."""
+
+
+class RunnerEngine(pulumi.ComponentResource):
+    """The stepfunctions engine: the rollout state machine (`rollout_definition`) and its least-privilege role."""
+
+    state_machine: aws.sfn.StateMachine
+
+    def __init__(self, name: str, args: RunnerEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datalake:runner:RunnerEngine", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account, runner = args.account, args.runner
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=f"{args.state_machine_name}-rollout",
+            description="Runs the runner's rollout state machine: CodeBuild builds of the plan, its batches and the merged report",
+            assume_role_policy=account_service_trust("states.amazonaws.com", account),
+            tags=args.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy_json(self.statements(args)), opts=child)
+        definition = pulumi.Output.all(
+            account.partition, args.plan_project.name, args.shard_project.name, args.targeted_project.name, args.state_bucket, args.alert_topic_arn
+        ).apply(
+            lambda v: json.dumps(
+                rollout_definition(
+                    RolloutSettings(
+                        partition=v[0], plan_project=v[1], shard_project=v[2], targeted_project=v[3], state_bucket=v[4], alert_topic_arn=v[5],
+                        batch_size=runner.batch_size, max_concurrency=runner.map_max_concurrency,
+                        tolerated_failure_percentage=runner.tolerated_failure_percentage,
+                    )
+                ),
+                indent=2,
+            )
+        )
+        self.state_machine = aws.sfn.StateMachine(
+            f"{name}-state-machine",
+            name=args.state_machine_name,
+            role_arn=role.arn,
+            type="STANDARD",  # Distributed Map children of `.sync` tasks need STANDARD executions
+            definition=definition,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        self.register_outputs({"stateMachineArn": self.state_machine.arn, "roleArn": role.arn})
+
+    @staticmethod
+    def statements(args: RunnerEngineArgs) -> list[Statement]:
+        """Exactly what the definition calls ("IAM policies for using Distributed Map states", and the
+        CodeBuild `.sync` integration's managed rule)."""
+        account = args.account
+        machine = account.arn("states", f"stateMachine:{args.state_machine_name}")
+        projects = [args.plan_project.arn, args.targeted_project.arn, args.shard_project.arn]
+        return [
+            statement("RunBuilds", ["codebuild:StartBuild", "codebuild:StopBuild", "codebuild:BatchGetBuilds"], projects),
+            statement(
+                "WatchBuildsThroughTheManagedRule",
+                ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                account.arn("events", f"rule/{CODEBUILD_RULE}"),
+            ),
+            # The Distributed Map runs its children as executions of this state machine.
+            statement("StartMapChildren", "states:StartExecution", machine),
+            statement(
+                "FollowMapChildren",
+                ["states:DescribeExecution", "states:StopExecution"],
+                account.arn("states", f"execution:{args.state_machine_name}:*"),
+            ),
+            statement("ReadPlanItems", "s3:GetObject", concat("arn:", account.partition, ":s3:::", args.state_bucket, f"/{PLAN_PREFIX}/*")),
+            statement("AlertFailedRollouts", "sns:Publish", args.alert_topic_arn),
+            statement("PublishToEncryptedTopic", ["kms:GenerateDataKey", "kms:Decrypt"], args.key_arn),
+        ]

@@ -100,6 +100,14 @@ def _key_policy_kms_star(document: PolicyDocument, statement: dict[str, Any], de
     return all(entry["required_format"] != key_format for entry in detail)
 
 
+def _standard_execution_describe(document: PolicyDocument, statement: dict[str, Any], detail: Any) -> bool:
+    """`states:DescribeExecution` granted on executions (`execution:`) but not on Express ones (`express:`)."""
+    express = "arn:*:states:*:*:express:*:*:*"
+    return "states:DescribeExecution" in _statement_actions(statement) and all(
+        entry["action"] == "states:DescribeExecution" and entry["required_format"] == express for entry in detail
+    )
+
+
 ALLOWED: tuple[Allowance, ...] = (
     Allowance(
         "RESOURCE_MISMATCH",
@@ -110,6 +118,16 @@ ALLOWED: tuple[Allowance, ...] = (
         "/kms/latest/developerguide/key-policy-overview.html); the key-less actions in `kms:*` simply do "
         "not apply. Only findings about actions that take no key resource are allowed.",
         _key_policy_kms_star,
+    ),
+    Allowance(
+        "RESOURCE_MISMATCH",
+        "states:DescribeExecution lists two resource types, `execution` (Standard workflows) and `express` "
+        "(Express workflows); parliament wants both. A Standard state machine's executions are `execution:` "
+        "ARNs only, and AWS's least-privilege policy for a Distributed Map grants DescribeExecution on "
+        "`execution:<stateMachineName>:*` alone ('IAM policies for using Distributed Map states', "
+        "https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html). Only the missing "
+        "`express:` format is allowed.",
+        _standard_execution_describe,
     ),
 )
 
