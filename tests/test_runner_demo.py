@@ -22,7 +22,7 @@ def test_demo_prints_a_plan_with_every_action(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "== discover" in out and "== plan (dry run" in out
-    plan = out.split("== plan", 1)[1]
+    plan = out.split("== plan (dry run", 1)[1].split("== apply", 1)[0]
     for action, reason in [
         ("create", "new ACTIVE account"),
         ("update", "ACTIVE account with a stack"),
@@ -35,6 +35,12 @@ def test_demo_prints_a_plan_with_every_action(tmp_path):
     assert "silos/emea/prod" in out  # nested OUs were walked
     assert "moto_server" in result.stderr and "dry run: nothing was changed" in result.stderr
     assert list(tmp_path.glob("*/report.json"))
+    # Then the plan is applied (simulated deployments) and planned again: everything is unchanged.
+    applied = out.split("== apply (simulated", 1)[1].split("== plan again", 1)[0]
+    assert "22 succeeded" in applied
+    again = out.split("== plan again", 1)[1]
+    assert "18 operations (unchanged: 18)" in again
+    assert again.count("unchanged (since 20") == 18 and "create" not in again and "retire" not in again
 
 
 def test_file_backend_reader_lists_stacks_with_their_silo_names(tmp_path):
