@@ -30,7 +30,7 @@ from components.runner_engine import (
     rollout_definition,
     state_machine_event_input,
 )
-from offline.sdk_contract import check_definition
+from offline.sdk_contract import check_definition, reachable
 
 SETTINGS = RolloutSettings(
     partition="aws",
@@ -145,21 +145,9 @@ def test_the_checkers_would_catch_a_broken_definition(definition):
     assert any("ProjectNam" in problem for problem in check_definition(typo, partition="aws"))
 
 
-def _successors(state: dict) -> set[str]:
-    found = {state[k] for k in ("Next", "Default") if k in state}
-    found |= {c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])}
-    return found
-
-
 def test_every_state_is_reachable_and_every_failure_alerts(definition):
     states = definition["States"]
-    reachable, todo = set(), [definition["StartAt"]]
-    while todo:
-        name = todo.pop()
-        if name not in reachable:
-            reachable.add(name)
-            todo += _successors(states[name])
-    assert reachable == set(states)
+    assert reachable(definition) == set(states)
     for name in ("TargetedApply", "Plan", "MergeReports"):
         assert states[name]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Alert"}]
     # A rollout past its tolerance still merges its report; the merge then fails and alerts.
