@@ -286,5 +286,6 @@ class RunnerEngine(pulumi.ComponentResource):
             ),
             statement("ReadPlanItems", "s3:GetObject", concat("arn:", account.partition, ":s3:::", args.state_bucket, f"/{PLAN_PREFIX}/*")),
             statement("AlertFailedRollouts", "sns:Publish", args.alert_topic_arn),
-            statement("PublishToEncryptedTopic", ["kms:GenerateDataKey", "kms:Decrypt"], args.key_arn),
+            # The alerts topic and the plan's items (SSE-KMS, as every runner object) use the master key.
+            statement("UseMasterKey", ["kms:GenerateDataKey", "kms:Decrypt"], args.key_arn),
         ]

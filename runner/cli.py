@@ -1,4 +1,4 @@
-"""`python -m runner <command>`: discover, plan, apply, drift, report, demo, bootstrap, restore.
+"""`python -m runner <command>`: discover, plan, apply, drift, merge-reports, report, demo, bootstrap, restore.
 
 Exit codes: 0 everything succeeded (for `drift`: no drift); 1 some operation failed, retirements
 were held by the safety rules, discovery failed, or drift was found; 2 bad invocation or config.
@@ -447,11 +447,12 @@ class Run:
             return
         location, name = split_location(where)
         batch_size = self.args.batch_size or config.runner.batch_size
-        write_plan(ReportStore(location, self.clients.s3 or (lambda: _boto("s3", self.args))), name, self.plan, self.run_id, batch_size)
+        # Plans and batch results are SSE-KMS like the reports: the state machine's role may decrypt with the master key.
+        write_plan(ReportStore(location, self._s3, self.store.kms_key_id), name, self.plan, self.run_id, batch_size)
 
     def _plan_store(self) -> tuple[ReportStore, dict[str, Any]]:
         location, name = split_location(self.args.from_plan)
-        store = ReportStore(location, self.clients.s3 or (lambda: _boto("s3", self.args)))
+        store = ReportStore(location, self._s3, self.store.kms_key_id)
         return store, read_plan(store, name)
 
     def _apply_batch(self, config: MasterConfig) -> int:

@@ -236,7 +236,7 @@ def test_the_state_machine_role_may_do_exactly_what_the_definition_calls():
                               [f"arn:aws:states:eu-west-1:{MASTER_ACCOUNT_ID}:execution:acme-dl-runner:*"]),
         "ReadPlanItems": (["s3:GetObject"], [f"arn:aws:s3:::{STATE_BUCKET}/runner-plans/*"]),
         "AlertFailedRollouts": (["sns:Publish"], [recording.outputs["alertTopicArn"]]),
-        "PublishToEncryptedTopic": (["kms:GenerateDataKey", "kms:Decrypt"], [recording.one("aws:kms/key:Key").outputs["arn"]]),
+        "UseMasterKey": (["kms:GenerateDataKey", "kms:Decrypt"], [recording.one("aws:kms/key:Key").outputs["arn"]]),
     }
     assert {s["Sid"]: (s["Action"], s["Resource"]) for s in document["Statement"]} == expected
 
