@@ -26,10 +26,13 @@ Durations (seconds; `--duration key=value` overrides one):
 | silo_name_read | 1.5 | one `pulumi stack tag ls` (a CLI process; today: once per stack, 8 at a time) |
 | versions | 2 | `pulumi version` + `pulumi plugin ls --json` (once per run) |
 
-Time. Simulated durations are slept divided by a scale factor F (per scenario, shown in the output)
-and every interval the runner spends waiting on them (its `ledger`, `discovery`, `listStacks`,
-`versions`, `execution`, `reports` phases) is multiplied back by F; what the runner computes
-(planning, fingerprints) counts at its real duration. A build's time is `codebuild_start` plus its
+Time. Simulated durations are slept divided by a scale factor F (per scenario, shown in the output).
+Of each phase the runner waits in (its `ledger`, `discovery`, `listStacks`, `versions`, `execution`,
+`reports` phases), the wall time is multiplied back by F, minus the process's CPU time in it when the
+run is alone in the process (that is its own computation: parsing entries and pages); what the
+runner only computes (planning, fingerprints) counts at its real duration. Builds that run beside
+others (a rollout's children, a targeted run during a rollout) share this process and its GIL, so
+their CPU time cannot be told apart and is scaled with the waiting: those figures err slow. A build's time is `codebuild_start` plus its
 run; a Distributed Map's is the makespan of its children on `MaxConcurrency` slots; a rollout's is
 plan + map + merge. The executor's own overhead inside a scaled phase is scaled too (a few per cent
 at the factors used), so the figures err on the slow side.
@@ -261,8 +264,13 @@ class World:
             self.templates[name] = path
         return self.templates[name]
 
-    def cli(self, argv: list[str], *, behaviour: str = "new", template: int = 1) -> Measured:
-        """Runs `python -m runner <argv>` in process against this world; simulated seconds from its phases."""
+    def cli(self, argv: list[str], *, behaviour: str = "new", template: int = 1, alone: bool = True) -> Measured:
+        """Runs `python -m runner <argv>` in process against this world; simulated seconds from its phases.
+
+        `alone`: no other build runs in this process meanwhile, so the CPU time of a phase is this
+        run's own computation (counted at 1x). Beside other builds it could be theirs, and it is
+        scaled with the waiting instead: the figure errs slow.
+        """
         args = [
             *argv,
             f"--silo-ou={SILO_OU}",
@@ -278,12 +286,17 @@ class World:
         started = time.perf_counter()
         code = run.execute()
         wall = time.perf_counter() - started
-        waited = sum(run.timings.get(phase, 0.0) for phase in PHASE_FACTORS)
-        scaled = sum(run.timings.get(phase, 0.0) * self.clock.scale(kind) for phase, kind in PHASE_FACTORS.items())
-        seconds = scaled + (wall - waited)
-        before = seconds - run.timings.get("execution", 0.0) * self.clock.scale("ops")
+        # A scaled phase's wall time is waiting (scaled back) plus computation (counted as it is).
+        sim = {phase: self._phase_seconds(run, phase, kind, alone) for phase, kind in PHASE_FACTORS.items()}
+        seconds = sum(sim.values()) + (wall - sum(run.timings.get(phase, 0.0) for phase in PHASE_FACTORS))
+        before = seconds - sim["execution"]
         calls = dict(run.organizations.counts) if run.organizations else {}
         return Measured(code, seconds, calls, run, before)
+
+    def _phase_seconds(self, run: Any, phase: str, kind: str, alone: bool) -> float:
+        wall = run.timings.get(phase, 0.0)
+        cpu = min(wall, run.cpu_timings.get(phase, 0.0)) if alone else 0.0
+        return (wall - cpu) * self.clock.scale(kind) + cpu
 
     def deployed_after(self, stack: str, measured: Measured) -> float:
         """Simulated seconds from a run's start to `stack` deployed (its operation began with the execution)."""
@@ -329,7 +342,8 @@ def makespan(durations: list[float], slots: int) -> float:
 
 
 def stepfunctions_rollout(world: World, template: int, execution: str, during=None) -> dict[str, Any]:
-    """The state machine: plan build, Distributed Map of child builds, merge build. `during(t0)` runs beside it."""
+    """The state machine: plan build, Distributed Map of child builds, merge build. `during()` runs beside it."""
+    alone = during is None
     engine = world.engine
     uri = f"s3://{BUCKET}/runner-plans/{execution}/plan.json"
     builds_before = world.builds.peak
@@ -337,7 +351,9 @@ def stepfunctions_rollout(world: World, template: int, execution: str, during=No
     extra = threading.Thread(target=during) if during else None
     if extra:
         extra.start()
-    plan, plan_seconds = world.builds.build(lambda: world.cli(["plan", f"--plan-json={uri}", f"--batch-size={engine.batch_size}"], template=template))
+    plan, plan_seconds = world.builds.build(
+        lambda: world.cli(["plan", f"--plan-json={uri}", f"--batch-size={engine.batch_size}"], template=template, alone=alone)
+    )
     items = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"runner-plans/{execution}/items.json")["Body"].read())
     batches = [items[start:start + engine.batch_size] for start in range(0, len(items), engine.batch_size)]
     children: list[float] = [0.0] * len(batches)
@@ -347,7 +363,9 @@ def stepfunctions_rollout(world: World, template: int, execution: str, during=No
     def child(index: int) -> None:
         with slots:
             batch = json.dumps(batches[index], separators=(",", ":"))
-            measured, seconds = world.builds.build(lambda: world.cli(["apply", f"--from-plan={uri}", f"--items={batch}"], template=template))
+            measured, seconds = world.builds.build(
+                lambda: world.cli(["apply", f"--from-plan={uri}", f"--items={batch}"], template=template, alone=False)
+            )
             children[index], codes[index] = seconds, measured.code
 
     threads = [threading.Thread(target=child, args=(i,)) for i in range(len(batches))]
@@ -355,7 +373,7 @@ def stepfunctions_rollout(world: World, template: int, execution: str, during=No
         thread.start()
     for thread in threads:
         thread.join()
-    merge, merge_seconds = world.builds.build(lambda: world.cli(["merge-reports", f"--from-plan={uri}"], template=template))
+    merge, merge_seconds = world.builds.build(lambda: world.cli(["merge-reports", f"--from-plan={uri}"], template=template, alone=alone))
     if extra:
         extra.join()
     peak, world.builds.peak = world.builds.peak, max(builds_before, world.builds.peak)
@@ -395,7 +413,7 @@ def simulate(accounts: int, durations: Durations, engine: Engine, factors: dict[
         def event() -> None:
             time.sleep(event_after / world.clock.scale("ops"))
             account = world.add_account("Event Account")
-            measured, seconds = world.builds.build(lambda: world.cli(["apply", f"--account={account}"], template=3))
+            measured, seconds = world.builds.build(lambda: world.cli(["apply", f"--account={account}"], template=3, alone=False))
             new_account.update(
                 account=account, code=measured.code, runSeconds=seconds,
                 seconds=durations.codebuild_start + world.deployed_after(stack_name(account), measured),

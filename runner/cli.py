@@ -286,6 +286,8 @@ class Run:
         self.clients = clients
         self.run_id = new_run_id()
         self.timings: dict[str, float] = {}
+        self.cpu_timings: dict[str, float] = {}
+        """CPU seconds of the process during each phase: what a phase computed rather than waited for."""
         self.plan: Optional[Plan] = None
         self.results: list[OperationResult] = []
         self.organizations: Optional[CountingClient] = None
@@ -298,11 +300,13 @@ class Run:
         """Where this run's state exports go; None when no durable place is known (retirements then fail)."""
 
     def timed(self, name: str, call: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
+        """Runs one phase, adding its wall time to `timings` and the process's CPU time to `cpu_timings`."""
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             return call()
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+            self.cpu_timings[name] = self.cpu_timings.get(name, 0.0) + time.process_time() - cpu
 
     def execute(self) -> int:
         args = self.args
@@ -458,8 +462,9 @@ class Run:
     def _apply_batch(self, config: MasterConfig) -> int:
         """One child of the distributed engine: a batch of a stored plan, through the same executor."""
         args = self.args
-        store, document = self._plan_store()
-        index, operations = select_batch(document, batch=args.batch, items=args.items)
+        location, _ = split_location(args.from_plan)
+        store = ReportStore(location, self._s3, self.store.kms_key_id)
+        index, operations, document = select_batch(store, batch=args.batch, items=args.items)
         log.info("batch %d of plan %s: %d operation(s)", index, args.from_plan, len(operations))
         template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
         ops = _stack_ops(args, config, self.clients)

@@ -7,13 +7,15 @@ directory of the plan object (`s3://<state bucket>/runner-plans/<execution>/`):
 | --- | --- | --- |
 | `plan.json` | `runner plan --plan-json <location>/plan.json` | every child (`apply --from-plan`), `merge-reports` |
 | `items.json` | the same plan step: one item per runnable operation, in batch order | the Distributed Map's `ItemReader` |
+| `batches/batch-<i>.json` | the same plan step: batch `i`'s operations (configs included) | the child given batch `i` |
 | `results/batch-<i>.json` | the child that ran batch `i` | `merge-reports` |
 
 `plan.json` is the plan's usual JSON (`operations`, `heldReason`, ...) plus the run id, the batch
-size and a digest over all of it: a child refuses a plan that changed after it was written, items
-that are not in it, and items of more than one batch (the map's `MaxItemsPerBatch` must equal the
-plan's batch size). The plan is computed once, so the mass-retire guard judges the whole
-organization, never one batch. `merge-reports` turns the plan and every batch's results into one run
+size and a digest over all of it; each batch document carries its own digest and the plan's. A
+child reads its batch document only (not the whole plan: at 5,000 accounts that is megabytes per
+child) and refuses one that changed after it was written, items that are not in it, and items of
+more than one batch (the map's `MaxItemsPerBatch` must equal the plan's batch size). The plan is
+computed once, so the mass-retire guard judges the whole organization, never one batch. `merge-reports` turns the plan and every batch's results into one run
 report; a batch with no results (its build failed before writing them, or never started) counts
 its operations as failed, so a lost child never passes for a success.
 """
@@ -53,38 +55,58 @@ def batch_result_name(index: int) -> str:
     return f"results/batch-{index}.json"
 
 
-def plan_document(plan: Plan, run_id: str, batch_size: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The plan document (with its digest) and the items file of the Distributed Map."""
+def batch_document_name(index: int) -> str:
+    return f"batches/batch-{index}.json"
+
+
+def _sealed(document: dict[str, Any]) -> dict[str, Any]:
+    return {**document, "digest": content_digest(document)}
+
+
+def plan_document(plan: Plan, run_id: str, batch_size: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The plan document (with its digest), the items file of the Distributed Map, and one document per batch."""
     shards = shard_plan(plan, batch_size)
     items = shard_items(shards)
-    document = {**plan.to_json(), "version": PLAN_VERSION, "runId": run_id, "batchSize": batch_size, "batches": len(shards)}
-    document["digest"] = content_digest(document)
-    return document, items
+    document = _sealed({**plan.to_json(), "version": PLAN_VERSION, "runId": run_id, "batchSize": batch_size, "batches": len(shards)})
+    batches = [
+        _sealed({"version": PLAN_VERSION, "runId": run_id, "planDigest": document["digest"], "batch": shard.index,
+                 "operations": [op.to_json() for op in shard.operations]})
+        for shard in shards
+    ]
+    return document, items, batches
 
 
 def write_plan(store: ReportStore, name: str, plan: Plan, run_id: str, batch_size: int) -> tuple[dict[str, Any], str]:
-    """Writes `plan.json` (named `name`) and `items.json` beside it; returns the document and where it went."""
-    document, items = plan_document(plan, run_id, batch_size)
+    """Writes `plan.json` (named `name`), then each batch's document and `items.json` beside it."""
+    document, items, batches = plan_document(plan, run_id, batch_size)
     where = store.put_json(name, document)
+    for batch in batches:
+        store.put_json(batch_document_name(batch["batch"]), batch)
     store.put_json(ITEMS_FILE, items)
     log.info("plan %s: %d operations to run in %d batches of up to %d", where, len(items), document["batches"], batch_size)
     return document, where
 
 
-def read_plan(store: ReportStore, name: str) -> dict[str, Any]:
-    """The plan document, refused when it is not one or changed after it was written."""
+def _read_sealed(store: ReportStore, name: str, what: str) -> dict[str, Any]:
     try:
         document = store.get_json(name)
     except ClientError as exc:
-        raise UsageError(f"cannot read the plan {store.location}/{name}: {exc.response.get('Error', {}).get('Code', exc)}") from None
+        raise UsageError(f"cannot read the {what} {store.location}/{name}: {exc.response.get('Error', {}).get('Code', exc)}") from None
+    except UsageError:
+        raise UsageError(f"cannot read the {what} {store.location}/{name}: it does not exist; was the plan step run with --plan-json?") from None
     except ValueError:
         document = None
     if not isinstance(document, dict) or document.get("version") != PLAN_VERSION:
-        raise UsageError(f"{store.location}/{name} is not a runner plan of version {PLAN_VERSION}; write it with `runner plan --plan-json`")
+        raise UsageError(f"{store.location}/{name} is not a runner {what} of version {PLAN_VERSION}; write it with `runner plan --plan-json`")
     body = {key: value for key, value in document.items() if key != "digest"}
     if content_digest(body) != document.get("digest"):
         raise UsageError(f"{store.location}/{name} changed after the plan step wrote it (digest mismatch); run the plan step again")
     return document
+
+
+def read_plan(store: ReportStore, name: str) -> dict[str, Any]:
+    """The plan document, refused when it is not one or changed after it was written."""
+    return _read_sealed(store, name, "plan")
 
 
 def _operations(document: dict[str, Any]) -> list[PlannedOperation]:
@@ -100,49 +122,54 @@ def _plan_of(document: dict[str, Any]) -> Plan:
     )
 
 
-def select_batch(document: dict[str, Any], *, batch: Optional[int] = None, items: Optional[str] = None) -> tuple[int, list[PlannedOperation]]:
-    """The batch a child runs: by index (`--batch`) or by the map's items (`--items`, a JSON array).
+def select_batch(store: ReportStore, *, batch: Optional[int] = None, items: Optional[str] = None) -> tuple[int, list[PlannedOperation], dict[str, Any]]:
+    """The batch a child runs, by index (`--batch`) or by the map's items (`--items`, a JSON array).
 
-    Items are checked against the plan's own sharding: each must be one of its runnable operations,
-    and all of them of one batch.
+    Returns its index, its operations and its document. Items must all belong to one batch and be
+    operations of that batch's document.
     """
     if (batch is None) == (items is None):
         raise UsageError("--from-plan needs exactly one of --batch INDEX or --items JSON")
-    plan = _plan_of(document)
-    shards = shard_plan(plan, int(document["batchSize"]))
-    if batch is not None:
-        if not 0 <= batch < len(shards):
-            raise UsageError(f"--batch {batch}: the plan has {len(shards)} batches (0 to {len(shards) - 1})")
-        return batch, list(shards[batch].operations)
-    assert items is not None
+    wanted: list[dict[str, Any]] = []
+    if items is not None:
+        try:
+            wanted = json.loads(items)
+        except ValueError:
+            raise UsageError(f"--items is not JSON: {items[:80]!r}; the state machine passes States.JsonToString($.Items)") from None
+        if not isinstance(wanted, list) or not wanted or not all(isinstance(i, dict) and "stack" in i and isinstance(i.get("batch"), int) for i in wanted):
+            raise UsageError('--items must be a non-empty JSON array of the plan\'s items, like {"stack": "silo-123456789012", "batch": 0}')
+        indexes = sorted({i["batch"] for i in wanted})
+        if len(indexes) != 1:
+            raise UsageError(f"--items spans batches {indexes}: the map's ItemBatcher MaxItemsPerBatch must equal the plan's batch size")
+        batch = indexes[0]
+    assert batch is not None
+    if batch < 0:
+        raise UsageError(f"--batch {batch}: batches are numbered from 0")
     try:
-        wanted = json.loads(items)
-    except ValueError:
-        raise UsageError(f"--items is not JSON: {items[:80]!r}; the state machine passes States.JsonToString($.Items)") from None
-    if not isinstance(wanted, list) or not wanted or not all(isinstance(item, dict) and "stack" in item for item in wanted):
-        raise UsageError('--items must be a non-empty JSON array of items like {"stack": "silo-123456789012", "batch": 0}')
-    by_stack = {op.stack: (shard.index, op) for shard in shards for op in shard.operations}
-    unknown = [item["stack"] for item in wanted if item["stack"] not in by_stack]
-    if unknown:
-        raise UsageError(f"--items names stacks the plan does not run: {', '.join(map(str, unknown[:5]))}")
-    indexes = sorted({by_stack[item["stack"]][0] for item in wanted})
-    if len(indexes) != 1 or any(item.get("batch", indexes[0]) != indexes[0] for item in wanted):
-        raise UsageError(
-            f"--items spans batches {indexes}: the map's ItemBatcher MaxItemsPerBatch must equal the plan's batch size "
-            f"({document['batchSize']})"
-        )
-    order = {op.stack: position for position, op in enumerate(shards[indexes[0]].operations)}
-    return indexes[0], sorted((by_stack[item["stack"]][1] for item in wanted), key=lambda op: order[op.stack])
+        document = _read_sealed(store, batch_document_name(batch), "batch")
+    except UsageError as exc:
+        raise UsageError(f"batch {batch}: {exc}") from None
+    if document.get("batch") != batch:
+        raise UsageError(f"{store.location}/{batch_document_name(batch)} holds batch {document.get('batch')}, not {batch}")
+    operations = _operations(document)
+    if wanted:
+        known = {op.stack for op in operations}
+        unknown = [str(i["stack"]) for i in wanted if i["stack"] not in known]
+        if unknown:
+            raise UsageError(f"--items names stacks batch {batch} of the plan does not run: {', '.join(unknown[:5])}")
+        named = {i["stack"] for i in wanted}
+        operations = [op for op in operations if op.stack in named]
+    return batch, operations, document
 
 
-def write_batch_results(store: ReportStore, document: dict[str, Any], index: int, results: Sequence[OperationResult],
+def write_batch_results(store: ReportStore, batch_document: dict[str, Any], index: int, results: Sequence[OperationResult],
                         timings: dict[str, float], build: str = "") -> str:
-    """What one child did, for `merge-reports`."""
+    """What one child did, for `merge-reports` (`batch_document` as `select_batch` returned it)."""
     return store.put_json(
         batch_result_name(index),
         {
-            "runId": document["runId"],
-            "planDigest": document["digest"],
+            "runId": batch_document["runId"],
+            "planDigest": batch_document["planDigest"],
             "batch": index,
             "build": build,
             "timings": {key: round(value, 3) for key, value in timings.items()},

@@ -89,32 +89,38 @@ def test_plan_document_round_trip_and_batch_selection(tmp_path):
     assert len(items) == 12 and document["batches"] == 3
     assert read_plan(store, "plan.json") == document
 
-    index, ops = select_batch(document, batch=1)
+    index, ops, batch = select_batch(store, batch=1)
     assert index == 1 and [op.stack for op in ops] == [f"silo-{i:012d}" for i in range(6, 11)]
     assert ops[0].config == fleet_plan().operations[5].config  # the child gets the full config back
+    assert batch["planDigest"] == document["digest"]
+    # A child reads its batch's document only: the whole plan stays with the plan and merge steps.
+    assert sorted(p.name for p in (tmp_path / "run-1" / "batches").iterdir()) == ["batch-0.json", "batch-1.json", "batch-2.json"]
     # What the Distributed Map hands a child: its batch's items, as States.JsonToString writes them.
     chosen = json.dumps([i for i in items if i["batch"] == 2][::-1], separators=(",", ":"))
-    index, ops = select_batch(document, items=chosen)
+    index, ops, _ = select_batch(store, items=chosen)
     assert index == 2 and [op.stack for op in ops] == ["silo-000000000011", "silo-000000000012"]
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"batch": 3}, "the plan has 3 batches"),
+        ({"batch": 3}, "batch 3: cannot read the batch .*batches/batch-3.json: it does not exist"),
+        ({"batch": -1}, "batches are numbered from 0"),
         ({}, "exactly one of --batch"),
         ({"batch": 0, "items": "[]"}, "exactly one of --batch"),
         ({"items": "not json"}, "--items is not JSON"),
         ({"items": "[]"}, "non-empty JSON array"),
-        ({"items": '[{"stack": "silo-000000000013"}]'}, "stacks the plan does not run: silo-000000000013"),
-        ({"items": '[{"stack": "silo-000000000001"}, {"stack": "silo-000000000009"}]'}, r"spans batches \[0, 1\]"),
-        ({"items": '[{"stack": "silo-000000000001", "batch": 2}]'}, r"spans batches \[0\]"),
+        ({"items": '[{"stack": "silo-000000000001"}]'}, "non-empty JSON array"),
+        ({"items": '[{"stack": "silo-000000000013", "batch": 0}]'}, "stacks batch 0 of the plan does not run: silo-000000000013"),
+        ({"items": '[{"stack": "silo-000000000001", "batch": 0}, {"stack": "silo-000000000009", "batch": 1}]'}, r"spans batches \[0, 1\]"),
+        ({"items": '[{"stack": "silo-000000000001", "batch": 2}]'}, "stacks batch 2 of the plan does not run: silo-000000000001"),
     ],
 )
 def test_a_child_refuses_items_the_plan_does_not_shard_that_way(tmp_path, kwargs, message):
-    document, _ = write_plan(ReportStore(str(tmp_path)), "plan.json", fleet_plan(), "run-1", 5)
+    store = ReportStore(str(tmp_path))
+    write_plan(store, "plan.json", fleet_plan(), "run-1", 5)
     with pytest.raises(UsageError, match=message):
-        select_batch(document, **kwargs)
+        select_batch(store, **kwargs)
 
 
 def test_a_changed_or_foreign_plan_is_refused(tmp_path):
@@ -131,6 +137,11 @@ def test_a_changed_or_foreign_plan_is_refused(tmp_path):
     (tmp_path / "plan.json").write_text("{")
     with pytest.raises(UsageError, match="is not a runner plan"):
         read_plan(store, "plan.json")
+    batch = json.loads((tmp_path / "batches" / "batch-0.json").read_text())
+    batch["operations"][0]["config"]["datalake:siloName"] = "someone-else"
+    (tmp_path / "batches" / "batch-0.json").write_text(json.dumps(batch))
+    with pytest.raises(UsageError, match="batch 0: .*changed after the plan step wrote it"):
+        select_batch(store, batch=0)
 
 
 def test_split_location():
@@ -153,11 +164,13 @@ def test_merge_makes_one_report_and_a_lost_batch_fails_its_operations(tmp_path):
     document, _ = write_plan(store, "plan.json", plan, "run-1", 5)
     assert document["batches"] == 3  # 11 runnable: 5 + 5 + 1
     for index in (0, 2):
-        _, ops = select_batch(document, batch=index)
-        write_batch_results(store, document, index, _results(ops), {"execution": 10.0 + index}, build=f"runner-shard:{index}")
+        _, ops, batch = select_batch(store, batch=index)
+        write_batch_results(store, batch, index, _results(ops), {"execution": 10.0 + index}, build=f"runner-shard:{index}")
     # A stale result file of another plan under batch 1 does not count.
-    other, _ = write_plan(ReportStore(str(tmp_path / "other")), "plan.json", fleet_plan(), "run-0", 5)
-    write_batch_results(store, other, 1, _results(select_batch(other, batch=1)[1]), {})
+    elsewhere = ReportStore(str(tmp_path / "other"))
+    write_plan(elsewhere, "plan.json", fleet_plan(), "run-0", 5)
+    _, ops, other = select_batch(elsewhere, batch=1)
+    write_batch_results(store, other, 1, _results(ops), {})
 
     report = merge_reports(store, document)
 
@@ -178,13 +191,13 @@ def test_merge_of_a_clean_run_exits_zero_and_names_a_missing_batch(tmp_path):
     store = ReportStore(str(tmp_path))
     plan = fleet_plan(allow_mass_retire=True)
     document, _ = write_plan(store, "plan.json", plan, "run-2", 8)
-    _, ops = select_batch(document, batch=0)
-    write_batch_results(store, document, 0, _results(ops), {})
+    _, ops, batch = select_batch(store, batch=0)
+    write_batch_results(store, batch, 0, _results(ops), {})
     partial = merge_reports(store, document)
     assert partial["exitCode"] == 1
     assert partial["batches"][1]["problem"].startswith("no results from batch 1 (its build failed before writing them, or never started)")
-    _, ops = select_batch(document, batch=1)
-    write_batch_results(store, document, 1, _results(ops), {})
+    _, ops, batch = select_batch(store, batch=1)
+    write_batch_results(store, batch, 1, _results(ops), {})
     assert merge_reports(store, document)["exitCode"] == 0
 
 
