@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from components.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256
@@ -187,19 +188,21 @@ def test_bad_runner_settings_name_the_key_and_an_example():
     assert any(p.startswith("datalake:runner.denyAccounts: got '1234'") for p in problems)
 
 
+@pytest.fixture(scope="module")
 def stepfunctions_master():
+    """The master program with `engine: stepfunctions`, evaluated once for the tests below."""
     config = master_config()
     config["datalake:runner"] = {**config.get("datalake:runner", {}), "engine": "stepfunctions", "batchSize": 40,
                                  "mapMaxConcurrency": 25, "toleratedFailurePercentage": 5}
     return run_master(config)
 
 
-def test_the_stepfunctions_engine_deploys_the_rollout_state_machine():
+def test_the_stepfunctions_engine_deploys_the_rollout_state_machine(stepfunctions_master):
     from components.runner_engine import RolloutSettings, rollout_definition
     from offline.sdk_contract import check_definition, definitions_of
     from statelint.linter import Linter
 
-    recording = stepfunctions_master()
+    recording = stepfunctions_master
     [(urn, definition)] = definitions_of(recording)
     machine = recording.one("aws:sfn/stateMachine:StateMachine")
     assert machine.inputs["name"] == "acme-dl-runner" and machine.inputs["type"] == "STANDARD"
@@ -215,10 +218,10 @@ def test_the_stepfunctions_engine_deploys_the_rollout_state_machine():
     assert recording.outputs["runnerStateMachineArn"] == machine.outputs["arn"]
 
 
-def test_the_state_machine_role_may_do_exactly_what_the_definition_calls():
+def test_the_state_machine_role_may_do_exactly_what_the_definition_calls(stepfunctions_master):
     from tests.iam_lint import parliament_findings
 
-    recording = stepfunctions_master()
+    recording = stepfunctions_master
     role = recording.one("aws:iam/role:Role", "master-runner-engine-role")
     assert role.statement("AllowServiceAssumeRole", "assumeRolePolicy")["Principal"] == {"Service": "states.amazonaws.com"}
     policy = recording.one("aws:iam/rolePolicy:RolePolicy", "master-runner-engine-policy")
@@ -241,8 +244,8 @@ def test_the_state_machine_role_may_do_exactly_what_the_definition_calls():
     assert {s["Sid"]: (s["Action"], s["Resource"]) for s in document["Statement"]} == expected
 
 
-def test_with_the_stepfunctions_engine_the_schedule_and_the_events_start_the_state_machine():
-    recording = stepfunctions_master()
+def test_with_the_stepfunctions_engine_the_schedule_and_the_events_start_the_state_machine(stepfunctions_master):
+    recording = stepfunctions_master
     machine = recording.one("aws:sfn/stateMachine:StateMachine").outputs["arn"]
     _, [scheduled] = targets_of(recording, "master-runner-schedule")
     assert (scheduled.inputs["arn"], scheduled.inputs["input"]) == (machine, "{}")
