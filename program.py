@@ -8,12 +8,20 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from pathlib import Path
+
+import yaml
+
 from components.config import MasterConfig, SiloConfig, StackConfig, load_stack_config
+from components.environments import environment_problem, master_stack_name, silo_settings_dir, silo_stack_name, silo_template_file
+from components.errors import ConfigError
+from components.silo_settings import REGION_KEY, SiloSettings, silo_regions
 from components.iam import partition_of
 from components.master import MasterAccount, MasterAccountArgs
 from components.silo import SiloAccount, SiloAccountArgs
 
 ORGANIZATIONS_EVENTS_REGION = "us-east-1"
+PROJECT_DIR = Path(__file__).resolve().parent
 
 
 def deploy_role_arn(config: SiloConfig) -> str:
@@ -61,14 +69,91 @@ def org_events_provider(config: MasterConfig) -> aws.Provider | None:
     )
 
 
+def check_stack_of_environment(config: StackConfig, stack: str) -> None:
+    """The stack's name and `datalake:environment` must agree, so that a stack file copied to another
+    environment's name cannot deploy the default environment's names a second time (or the reverse)."""
+    environment = config.environment
+    expected = master_stack_name(environment) if isinstance(config, MasterConfig) else silo_stack_name(config.account_id, environment)
+    claims = stack_environment(stack, config)
+    if environment is None and claims is None:
+        return  # a default-environment stack may have another name, as before environments existed
+    if stack != expected:
+        raise ConfigError(
+            stack,
+            [
+                f"datalake:environment: is {environment or 'not set (the default environment)'!s}, so this stack must be "
+                f"named {expected!r}; name the stack so, or set datalake:environment"
+                + (f", for example: datalake:environment: {claims}" if claims else "")
+            ],
+        )
+
+
+def stack_environment(stack: str, config: StackConfig) -> str | None:
+    """The environment a stack's name claims (`master-stg`, `silo-stg-<id>` → `stg`), else None."""
+    if isinstance(config, MasterConfig):
+        claimed = stack[len("master-"):] if stack.startswith("master-") else ""
+    else:
+        middle = stack[len("silo-"):].rsplit("-", 1)
+        claimed = middle[0] if stack.startswith("silo-") and len(middle) == 2 and middle[1] == config.account_id else ""
+    return claimed if claimed and environment_problem(claimed) is None else None
+
+
+def regional_providers(config: MasterConfig, regions: set[str], org_events: aws.Provider | None) -> dict[str, aws.Provider]:
+    """One provider per region besides the master's where silo settings may put a silo."""
+    providers = {}
+    for region in sorted(regions - {config.region}):
+        if region == ORGANIZATIONS_EVENTS_REGION and org_events is not None:
+            providers[region] = org_events  # the same account and region: one provider, not two with one name
+            continue
+        providers[region] = aws.Provider(
+            f"master-{region}",
+            region=region,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=config.tags) if config.tags else None,
+        )
+    return providers
+
+
+def silo_region_reader(config: MasterConfig, provider: aws.Provider, project_dir: Path | None = None):
+    """(every region the environment's silo settings name, account id → its silo's region).
+
+    The master reads the same files the runner renders silo configs from (template, profiles,
+    account files); a profile is chosen by the account's tag, read from Organizations only when some
+    profile moves silos to another region.
+    """
+    project_dir = project_dir or PROJECT_DIR
+    template_path = project_dir / silo_template_file(config.environment)
+    if not template_path.is_file():
+        return set(), None
+    template = (yaml.safe_load(template_path.read_text()) or {}).get("config") or {}
+    settings = SiloSettings.load(project_dir / silo_settings_dir(config.environment))
+    files = [template, *(f.config for f in settings.all_files())]
+    regions = {str(layer[REGION_KEY]) for layer in files if REGION_KEY in layer}
+    tag = config.runner.profile_tag
+
+    def profile_of(account_id: str) -> str:
+        result = aws.organizations.get_resource_tags(resource_id=account_id, opts=pulumi.InvokeOptions(provider=provider))
+        return str((result.tags or {}).get(tag, "")).strip()
+
+    return regions, lambda account_id: silo_regions(template, settings, [account_id], profile_of)[account_id]
+
+
 def deploy(config: StackConfig | None = None) -> pulumi.ComponentResource:
     """Builds the stack's provider and its one top-level component, and exports its outputs."""
     config = config or load_stack_config()
+    check_stack_of_environment(config, pulumi.get_stack())
     if isinstance(config, MasterConfig):
+        provider = master_provider(config)
+        org_events = org_events_provider(config)
+        regions, region_of = silo_region_reader(config, provider)
         root: pulumi.ComponentResource = MasterAccount(
             "master",
-            MasterAccountArgs(config=config, org_events_provider=org_events_provider(config)),
-            opts=pulumi.ResourceOptions(providers={"aws": master_provider(config)}),
+            MasterAccountArgs(
+                config=config,
+                org_events_provider=org_events,
+                regional_providers=regional_providers(config, regions, org_events),
+                silo_region_of=region_of,
+            ),
+            opts=pulumi.ResourceOptions(providers={"aws": provider}),
         )
     else:
         root = SiloAccount(

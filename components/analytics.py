@@ -91,6 +91,9 @@ class OrgAnalyticsArgs:
     """Entity path of the silo OU; its last element is the OU whose accounts are discovered."""
     accounts: Optional[Sequence[OrgAccount]] = None
     """The silo accounts (default None: discovered through Organizations at deploy time)."""
+    catalog_accounts: Optional[frozenset[str]] = None
+    """Accounts to register catalogs for, when not all ACTIVE ones (default None: all). Names are still
+    chosen among all `accounts`, so a silo's catalog keeps its name whichever region it is in."""
     catalog_prefix: str = "silo_"
     """Prefix of each catalog name (default `silo_`)."""
     bytes_scanned_cutoff_per_query: int = 10 * 1024**3
@@ -158,7 +161,11 @@ class OrgAnalytics(pulumi.ComponentResource):
             if args.accounts is not None
             else discover_accounts(args.silo_ou_path, pulumi.InvokeOptions(parent=self))
         )
-        self.catalog_names = catalog_names(accounts, args.catalog_prefix)
+        self.catalog_names = {
+            account_id: catalog
+            for account_id, catalog in catalog_names(accounts, args.catalog_prefix).items()
+            if args.catalog_accounts is None or account_id in args.catalog_accounts
+        }
         self.catalogs = {
             # Logical names follow the account id, which never changes; a renamed account only
             # renames (replaces) its catalog.

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .iam import AccountContext, assume_role_policy, statement
+from .logs import encrypted_log_group
 from .naming import bounded_name
 from .roles import role_with_policy
 
@@ -70,11 +71,17 @@ class ApiGatewayLogging(pulumi.ComponentResource):
         role, _ = role_with_policy(
             name,
             bounded_name(args.name_prefix, args.silo_name, "apigateway-logs"),
+            # No aws:SourceAccount/aws:SourceArn: API Gateway documents neither for this role (its
+            # setup guide's trust has none), and it does not send aws:SourceAccount when it assumes
+            # integration roles (aws-solutions-library-samples/accelerated-intelligent-document-processing-on-aws#479).
+            # The role is the account's own setting; iam:PassRole keeps other accounts from using it.
             assume_role_policy("apigateway.amazonaws.com"),
             [
+                # No logs:CreateLogGroup: every group API Gateway writes is created by the stack,
+                # with a retention and the silo key (`logged_stage` makes the execution-log group).
                 statement(
                     "WriteApiGatewayLogs",
-                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                     [account.arn("logs", f"log-group:{group}") for group in groups]
                     + [account.arn("logs", f"log-group:{group}:log-stream:*") for group in groups],
                 )
@@ -96,6 +103,8 @@ def logged_stage(
     throttle_rate_limit: float,
     throttle_burst_limit: int,
     execution_logging_level: Optional[str] = None,
+    execution_log_retention_days: Optional[int] = None,
+    kms_key_arn: Optional[pulumi.Input[str]] = None,
     depends_on: Sequence[pulumi.Resource] = (),
     tags: Optional[dict[str, str]] = None,
     parent: pulumi.Resource,
@@ -105,7 +114,26 @@ def logged_stage(
     `depends_on` should hold the account's `ApiGatewayLogging.settings`: a stage with access logs
     fails to create before the account's CloudWatch role is set. Request and response bodies never go
     to the logs (`data_trace_enabled` stays off): they are data.
+
+    With an `execution_logging_level`, API Gateway writes execution logs to
+    `API-Gateway-Execution-Logs_<rest api id>/<stage>`; that group (`<name>-execution-logs`) is made
+    here first, with `execution_log_retention_days` and `kms_key_arn`, or API Gateway would create
+    it with no retention and no key.
     """
+    execution_logs: list[pulumi.Resource] = []
+    if execution_logging_level:
+        if not execution_log_retention_days or kms_key_arn is None:
+            raise ValueError(f"{name}: execution logging needs execution_log_retention_days and kms_key_arn")
+        execution_logs.append(
+            encrypted_log_group(
+                f"{name}-execution-logs",
+                pulumi.Output.concat("API-Gateway-Execution-Logs_", rest_api, "/", stage_name),
+                kms_key_arn,
+                execution_log_retention_days,
+                tags or {},
+                pulumi.ResourceOptions(parent=parent),
+            )
+        )
     stage = aws.apigateway.Stage(
         f"{name}-stage",
         rest_api=rest_api,
@@ -127,6 +155,7 @@ def logged_stage(
             data_trace_enabled=False,
             metrics_enabled=True,
         ),
-        opts=pulumi.ResourceOptions(parent=parent),
+        # The logging level is what starts execution logs: the group must exist by then.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=execution_logs),
     )
     return stage

@@ -34,6 +34,7 @@ from .pulumi_names import (
     parse_stack_reference,
 )
 from .iam import SUPPORTED_PARTITIONS, partition_of
+from .environments import environment_problem, master_stack_name, name_namespace, resource_prefix
 
 NAMESPACE = "datalake"
 DEFAULT_DEPLOY_ROLE = "OrganizationAccountAccessRole"
@@ -45,6 +46,12 @@ ACCOUNT_ID_PATTERN = re.compile(r"^\d{12}$")
 # Silo names end up inside bucket names (63 chars max) and DNS labels: keep them short and plain.
 SILO_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 NAME_PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,10}[a-z0-9]$")
+# The longest bucket name is `<prefix>-<silo>-athena-results-<account-id>`, at most S3's 63 characters:
+# the prefix and the silo name share 34. `<namePrefix>-<env>` may take up to 16 (the silo names of
+# such an environment are then at most 18: the runner derives them that short).
+PREFIX_AND_SILO_BUDGET = 34
+MAX_ENVIRONMENT_PREFIX = 16
+ENVIRONMENT_PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
 ROLE_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{1,64}$")
 EXAMPLE_MASTER_STACK = {"diy": "organization/datalake/master", "service": "acme/datalake/master"}
 
@@ -85,6 +92,22 @@ ORIGIN_PATTERN = re.compile(r"^https://[a-z0-9.-]+(:\d{1,5})?$")
 VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID_PATTERN = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 EXAMPLE_ORIGIN = "https://d111111abcdef8.cloudfront.net"
+
+
+# Transfer Family server security policies from 2024 on that serve SFTP: the ones AWS lists as
+# current in https://docs.aws.amazon.com/transfer/latest/userguide/security-policies.html (older ones,
+# e.g. the CloudFormation/provider default TransferSecurityPolicy-2018-11, keep SHA-1 MACs and
+# CBC ciphers). AS2Restricted-2025-07 is for AS2 servers. The policy pack's
+# `CURRENT_TRANSFER_POLICIES` (policy/rules.py) must hold every one of these; a test checks it.
+TRANSFER_SECURITY_POLICIES = (
+    "TransferSecurityPolicy-2025-03",
+    "TransferSecurityPolicy-2024-01",
+    "TransferSecurityPolicy-FIPS-2025-03",
+    "TransferSecurityPolicy-FIPS-2024-05",
+    "TransferSecurityPolicy-FIPS-2024-01",
+    "TransferSecurityPolicy-Restricted-2024-06",
+    "TransferSecurityPolicy-SshAuditCompliant-2025-02",
+)
 
 
 def _check_retention(value: int) -> int:
@@ -191,7 +214,12 @@ class SftpConfig(_Model):
     @field_validator("security_policy")
     @classmethod
     def _policy(cls, value: str) -> str:
-        return _require(re.compile(r"^TransferSecurityPolicy-[A-Za-z0-9-]+$"), value, "a Transfer security policy name")
+        if value not in TRANSFER_SECURITY_POLICIES:
+            raise ValueError(
+                f"got {value!r}, which is not a current Transfer security policy; use one of "
+                f"{', '.join(TRANSFER_SECURITY_POLICIES)}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _endpoint_settings(self) -> "SftpConfig":
@@ -611,6 +639,9 @@ class RunnerConfig(_InstallsPulumiCli):
     """Account tag key that opts an account of the silo OU out (default `datalake:silo`)."""
     opt_out_value: str = Field("false", min_length=1, max_length=256, examples=["false"])
     """Value of that tag that opts out, case-insensitive (default `false`)."""
+    profile_tag: str = Field("datalake:profile", min_length=1, max_length=128, examples=["datalake:profile"])
+    """Account tag key whose value names the silo profile, `<settings dir>/profiles/<value>.yaml`
+    (default `datalake:profile`; docs/runner.md, "Per-silo settings")."""
     allow_accounts: list[str] = Field(default_factory=list, examples=[["123456789012"]])
     """When set, only these accounts are managed (default empty: every account of the silo OU)."""
     deny_accounts: list[str] = Field(default_factory=list, examples=[["123456789012"]])
@@ -689,8 +720,14 @@ class CommonConfig(_Model):
 
     region: str = Field(examples=["eu-west-1"])
     """AWS region every resource of the stack is created in (`aws:region`)."""
+    environment: Optional[str] = Field(None, examples=["staging"])
+    """The data lake this stack belongs to (default none: the default environment, named as ever).
+    Environment `<env>` has the stacks `master-<env>` and `silo-<env>-<account-id>`, its own files,
+    and physical names that start with `<namePrefix>-<env>` (components/environments.py)."""
     name_prefix: str = Field("datalake", examples=["acme-dl"])
-    """Prefix of every physical name (default `datalake`): lowercase, 2-12 characters."""
+    """Prefix of every physical name (default `datalake`): lowercase, 2-12 characters. In environment
+    `<env>` the names start with `<namePrefix>-<env>` (at most 16 characters), which `name_prefix` then
+    holds; the delivery's deployer role then defaults to `<namePrefix>-<env>-master-deployer`."""
     organization_id: str = Field(examples=[EXAMPLE_ORG_ID])
     """The AWS Organizations id, `o-` and 10-32 lowercase letters or digits."""
     silo_ou_path: str = Field(examples=[EXAMPLE_SILO_OU_PATH])
@@ -713,10 +750,63 @@ class CommonConfig(_Model):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _prefix_of_the_environment(cls, data: Any) -> Any:
+        """In environment `<env>` every physical name starts with `<namePrefix>-<env>`, so that two
+        environments in one account never share a name while their files keep the same namePrefix."""
+        if not isinstance(data, Mapping):
+            return data
+        environment = data.get("environment")
+        raw = data.get("namePrefix", data.get("name_prefix", "datalake"))
+        if not isinstance(environment, str) or environment_problem(environment) or not isinstance(raw, str):
+            return data  # the field validators report a bad environment or prefix as they are
+        if not NAME_PREFIX_PATTERN.match(raw):
+            return data
+        prefix = resource_prefix(raw, environment)
+        if len(prefix) > MAX_ENVIRONMENT_PREFIX:
+            raise ValueError(
+                f"{NAMESPACE}:namePrefix {raw!r} and {NAMESPACE}:environment {environment!r} make every physical name start "
+                f"with {prefix!r} ({len(prefix)} characters), more than the {MAX_ENVIRONMENT_PREFIX} that keep bucket names "
+                f"within S3's 63; shorten one of them: an environment of at most "
+                f"{max(MAX_ENVIRONMENT_PREFIX - len(raw) - 1, 0)} characters with this namePrefix, or a namePrefix of at most "
+                f"{MAX_ENVIRONMENT_PREFIX - len(environment) - 1} with this environment"
+            )
+        data = {key: value for key, value in data.items() if key not in ("namePrefix", "name_prefix")}
+        data["namePrefix"] = prefix
+        delivery = decode_structured(data.get("delivery"))
+        named = {"masterDeployRoleName", "master_deploy_role_name"}
+        if "delivery" in cls.model_fields and isinstance(delivery, Mapping) and not named & set(delivery):
+            # `datalake-master-deployer` is the default environment's role; both masters may share an account.
+            data["delivery"] = {**delivery, "masterDeployRoleName": f"{prefix}-master-deployer"}
+        analytics = decode_structured(data.get("analytics", {}))
+        if "analytics" in cls.model_fields and isinstance(analytics, Mapping):
+            # Athena catalog names are unique per account and region: `silo_<env>_<account name>`.
+            catalog_prefix = analytics.get("catalogPrefix", analytics.get("catalog_prefix", "silo_"))
+            if isinstance(catalog_prefix, str):
+                rest = {k: v for k, v in analytics.items() if k not in ("catalogPrefix", "catalog_prefix")}
+                data["analytics"] = {**rest, "catalogPrefix": f"{catalog_prefix}{environment}_"}
+        return data
+
+    @field_validator("environment")
+    @classmethod
+    def _check_environment(cls, value: Optional[str]) -> Optional[str]:
+        problem = None if value is None else environment_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("name_prefix")
     @classmethod
-    def _check_prefix(cls, value: str) -> str:
+    def _check_prefix(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("environment"):
+            return _require(ENVIRONMENT_PREFIX_PATTERN, value, f"a prefix of at most {MAX_ENVIRONMENT_PREFIX} characters")
         return _require(NAME_PREFIX_PATTERN, value, "2-12 lowercase letters, digits or hyphens starting with a letter")
+
+    @property
+    def namespace(self) -> str:
+        """First part of the log-group names and IAM paths that carry no prefix: `datalake` or `datalake-<env>`."""
+        return name_namespace(self.environment)
 
     @field_validator("organization_id")
     @classmethod
@@ -867,13 +957,32 @@ class SiloConfig(CommonConfig):
         # A StackReference resolves in the backend of the stack that holds it.
         backend = backend_kind_of_organization((info.context or {}).get("organization"))
         try:
-            parse_stack_reference(value, backend)
+            reference = parse_stack_reference(value, backend)
         except PulumiNameError as error:
             raise ValueError(
                 f"got {value!r}, which {BACKEND_NAMES[backend]} refuses: {error}; "
                 f"for example: {EXAMPLE_MASTER_STACK[backend]}"
             ) from None
+        environment = (info.data or {}).get("environment")
+        if environment and reference.stack != master_stack_name(environment):
+            # A silo of one environment must never trust (share data with) another environment's master.
+            expected = value[: len(value) - len(reference.stack)] + master_stack_name(environment)
+            raise ValueError(
+                f"got {value!r}, but a silo of environment {environment!r} reads the master stack "
+                f"{master_stack_name(environment)!r}; for example: {expected}"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _bucket_names_fit(self) -> "SiloConfig":
+        if len(self.name_prefix) + len(self.silo_name) > PREFIX_AND_SILO_BUDGET:
+            room = PREFIX_AND_SILO_BUDGET - len(self.name_prefix)
+            raise ValueError(
+                f"{NAMESPACE}:siloName {self.silo_name!r} after the prefix {self.name_prefix!r} makes bucket names such as "
+                f"{self.name_prefix}-{self.silo_name}-athena-results-{self.account_id} longer than S3's 63 characters; "
+                f"with this prefix a silo name may have at most {room} characters, for example {self.silo_name[:room].rstrip('-')}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _console_exists_in_the_partition(self) -> "SiloConfig":

@@ -20,7 +20,8 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, org_path_pattern, organizations_arns, policy_json, statement
+from .iam import AccountContext, Statement, account_service_trust, kms_via_service, org_path_pattern, organizations_arns, policy_json, statement
+from .logs import logs_service_key_statement
 from .pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_VERSION, RUNTIME_REQUIREMENTS
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
@@ -29,6 +30,8 @@ STAGES = ("Source", "Test", "Package", "Deploy")
 # CodePipeline writes an execution's artifacts under the first 20 characters of the pipeline name.
 PIPELINE_ARTIFACT_FOLDER_LENGTH = 20
 BUNDLE_PREFIX = "bundles"
+STAGE_BUILD_TIMEOUT_MINUTES = 60
+"""Build timeout of every pipeline stage; the deploy stage runs the runner, so its stale-lock limit counts it."""
 FAILED_EXECUTION_EVENT = "codepipeline-pipeline-pipeline-execution-failed"
 
 TEST_BUILDSPEC = """\
@@ -48,7 +51,7 @@ phases:
   build:
     commands:
       - test -n "$COMMIT_ID" || {{ echo "COMMIT_ID is empty: the source action exported no revision"; exit 1; }}
-      - zip -qr datalake.zip __main__.py program.py dev Pulumi.yaml Pulumi.master.yaml Pulumi.silo-template.yaml requirements.txt {RUNTIME_REQUIREMENTS} components runner $(ls -d functions 2>/dev/null)
+      - zip -qr datalake.zip __main__.py program.py dev Pulumi.yaml Pulumi.master.yaml Pulumi.silo-template.yaml requirements.txt {RUNTIME_REQUIREMENTS} components runner $(ls -d functions silos silos-* Pulumi.master-*.yaml Pulumi.silo-template-*.yaml 2>/dev/null)
       - aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/$COMMIT_ID/datalake.zip"
       # The runner's CodeBuild project reads the newest bundle from a fixed key (runner.bundleKey).
       - aws s3 cp datalake.zip "s3://$ARTIFACT_BUCKET/{BUNDLE_PREFIX}/datalake.zip"
@@ -144,6 +147,24 @@ class DeliveryPipelineArgs:
     """Tags of every resource that takes tags (default none)."""
 
 
+BUILD_STAGES = ("test", "package", "deploy")
+
+
+def build_log_group_name(name_prefix: str, stage: str) -> str:
+    """`/aws/codebuild/<prefix>-delivery-<stage>`: the log group of one delivery build project."""
+    return f"/aws/codebuild/{name_prefix}-delivery-{stage}"
+
+
+def build_logs_key_statement(account: AccountContext, name_prefix: str) -> Statement:
+    """Master key policy grant: CloudWatch Logs may encrypt exactly the three build log groups."""
+    return logs_service_key_statement(
+        "AllowDeliveryBuildLogEncryption",
+        account,
+        "StringEquals",
+        [account.arn("logs", f"log-group:{build_log_group_name(name_prefix, stage)}") for stage in BUILD_STAGES],
+    )
+
+
 def connection_arn_in(arn: pulumi.Input[str], namespace: str) -> pulumi.Output[str]:
     """The same connection's ARN under `codestar-connections` or `codeconnections`."""
     return pulumi.Output.from_input(arn).apply(
@@ -177,7 +198,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
         self._tags = dict(args.tags)
-        account = args.account
+        account = self._account = args.account
         pipeline_name = f"{args.name_prefix}-delivery"
 
         self.bucket = SecureBucket(
@@ -311,7 +332,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             statement(
                 "RunDeliveryBuilds",
                 ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
-                [project_arn(stage) for stage in ("test", "package", "deploy")],
+                [project_arn(stage) for stage in BUILD_STAGES],
             ),
         ]
         if args.source == "codestar":
@@ -424,7 +445,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
     def _role(self, role: str, service: str, statements: Sequence[Statement]) -> aws.iam.Role:
         iam_role = aws.iam.Role(
             f"{self._name}-{role}-role",
-            assume_role_policy=assume_role_policy(service),
+            # CodeBuild, CodePipeline and EventBridge send aws:SourceAccount when they assume a
+            # service role (their "cross-service confused deputy prevention" guides).
+            assume_role_policy=account_service_trust(service, self._account),
             description=f"Delivery pipeline: {role}",
             tags=self._tags,
             opts=self._child,
@@ -448,11 +471,13 @@ class DeliveryPipeline(pulumi.ComponentResource):
         variables: Mapping[str, pulumi.Input[str]],
     ) -> aws.codebuild.Project:
         project_name = f"{pipeline_name}-{stage}"
-        log_group_name = f"/aws/codebuild/{project_name}"
+        log_group_name = build_log_group_name(args.name_prefix, stage)
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-{stage}-logs",
             name=log_group_name,
             retention_in_days=args.log_retention_days,
+            # The master key; `build_logs_key_statement` lets CloudWatch Logs use it for these groups.
+            kms_key_id=args.kms_key_arn,
             tags=self._tags,
             opts=self._child,
         )
@@ -468,7 +493,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             description=f"Delivery pipeline stage '{stage}'",
             service_role=role.arn,
             encryption_key=args.kms_key_arn,
-            build_timeout=60,
+            build_timeout=STAGE_BUILD_TIMEOUT_MINUTES,
             queued_timeout=120,
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=buildspec),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),

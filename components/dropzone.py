@@ -19,11 +19,20 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-# The partner path is a contract between these IAM policies and the handlers: one definition.
-from functions.dropzone_partners.partners import partner_path
+# The partner path, the staff prefix and what partners may do are a contract between these IAM
+# policies and the handlers: one definition.
+from functions.dropzone_partners.partners import (
+    DEFAULT_NAMESPACE,
+    NAMESPACE_ENV,
+    PARTNER_OBJECT_ACTIONS,
+    STAFF_PREFIX,
+    partner_path,
+    staff_deny_statements,
+)
 
 from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
 from .api_logging import logged_stage
+from .logs import encrypted_log_group, logs_service_key_statement
 from .roles import role_with_policy
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -53,9 +62,9 @@ def lambda_code(package: str) -> pulumi.AssetArchive:
     )
 
 
-def partner_users_arn(account: AccountContext, silo_name: str) -> pulumi.Output[str]:
+def partner_users_arn(account: AccountContext, silo_name: str, namespace: str = DEFAULT_NAMESPACE) -> pulumi.Output[str]:
     """Every partner user of the silo, and nothing else of IAM."""
-    return account.arn("iam", f"user{partner_path(silo_name)}*", regional=False)
+    return account.arn("iam", f"user{partner_path(silo_name, namespace)}*", regional=False)
 
 
 def list_users_statement() -> Statement:
@@ -64,25 +73,14 @@ def list_users_statement() -> Statement:
     return statement("ListUsersByPath", "iam:ListUsers", "*")
 
 
-def audit_log_group_name(silo_name: str) -> str:
-    return f"datalake/{silo_name}/audit"
+def audit_log_group_name(silo_name: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    return f"{namespace}/{silo_name}/audit"
 
 
-def audit_log_key_statement(account: AccountContext, silo_name: str) -> Statement:
+def audit_log_key_statement(account: AccountContext, silo_name: str, namespace: str = DEFAULT_NAMESPACE) -> Statement:
     """Silo key policy grant: CloudWatch Logs may encrypt the silo's `datalake/<silo>/*` log groups."""
-    return statement(
-        "AllowDropzoneLogEncryption",
-        # No kms:DescribeKey: it carries no encryption context, so the condition below never matches it.
-        ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
-         "kms:GenerateDataKeyWithoutPlaintext"],
-        "*",
-        principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
-        conditions={
-            # Encryption-context keys are strings to IAM (parliament flags ArnLike on them).
-            "StringLike": {
-                "kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:datalake/{silo_name}/*")
-            }
-        },
+    return logs_service_key_statement(
+        "AllowDropzoneLogEncryption", account, "StringLike", account.arn("logs", f"log-group:{namespace}/{silo_name}/*")
     )
 
 
@@ -93,9 +91,10 @@ def partner_reach_statements(
     region: pulumi.Input[str],
     prefix: str,
 ) -> list[Statement]:
-    """Put/Get under `prefix` of the dropzone bucket, List limited to it, the key through S3 only."""
+    """Put/Get/Abort under `prefix` of the dropzone bucket, List limited to it, the key through S3
+    for this bucket only, and never the staff prefixes (explicit Denies: `prefix` may cover them)."""
     return [
-        statement(f"{sid_prefix}ReadWrite", ["s3:PutObject", "s3:GetObject"], pulumi.Output.concat(bucket_arn, "/", prefix, "*")),
+        statement(f"{sid_prefix}ReadWrite", list(PARTNER_OBJECT_ACTIONS), pulumi.Output.concat(bucket_arn, "/", prefix, "*")),
         statement(
             f"{sid_prefix}List",
             "s3:ListBucket",
@@ -106,8 +105,32 @@ def partner_reach_statements(
             f"{sid_prefix}Key",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             key_arn,
-            conditions={"StringEquals": {"kms:ViaService": kms_via_service("s3", region)}},
+            conditions={
+                "StringEquals": {"kms:ViaService": kms_via_service("s3", region)},
+                # With S3 Bucket Keys the context is the bucket ARN, without them the object's.
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]},
+            },
         ),
+        *staff_deny_statements(bucket_arn, pulumi.Output.concat, sid_prefix),
+    ]
+
+
+# Keys with `.` or `..` segments: S3 stores them literally, and tools that treat keys as paths
+# (sync clients, SFTP, Spark) resolve them elsewhere. S3 ARN patterns match the key as it is.
+DOT_SEGMENT_KEYS = ("./*", "../*", "*/./*", "*/../*", "*/.", "*/..")
+
+
+def dropzone_bucket_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
+    """Extra dropzone bucket policy: nobody writes keys with `.` or `..` segments (the API
+    refuses them for staff uploads; partners write straight to S3 or over SFTP)."""
+    return [
+        statement(
+            "DenyDotSegmentKeys",
+            "s3:PutObject",
+            [pulumi.Output.concat(bucket_arn, "/", pattern) for pattern in DOT_SEGMENT_KEYS],
+            effect="Deny",
+            principal={"AWS": "*"},
+        )
     ]
 
 
@@ -135,7 +158,8 @@ class FunctionSpec:
 
 
 class DropzoneFunction(pulumi.ComponentResource):
-    """A Lambda with its own role, least-privilege inline policy and log group with retention."""
+    """A Lambda with its own role, least-privilege inline policy and log group with retention,
+    encrypted with the silo key (the logs hold partner names and client addresses)."""
 
     def __init__(
         self,
@@ -144,22 +168,22 @@ class DropzoneFunction(pulumi.ComponentResource):
         physical_name: str,
         account: AccountContext,
         log_retention_days: int,
+        kms_key_arn: pulumi.Input[str],
         tags: dict[str, str],
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         super().__init__("datalake:dropzone:DropzoneFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         log_group_name = f"/aws/lambda/{physical_name}"
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=log_group_name,
-            retention_in_days=log_retention_days,
-            tags=tags,
-            opts=child,
-        )
+        # The silo key's CloudWatch Logs grant (`logs.logs_key_statement`) covers this group.
+        self.log_group = encrypted_log_group(f"{name}-logs", log_group_name, kms_key_arn, log_retention_days, tags, child)
         self.role, self.policy = role_with_policy(
             name,
             physical_name,
+            # No aws:SourceAccount/aws:SourceArn: Lambda documents those keys only for policies that
+            # target a function (https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html),
+            # not for its assuming the execution role; iam:PassRole already keeps other accounts from
+            # handing this role to their functions.
             assume_role_policy("lambda.amazonaws.com"),
             [log_write_statement("WriteOwnLogs", account, log_group_name), *spec.statements],
             tags,
@@ -200,6 +224,12 @@ class DropzoneSite:
     """Its ARN."""
     key_arn: pulumi.Input[str]
     """The silo key: the bucket's default encryption key, also used for the audit log."""
+    namespace: str = DEFAULT_NAMESPACE
+    """First part of the log-group names and the partner path: `datalake`, or `datalake-<env>`."""
+
+    def namespace_environment(self) -> dict[str, str]:
+        """What the functions need to find the partner path; nothing in the default namespace."""
+        return {} if self.namespace == DEFAULT_NAMESPACE else {NAMESPACE_ENV: self.namespace}
 
     @property
     def base_name(self) -> str:
@@ -254,7 +284,7 @@ class Dropzone(pulumi.ComponentResource):
         site = args.site
         account, silo, base = site.account, site.silo_name, site.base_name
         tags = {**args.tags, "datalake:silo": silo, "datalake:capability": "dropzone"}
-        partners = partner_users_arn(account, silo)
+        partners = partner_users_arn(account, silo, site.namespace)
 
         # -- internal users ---------------------------------------------------------------------
         self.user_pool = aws.cognito.UserPool(
@@ -311,7 +341,7 @@ class Dropzone(pulumi.ComponentResource):
         # -- audit log and partner guard rails --------------------------------------------------
         self.audit_log = aws.cloudwatch.LogGroup(
             f"{name}-audit-log",
-            name=audit_log_group_name(silo),
+            name=audit_log_group_name(silo, site.namespace),
             retention_in_days=args.audit_log_retention_days,
             kms_key_id=site.key_arn,
             tags=tags,
@@ -336,12 +366,13 @@ class Dropzone(pulumi.ComponentResource):
         # needs it, and the role's trust policy needs the API function's role (no cycle this way).
         session_role_name = f"{base}-partner-session"[:64]
         session_role_arn = account.arn("iam", f"role/{session_role_name}", regional=False)
-        audit_statement = log_write_statement("WriteAuditRecords", account, audit_log_group_name(silo))
+        audit_statement = log_write_statement("WriteAuditRecords", account, audit_log_group_name(silo, site.namespace))
         partner_env = {
             "SILO_NAME": silo,
             "DROPZONE_BUCKET": site.bucket_name,
             "KMS_KEY_ARN": site.key_arn,
             "AUDIT_LOG_GROUP": self.audit_log.name,
+            **site.namespace_environment(),
         }
         api_spec = FunctionSpec(
             role="api",
@@ -377,9 +408,7 @@ class Dropzone(pulumi.ComponentResource):
                 ),
                 list_users_statement(),
                 statement("AssumePartnerSessionRole", "sts:AssumeRole", session_role_arn),
-                statement(
-                    "SignInternalUploads", "s3:PutObject", pulumi.Output.concat(site.bucket_arn, "/dropzone/internal/*")
-                ),
+                statement("SignStaffUploads", "s3:PutObject", pulumi.Output.concat(site.bucket_arn, f"/{STAFF_PREFIX}*")),
                 statement(
                     "EncryptInternalUploads",
                     "kms:GenerateDataKey",
@@ -416,6 +445,7 @@ class Dropzone(pulumi.ComponentResource):
                 physical_name=f"{base}-{'credential-vending' if spec.role == 'api' else 'dropzone-' + spec.role}"[:64],
                 account=account,
                 log_retention_days=args.function_log_retention_days,
+                kms_key_arn=site.key_arn,
                 tags=tags,
                 opts=child,
             )
@@ -568,7 +598,7 @@ class Dropzone(pulumi.ComponentResource):
         # Access logs under `datalake/<silo>/`, which the silo key's dropzone log grant covers.
         access_log = aws.cloudwatch.LogGroup(
             f"{name}-api-access-log",
-            name=f"datalake/{silo}/api-access",
+            name=f"{site.namespace}/{silo}/api-access",
             retention_in_days=args.function_log_retention_days,
             kms_key_id=site.key_arn,
             tags=tags,

@@ -24,6 +24,7 @@ import pulumi_aws as aws
 from .catalog import catalog_arns
 from .config import DatasetConfig
 from .iam import AccountContext, Statement, assume_role_policy, statement
+from .logs import encrypted_log_group
 from .naming import bounded_name
 from .roles import role_with_policy
 from .schema import job_datasets_argument
@@ -52,12 +53,39 @@ def key_statement(sid: str, kms_key_arn: pulumi.Input[str]) -> Statement:
 
 
 def glue_logs_statement(account: AccountContext) -> Statement:
-    """Glue writes to `/aws-glue/...` log groups and, under a security configuration, associates the key."""
+    """Glue writes to `/aws-glue/...` log groups and, under a security configuration, associates the key.
+
+    No logs:CreateLogGroup: the stack creates every group Glue writes (`glue_log_group_names`), with
+    a retention; a group Glue made itself would keep its logs forever.
+    """
     return statement(
         "WriteGlueLogs",
-        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
+        ["logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
         [account.arn("logs", "log-group:/aws-glue/*"), account.arn("logs", "log-group:/aws-glue/*:log-stream:*")],
     )
+
+
+def glue_log_group_names(
+    security_configuration: str, job_role: str, raw_crawler_role: str, processed_crawler_role: str
+) -> dict[str, str]:
+    """The log groups Glue writes to under a security configuration with CloudWatch encryption.
+
+    Glue puts the security configuration's name into the group names (so each gets its key):
+    - a Glue 2.0+ job: `/aws-glue/jobs/<configuration>-role/<role name>/output` and `.../error`;
+      with continuous logging, `/aws-glue/jobs/logs-v2-<configuration>` (Glue developer guide,
+      "Reduced start times": logging, and "Enabling continuous logging": "If a security
+      configuration is enabled for CloudWatch logs, AWS Glue will create a log group named
+      <Log-Group-Name>-<Security-Configuration-Name>");
+    - a crawler: `/aws-glue/crawlers-role/<role path and name>-<configuration>` (roles here have
+      the path `/`).
+    """
+    return {
+        "job-output": f"/aws-glue/jobs/{security_configuration}-role/{job_role}/output",
+        "job-error": f"/aws-glue/jobs/{security_configuration}-role/{job_role}/error",
+        "job-continuous": f"/aws-glue/jobs/logs-v2-{security_configuration}",
+        "raw-crawler": f"/aws-glue/crawlers-role/{raw_crawler_role}-{security_configuration}",
+        "processed-crawler": f"/aws-glue/crawlers-role/{processed_crawler_role}-{security_configuration}",
+    }
 
 
 def job_statements(
@@ -158,6 +186,8 @@ class EtlArgs:
     """Workers (default 2)."""
     timeout_minutes: int = 60
     """Job timeout (default 60)."""
+    log_retention_days: int = 90
+    """Retention of the job's and the crawlers' log groups (default 90)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource (default none)."""
 
@@ -184,9 +214,20 @@ class Etl(pulumi.ComponentResource):
         self.processed_crawler_name = f"{base}-processed"
         self.job_name = f"{base}-etl"
 
+        security_name = f"{base}-etl"
+        # The groups Glue logs into, made first with a retention and the silo key.
+        self.log_groups = {
+            label: encrypted_log_group(f"{name}-{label}-logs", group, args.kms_key_arn, args.log_retention_days, args.tags, child)
+            for label, group in glue_log_group_names(
+                security_name,
+                bounded_name(base, "etl-job"),
+                bounded_name(base, "raw-crawler"),
+                bounded_name(base, "processed-crawler"),
+            ).items()
+        }
         security = aws.glue.SecurityConfiguration(
             f"{name}-security",
-            name=f"{base}-etl",
+            name=security_name,
             encryption_configuration=aws.glue.SecurityConfigurationEncryptionConfigurationArgs(
                 cloudwatch_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationCloudwatchEncryptionArgs(
                     cloudwatch_encryption_mode="SSE-KMS", kms_key_arn=args.kms_key_arn
@@ -205,6 +246,9 @@ class Etl(pulumi.ComponentResource):
             return role_with_policy(
                 f"{name}-{label}",
                 physical_name=bounded_name(base, role_name),
+                # No aws:SourceAccount/aws:SourceArn: Glue documents neither for assuming its service
+                # roles, and CreateCrawler/CreateJob check that Glue can assume the role, so an
+                # unsent key would fail the deployment; iam:PassRole keeps other accounts out.
                 trust_policy=assume_role_policy("glue.amazonaws.com"),
                 statements=statements,
                 tags=args.tags,
@@ -228,7 +272,7 @@ class Etl(pulumi.ComponentResource):
             security_configuration=security.name,
             configuration='{"Version":1.0,"CrawlerOutput":{"Partitions":{"AddOrUpdateBehavior":"InheritFromTable"}}}',
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[raw_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[raw_policy, self.log_groups["raw-crawler"]]),
         )
 
         processed_role, processed_policy = role(
@@ -253,7 +297,7 @@ class Etl(pulumi.ComponentResource):
             security_configuration=security.name,
             configuration='{"Version":1.0,"Grouping":{"TableLevelConfiguration":2}}',
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[processed_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[processed_policy, self.log_groups["processed-crawler"]]),
         )
 
         scripts = {
@@ -312,7 +356,10 @@ class Etl(pulumi.ComponentResource):
             },
             security_configuration=security.name,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[job_policy]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[job_policy, *(self.log_groups[k] for k in ("job-output", "job-error", "job-continuous"))],
+            ),
         )
         self.register_outputs(
             {

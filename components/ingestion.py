@@ -194,6 +194,9 @@ class Ingestion(pulumi.ComponentResource):
         integration_role, _ = role_with_policy(
             f"{name}-integration",
             physical_name=bounded_name(base, "ingestion-api"),
+            # No aws:SourceAccount: API Gateway does not send it when it assumes an integration's
+            # credentials role, and the condition would fail every request (found on a live API:
+            # aws-solutions-library-samples/accelerated-intelligent-document-processing-on-aws#479).
             trust_policy=assume_role_policy("apigateway.amazonaws.com"),
             statements=[
                 statement("PutRecordsIntoThisSilosStreams", ["firehose:PutRecord", "firehose:PutRecordBatch"], stream_arns)
@@ -275,6 +278,8 @@ class Ingestion(pulumi.ComponentResource):
             throttle_rate_limit=args.throttle_rate_limit,
             throttle_burst_limit=args.throttle_burst_limit,
             execution_logging_level="ERROR",
+            execution_log_retention_days=args.log_retention_days,
+            kms_key_arn=args.kms_key_arn,
             depends_on=args.stage_depends_on,
             tags=tags,
             parent=self,

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 
-from .analytics import OrgAnalytics, OrgAnalyticsArgs
+from .analytics import ACTIVE, OrgAccount, OrgAnalytics, OrgAnalyticsArgs, discover_accounts
 from .artifact_store import ArtifactStore, ArtifactStoreArgs, artifact_decrypt_statement
 from .config import DEFAULT_DEPLOY_ROLE, MasterConfig
 from .errors import ConfigError
-from .delivery import DeliveryPipeline, DeliveryPipelineArgs
+from .delivery import DeliveryPipeline, DeliveryPipelineArgs, build_logs_key_statement
 from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext
 from .naming import bucket_name
+from .regional_analytics import RegionalAnalytics, RegionalAnalyticsArgs, master_access_logs_args
 from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .runner_triggers import RunnerTriggers, RunnerTriggersArgs, runner_logs_key_statement
-from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
+from .secure_bucket import SecureBucket
 from .storage import access_log_encryption_statement
 
 MASTER_OWNER = "master"
@@ -35,6 +37,11 @@ class MasterAccountArgs:
     org_events_provider: Optional[pulumi.ProviderResource] = None
     """A us-east-1 provider, where Organizations events arrive, when the master region is another one
     (default None: the master is in us-east-1)."""
+    regional_providers: Mapping[str, pulumi.ProviderResource] = field(default_factory=dict)
+    """Region → provider, for each region other than the master's that silo settings may deploy a
+    silo in (default none: every silo is in the master's region)."""
+    silo_region_of: Optional[Callable[[str], str]] = None
+    """Account id → the region of its silo (from the silo settings files); used with `regional_providers`."""
 
 
 def check_deploy_role_trust(cfg: MasterConfig, master_account_id: str) -> str:
@@ -91,6 +98,7 @@ class MasterAccount(pulumi.ComponentResource):
                     artifact_decrypt_statement(account, artifact_bucket_name, cfg.deploy_role_name, cfg.silo_ou_path),
                     service_publish_key_statement(account, ALERT_PUBLISHERS),
                     runner_logs_key_statement(account, RunnerTriggers.log_group_name(cfg.name_prefix)),
+                    *([build_logs_key_statement(account, cfg.name_prefix)] if cfg.delivery is not None else []),
                 ],
                 tags=tags,
             ),
@@ -98,15 +106,7 @@ class MasterAccount(pulumi.ComponentResource):
         )
         self.access_logs = SecureBucket(
             f"{name}-access-logs",
-            SecureBucketArgs(
-                bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "access-logs", account.account_id),
-                purpose="access-logs",
-                account=account,
-                kms_key_arn=self.key.arn,
-                receives_access_logs=True,
-                lifecycle=BucketLifecycle(expiration_days=365),
-                tags=tags,
-            ),
+            master_access_logs_args(bucket_name(cfg.name_prefix, MASTER_OWNER, "access-logs", account.account_id), account, self.key.arn, tags),
             opts=child,
         )
         self.artifacts = ArtifactStore(
@@ -135,6 +135,7 @@ class MasterAccount(pulumi.ComponentResource):
             opts=child,
         )
 
+        silo_accounts, home_accounts, away = self._silo_regions(cfg, args)
         self.analytics = OrgAnalytics(
             f"{name}-analytics",
             OrgAnalyticsArgs(
@@ -144,6 +145,8 @@ class MasterAccount(pulumi.ComponentResource):
                 kms_key_arn=self.key.arn,
                 access_log_bucket=self.access_logs.name,
                 silo_ou_path=cfg.silo_ou_path,
+                accounts=silo_accounts,
+                catalog_accounts=home_accounts,
                 catalog_prefix=cfg.analytics.catalog_prefix,
                 bytes_scanned_cutoff_per_query=cfg.analytics.bytes_scanned_cutoff_per_query,
                 results_expiration_days=cfg.analytics.results_expiration_days,
@@ -151,6 +154,25 @@ class MasterAccount(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # A silo in another region is queried there: its catalog can only be registered in its region.
+        self.regional_analytics = {
+            region: RegionalAnalytics(
+                f"{name}-analytics-{region}",
+                RegionalAnalyticsArgs(
+                    account=AccountContext(account_id=account.account_id, partition=account.partition, region=region),
+                    name_prefix=cfg.name_prefix,
+                    silo_ou_path=cfg.silo_ou_path,
+                    accounts=silo_accounts or (),
+                    catalog_accounts=frozenset(ids),
+                    catalog_prefix=cfg.analytics.catalog_prefix,
+                    bytes_scanned_cutoff_per_query=cfg.analytics.bytes_scanned_cutoff_per_query,
+                    results_expiration_days=cfg.analytics.results_expiration_days,
+                    tags=tags,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, providers={"aws": args.regional_providers[region]}),
+            )
+            for region, ids in sorted(away.items())
+        }
         state_bucket = cfg.runner.state_bucket or bucket_name(cfg.name_prefix, MASTER_OWNER, "pulumi-state", account.account_id)
         self.runner = RunnerTriggers(
             f"{name}-runner",
@@ -158,6 +180,7 @@ class MasterAccount(pulumi.ComponentResource):
                 account=account,
                 name_prefix=cfg.name_prefix,
                 organization_id=cfg.organization_id,
+                environment=cfg.environment,
                 management_account_id=cfg.management_account_id,
                 deploy_role_name=cfg.deploy_role_name,
                 pulumi_cli_sha256=cli_checksums["runner"],
@@ -223,8 +246,40 @@ class MasterAccount(pulumi.ComponentResource):
             "analyticsWorkgroup": self.analytics.workgroup.name,
             "siloCatalogs": self.analytics.catalog_names,
         }
+        if self.regional_analytics:
+            self.outputs["siloCatalogs"] = {
+                **self.analytics.catalog_names,
+                **{k: v for regional in self.regional_analytics.values() for k, v in regional.analytics.catalog_names.items()},
+            }
+            self.outputs["siloCatalogRegions"] = {
+                **{account_id: cfg.region for account_id in self.analytics.catalog_names},
+                **{k: region for region, regional in self.regional_analytics.items() for k in regional.analytics.catalog_names},
+            }
+            self.outputs["analyticsWorkgroups"] = {
+                cfg.region: self.analytics.workgroup.name,
+                **{region: regional.analytics.workgroup.name for region, regional in self.regional_analytics.items()},
+            }
         if self.delivery is not None:
             self.outputs["deliveryPipelineName"] = self.delivery.pipeline.name
         if self.runner.state_machine is not None:
             self.outputs["runnerStateMachineArn"] = self.runner.state_machine.arn
         self.register_outputs(self.outputs)
+
+    def _silo_regions(
+        self, cfg: MasterConfig, args: MasterAccountArgs
+    ) -> tuple[Optional[list[OrgAccount]], Optional[frozenset[str]], dict[str, list[str]]]:
+        """(all silo accounts, those in the master region, region → those elsewhere); (None, None, {})
+        when no silo can be elsewhere, so that `OrgAnalytics` discovers the accounts itself, as ever."""
+        if not args.regional_providers or args.silo_region_of is None:
+            return None, None, {}
+        accounts = discover_accounts(cfg.silo_ou_path, pulumi.InvokeOptions(parent=self))
+        home, away = [], {}
+        for org_account in accounts:
+            if org_account.state != ACTIVE:
+                continue
+            region = args.silo_region_of(org_account.id) or cfg.region
+            if region == cfg.region or region not in args.regional_providers:
+                home.append(org_account.id)
+            else:
+                away.setdefault(region, []).append(org_account.id)
+        return accounts, frozenset(home), away

@@ -117,6 +117,8 @@ class RunnerTriggersArgs:
     """Secrets provider URL handed to the runner (`awskms://...`)."""
     org_events_provider: Optional[pulumi.ProviderResource] = None
     """A us-east-1 provider when the master region is another one (default None: same region)."""
+    environment: Optional[str] = None
+    """The master's environment (default None: the default one); the build runs `--env <env>`."""
     log_retention_days: int = 90
     """Days the build logs are kept (default 90)."""
     tags: dict[str, str] = field(default_factory=dict)
@@ -172,6 +174,8 @@ class RunnerTriggers(pulumi.ComponentResource):
             "RUNNER_LEDGER_KMS_KEY": args.key_arn,
             "PULUMI_SECRETS_PROVIDER": args.secrets_provider,
             "AWS_REGION": account.region,
+            # The master of environment <env> runs that environment's runner only.
+            **({"DATALAKE_ENVIRONMENT": args.environment} if args.environment else {}),
         }
 
         def project(resource: str, physical: str, description: str, concurrency: int) -> aws.codebuild.Project:

@@ -16,8 +16,10 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .config import TRANSFER_SECURITY_POLICIES
 from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn, role_with_policy
 from .iam import AccountContext, statement
+from .logs import encrypted_log_group
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class SftpServerArgs:
     site: DropzoneSite
     """Account, names, dropzone bucket and silo key."""
     security_policy: str = "TransferSecurityPolicy-2025-03"
-    """Transfer security policy (default the current recommended one)."""
+    """Transfer security policy, one of `config.TRANSFER_SECURITY_POLICIES` (default the current recommended one)."""
     endpoint_type: str = "PUBLIC"
     """`PUBLIC` (default) or `VPC`."""
     vpc_id: Optional[str] = None
@@ -64,7 +66,7 @@ def transfer_trust_policy(account: AccountContext) -> pulumi.Output[str]:
 
 
 class SftpServer(pulumi.ComponentResource):
-    """Transfer Family SFTP server, its identity-provider Lambda, access role and logging role."""
+    """Transfer Family SFTP server, its identity-provider Lambda, access role and log group."""
 
     endpoint: pulumi.Output[str]
     server_id: pulumi.Output[str]
@@ -75,6 +77,11 @@ class SftpServer(pulumi.ComponentResource):
             raise ValueError(f"endpoint_type must be PUBLIC or VPC, got {args.endpoint_type!r}")
         if args.endpoint_type == "VPC" and not (args.vpc_id and args.subnet_ids and args.allowed_cidrs):
             raise ValueError("a VPC endpoint needs vpc_id, subnet_ids and allowed_cidrs")
+        if args.security_policy not in TRANSFER_SECURITY_POLICIES:
+            raise ValueError(
+                f"security_policy {args.security_policy!r} is not a current Transfer security policy; "
+                f"use one of {', '.join(TRANSFER_SECURITY_POLICIES)}"
+            )
         child = pulumi.ResourceOptions(parent=self)
         site = args.site
         account, silo, base = site.account, site.silo_name, site.base_name
@@ -90,19 +97,12 @@ class SftpServer(pulumi.ComponentResource):
             child,
             description=f"Assumed by Transfer for {silo} dropzone SFTP sessions",
         )
-        self.logging_role, _ = role_with_policy(
-            f"{name}-logging",
-            f"{base}-sftp-logging",
-            transfer_trust_policy(account),
-            [
-                statement(
-                    "WriteTransferLogs",
-                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                    account.arn("logs", "log-group:/aws/transfer/*"),
-                )
-            ],
-            tags,
-            child,
+        # Structured logs (JSON) into a group the stack owns, with retention and the silo key. A
+        # logging role would make Transfer write to `/aws/transfer/<server id>`, a name known only
+        # after the server exists, and create that group itself without a retention.
+        # https://docs.aws.amazon.com/transfer/latest/userguide/log-server-manage.html
+        self.log_group = encrypted_log_group(
+            f"{name}-logs", f"/aws/transfer/{base}-dropzone", site.key_arn, args.function_log_retention_days, tags, child
         )
 
         self.identity_provider = DropzoneFunction(
@@ -118,18 +118,20 @@ class SftpServer(pulumi.ComponentResource):
                     "DROPZONE_BUCKET": site.bucket_name,
                     "KMS_KEY_ARN": site.key_arn,
                     "TRANSFER_ROLE_ARN": self.access_role.arn,
+                    **site.namespace_environment(),
                 },
                 statements=[
                     statement(
                         "ReadPartnerUsers",
                         ["iam:GetUser", "iam:ListUserTags", "iam:ListAccessKeys", "iam:ListSSHPublicKeys", "iam:GetSSHPublicKey"],
-                        partner_users_arn(account, silo),
+                        partner_users_arn(account, silo, site.namespace),
                     )
                 ],
             ),
             physical_name=f"{base}-sftp-auth"[:64],
             account=account,
             log_retention_days=args.function_log_retention_days,
+            kms_key_arn=site.key_arn,
             tags=tags,
             opts=child,
         )
@@ -165,12 +167,12 @@ class SftpServer(pulumi.ComponentResource):
             identity_provider_type="AWS_LAMBDA",
             function=self.identity_provider.function.arn,
             security_policy_name=args.security_policy,
-            logging_role=self.logging_role.arn,
+            structured_log_destinations=[pulumi.Output.concat(self.log_group.arn, ":*")],
             endpoint_type=args.endpoint_type,
             endpoint_details=endpoint_details,
             domain="S3",
             tags={**tags, "Name": f"{base}-dropzone"},
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.log_group])),
         )
         aws.lambda_.Permission(
             f"{name}-auth-permission",

@@ -12,7 +12,7 @@ from .api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from .catalog import SiloCatalog, SiloCatalogArgs
 from .config import SiloConfig
 from .console import Console, ConsoleArgs, console_decrypt_statement
-from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement
+from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement, dropzone_bucket_statements
 from .etl import Etl, EtlArgs
 from .iam import AccountContext
 from .ingestion import Ingestion, IngestionArgs
@@ -83,7 +83,7 @@ class SiloAccount(pulumi.ComponentResource):
                 noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_days=storage.abort_incomplete_multipart_days,
                 key_policy_statements=[
-                    audit_log_key_statement(account, cfg.silo_name),
+                    audit_log_key_statement(account, cfg.silo_name, cfg.namespace),
                     logs_key_statement(account),
                     # EventBridge publishes the pipeline's timeout/abort events to the encrypted alert topic.
                     service_publish_key_statement(account, ["events.amazonaws.com"]),
@@ -92,6 +92,7 @@ class SiloAccount(pulumi.ComponentResource):
                 ],
                 bucket_policy_statements={
                     "processed": lambda arn: [s for reader in self.readers for s in processed_bucket_statements(arn, reader)],
+                    "dropzone": dropzone_bucket_statements,
                 },
                 tags=tags,
             ),
@@ -104,7 +105,7 @@ class SiloAccount(pulumi.ComponentResource):
                 account=account,
                 name_prefix=cfg.name_prefix,
                 silo_name=cfg.silo_name,
-                log_group_names=(f"/aws/apigateway/{cfg.name_prefix}-{cfg.silo_name}-*", f"datalake/{cfg.silo_name}/*"),
+                log_group_names=(f"/aws/apigateway/{cfg.name_prefix}-{cfg.silo_name}-*", f"{cfg.namespace}/{cfg.silo_name}/*"),
                 tags=tags,
             ),
             opts=child,
@@ -119,6 +120,7 @@ class SiloAccount(pulumi.ComponentResource):
             bucket_name=dropzone_bucket.name,
             bucket_arn=dropzone_bucket.arn,
             key_arn=self.storage.key.arn,
+            namespace=cfg.namespace,
         )
         dz = cfg.dropzone
         self.dropzone = Dropzone(

@@ -21,10 +21,20 @@ import pulumi_aws as aws
 import pulumi_awsx as awsx
 
 from .iam import AccountContext, Statement, kms_via_service, policy_json, principal_in_ou, service_trust_policy, statement
+from .logs import encrypted_log_group
 from .naming import bounded_name, catalog_name
 from .roles import role_with_policy
 
 REDSHIFT_PORT = 5439
+# What the namespace exports to CloudWatch Logs: connections, user changes, each query.
+LOG_EXPORTS = ("userlog", "connectionlog", "useractivitylog")
+
+
+def redshift_log_group_name(namespace: str, log_type: str) -> str:
+    """`/aws/redshift/<namespace>/<log type>`, where Redshift Serverless exports a log type; it uses
+    an existing group of that name, and otherwise creates one that never expires
+    (https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-audit-logging.html)."""
+    return f"/aws/redshift/{namespace}/{log_type}"
 # Redshift Serverless requires subnets in at least three Availability Zones.
 AVAILABILITY_ZONES = 3
 
@@ -96,6 +106,8 @@ class WarehouseArgs:
     """Create a QuickSight data source on the Athena workgroup (default False)."""
     quicksight_owner_arn: Optional[str] = None
     """QuickSight user or group owning that data source (default none)."""
+    log_retention_days: int = 365
+    """Retention of the exported connection, user and user-activity logs (default 365: audit evidence)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of every resource (default none)."""
 
@@ -226,6 +238,12 @@ class Warehouse(pulumi.ComponentResource):
             opts=child,
         )
         self.database_name = catalog_name(args.silo_name)
+        self.log_groups = {
+            log_type: encrypted_log_group(
+                f"{name}-{log_type}", redshift_log_group_name(base, log_type), args.kms_key_arn, args.log_retention_days, tags, child
+            )
+            for log_type in LOG_EXPORTS
+        }
         self.namespace = aws.redshiftserverless.Namespace(
             f"{name}-namespace",
             namespace_name=base,
@@ -237,9 +255,9 @@ class Warehouse(pulumi.ComponentResource):
             kms_key_id=args.kms_key_arn,
             iam_roles=[self.copy_role.arn],
             default_iam_role_arn=self.copy_role.arn,
-            log_exports=["userlog", "connectionlog", "useractivitylog"],
+            log_exports=list(LOG_EXPORTS),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[copy_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[copy_policy, *self.log_groups.values()]),
         )
         self.workgroup = aws.redshiftserverless.Workgroup(
             f"{name}-workgroup",

@@ -129,6 +129,10 @@ class FakeStackOperations:
         self._work("destroy", stack, log)
         return self.resources_per_stack
 
+    def refresh(self, stack: str, log: TextIO, *, clear_pending_creates: bool = False) -> int:
+        self._work("refresh", stack, log)
+        return 0
+
     def export(self, stack: str) -> dict[str, Any]:
         self._record("export", stack)
         if stack in self.export_failures:

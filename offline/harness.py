@@ -245,6 +245,7 @@ class DatalakeMocks(pulumi.runtime.Mocks):
         region: str = REGION,
     ):
         self.region = region
+        self.provider_regions: dict[str, str] = {}
         self.partition = partition_of(region)
         self.account_id = account_id
         self.organization = organization
@@ -279,8 +280,12 @@ class DatalakeMocks(pulumi.runtime.Mocks):
         if typ in self.component_outputs:
             return f"{name}-id", dict(self.component_outputs[typ](name, inputs))
         if typ.startswith("pulumi:providers:"):
+            if inputs.get("region"):
+                self.provider_regions[f"{name}-provider-id"] = str(inputs["region"])
             return f"{name}-provider-id", inputs
-        region = inputs.get("region", self.region)
+        # AWS answers in the region of the provider a resource is created with (`<urn>::<id>`).
+        provider_region = self.provider_regions.get((args.provider or "").rsplit("::", 1)[-1])
+        region = inputs.get("region", provider_region or self.region)
         partition, suffix = self.partition, dns_suffix_of(self.partition)
         account = self.account_id
 

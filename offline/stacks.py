@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from components.environments import master_stack_file, master_stack_name, resource_prefix, silo_stack_name, silo_template_file
 from components.iam import partition_of
 
 from .harness import MASTER_ACCOUNT_ID, REGION, SILO_ACCOUNT_ID, Recording, run_program
@@ -26,28 +27,31 @@ def stack_file_config(name: str, **placeholders: str) -> dict[str, Any]:
     return result
 
 
-def master_config() -> dict[str, Any]:
-    return stack_file_config("Pulumi.master.yaml")
+def master_config(environment: str | None = None) -> dict[str, Any]:
+    """`Pulumi.master.yaml`, or `Pulumi.master-<env>.yaml` of environment `<env>`."""
+    return stack_file_config(master_stack_file(environment))
 
 
-def silo_config(**overrides: Any) -> dict[str, Any]:
-    config = stack_file_config("Pulumi.silo-template.yaml", account_id=SILO_ACCOUNT_ID, silo_name="sales")
+def silo_config(environment: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The silo template (of `environment`) filled in for `SILO_ACCOUNT_ID` / `sales`, plus `overrides`."""
+    config = stack_file_config(silo_template_file(environment), account_id=SILO_ACCOUNT_ID, silo_name="sales")
     config.update(overrides)
     return config
 
 
-def master_stack_outputs(region: str = REGION) -> dict[str, Any]:
+def master_stack_outputs(region: str = REGION, environment: str | None = None) -> dict[str, Any]:
     """What the master stack exports, as a silo's StackReference sees it (a master in `region`: an
     organization and its stacks live in one partition)."""
-    cfg = master_config()
-    bucket = f"{cfg['datalake:namePrefix']}-master-artifacts-{MASTER_ACCOUNT_ID}"
+    cfg = master_config(environment)
+    prefix = resource_prefix(cfg["datalake:namePrefix"], environment)
+    bucket = f"{prefix}-master-artifacts-{MASTER_ACCOUNT_ID}"
     partition = partition_of(region)
     return {
         "accountId": MASTER_ACCOUNT_ID,
         "artifactBucketName": bucket,
         "artifactBucketArn": f"arn:{partition}:s3:::{bucket}",
         "artifactKeyArn": f"arn:{partition}:kms:{region}:{MASTER_ACCOUNT_ID}:key/master",
-        "accessLogBucketName": f"{cfg['datalake:namePrefix']}-master-access-logs-{MASTER_ACCOUNT_ID}",
+        "accessLogBucketName": f"{prefix}-master-access-logs-{MASTER_ACCOUNT_ID}",
         "organizationId": cfg["datalake:organizationId"],
         "siloOuPath": cfg["datalake:siloOuPath"],
         "analyticsOuPath": cfg["datalake:analyticsOuPath"],
@@ -56,16 +60,19 @@ def master_stack_outputs(region: str = REGION) -> dict[str, Any]:
 
 
 def run_master(config: dict[str, Any] | None = None, **kwargs: Any) -> Recording:
-    return run_program(config or master_config(), stack="master", account_id=MASTER_ACCOUNT_ID, **kwargs)
+    config = config or master_config()
+    stack = master_stack_name(config.get("datalake:environment"))
+    return run_program(config, stack=stack, account_id=MASTER_ACCOUNT_ID, **kwargs)
 
 
 def run_silo(config: dict[str, Any] | None = None, **kwargs: Any) -> Recording:
     config = config or silo_config()
+    environment = config.get("datalake:environment")
     return run_program(
         config,
-        stack=f"silo-{config['datalake:accountId']}",
+        stack=silo_stack_name(str(config["datalake:accountId"]), environment),
         account_id=str(config["datalake:accountId"]),
-        stack_outputs={config["datalake:masterStack"]: master_stack_outputs(str(config.get("aws:region", REGION)))},
+        stack_outputs={config["datalake:masterStack"]: master_stack_outputs(str(config.get("aws:region", REGION)), environment)},
         **kwargs,
     )
 

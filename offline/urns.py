@@ -52,9 +52,11 @@ class Configuration:
     program: str  # "master" or "silo"
     description: str
     changes: Mapping[str, Any] = field(default_factory=dict)
+    environment: Optional[str] = None
+    """The environment whose stack files are read (default None: the default environment's)."""
 
     def config(self) -> dict[str, Any]:
-        config = master_config() if self.program == "master" else silo_config()
+        config = master_config(self.environment) if self.program == "master" else silo_config(self.environment)
         for key, change in self.changes.items():
             if change is None:
                 config.pop(key, None)
@@ -105,6 +107,13 @@ CONFIGURATIONS: tuple[Configuration, ...] = (
     Configuration(
         "silo-master-queries-off", "silo", "the silo template with datalake:sharing.masterQueries false",
         {"datalake:sharing": {"masterQueries": False}},
+    ),
+    Configuration(
+        "master-staging", "master", "Pulumi.master-staging.yaml as shipped (environment staging, no delivery)",
+        environment="staging",
+    ),
+    Configuration(
+        "silo-staging", "silo", "Pulumi.silo-template-staging.yaml as the runner fills it", environment="staging",
     ),
     Configuration(
         "silo-quicksight-endpoints", "silo",

@@ -8,6 +8,7 @@ policy's `validate` directly with the camelCase inputs the engine (and our mocks
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,6 +54,23 @@ CURRENT_TRANSFER_POLICIES = (
     "TransferSecurityPolicy-AS2Restricted-2025-07",
 )
 MAX_PROVISIONED_CONCURRENCY = 5
+# Service principals that send aws:SourceAccount/aws:SourceArn when they assume a role, per each
+# service's "cross-service confused deputy prevention" documentation; their trust policies must use
+# them. Not here, on purpose: lambda (documents the keys only for policies on a function),
+# apigateway (sends no aws:SourceAccount when it assumes integration roles), glue (documents none);
+# firehose passes sts:ExternalId instead, which counts too.
+SERVICES_SENDING_SOURCE_KEYS = (
+    "codebuild.amazonaws.com",
+    "codepipeline.amazonaws.com",
+    "events.amazonaws.com",
+    "scheduler.amazonaws.com",
+    "states.amazonaws.com",
+    "transfer.amazonaws.com",
+    "redshift.amazonaws.com",
+    "redshift-serverless.amazonaws.com",
+    "firehose.amazonaws.com",
+)
+CONFUSED_DEPUTY_KEYS = ("aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid", "aws:sourceorgpaths", "sts:externalid")
 
 
 # --- reading policy documents -------------------------------------------------------------------
@@ -562,6 +580,129 @@ encrypted_services = ResourceValidationPolicy(
 )
 
 
+# --- issue 12: encrypted log groups, none left to services, trust tied to this account --------------
+
+def validate_log_group_encryption(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != LOG_GROUP:
+        return
+    if not args.props.get("kmsKeyId"):
+        report_violation(
+            f"CloudWatch log group {args.props.get('name') or args.name}: kmsKeyId is not set; encrypt it with "
+            "the stack's key (and grant CloudWatch Logs that key for this group in the key policy)"
+        )
+
+
+log_group_encryption = ResourceValidationPolicy(
+    name="log-group-kms-encrypted",
+    description="Every CloudWatch log group is encrypted with a customer-managed KMS key.",
+    validate=validate_log_group_encryption,
+)
+
+
+def _grants(actions: Sequence[str], wanted: str) -> bool:
+    """Whether an Action list (with IAM wildcards) covers `wanted`, case-insensitively."""
+    return any(fnmatch.fnmatchcase(wanted.lower(), str(a).lower()) for a in actions)
+
+
+def validate_no_create_log_group(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for where, document in policy_documents(args.props):
+        for s in statements(document):
+            if _allows(s) and _grants(_as_list(s.get("Action")), "logs:CreateLogGroup"):
+                report_violation(
+                    f"{where} {_label(s)} allows logs:CreateLogGroup: a group a service makes itself has no "
+                    "retention and no key; create the group in the stack and grant only streams and events"
+                )
+
+
+def _role_path_and_name(arn: Any) -> Optional[str]:
+    text = str(arn or "")
+    return text.split(":role/", 1)[1] if ":role/" in text else (text or None)
+
+
+def expected_service_log_groups(resource: Any) -> list[str]:
+    """Names of the log groups AWS writes for `resource` and would create itself if missing."""
+    props, kind = resource.props, resource.resource_type
+    if kind == "aws:apigateway/methodSettings:MethodSettings":
+        level = str((props.get("settings") or {}).get("loggingLevel") or "OFF").upper()
+        if level != "OFF" and props.get("restApi") and props.get("stageName"):
+            return [f"API-Gateway-Execution-Logs_{props['restApi']}/{props['stageName']}"]
+    if kind == "aws:redshiftserverless/namespace:Namespace":
+        return [f"/aws/redshift/{props.get('namespaceName')}/{t}" for t in _as_list(props.get("logExports"))]
+    if kind in ("aws:glue/crawler:Crawler", "aws:glue/job:Job") and props.get("securityConfiguration"):
+        config = props["securityConfiguration"]
+        role = _role_path_and_name(props.get("role") or props.get("roleArn"))
+        if role is None:
+            return []
+        if kind == "aws:glue/crawler:Crawler":
+            return [f"/aws-glue/crawlers-role/{role}-{config}"]
+        groups = [f"/aws-glue/jobs/{config}-role/{role}/output", f"/aws-glue/jobs/{config}-role/{role}/error"]
+        if str((props.get("defaultArguments") or {}).get("--enable-continuous-cloudwatch-log")).lower() == "true":
+            groups.append(f"/aws-glue/jobs/logs-v2-{config}")
+        return groups
+    return []
+
+
+def validate_service_log_groups(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    groups = {r.props.get("name") for r in args.resources if r.resource_type == LOG_GROUP}
+    for resource in args.resources:
+        if resource.resource_type == "aws:transfer/server:Server":
+            if resource.props.get("loggingRole") and not resource.props.get("structuredLogDestinations"):
+                report_violation(
+                    "Transfer server logs through a logging role into /aws/transfer/<server id>, a group it creates "
+                    "itself without retention; set structuredLogDestinations to a log group of the stack",
+                    resource.urn,
+                )
+            continue
+        missing = [name for name in expected_service_log_groups(resource) if name not in groups]
+        if missing:
+            report_violation(
+                f"{resource.resource_type.split(':')[-1]} {resource.name} writes to {', '.join(missing)}, which the "
+                "stack does not create: AWS would create it with no retention and no key; add an "
+                "aws.cloudwatch.LogGroup of that name (and make the resource depend on it)",
+                resource.urn,
+            )
+
+
+service_log_groups = StackValidationPolicy(
+    name="service-log-groups-in-the-stack",
+    description="Log groups that API Gateway, Transfer, Glue and Redshift Serverless write exist in the stack "
+    "(with retention and a key), so no service creates one of its own.",
+    validate=validate_service_log_groups,
+)
+
+no_create_log_group = ResourceValidationPolicy(
+    name="no-create-log-group-grants",
+    description="No policy allows logs:CreateLogGroup: every log group belongs to the stack.",
+    validate=validate_no_create_log_group,
+)
+
+
+def _services(statement: Mapping[str, Any]) -> list[str]:
+    principal = statement.get("Principal")
+    return [str(p) for p in _as_list(principal.get("Service"))] if isinstance(principal, Mapping) else []
+
+
+def validate_service_trust(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != "aws:iam/role:Role":
+        return
+    document = _document(args.props.get("assumeRolePolicy"))
+    for s in statements(document) if document else []:
+        services = [svc for svc in _services(s) if svc in SERVICES_SENDING_SOURCE_KEYS]
+        if _allows(s) and services and not condition_keys(s) & set(CONFUSED_DEPUTY_KEYS):
+            report_violation(
+                f"trust policy {_label(s)} lets {', '.join(services)} assume the role for any account: add "
+                "aws:SourceAccount (iam.account_service_trust) or aws:SourceArn, which these services send"
+            )
+
+
+service_trust_confused_deputy = ResourceValidationPolicy(
+    name="service-trust-source-conditions",
+    description="Roles trusted by services that send aws:SourceAccount/aws:SourceArn are tied to them "
+    "(confused-deputy guard).",
+    validate=validate_service_trust,
+)
+
+
 POLICIES = [
     s3_bucket_baseline,
     kms_key_rotation,
@@ -574,5 +715,9 @@ POLICIES = [
     apigateway_access_logging,
     transfer_security_policy,
     encrypted_services,
+    log_group_encryption,
+    no_create_log_group,
+    service_log_groups,
+    service_trust_confused_deputy,
 ]
 ENFORCEMENT = EnforcementLevel.MANDATORY

@@ -34,31 +34,37 @@ log = logging.getLogger(__name__)
 
 
 class LedgerBook:
-    """One run's ledger; `ledger=None` (`--ledger off`) makes every method a no-op, as before the ledger."""
+    """One run's ledger; `ledger=None` (`--ledger off`) makes every method a no-op, as before the ledger.
 
-    def __init__(self, ledger: Optional[Ledger]):
+    `environment` is the run's (None: the default one): entries of other environments' stacks, which
+    may share the ledger's location, are left out.
+    """
+
+    def __init__(self, ledger: Optional[Ledger], environment: Optional[str] = None):
         self.ledger = ledger
+        self.environment = environment
         self.entries: dict[str, LedgerEntry] = {}
 
     def load(self) -> dict[str, LedgerEntry]:
-        self.entries = self.ledger.entries() if self.ledger else {}
+        found = self.ledger.entries() if self.ledger else {}
+        self.entries = {name: entry for name, entry in found.items() if account_of_stack(name, self.environment)}
         return self.entries
 
     def verdicts(self) -> dict:
         return tag_verdicts(self.entries)
 
     def stacks(self, ops: StackOperations) -> list[StackInfo]:
-        """The backend's stacks, silo names from the ledger (a per-stack read only for unknown ones)."""
+        """The backend's stacks (of this environment's naming), silo names from the ledger (a per-stack read only for unknown ones)."""
         if self.ledger is None or not hasattr(ops, "list_stack_names"):
-            return ops.list_stacks()
+            return [replace(s, environment=self.environment) for s in ops.list_stacks()]
         names = ops.list_stack_names()
         known = {name: entry.silo_name for name, entry in self.entries.items() if entry.silo_name}
-        unknown = [name for name in names if account_of_stack(name) and name not in known]
+        unknown = [name for name in names if account_of_stack(name, self.environment) and name not in known]
         if unknown:
             log.info("%d stack(s) have no silo name in the ledger; reading them from the backend", len(unknown))
             with ThreadPoolExecutor(max_workers=SILO_NAME_READERS, thread_name_prefix="stack-tags") as pool:
                 known.update(zip(unknown, pool.map(ops.silo_name, unknown)))
-        return [StackInfo(name=name, silo_name=known.get(name)) for name in names]
+        return [StackInfo(name=name, silo_name=known.get(name), environment=self.environment) for name in names]
 
     def record_tags(self, discovery: Discovery) -> None:
         """Stores every opt-out verdict this run read (entries of accounts without a stack included)."""
@@ -66,10 +72,10 @@ class LedgerBook:
             return
         ledger = self.ledger
 
-        def record(item: tuple[str, bool]) -> None:
-            account_id, opted_out = item
-            stack = stack_name(account_id)
-            ledger.record_tags(ledger.get(stack), stack=stack, account_id=account_id, opted_out=opted_out)
+        def record(item: tuple[str, Any]) -> None:
+            account_id, verdict = item
+            stack = stack_name(account_id, self.environment)
+            ledger.record_tags(ledger.get(stack), stack=stack, account_id=account_id, opted_out=verdict.opted_out, profile=verdict.profile)
 
         with ThreadPoolExecutor(max_workers=ledger.readers, thread_name_prefix="ledger") as pool:
             list(pool.map(record, sorted(discovery.tags_read.items())))

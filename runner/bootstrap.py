@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components.config import MasterConfig
+from components.environments import master_stack_name
 from components.encryption import key_admin_statement
 from components.errors import UsageError
 from components.iam import AccountContext, partition_of, policy_document, statement
@@ -42,6 +43,11 @@ from components.storage import access_log_encryption_statement
 log = logging.getLogger("runner.bootstrap")
 
 DEFAULT_DEPLOYER_ROLE = "datalake-master-deployer"
+
+
+def default_deployer_role(config: MasterConfig) -> str:
+    """`datalake-master-deployer`; in environment `<env>` `<namePrefix>-<env>-master-deployer` (one master account may hold both)."""
+    return f"{config.name_prefix}-master-deployer" if config.environment else DEFAULT_DEPLOYER_ROLE
 DEPLOYER_POLICY_NAME = "pulumi-master-deploy"
 # The delivery pipeline's deploy project role: Pulumi auto-names `master-delivery-deploy-role` (program.py
 # names the top component `master`), so only the random suffix is unknown.
@@ -142,7 +148,7 @@ def settings_from(
         state_bucket=state_bucket or config.runner.state_bucket or plain_bucket_name(prefix, "master", "pulumi-state", account_id),
         log_bucket=log_bucket or plain_bucket_name(prefix, "master", "state-logs", account_id),
         key_alias=alias,
-        deployer_role=deployer_role or configured_role or DEFAULT_DEPLOYER_ROLE,
+        deployer_role=deployer_role or configured_role or default_deployer_role(config),
         runner_role=f"{prefix}-runner",
         athena_catalog_prefix=config.analytics.catalog_prefix,
         organization_id=config.organization_id,
@@ -910,15 +916,15 @@ def next_steps(s: BootstrapSettings, config: MasterConfig) -> list[str]:
     """The commands after bootstrap, with the config keys the project reads when a name was overridden."""
     steps = [
         f"pulumi login '{s.backend_url}'",
-        f"pulumi stack init master --secrets-provider '{s.secrets_provider}'",
+        f"pulumi stack init {master_stack_name(config.environment)} --secrets-provider '{s.secrets_provider}'",
     ]
     default_bucket = plain_bucket_name(s.name_prefix, "master", "pulumi-state", s.account_id)
     if config.runner.state_bucket is None and s.state_bucket != default_bucket:
         steps.append(f"pulumi config set --path 'datalake:runner.stateBucket' {s.state_bucket} -s master")
-    if config.delivery is None and s.deployer_role != DEFAULT_DEPLOYER_ROLE:
+    if config.delivery is None and s.deployer_role != default_deployer_role(config):
         steps.append(f"# when you add datalake:delivery, set masterDeployRoleName: {s.deployer_role}")
     steps.append(f"# as the deployer: a profile with role_arn = {s.role_arn(s.deployer_role)} (an --operator may assume it)")
-    steps.append("pulumi up -s master")
+    steps.append(f"pulumi up -s {master_stack_name(config.environment)}")
     return steps
 
 

@@ -8,6 +8,7 @@ Logs and live progress go to stderr through `logging`; the final tables go to st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import Any, Optional
 import yaml
 
 from components.config import MasterConfig, parse_stack_config
+from components.delivery import STAGE_BUILD_TIMEOUT_MINUTES
 from components.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
 from components.pulumi_names import backend_kind_of_url
 
@@ -35,8 +37,20 @@ from .ledger import Ledger, bundle_digest, content_digest
 from .model import Action, OperationResult, Plan, PlannedOperation, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template, restrict_to_accounts
+from .recovery import Recovery
+from .recovery import for_run as recovery_for_run
 from .unchanged import ALL, DesiredState, declared_versions, mark_unchanged
 from .restore import add_parser as add_restore_parser
+from .restore import project_name
+from .environments import (
+    add_environment_argument,
+    check_file_environment,
+    check_other_environments,
+    environment_of,
+    master_config_path,
+    template_path,
+)
+from .silo_config import check_accounts, load_layers
 from .report import NotStoredError, ReportStore, build_report, discovery_table, drift_table, plan_table, summary_table, table
 from .stack_ops import AutomationStackOperations, FileBackendStacks, OperationTimeouts, StackOperations
 
@@ -57,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--project-dir", type=Path, default=DEFAULT_PROJECT_DIR, help="Pulumi project directory (default: this checkout)")
     common.add_argument("--master-config", type=Path, help="master stack file with the runner settings (default: <project>/Pulumi.master.yaml)")
     common.add_argument("--template", type=Path, help="silo stack template (default: <project>/Pulumi.silo-template.yaml)")
+    common.add_argument("--silo-settings", type=Path, help="directory of silo profiles and per-account files (default: <project>/silos)")
     common.add_argument("--silo-ou", help="id of the silo OU (default: the last OU of datalake:siloOuPath)")
     common.add_argument("--endpoint-url", help="AWS endpoint for Organizations and S3 (a local emulator)")
     common.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"), help="region of the AWS clients (default $AWS_REGION or us-east-1)")
@@ -126,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     parser = _Parser(prog="python -m runner", description="Reconcile one Pulumi silo stack per account of the silo OU.")
+    add_environment_argument(parser, common)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("discover", parents=[common], help="list the silo OU's accounts with status and opt-out")
     commands.add_parser("plan", parents=[common], help="print what apply would do (changes nothing)")
@@ -171,11 +187,12 @@ def _boto(service: str, args: argparse.Namespace) -> Any:
 
 
 def _master_config(args: argparse.Namespace) -> MasterConfig:
-    path = args.master_config or args.project_dir / "Pulumi.master.yaml"
+    path = master_config_path(args)
     try:
         raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except FileNotFoundError:
-        raise UsageError(f"master stack file {path} does not exist; pass --master-config") from None
+        raise UsageError(f"master stack file {path} does not exist; pass --master-config (or --env of an environment that has one)") from None
+    check_file_environment(path, raw, environment_of(args))
     # runner.pulumiOrg must suit the backend the silo stacks live in (no URL: the S3 state bucket;
     # `bootstrap` has no --backend-url: it creates that bucket).
     config = parse_stack_config("master", raw, runner_backend=backend_kind_of_url(getattr(args, "backend_url", None)))
@@ -244,11 +261,15 @@ def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients)
     runner = config.runner
     backend = _backend_url(args, config)
     secrets_provider = args.secrets_provider or config.runner_secrets_provider()
-    update_seconds = args.operation_timeout * 60
-    timeouts = OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
     return AutomationStackOperations(
-        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=timeouts
+        args.project_dir, backend_url=backend, secrets_provider=secrets_provider, org=runner.pulumi_org, timeouts=_timeouts(args),
+        environment=environment_of(args),
     )
+
+
+def _timeouts(args: argparse.Namespace) -> OperationTimeouts:
+    update_seconds = args.operation_timeout * 60
+    return OperationTimeouts(update_seconds=update_seconds, command_seconds=min(update_seconds, OperationTimeouts.command_seconds))
 
 
 def _backend_url(args: argparse.Namespace, config: MasterConfig) -> Optional[str]:
@@ -298,6 +319,24 @@ class Run:
         self.store = ReportStore(args.report_to, self._s3, args.exports_kms_key)
         self.exports: Optional[ReportStore] = None
         """Where this run's state exports go; None when no durable place is known (retirements then fail)."""
+        self.recovery: Optional[Recovery] = None
+        self._cleanup = contextlib.ExitStack()
+
+    def close(self) -> None:
+        """Ends what the run started (its run marker's heartbeat: the marker is then `finished`)."""
+        self._cleanup.close()
+
+    def start_recovery(self, config: MasterConfig, ops: StackOperations) -> None:
+        """Recovery hooks for the executor (runner/recovery.py) and this run's marker, beating until `close`."""
+        timeouts = _timeouts(self.args)
+        project = getattr(ops, "project", None) or project_name(self.args.project_dir)
+        self.recovery, alive = recovery_for_run(
+            self.run_id, self.args.command, backend_url=_backend_url(self.args, config), s3_client=self._s3, org=config.runner.pulumi_org,
+            project=project, update_seconds=timeouts.update_seconds, kill_grace_seconds=timeouts.kill_grace_seconds,
+            build_timeout_minutes=(config.runner.build_timeout_minutes, STAGE_BUILD_TIMEOUT_MINUTES), project_dir=self.args.project_dir,
+            environment=environment_of(self.args),
+        )
+        self._cleanup.enter_context(alive)
 
     def timed(self, name: str, call: Callable[[], Any]) -> Any:
         """Runs one phase, adding its wall time to `timings` and the process's CPU time to `cpu_timings`."""
@@ -332,10 +371,11 @@ class Run:
             silo_ou_id=_silo_ou(args, config),
             opt_out_tag=runner.opt_out_tag,
             opt_out_value=runner.opt_out_value,
+            profile_tag=runner.profile_tag,
             allow_accounts=frozenset(runner.allow_accounts + args.allow),
             deny_accounts=frozenset(runner.deny_accounts + args.deny),
         )
-        book = self.book = LedgerBook(self._ledger(config))
+        book = self.book = LedgerBook(self._ledger(config), environment_of(args))
         self.timed("ledger", book.load)
         tags = None
         if book.ledger is not None:
@@ -349,8 +389,14 @@ class Run:
             print(f"{len(discovery.accounts)} accounts under {settings.silo_ou_id} ({sum(a.wanted for a in discovery.accounts)} silos)")
             return EXIT_OK
 
-        template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
+        environment = environment_of(args)
+        check_other_environments(Path(args.project_dir), environment, config.silo_ou_path)
+        template = load_template(template_path(args))
+        check_file_environment(template_path(args), template, environment)
+        layers = load_layers(args, template, runner.profile_tag)
+        check_accounts(layers, discovery.accounts, environment)  # every silo's config is valid before a stack is listed
         ops = _stack_ops(args, config, self.clients)
+        # Only this environment's silo stacks have an account: the others are neither updated nor retired.
         stacks = self.timed("listStacks", lambda: book.stacks(ops))
         found = {a.id for a in discovery.accounts}
         orphans = [s.account_id for s in stacks if s.account_id and s.account_id not in found]
@@ -363,11 +409,12 @@ class Run:
             allow_mass_retire=args.allow_mass_retire,
             allow_accounts=settings.allow_accounts,
             deny_accounts=settings.deny_accounts,
+            environment=environment,
         )
         desired = self.timed("versions", lambda: self._desired(ops, config))
 
         def plan() -> tuple[Plan, dict[str, str]]:
-            whole = build_plan(discovery, stacks, template, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
+            whole = build_plan(discovery, stacks, layers, plan_settings, f"{runner.opt_out_tag}={runner.opt_out_value}")
             marked, wanted = mark_unchanged(whole, book.entries, desired, args.force)
             return (restrict_to_accounts(marked, accounts) if accounts else marked), wanted
 
@@ -381,6 +428,8 @@ class Run:
         if args.plan_json:
             self._write_plan(args.plan_json, config)
 
+        if args.command in ("drift", "apply") and not getattr(args, "dry_run", False):
+            self.start_recovery(config, ops)
         if args.command == "drift":
             return self._drift(ops, runner.max_concurrency if args.max_concurrency is None else args.max_concurrency, wanted)
 
@@ -423,7 +472,7 @@ class Run:
             cli, plugins = versions.cli, versions.plugins
         else:  # a file backend read without the CLI: the pinned versions (a plan only predicts)
             cli, plugins = declared_versions(config.runner.pulumi_version, project / "requirements-runtime.txt")
-        master_file = self.args.master_config or project / "Pulumi.master.yaml"
+        master_file = master_config_path(self.args)
         # Silo stacks read master outputs through a StackReference; the master's config is what
         # changes them between two bundles, so it is part of every silo's desired state.
         upstream = {"masterConfig": content_digest(yaml.safe_load(master_file.read_text()))}
@@ -439,6 +488,7 @@ class Run:
             self._execution_settings(concurrency, tolerance),
             self._save_export,
             revoke_partners=PartnerRevoker(self.clients.iam_for or self._assume_deploy_role(config, template)),
+            recovery=self.recovery,
         )
         return coalesced_results(results, recorder)
 
@@ -466,9 +516,9 @@ class Run:
         store = ReportStore(location, self._s3, self.store.kms_key_id)
         index, operations, document = select_batch(store, batch=args.batch, items=args.items)
         log.info("batch %d of plan %s: %d operation(s)", index, args.from_plan, len(operations))
-        template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
+        template = load_template(template_path(args))
         ops = _stack_ops(args, config, self.clients)
-        self.book = LedgerBook(self._ledger(config))
+        self.book = LedgerBook(self._ledger(config), environment_of(args))
         desired = self.timed("versions", lambda: self._desired(ops, config))
         # What this build deploys is what it records: its own bundle and versions, the plan's configs.
         wanted = {op.stack: desired.of(op) for op in operations if desired.of(op)}
@@ -535,7 +585,7 @@ class Run:
         settings = replace(self._execution_settings(concurrency, 0), failure_tolerance=len(checks))
         ledger = self.book.ledger if self.book else None
         recording = RecordingOperations(ops, ledger, {op.stack: op for op in checks}, wanted) if ledger else ops
-        self.results = self.timed("execution", lambda: execute(checks, recording, settings, self._save_export))
+        self.results = self.timed("execution", lambda: execute(checks, recording, settings, self._save_export, recovery=self.recovery))
         print(drift_table(self.results))
         drifted = [r for r in self.results if r.result is Result.DRIFTED]
         failed = [r for r in self.results if r.result is Result.FAILED]
@@ -656,4 +706,6 @@ def main(argv: Optional[Sequence[str]] = None, clients: Optional[Clients] = None
         log.error("%s", exc)
         run.write_report(EXIT_FAILED, str(exc))
         return EXIT_FAILED
+    finally:
+        run.close()
 

@@ -45,6 +45,16 @@ NEW = {"americas/labs": ["Fraud Detection"], "emea": ["Marketing"]}
 SUSPENDED, MOVED_OUT, OPTED_OUT = "Legacy CRM", "Ads Sandbox", "Security Tooling"
 GONE_ACCOUNT = "999999999999"
 OPT_OUT_TAG = {"Key": "datalake:silo", "Value": "false"}
+# One silo gets a profile by tag (a shipped `silos/profiles/` file), another its own account file.
+PROFILED, PROFILE = "Genomics", "big-warehouse"
+OVERRIDDEN = "Clinical Trials"
+ACCOUNT_FILE = """\
+# Clinical trial data stays in Frankfurt (data residency) and needs more warehouse.
+config:
+  aws:region: eu-central-1
+  datalake:warehouse:
+    maxCapacity: 128
+"""
 
 
 def free_port() -> int:
@@ -137,6 +147,7 @@ def seed_organization(org: Any) -> SeededOrg:
     org.close_account(AccountId=seeded.accounts[SUSPENDED])
     org.move_account(AccountId=seeded.accounts[MOVED_OUT], SourceParentId=silo, DestinationParentId=sandbox)
     org.tag_resource(ResourceId=seeded.accounts[OPTED_OUT], Tags=[OPT_OUT_TAG])
+    org.tag_resource(ResourceId=seeded.accounts[PROFILED], Tags=[{"Key": "datalake:profile", "Value": PROFILE}])
     seeded.with_stacks[GONE_ACCOUNT] = "old-warehouse"
     return seeded
 
@@ -165,6 +176,13 @@ def write_file_backend(directory: Path, stacks: dict[str, str], project: str = "
             },
         }
         (root / f"{stack}.json").write_text(json.dumps(checkpoint, indent=2))
+    return directory
+
+
+def write_silo_settings(directory: Path, project_dir: Path, seeded: SeededOrg) -> Path:
+    """The project's profiles, plus an account file for the `OVERRIDDEN` account (its id is the emulator's)."""
+    shutil.copytree(project_dir / "silos", directory)
+    (directory / f"{seeded.accounts[OVERRIDDEN]}.yaml").write_text(ACCOUNT_FILE)
     return directory
 
 
@@ -198,7 +216,12 @@ def run_demo(args: argparse.Namespace) -> int:
             "with %d silo stacks (one of an account that left the organization)",
             len(seeded.accounts), len(seeded.with_stacks),
         )
-        common = [f"--silo-ou={seeded.silo_ou_id}", f"--endpoint-url={endpoint}", "--region=us-east-1", *passthrough]
+        settings = write_silo_settings(Path(tmp) / "silos", Path(args.project_dir), seeded)
+        log.info(
+            "silo settings: %r is tagged datalake:profile=%s; %r has its own file %s",
+            PROFILED, PROFILE, OVERRIDDEN, f"silos/{seeded.accounts[OVERRIDDEN]}.yaml",
+        )
+        common = [f"--silo-ou={seeded.silo_ou_id}", f"--endpoint-url={endpoint}", "--region=us-east-1", f"--silo-settings={settings}", *passthrough]
         print("== discover")
         code = Run(build_parser().parse_args(["discover", *common]), Clients()).execute()
         if code != EXIT_OK:

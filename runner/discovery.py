@@ -1,4 +1,4 @@
-"""Discovery: which accounts live under the silo OU (at any depth), with their status and opt-out tag.
+"""Discovery: which accounts live under the silo OU (at any depth), with their status, opt-out and profile tags.
 
 Every Organizations call goes through `_call`, which retries throttling with exponential backoff
 (Organizations allows a few requests per second per account, and the schedule, the events rule and
@@ -58,6 +58,8 @@ class DiscoverySettings:
     """Account tag key that opts an account out (default `datalake:silo`)."""
     opt_out_value: str = "false"
     """Value of that tag that opts out, compared case-insensitively (default `false`)."""
+    profile_tag: str = "datalake:profile"
+    """Account tag key whose value names the account's silo profile (default `datalake:profile`)."""
     allow_accounts: frozenset[str] = frozenset()
     """When not empty, only these accounts are managed; the others are left alone (default empty)."""
     deny_accounts: frozenset[str] = frozenset()
@@ -160,11 +162,13 @@ def _status(record: dict[str, Any]) -> str:
     return str(record.get("State") or record.get("Status") or "UNKNOWN")
 
 
-def _opted_out(client: Any, account_id: str, settings: DiscoverySettings, backoff: Backoff) -> bool:
-    for tag in _pages(client, "list_tags_for_resource", "Tags", backoff, ResourceId=account_id):
-        if tag["Key"] == settings.opt_out_tag and tag["Value"].strip().lower() == settings.opt_out_value.lower():
-            return True
-    return False
+def _tags(client: Any, account_id: str, backoff: Backoff) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in _pages(client, "list_tags_for_resource", "Tags", backoff, ResourceId=account_id)}
+
+
+def _opted_out(tags: dict[str, str], settings: DiscoverySettings) -> bool:
+    value = tags.get(settings.opt_out_tag)
+    return value is not None and value.strip().lower() == settings.opt_out_value.lower()
 
 
 def _exclusion(account_id: str, settings: DiscoverySettings) -> str:
@@ -178,6 +182,8 @@ class TagVerdict:
     opted_out: bool
     read_at: str
     """When the tags were read (ISO 8601, UTC)."""
+    profile: str = ""
+    """The profile tag's value ('' none): which silo profile the account asks for."""
 
 
 @dataclass(frozen=True)
@@ -233,17 +239,23 @@ def _bounded(concurrency: int, call: Callable[[T], R], items: list[T]) -> list[R
         return list(pool.map(call, items))
 
 
-def _account(record: dict[str, Any], path: str, settings: DiscoverySettings, verdict: Optional[bool]) -> Account:
+def _account(record: dict[str, Any], path: str, settings: DiscoverySettings, verdict: Optional[TagVerdict]) -> Account:
     status = _status(record)
+    # A suspended account's tags no longer matter: it is retired either way.
+    active = status == "ACTIVE" and verdict is not None
     return Account(
         id=record["Id"],
         name=record.get("Name", ""),
         status=status,
         ou_path=path,
-        # A suspended account's tags no longer matter: it is retired either way.
-        opted_out=status == "ACTIVE" and bool(verdict),
+        opted_out=active and verdict.opted_out,
         excluded=_exclusion(record["Id"], settings),
+        profile=verdict.profile if active else "",
     )
+
+
+def _verdict(tags: dict[str, str], settings: DiscoverySettings, read_at: str) -> TagVerdict:
+    return TagVerdict(opted_out=_opted_out(tags, settings), read_at=read_at, profile=tags.get(settings.profile_tag, "").strip())
 
 
 def discover(
@@ -285,10 +297,10 @@ def discover(
     active = [record["Id"] for record, _ in records if _status(record) == "ACTIVE"]
     to_read, sweep = tags.plan(active)
     read_ids = sorted(to_read)
-    read = dict(zip(read_ids, _bounded(concurrency, lambda account_id: _opted_out(client, account_id, settings, backoff), read_ids)))
-    accounts = [
-        _account(record, path, settings, read.get(record["Id"], _known_verdict(tags, record["Id"]))) for record, path in records
-    ]
+    read_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    listed = _bounded(concurrency, lambda account_id: _tags(client, account_id, backoff), read_ids)
+    read = {account_id: _verdict(found, settings, read_at) for account_id, found in zip(read_ids, listed)}
+    accounts = [_account(record, path, settings, read.get(record["Id"], tags.known.get(record["Id"]))) for record, path in records]
     accounts.sort(key=lambda a: a.id)
     seconds = time.perf_counter() - started
     log.info(
@@ -297,11 +309,6 @@ def discover(
         f"tag sweep: {sweep}" if sweep else "new or named accounts only", backoff.retries,
     )
     return Discovery(silo_ou_id=settings.silo_ou_id, accounts=tuple(accounts), seconds=seconds, tags_read=read, tag_sweep=sweep)
-
-
-def _known_verdict(tags: TagReads, account_id: str) -> Optional[bool]:
-    verdict = tags.known.get(account_id)
-    return verdict.opted_out if verdict else None
 
 
 def describe_outside(

@@ -7,6 +7,10 @@
   delay instead of failing: the schedule and an Organizations event can start runs that overlap.
 - Every operation writes its own log file; progress (done/running/failed/remaining) is logged at
   every change.
+- With a `Recovery` (runner/recovery.py), pending operations an interrupted update left are settled
+  before a stack is changed, and a stale lock (a killed run's) is cleared and the operation retried
+  at once; a lock that is not stale is waited for as above. A create or update a killed earlier
+  run already finished is reported succeeded without running again.
 - A retire-destroy revokes the silo's dropzone partners (`runner/partners.py`) before `destroy`;
   if that fails, or no revocation step was given, the stack is not destroyed.
 """
@@ -26,6 +30,7 @@ from components.errors import StackLockedError, StackOperationError
 
 from .model import Action, OperationResult, PlannedOperation, Result
 from .partners import RevokePartners, unreachable_note
+from .recovery import Recovery
 from .stack_ops import ACCOUNT_ID_TAG, ACCOUNT_NAME_TAG, SILO_NAME_TAG, StackOperations
 
 log = logging.getLogger(__name__)
@@ -102,6 +107,7 @@ def perform(
     save_export: ExportSaver,
     revoke_partners: Optional[RevokePartners] = None,
     done: Optional[Outcome] = None,
+    recovery: Optional[Recovery] = None,
 ) -> Outcome:
     """Runs one operation, filling in `done` as it goes (so a failure keeps what already happened). Raises on failure.
 
@@ -116,6 +122,8 @@ def perform(
     if op.action in (Action.CREATE, Action.UPDATE, Action.DRIFT):
         assert op.config is not None, f"{op.stack}: {op.action.value} needs a config"
         done.once("config", lambda: ops.set_config(op.stack, op.config))
+    if recovery is not None and op.action in (Action.UPDATE, Action.DRIFT):
+        recovery.before(op, ops, out, done.notes)  # every attempt: a lock met may have been an update that then died
     if op.action in (Action.CREATE, Action.UPDATE):
         done.changed = ops.up(op.stack, out)
         return done
@@ -135,6 +143,8 @@ def perform(
     done.once("export", export)
     if op.action is Action.RETIRE_DESTROY:
         assert revoke_partners is not None
+        if recovery is not None and "destroy" not in done.steps:
+            recovery.before(op, ops, out, done.notes)
         # Raises, and then the stack stays as it is.
         done.once("revoke", lambda: done.notes.extend(revoke_partners(op, out)))
 
@@ -171,6 +181,7 @@ def execute(
     revoke_partners: Optional[RevokePartners] = None,
     progress: Optional[Progress] = None,
     clock: Callable[[], float] = time.monotonic,
+    recovery: Optional[Recovery] = None,
 ) -> list[OperationResult]:
     """Runs every operation that is neither held nor unchanged; returns one result per operation, in plan order.
 
@@ -184,6 +195,8 @@ def execute(
             results[op.stack] = OperationResult(op, Result.SKIPPED, error=f"held: {op.held}")
         elif op.unchanged:
             results[op.stack] = OperationResult(op, Result.UNCHANGED, error=op.unchanged)
+        elif recovery is not None and (earlier := recovery.done_earlier(op)):
+            results[op.stack] = OperationResult(op, Result.SUCCEEDED, notes=[earlier])
         else:
             pending.append(_Queued(op))
     progress = progress or Progress(total=len(pending))
@@ -214,12 +227,17 @@ def execute(
         done = item.done
         with path.open("a") as out:
             try:
-                perform(item.op, ops, out, save_export, revoke_partners, done)
+                perform(item.op, ops, out, save_export, revoke_partners, done, recovery)
                 outcome, error = (Result.DRIFTED if done.changes else Result.SUCCEEDED), ""
+                if recovery is not None:
+                    recovery.succeeded(item.op)
             except StackLockedError as exc:
                 item.seconds += time.perf_counter() - started
+                check = recovery.on_locked(item.op.stack, out) if recovery is not None else None
+                if check is not None:
+                    done.notes.extend(check.cleared)
                 if item.attempts < settings.lock_attempts:
-                    delay = settings.lock_retry_seconds * 2 ** (item.attempts - 1)
+                    delay = 0.0 if check is not None and check.retry_now else settings.lock_retry_seconds * 2 ** (item.attempts - 1)
                     out.write(f"# locked by another update; retry {item.attempts + 1} in {delay:.1f}s\n")
                     log.info("%s is locked by another update; retrying in %.1fs", item.op.stack, delay)
                     with cond:
@@ -229,6 +247,8 @@ def execute(
                         cond.notify_all()
                     return
                 outcome, error = Result.FAILED, f"{exc} ({item.attempts} attempts)"
+                if check is not None and check.held:
+                    error += f"; {check.held[0]}"
             except StackOperationError as exc:
                 outcome, error = Result.FAILED, exc.log_line
             except Exception as exc:  # noqa: BLE001 - a thread boundary: record the bug against its account, keep the run going

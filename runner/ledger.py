@@ -111,6 +111,8 @@ class LedgerEntry:
     """The account's opt-out tag as last read (None: never read); discovery reuses it between sweeps."""
     tags_read_at: str = ""
     """When the account's tags were last read."""
+    tag_profile: str = ""
+    """The account's profile tag as last read ('' none): which silo profile its config uses."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for other runner features (retained resources, grace periods), kept across writes."""
 
@@ -273,7 +275,7 @@ class Ledger:
         base = entry or LedgerEntry(stack=stack, account_id=account_id)
         return self.put(replace(base, drift=DriftCheck(checked_at=now_iso(), clean=clean)))
 
-    def record_tags(self, entry: Optional[LedgerEntry], *, stack: str, account_id: str, opted_out: bool) -> LedgerEntry:
-        """Records the account's opt-out verdict as just read (an entry may exist before its stack does)."""
+    def record_tags(self, entry: Optional[LedgerEntry], *, stack: str, account_id: str, opted_out: bool, profile: str = "") -> LedgerEntry:
+        """Records the account's tags as just read: opt-out and profile (an entry may exist before its stack does)."""
         base = entry or LedgerEntry(stack=stack, account_id=account_id)
-        return self.put(replace(base, opted_out=opted_out, tags_read_at=now_iso()))
+        return self.put(replace(base, opted_out=opted_out, tag_profile=profile, tags_read_at=now_iso()))

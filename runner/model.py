@@ -6,22 +6,24 @@ import enum
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
+from components.environments import account_of_silo_stack, name_namespace, silo_stack_name
+from components.silo_settings import Override
+
 STACK_PREFIX = "silo-"
 ACTIVE = "ACTIVE"
 # Statuses of accounts that are closed or closing: nothing in them can be reached any more.
 CLOSED_STATUSES = frozenset({"SUSPENDED", "PENDING_CLOSURE", "CLOSED"})
 
 
-def stack_name(account_id: str) -> str:
-    """The one stack of a silo account: `silo-<account-id>`."""
-    return f"{STACK_PREFIX}{account_id}"
+def stack_name(account_id: str, environment: Optional[str] = None) -> str:
+    """The one stack of a silo account: `silo-<account-id>`, or `silo-<env>-<account-id>` in environment `<env>`."""
+    return silo_stack_name(account_id, environment)
 
 
-def account_of_stack(name: str) -> Optional[str]:
-    """`silo-123456789012` → `123456789012`; None for stacks that are not silo stacks (e.g. `master`)."""
-    short = name.rsplit("/", 1)[-1]
-    account = short[len(STACK_PREFIX):] if short.startswith(STACK_PREFIX) else ""
-    return account if len(account) == 12 and account.isdigit() else None
+def account_of_stack(name: str, environment: Optional[str] = None) -> Optional[str]:
+    """`silo-123456789012` → `123456789012`; None for stacks that are not silo stacks of `environment`
+    (e.g. `master`, or `silo-staging-123456789012` for the default environment, and the reverse)."""
+    return account_of_silo_stack(name, environment)
 
 
 def exclusion(account_id: str, allow: frozenset[str], deny: frozenset[str]) -> str:
@@ -47,6 +49,8 @@ class Account:
     """The account carries the opt-out tag (e.g. `datalake:silo=false`)."""
     excluded: str = ""
     """Why the runner's allow/deny lists leave the account out ('' when they do not)."""
+    profile: str = ""
+    """Value of the profile tag (`datalake:profile`): the silo profile the account asks for ('' none)."""
 
     @property
     def active(self) -> bool:
@@ -72,8 +76,8 @@ class Discovery:
     """Accounts that have a stack but are not under the silo OU: their record, or None when the
     organization no longer knows them (removed, or closed more than 90 days ago)."""
     seconds: float = 0.0
-    tags_read: dict[str, bool] = field(default_factory=dict)
-    """Accounts whose tags this run read, and whether they opted out (to be recorded in the ledger)."""
+    tags_read: dict[str, Any] = field(default_factory=dict)
+    """Accounts whose tags this run read, and what they said (`discovery.TagVerdict`, to be recorded in the ledger)."""
     tag_sweep: str = ""
     """Why this run read every account's tags ('' when it read only new and named accounts)."""
 
@@ -85,10 +89,12 @@ class StackInfo:
     name: str
     silo_name: Optional[str] = None
     """The silo name the stack was created with (stack tag or `siloName` output), if known."""
+    environment: Optional[str] = None
+    """The environment whose runner looks at the stack: only that environment's silo stacks have an account."""
 
     @property
     def account_id(self) -> Optional[str]:
-        return account_of_stack(self.name)
+        return account_of_stack(self.name, self.environment)
 
 
 class Action(str, enum.Enum):
@@ -123,6 +129,12 @@ class PlannedOperation:
     """Why the runner holds this operation back (mass-retire protection); '' when it runs."""
     unchanged: str = ""
     """Why the operation is skipped as already done (`unchanged (since <date>)`, from the ledger); '' when it runs."""
+    profile: str = ""
+    """The silo profile applied over the template (from the account's tag; '' none)."""
+    overrides: tuple[Override, ...] = ()
+    """Keys the profile or the account's file set over the template, with the file that set each."""
+    environment: Optional[str] = None
+    """The environment of the stack (None: the default one); its partners live under `/<namespace>/partners/`."""
 
     @property
     def partners(self) -> str:
@@ -130,7 +142,7 @@ class PlannedOperation:
         if self.action is Action.RETIRE_DESTROY:
             if not self.silo_name:
                 return "silo name unknown: partners cannot be found, so the destroy will not start"
-            return f"revoked before destroy (/datalake/partners/{self.silo_name}/)"
+            return f"revoked before destroy (/{name_namespace(self.environment)}/partners/{self.silo_name}/)"
         if self.action is Action.RETIRE_FORGET:
             return "not revoked: the account cannot be reached"
         return ""
@@ -144,6 +156,7 @@ class PlannedOperation:
         data = asdict(self)
         data["action"] = self.action.value
         data["partners"] = self.partners
+        data["overrides"] = [{"key": o.key, "source": o.source} for o in self.overrides]
         return data
 
     @classmethod
@@ -152,6 +165,7 @@ class PlannedOperation:
         names = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in names}
         values["action"] = Action(values["action"])
+        values["overrides"] = tuple(Override(**o) if isinstance(o, dict) else o for o in values.get("overrides") or ())
         return cls(**values)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Optional, TextIO
 
 from components.errors import StackOperationError
 from components.iam import partition_of
+from components.environments import name_namespace
 from functions.dropzone_partners.partners import partner_path, revoke_silo_partners
 
 from .model import PlannedOperation
@@ -86,9 +87,10 @@ class PartnerRevoker:
                 f"so its partners under /datalake/partners/<silo>/ cannot be revoked; tag the stack "
                 f"datalake:silo-name=<silo> and rerun",
             )
-        path = partner_path(op.silo_name)
+        namespace = name_namespace(op.environment)
+        path = partner_path(op.silo_name, namespace)
         try:
-            revoked = revoke_silo_partners(self.iam_for(op.account_id), op.silo_name)
+            revoked = revoke_silo_partners(self.iam_for(op.account_id), op.silo_name, namespace)
         except Exception as exc:  # noqa: BLE001 - any failure (AccessDenied, no credentials, a bug) must stop the destroy
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PartnerRevocationError(

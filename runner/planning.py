@@ -20,14 +20,16 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import yaml
 
 from components.config import SILO_NAME_PATTERN, parse_stack_config
 from components.errors import UsageError
+from components.silo_settings import SiloSettingsError
 
 from .model import Account, Action, Discovery, Plan, PlannedOperation, StackInfo, exclusion, stack_name
+from .silo_config import SiloLayers, render_or_collect
 
 ACCOUNT_PLACEHOLDER = "__ACCOUNT_ID__"
 SILO_NAME_PLACEHOLDER = "__SILO_NAME__"
@@ -46,6 +48,9 @@ class PlanSettings:
     """When not empty, only these accounts' stacks are touched (default empty)."""
     deny_accounts: frozenset[str] = frozenset()
     """Accounts whose stacks are never touched (default empty)."""
+    environment: Optional[str] = None
+    """The environment planned (default None: the default one): only its silo stacks are seen, and new
+    stacks get its names (`silo-<env>-<account-id>`)."""
 
     def exclusion(self, account_id: str) -> str:
         """Why the allow/deny lists leave this account's stack alone ('' when they do not)."""
@@ -88,8 +93,8 @@ def _ascii_slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
 
 
-def derive_silo_name(account_name: str, account_id: str, taken: Iterable[str] = ()) -> str:
-    """A silo name from an account name: lowercase, plain, 2-20 characters, unique among `taken`.
+def derive_silo_name(account_name: str, account_id: str, taken: Iterable[str] = (), max_length: int = MAX_SILO_NAME) -> str:
+    """A silo name from an account name: lowercase, plain, 2-20 characters (`max_length`), unique among `taken`.
 
     `Sales EMEA (prod)` → `sales-emea-prod`; a name that starts with a digit gets an `s-` prefix; a
     collision gets the account id's last digits appended (`sales-9012`), which are stable across runs.
@@ -102,18 +107,18 @@ def derive_silo_name(account_name: str, account_id: str, taken: Iterable[str] = 
         slug = f"silo-{account_id[-6:]}"
 
     def fit(base: str, suffix: str = "") -> str:
-        room = MAX_SILO_NAME - len(suffix)
+        room = max_length - len(suffix)
         return base[:room].rstrip("-") + suffix
 
     candidates = [fit(slug)] + [fit(slug, f"-{account_id[-n:]}") for n in (4, 6, 8, 12)]
     for candidate in candidates:
         if candidate not in taken and SILO_NAME_PATTERN.match(candidate):
             return candidate
-    return fit("silo", f"-{account_id}")[:MAX_SILO_NAME]
+    return fit("silo", f"-{account_id}")[:max_length]
 
 
 def _retire(account_id: str, name: str, action: Action, reason: str, stack: StackInfo) -> PlannedOperation:
-    return PlannedOperation(account_id, name, stack.name, action, reason, silo_name=stack.silo_name)
+    return PlannedOperation(account_id, name, stack.name, action, reason, silo_name=stack.silo_name, environment=stack.environment)
 
 
 def _retirement(account: Optional[Account], account_id: str, stack: StackInfo, in_ou: bool, settings_tag: str) -> Optional[PlannedOperation]:
@@ -135,7 +140,7 @@ def _retirement(account: Optional[Account], account_id: str, stack: StackInfo, i
 def build_plan(
     discovery: Discovery,
     stacks: Iterable[StackInfo],
-    template: Mapping[str, Any],
+    template: Union[Mapping[str, Any], SiloLayers],
     settings: PlanSettings = PlanSettings(),
     opt_out_label: str = "datalake:silo=false",
 ) -> Plan:
@@ -143,11 +148,21 @@ def build_plan(
 
     The allow/deny lists are applied here to every account, including stacks whose account the
     organization no longer knows (discovery has no record of those to mark).
+
+    `template` is the silo template's config, or `SiloLayers` (template, profiles, account files):
+    every wanted account's config is rendered and validated first, and any problem, for any
+    account, raises `SiloSettingsError` before a single operation exists.
     """
+    layers = template if isinstance(template, SiloLayers) else None
+    limit = layers.silo_name_limit if layers is not None else MAX_SILO_NAME
+    environment = settings.environment
+    # Another environment's silo stacks have no account here: they are neither updated nor retired.
+    stacks = [replace(s, environment=environment) for s in stacks]
     silo_stacks = {s.account_id: s for s in stacks if s.account_id}
     in_ou = {a.id: a for a in discovery.accounts}
     taken = {s.silo_name for s in silo_stacks.values() if s.silo_name}
     operations: list[PlannedOperation] = []
+    problems: list[str] = []
 
     for account in discovery.accounts:
         stack = silo_stacks.get(account.id)
@@ -155,14 +170,27 @@ def build_plan(
             continue
         if account.wanted:
             if stack is not None:
-                silo = stack.silo_name or derive_silo_name(account.name, account.id, taken)
+                silo = stack.silo_name or derive_silo_name(account.name, account.id, taken, limit)
                 action, reason = Action.UPDATE, "ACTIVE account with a stack"
             else:
-                silo = derive_silo_name(account.name, account.id, taken)
+                silo = derive_silo_name(account.name, account.id, taken, limit)
                 action, reason = Action.CREATE, "new ACTIVE account in the silo OU"
             taken.add(silo)
-            config = seed_config(template, account.id, silo)
-            operations.append(PlannedOperation(account.id, account.name, stack_name(account.id), action, reason, silo, config))
+            if layers is None:
+                config = seed_config(template, account.id, silo)
+                operations.append(
+                    PlannedOperation(account.id, account.name, stack_name(account.id, environment), action, reason, silo, config,
+                                     environment=environment)
+                )
+                continue
+            layered = render_or_collect(layers, account, silo, stack_name(account.id, environment), problems)
+            if layered is not None:
+                operations.append(
+                    PlannedOperation(
+                        account.id, account.name, stack_name(account.id, environment), action, reason, silo, layered.config,
+                        profile=layered.profile, overrides=layered.overrides, environment=environment,
+                    )
+                )
         elif stack is not None:
             op = _retirement(account, account.id, stack, True, opt_out_label)
             if op:
@@ -177,6 +205,8 @@ def build_plan(
         if op:
             operations.append(op)
 
+    if problems:
+        raise SiloSettingsError(problems)
     order = {Action.CREATE: 0, Action.UPDATE: 1, Action.RETIRE_DESTROY: 2, Action.RETIRE_FORGET: 3}
     operations.sort(key=lambda op: (order[op.action], op.account_id))
     held = _mass_retire_reason(discovery, operations, len(silo_stacks), settings)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components.errors import UsageError
+from components.silo_settings import PROFILES_DIR
 
-from .model import Account, OperationResult, Plan, Result
+from .model import Account, OperationResult, Plan, PlannedOperation, Result
 
 REPORT_FILE = "report.json"
 
@@ -38,6 +39,15 @@ def discovery_table(accounts: Sequence[Account]) -> str:
     return table(("account", "name", "status", "ou", "silo?"), rows)
 
 
+def overrides_cell(op: PlannedOperation) -> str:
+    """`sftp.enabled, warehouse.maxCapacity (profile); aws:region (account file)`; the plan JSON names the files."""
+    by_source: dict[str, list[str]] = {}
+    for override in op.overrides:
+        kind = "profile" if f"/{PROFILES_DIR}/" in override.source else "account file"
+        by_source.setdefault(kind, []).append(override.key.removeprefix("datalake:"))
+    return "; ".join(f"{', '.join(keys)} ({kind})" for kind, keys in by_source.items())
+
+
 def plan_table(plan: Plan) -> str:
     """The plan, one line per account; an unchanged update shows `unchanged (since <date>)` and is not counted as an update."""
 
@@ -47,7 +57,16 @@ def plan_table(plan: Plan) -> str:
         return f"{op.unchanged}: skipped" if op.unchanged else op.reason
 
     rows = [
-        (op.account_id, op.account_name, op.silo_name or "", op.action.value, why(op), f"partners {op.partners}" if op.partners else "")
+        (
+            op.account_id,
+            op.account_name,
+            op.silo_name or "",
+            op.action.value,
+            why(op),
+            f"partners {op.partners}" if op.partners else "",
+            op.profile or ("-" if op.config is not None else ""),
+            overrides_cell(op),
+        )
         for op in plan.operations
     ]
     tally: dict[str, int] = {}
@@ -55,7 +74,7 @@ def plan_table(plan: Plan) -> str:
         key = "unchanged" if op.unchanged else op.action.value
         tally[key] = tally.get(key, 0) + 1
     counts = ", ".join(f"{action}: {n}" for action, n in sorted(tally.items()))
-    lines = [table(("account", "name", "silo", "action", "why", "dropzone partners"), rows)]
+    lines = [table(("account", "name", "silo", "action", "why", "dropzone partners", "profile", "overrides"), rows)]
     lines.append(f"{len(plan.operations)} operations ({counts or 'nothing to do'}) for {plan.discovered_accounts} "
                  f"discovered accounts and {plan.existing_stacks} existing silo stacks")
     if tally.get("unchanged"):

@@ -35,6 +35,7 @@ from components.config import MasterConfig
 from components.errors import RunnerError, StackOperationError, UsageError
 from components.naming import plain_bucket_name
 
+from .recovery import CREATING, pending_operations
 from .report import ReportStore, table
 from .stack_ops import StackOperations
 
@@ -264,13 +265,6 @@ def diff_table(diff: StateDiff) -> str:
     return (table(("change", "type", "name", "id / changed fields"), rows) + "\n" if rows else "") + summary
 
 
-def pending_operations(deployment: Mapping[str, Any]) -> list[str]:
-    return [
-        f"{op.get('type', '?')} {op.get('resource', {}).get('urn', '?')}"
-        for op in (deployment.get("deployment") or {}).get("pending_operations") or []
-    ]
-
-
 # ---------------------------------------------------------------------------------------------
 # The command
 
@@ -368,7 +362,13 @@ def run_restore(
     out(diff_table(diff))
     pending = pending_operations(source.deployment)
     if pending:
-        out(f"the restored state has {len(pending)} pending operation(s) (an interrupted update): {'; '.join(pending)}; run `pulumi refresh` after the import")
+        # pkg/cmd/pulumi/stack/io.go SaveSnapshot clears every pending operation of an imported state, creates included.
+        out(f"the restored state has {len(pending)} pending operation(s) (an interrupted update): {'; '.join(p.describe() for p in pending)}; "
+            "`pulumi stack import` drops them: run `pulumi refresh` after the import")
+        creates = [p for p in pending if p.kind == CREATING]
+        if creates:
+            out(f"{len(creates)} pending create(s) may exist in AWS unknown to the stack after the import: look for "
+                f"{', '.join(f'{c.type} {c.name!r}' for c in creates)} and `pulumi import` what exists, or the next `up` creates it again")
     if current.deployment is not None and diff.empty:
         out("the restored state equals the current one: nothing to import")
         return 0

@@ -59,6 +59,10 @@ class StackOperations(Protocol):
     def destroy(self, stack: str, log: TextIO) -> int:
         """Destroys the stack's resources (retained ones stay); returns how many were deleted."""
 
+    def refresh(self, stack: str, log: TextIO, *, clear_pending_creates: bool = False) -> int:
+        """Reads every resource of the state from the cloud (`pulumi refresh`), which closes pending
+        updates, deletes and imports; `clear_pending_creates` also drops pending creates. Returns how many changed."""
+
     def export(self, stack: str) -> dict[str, Any]:
         """The stack's state (`pulumi stack export`)."""
 
@@ -161,6 +165,7 @@ class AutomationStackOperations:
         env: Optional[Mapping[str, str]] = None,
         program: Optional[Callable[[], None]] = None,
         timeouts: OperationTimeouts = OperationTimeouts(),
+        environment: Optional[str] = None,
     ):
         from pulumi import automation as auto
 
@@ -174,6 +179,7 @@ class AutomationStackOperations:
         self._auto = auto
         self._cli = pulumi_process
         self.project_dir = project_dir
+        self.environment = environment
         self.project = project or str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
         self.secrets_provider = secrets_provider
         self.org = org
@@ -226,11 +232,12 @@ class AutomationStackOperations:
 
     def list_stacks(self) -> list[StackInfo]:
         names = [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", lambda: self._workspace().list_stacks())]
-        silo_stacks = [name for name in names if account_of_stack(name)]
+        # Only this environment's silo stacks: another environment's are not even read.
+        silo_stacks = [name for name in names if account_of_stack(name, self.environment)]
         # One CLI call per stack: read the silo names a few at a time.
         with ThreadPoolExecutor(max_workers=SILO_NAME_READERS, thread_name_prefix="stack-tags") as pool:
             silo_names = dict(zip(silo_stacks, pool.map(self._silo_name, silo_stacks)))
-        return [StackInfo(name=name, silo_name=silo_names.get(name)) for name in names]
+        return [StackInfo(name=name, silo_name=silo_names.get(name), environment=self.environment) for name in names]
 
     def _silo_name(self, stack: str) -> Optional[str]:
         """The silo name a stack was created with: its tag, else its `siloName` output.
@@ -288,6 +295,15 @@ class AutomationStackOperations:
 
     def destroy(self, stack: str, log: TextIO) -> int:
         result = self._run("destroy", stack, lambda: self._stack(stack).destroy(on_output=log.write, color="never"), update=True)
+        return _changed(result.summary.resource_changes)
+
+    def refresh(self, stack: str, log: TextIO, *, clear_pending_creates: bool = False) -> int:
+        result = self._run(
+            "refresh",
+            stack,
+            lambda: self._stack(stack).refresh(clear_pending_creates=clear_pending_creates or None, on_output=log.write, color="never"),
+            update=True,
+        )
         return _changed(result.summary.resource_changes)
 
     def export(self, stack: str) -> dict[str, Any]:
@@ -374,6 +390,9 @@ class FileBackendStacks:
 
     def destroy(self, stack: str, log: TextIO) -> int:
         return self._needs_cli("destroy")
+
+    def refresh(self, stack: str, log: TextIO, *, clear_pending_creates: bool = False) -> int:
+        return self._needs_cli("refresh")
 
     def export(self, stack: str) -> dict[str, Any]:
         return self._needs_cli("export")

@@ -79,7 +79,7 @@ def _forced(op: PlannedOperation, force: Collection[str]) -> bool:
 def tag_verdicts(entries: Mapping[str, LedgerEntry]) -> dict[str, TagVerdict]:
     """The opt-out verdicts the ledger holds, by account id (entries that never read tags give none)."""
     return {
-        entry.account_id: TagVerdict(opted_out=entry.opted_out, read_at=entry.tags_read_at)
+        entry.account_id: TagVerdict(opted_out=entry.opted_out, read_at=entry.tags_read_at, profile=entry.tag_profile)
         for entry in entries.values()
         if entry.opted_out is not None and entry.tags_read_at
     }

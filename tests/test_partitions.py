@@ -150,7 +150,7 @@ def test_vpc_endpoint_service_names_are_ec2s_answer_not_spelt(silo, region):
 def test_the_partner_policy_lambda_side_uses_the_same_via_service_rule(region):
     # functions/ ship without components/: the handler spells the rule, this pins it to the helper.
     zone = Dropzone(silo="sales", bucket="b", key_arn=f"arn:{PARTITIONS[region]}:kms:{region}:{SILO_ACCOUNT_ID}:key/k")
-    statement = zone.access_policy("acme")["Statement"][-1]
+    statement = next(s for s in zone.access_policy("acme")["Statement"] if s["Sid"] == "UseSiloKeyThroughS3")
     via = statement["Condition"]["StringEquals"]["kms:ViaService"]
     assert via == f"s3.{region}.amazonaws.com"
     assert statement["Resource"] == [zone.key_arn]

@@ -351,3 +351,113 @@ def test_the_pack_entry_point_starts_an_analyzer_and_prints_its_port():
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+# --- issue 12: log groups and service trust ------------------------------------------------------
+
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+
+
+def test_log_groups_need_a_kms_key():
+    encrypted = resource(LOG_GROUP, {"name": "/x", "retentionInDays": 30, "kmsKeyId": "arn:aws:kms:eu-west-1:1:key/k"})
+    plain = resource(LOG_GROUP, {"name": "/aws/codebuild/build", "retentionInDays": 30})
+    assert violations(rules.log_group_encryption, encrypted) == []
+    found = violations(rules.log_group_encryption, plain)
+    assert len(found) == 1 and "/aws/codebuild/build" in found[0] and "kmsKeyId" in found[0]
+
+
+@pytest.mark.parametrize(
+    "action, flagged",
+    [
+        ("logs:CreateLogGroup", True), (["logs:CreateLogStream", "logs:CreateLogGroup"], True), ("logs:Create*", True),
+        ("logs:*", True), ("*", True), ("LOGS:createloggroup", True),
+        (["logs:CreateLogStream", "logs:PutLogEvents"], False), ("logs:CreateLogStream", False),
+    ],
+)
+def test_no_policy_may_let_a_service_create_its_own_log_group(action, flagged):
+    role_policy = resource("aws:iam/rolePolicy:RolePolicy", {"policy": doc(allow("Logs", action, "arn:aws:logs:eu-west-1:1:log-group:/x:*"))})
+    assert bool(violations(rules.no_create_log_group, role_policy)) is flagged
+    denied = resource("aws:iam/rolePolicy:RolePolicy", {"policy": doc({**allow("Logs", action), "Effect": "Deny"})})
+    assert violations(rules.no_create_log_group, denied) == []
+
+
+def service_log_group_violations(*resources) -> list[str]:
+    return violations(rules.service_log_groups, *resources)
+
+
+def test_api_gateway_execution_logs_need_their_group_in_the_stack():
+    settings = resource("aws:apigateway/methodSettings:MethodSettings",
+                        {"restApi": "a1b2c3", "stageName": "v1", "methodPath": "*/*", "settings": {"loggingLevel": "ERROR"}}, name="ms")
+    group = resource(LOG_GROUP, {"name": "API-Gateway-Execution-Logs_a1b2c3/v1", "retentionInDays": 90}, name="g")
+    other_stage = resource(LOG_GROUP, {"name": "API-Gateway-Execution-Logs_a1b2c3/v2", "retentionInDays": 90}, name="g2")
+    off = resource("aws:apigateway/methodSettings:MethodSettings",
+                   {"restApi": "a1b2c3", "stageName": "v1", "settings": {"loggingLevel": "OFF"}}, name="off")
+    assert service_log_group_violations(settings, group) == []
+    assert service_log_group_violations(off) == []
+    found = service_log_group_violations(settings, other_stage)
+    assert len(found) == 1 and "API-Gateway-Execution-Logs_a1b2c3/v1" in found[0]
+
+
+def test_transfer_servers_log_into_a_stack_group_not_through_a_logging_role():
+    structured = resource("aws:transfer/server:Server", {"structuredLogDestinations": ["arn:aws:logs:eu-west-1:1:log-group:/aws/transfer/x:*"]})
+    legacy = resource("aws:transfer/server:Server", {"loggingRole": "arn:aws:iam::1:role/transfer-logging"})
+    assert service_log_group_violations(structured) == []
+    assert "structuredLogDestinations" in service_log_group_violations(legacy)[0]
+
+
+def test_redshift_serverless_exports_need_their_groups():
+    namespace = resource("aws:redshiftserverless/namespace:Namespace",
+                         {"namespaceName": "dl-sales", "logExports": ["userlog", "connectionlog"]}, name="ns")
+    userlog = resource(LOG_GROUP, {"name": "/aws/redshift/dl-sales/userlog"}, name="u")
+    connectionlog = resource(LOG_GROUP, {"name": "/aws/redshift/dl-sales/connectionlog"}, name="c")
+    assert service_log_group_violations(namespace, userlog, connectionlog) == []
+    found = service_log_group_violations(namespace, userlog)
+    assert len(found) == 1 and "/aws/redshift/dl-sales/connectionlog" in found[0] and "userlog" not in found[0]
+
+
+def test_glue_jobs_and_crawlers_under_a_security_configuration_need_their_groups():
+    crawler = resource("aws:glue/crawler:Crawler", {"role": "arn:aws:iam::1:role/raw", "securityConfiguration": "sec"}, name="cr")
+    job = resource("aws:glue/job:Job", {"roleArn": "arn:aws:iam::1:role/job", "securityConfiguration": "sec",
+                                        "defaultArguments": {"--enable-continuous-cloudwatch-log": "true"}}, name="job")
+    plain_crawler = resource("aws:glue/crawler:Crawler", {"role": "arn:aws:iam::1:role/raw"}, name="plain")
+    made = [resource(LOG_GROUP, {"name": n}, name=f"g{i}") for i, n in enumerate([
+        "/aws-glue/crawlers-role/raw-sec", "/aws-glue/jobs/sec-role/job/output", "/aws-glue/jobs/sec-role/job/error",
+        "/aws-glue/jobs/logs-v2-sec"])]
+    assert service_log_group_violations(crawler, job, plain_crawler, *made) == []
+    found = service_log_group_violations(crawler, job, *made[:1])
+    assert len(found) == 1 and "/aws-glue/jobs/sec-role/job/output" in found[0] and "logs-v2-sec" in found[0]
+    assert "/aws-glue/crawlers-role/raw-sec" in service_log_group_violations(crawler)[0]
+
+
+def test_removing_a_pre_created_service_log_group_from_the_silo_is_caught():
+    from offline.stacks import run_silo, silo_config
+
+    silo = run_silo(silo_config())
+    kept = [r for r in silo.resources if not (r.type == LOG_GROUP and r.name in ("silo-sales-etl-raw-crawler-logs", "silo-sales-warehouse-userlog"))]
+    found = check(Recording(kept, silo.outputs), [rules.service_log_groups])
+    assert sorted(v.urn.rsplit("::", 1)[1] for v in found) == ["silo-sales-etl-raw-crawler", "silo-sales-warehouse-namespace"]
+
+
+@pytest.mark.parametrize(
+    "service, condition, flagged",
+    [
+        ("codebuild.amazonaws.com", None, True),
+        ("codepipeline.amazonaws.com", None, True),
+        (["events.amazonaws.com", "lambda.amazonaws.com"], None, True),
+        ("codebuild.amazonaws.com", {"StringEquals": {"aws:SourceAccount": "111111111111"}}, False),
+        ("codepipeline.amazonaws.com", {"ArnLike": {"AWS:SourceArn": "arn:aws:codepipeline:eu-west-1:1:*"}}, False),
+        ("firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": "111111111111"}}, False),
+        ("codebuild.amazonaws.com", {"Bool": {"aws:SecureTransport": "true"}}, True),
+        ("lambda.amazonaws.com", None, False),
+        ("glue.amazonaws.com", None, False),
+    ],
+)
+def test_roles_trusted_by_services_that_send_source_keys_must_use_them(service, condition, flagged):
+    trust = {"Sid": "Trust", "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if condition:
+        trust["Condition"] = condition
+    role = resource("aws:iam/role:Role", {"assumeRolePolicy": doc(trust)})
+    found = violations(rules.service_trust_confused_deputy, role)
+    assert bool(found) is flagged, found
+    if flagged:
+        assert "aws:SourceAccount" in found[0]

@@ -33,6 +33,10 @@ def test_demo_prints_a_plan_with_every_action(tmp_path):
     ]:
         assert any(action in line and reason in line for line in plan.splitlines()), f"no {action} line for {reason!r}"
     assert "silos/emea/prod" in out  # nested OUs were walked
+    # One silo with a profile (by tag), one with its own account file, each with its overridden keys.
+    rows = {line.split()[1] + (" " + line.split()[2] if line.split()[1] == "Clinical" else ""): line for line in plan.splitlines()[2:] if line[:1].isdigit()}
+    assert rows["Genomics"].endswith("big-warehouse  warehouse.baseCapacity, warehouse.maxCapacity (profile)")
+    assert rows["Clinical Trials"].endswith("-              aws:region, warehouse.maxCapacity (account file)")
     assert "moto_server" in result.stderr and "dry run: nothing was changed" in result.stderr
     assert list(tmp_path.glob("*/report.json"))
     # Then the plan is applied (simulated deployments) and planned again: everything is unchanged.

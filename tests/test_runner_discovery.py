@@ -212,8 +212,22 @@ def test_new_and_named_accounts_get_their_tags_read(org):
     found = discover(counting, DiscoverySettings(silo_ou_id=silo), _no_wait(), tags=TagReads(known=known, named=frozenset({named}), now=NOW))
 
     assert counting.counts["ListTagsForResource"] == 2
-    assert found.tags_read == {new: False, named: True}
+    assert {k: v.opted_out for k, v in found.tags_read.items()} == {new: False, named: True}
     assert {a.id: a.opted_out for a in found.accounts}[named] is True
+
+
+def test_a_recorded_profile_is_kept_between_sweeps_and_a_read_one_replaces_it(org):
+    silo, ids = _fleet(org, per_ou=2)
+    tagged, other = ids[0], ids[1]
+    org.tag_resource(ResourceId=tagged, Tags=[{"Key": "datalake:profile", "Value": "big-warehouse"}])
+    known = {account: _fresh() for account in ids}
+    known[other] = TagVerdict(opted_out=False, read_at=known[other].read_at, profile="small")
+
+    found = discover(org, DiscoverySettings(silo_ou_id=silo), _no_wait(), tags=TagReads(known=known, named=frozenset({tagged}), now=NOW))
+
+    profiles = {a.id: a.profile for a in found.accounts}
+    assert profiles[tagged] == "big-warehouse" and found.tags_read[tagged].profile == "big-warehouse"  # read: the event named it
+    assert profiles[other] == "small" and other not in found.tags_read  # not read: the ledger's verdict stands
 
 
 def test_a_sweep_is_due_once_any_verdict_is_older_than_the_sweep_interval(org):

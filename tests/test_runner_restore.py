@@ -189,6 +189,20 @@ def test_the_state_being_replaced_is_saved_first(backend, capsys):
     assert json.loads(saved.read_text())["deployment"] == V2
 
 
+def test_pending_operations_of_the_restored_state_are_named_with_what_the_import_does_to_them(backend, capsys, tmp_path):
+    source = tmp_path / "interrupted.json"
+    create = {"resource": {**resource("silo-sales-curated"), "id": ""}, "type": "creating"}
+    update = {"resource": resource("silo-sales-raw", bucket="raw-1"), "type": "updating"}
+    source.write_text(json.dumps({"version": 3, "deployment": {**V1, "pending_operations": [create, update]}}))
+    assert restore(backend, STACK, "--from", str(source)) == 0
+    out = capsys.readouterr().out
+    # `pulumi stack import` drops every pending operation (pkg/cmd/pulumi/stack/io.go): a pending create would be forgotten.
+    assert ("the restored state has 2 pending operation(s) (an interrupted update): pending create of aws:s3/bucket:Bucket "
+            "'silo-sales-curated'; pending update of aws:s3/bucket:Bucket 'silo-sales-raw' (id silo-sales-raw-id)") in out
+    assert "`pulumi stack import` drops them" in out
+    assert "1 pending create(s) may exist in AWS unknown to the stack after the import: look for aws:s3/bucket:Bucket 'silo-sales-curated'" in out
+
+
 def test_another_stacks_state_is_refused(backend, caplog, tmp_path):
     _, _, stacks, _ = backend
     other = tmp_path / "other.json"

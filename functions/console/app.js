@@ -1,8 +1,11 @@
 // The dropzone console: sign-in with Cognito's hosted UI (authorization code + PKCE), partners,
 // uploads and SFTP facts. Plain ES modules, no build step, no inline script (the CSP forbids it).
 // Every API error is shown to the user as the API's own message.
+import { UNREADABLE, daysUntil, formatDate, renderEach } from './format.js';
+import { callbackProblem, groupsOf } from './signin.js';
 import {
   SESSION_SECONDS,
+  STAFF_PREFIX,
   contactProblem,
   cidrsProblem,
   daysProblem,
@@ -89,13 +92,6 @@ function decodeJwt(token) {
   return JSON.parse(new TextDecoder().decode(bytes));
 }
 
-function groupsOf(claims) {
-  const value = claims['cognito:groups'];
-  if (Array.isArray(value)) return value;
-  if (typeof value === 'string') return value.split(/[\s,]+/).filter(Boolean);
-  return [];
-}
-
 function redirectUri() {
   return `${window.location.origin}${config.callbackPath}`;
 }
@@ -154,14 +150,16 @@ function signOut() {
 
 async function finishSignIn() {
   const params = new URLSearchParams(window.location.search);
-  const pending = JSON.parse(sessionStorage.getItem(PKCE_KEY) || 'null');
+  let pending = null;
+  try {
+    pending = JSON.parse(sessionStorage.getItem(PKCE_KEY) || 'null');
+  } catch (error) {
+    // A damaged entry matches no callback.
+  }
   sessionStorage.removeItem(PKCE_KEY);
-  if (params.get('error')) {
-    throw new Error(`Sign-in failed: ${params.get('error_description') || params.get('error')}`);
-  }
-  if (!pending || !params.get('code') || params.get('state') !== pending.state) {
-    throw new Error('Sign-in could not be completed (the answer did not match this browser tab); please sign in again.');
-  }
+  // The state first, and a fixed message: the URL's own error text is anyone's to write.
+  const problem = callbackProblem(params, pending);
+  if (problem) throw new Error(problem);
   const body = new URLSearchParams({
     grant_type: 'authorization_code',
     client_id: config.clientId,
@@ -272,15 +270,19 @@ async function route() {
 
 // -- partners ----------------------------------------------------------------------------------------
 
-function formatDate(text) {
-  if (!text) return '—';
-  return new Date(text).toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
-}
-
 function expiryCell(partner) {
   if (partner.expired) return element('td', {}, formatDate(partner.expires), ' ', element('span', { class: 'badge bad', text: 'expired' }));
-  const days = Math.ceil((new Date(partner.expires) - Date.now()) / 86_400_000);
-  return element('td', {}, formatDate(partner.expires), element('div', { class: 'muted', text: `in ${days} day${days === 1 ? '' : 's'}` }));
+  const days = daysUntil(partner.expires);
+  const left = days === null ? UNREADABLE : `in ${days} day${days === 1 ? '' : 's'}`;
+  return element('td', {}, formatDate(partner.expires), element('div', { class: 'muted', text: left }));
+}
+
+// One partner the page could not draw: its name (as text) and a note, instead of an empty list.
+function brokenRow(partner) {
+  const name = partner && typeof partner.name === 'string' ? partner.name : '(unnamed)';
+  return element('tr', { 'data-partner': name, class: 'broken' },
+    element('td', {}, element('strong', { text: name })),
+    element('td', { colspan: '5', class: 'muted', text: 'This partner could not be shown; refresh, or ask an administrator to check it.' }));
 }
 
 function keysCell(partner) {
@@ -338,7 +340,7 @@ async function loadPartners() {
   table.setAttribute('aria-busy', 'true');
   try {
     const { partners } = await api('GET', '/partners');
-    body.replaceChildren(...partners.map(partnerRow));
+    body.replaceChildren(...renderEach(partners, partnerRow, brokenRow));
     $('#partners-empty').hidden = partners.length > 0;
   } catch (failure) {
     error.textContent = failure.message;
@@ -602,7 +604,7 @@ async function uploadFiles(event) {
 
 function fillStaticFacts() {
   $('#silo-name').textContent = config.siloName ? `· ${config.siloName}` : '';
-  $('#upload-destination').textContent = `s3://${config.dropzoneBucket}/dropzone/internal/`;
+  $('#upload-destination').textContent = `s3://${config.dropzoneBucket}/${STAFF_PREFIX}`;
   const sftp = config.sftp || {};
   $('#sftp-on').hidden = !sftp.enabled;
   $('#sftp-off').hidden = Boolean(sftp.enabled);

@@ -3,19 +3,28 @@
 // Each function returns null when the value is fine, else a message for the field.
 
 export const NAME_RULE = '2-63 lowercase letters, digits or hyphens, starting with a letter or digit';
+// `$` in a JavaScript regex without the `m` flag matches only at the very end (unlike Python's).
 const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
-// IAM tag values: letters, digits, spaces and _.:/=+-@ (the API's pattern, with Unicode letters).
-const TAG_VALUE_PATTERN = /^[\p{L}\p{N}\p{M}_\s.:/=+\-@]{1,256}$/u;
+// The API's RESERVED_NAMES (functions/dropzone_partners/partners.py); a test compares the two.
+export const RESERVED_NAMES = ['internal', 'staff'];
+// Where staff uploads go (the API's STAFF_PREFIX; compared by the same test).
+export const STAFF_PREFIX = 'dropzone/_staff/';
+// IAM tag values: Unicode letters and digits, spaces (Zs only: no line or paragraph separators)
+// and _.:/=+-@, as the API checks them.
+const TAG_VALUE_PATTERN = /^[\p{L}\p{N}\p{Zs}_.:/=+\-@]{1,256}$/u;
 export const MIN_DAYS = 1;
 export const MAX_DAYS = 365;
 export const MAX_CIDRS = 10;
 export const MAX_GRACE_HOURS = 168;
 export const SESSION_SECONDS = [900, 1800, 3600];
-const MAX_KEY = 512;
+const MAX_KEY_BYTES = 1024 - new TextEncoder().encode(STAFF_PREFIX).length;
 
 export function nameProblem(value) {
   if (!NAME_PATTERN.test(value)) {
     return `use ${NAME_RULE}, for example: acme-logistics`;
+  }
+  if (RESERVED_NAMES.includes(value)) {
+    return `${value} is reserved (${RESERVED_NAMES.join(', ')} are); choose another name, for example: acme-logistics`;
   }
   return null;
 }
@@ -73,8 +82,9 @@ export function cidrsProblem(values) {
     return 'the CIDRs take more than 256 characters together; use fewer, wider blocks';
   }
   for (const value of values) {
-    // A bare address counts as a single-address block (/32 or /128), as the API reads it.
-    const match = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(value);
+    // A bare address counts as a single-address block (/32 or /128), as the API reads it; no
+    // netmasks and no IPv6 scope ids (`fe80::%eth0/64`).
+    const match = /^([0-9A-Fa-f.:]+)(?:\/(\d{1,3}))?$/.exec(value);
     let problem = match ? null : 'is not a CIDR block';
     if (match && match[1].includes(':')) {
       // IPv6: a light check here; the API applies the full rules.
@@ -97,7 +107,7 @@ export function graceProblem(text) {
   return null;
 }
 
-// The object key of an upload: the optional folder, then the file name (under dropzone/internal/).
+// The object key of an upload: the optional folder, then the file name (under STAFF_PREFIX).
 export function uploadKey(folder, fileName) {
   const cleanFolder = String(folder).trim().replace(/^\/+|\/+$/g, '');
   return cleanFolder ? `${cleanFolder}/${fileName}` : fileName;
@@ -110,15 +120,33 @@ export function folderProblem(folder) {
     return "use folder names separated by single '/', without '.' or '..', for example: 2026/11";
   }
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(clean) || clean.length > 400) {
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(clean) || clean.length > 400) {
     return 'use at most 400 printable characters';
+  }
+  if (clean.includes('$')) {
+    return "use no '$' in folder names";
   }
   return null;
 }
 
+// The API's upload_key_problem: S3 keys are at most 1,024 bytes of UTF-8, the prefix included.
 export function keyProblem(key) {
-  if (key.length < 1 || key.length > MAX_KEY) {
-    return `the object key must be 1-${MAX_KEY} characters; shorten the folder or file name`;
+  const bytes = utf8Length(key);
+  if (bytes < 1 || bytes > MAX_KEY_BYTES) {
+    return `the object key must be 1-${MAX_KEY_BYTES} bytes (UTF-8); shorten the folder or file name`;
+  }
+  if (key.includes('$')) {
+    return "the object key may not contain '$'; rename the file";
+  }
+  // eslint-disable-next-line no-control-regex
+  if (key.split('/').some((part) => part === '' || part === '.' || part === '..') || /[\u0000-\u001f\u007f-\u009f]/.test(key)) {
+    return "the object key may not have empty, '.' or '..' parts or control characters; rename the file";
   }
   return null;
+}
+
+// -1 for a string with a lone surrogate, which no S3 key can hold.
+function utf8Length(text) {
+  if (!String(text).isWellFormed()) return -1;
+  return new TextEncoder().encode(text).length;
 }

@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from dropzone_partners.partners import (
     INLINE_POLICY_NAME,
+    STAFF_PREFIX,
     TAG_CIDRS,
     TAG_CONTACT,
     TAG_CREATOR,
@@ -41,9 +42,12 @@ from dropzone_partners.partners import (
     get_user,
     format_time,
     is_expired,
+    is_tag_value,
     list_partners,
     name_problem,
+    new_name_problem,
     remove_partner_user,
+    reserved_name_problem,
     tag_value_problem,
     utc_now,
 )
@@ -58,9 +62,12 @@ MIN_EXPIRY_DAYS, MAX_EXPIRY_DAYS = 1, 365
 # AssumeRole called with a Lambda's role credentials is role chaining, which AWS caps at one hour.
 MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 900, 3600
 MAX_GRACE_HOURS = 168
-MAX_UPLOAD_KEY = 512
-INTERNAL_UPLOAD_PREFIX = "dropzone/internal/"
-SSH_KEY_PATTERN = re.compile(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]{16,}( [^\r\n]{0,200})?$")
+# S3 object keys are at most 1,024 bytes of UTF-8; the staff prefix takes its share of that.
+MAX_OBJECT_KEY_BYTES = 1024
+MAX_UPLOAD_KEY_BYTES = MAX_OBJECT_KEY_BYTES - len(STAFF_PREFIX.encode())
+# Request bodies are a few hundred bytes; anything far larger is refused before it is parsed.
+MAX_BODY_BYTES = 64 * 1024
+SSH_KEY_PATTERN = re.compile(r"(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]{16,}( [^\r\n]{0,200})?")
 ALLOWED_METHODS = "GET,POST,DELETE,OPTIONS"
 
 
@@ -131,16 +138,35 @@ class Caller:
         name = claims.get("cognito:username") or claims.get("username") or claims.get("sub")
         if not name:
             raise ApiError(401, "unauthenticated", "the token names no user")
-        return cls(name=str(name), groups=frozenset(_groups(claims.get("cognito:groups"))))
+        return cls(name=str(name), groups=frozenset(groups_of(claims.get("cognito:groups"))))
 
 
-def _groups(value: Any) -> list[str]:
-    """API Gateway passes `cognito:groups` as a list, `"a,b"` or `"[a b]"` depending on the integration."""
-    if value is None:
-        return []
+def groups_of(value: Any) -> list[str]:
+    """The group names of a `cognito:groups` claim, in the two forms it reaches this function in.
+
+    - A list of strings: the ID token's own claim (a JWT array), as the local adapter passes it.
+    - One string, the names joined by commas: a REST API's Cognito user-pool authorizer turns
+      every claim into a string, and the array into `"admin,member"` (one group: `"admin"`).
+      Sources: AWS re:Post "AWS Cognito Group" (questions/QUFJRBaEJRSmmqarNrvCWoQA, the claims
+      of a REST API proxy event, `'cognito:groups': 'team_manager'`) and aws/chalice#783 (a maintainer
+      splitting the authorizer's claim on `,`). The `"[a b]"` form is the HTTP API JWT authorizer's,
+      which this REST API does not use: such a string is not read as groups here.
+
+    Cognito group names may hold commas, brackets and other punctuation (botocore's
+    `GroupNameType` is `[\p{L}\p{M}\p{S}\p{N}\p{P}]+`), so `"ops,admin"` in a list is one group
+    whose name contains the separator: it is ignored, never split into `ops` and `admin`. Names
+    holding whitespace or brackets are ignored too: no real group is called `[admin`.
+    """
     if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    return [g for g in re.split(r"[\s,]+", str(value).strip("[]")) if g]
+        names = [v for v in value if isinstance(v, str)]
+    elif isinstance(value, str):
+        names = value.split(",")
+    else:
+        return []
+    return [name for name in names if name and not GROUP_SEPARATORS & set(name)]
+
+
+GROUP_SEPARATORS = frozenset(",[] \t\r\n")
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -149,9 +175,13 @@ def _object(body: Any) -> dict[str, Any]:
     if isinstance(body, (bytes, bytearray)):
         body = body.decode("utf-8", errors="replace")
     if isinstance(body, str):
+        if len(body) > MAX_BODY_BYTES or len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+            raise ApiError(413, "body_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body")
         try:
             body = json.loads(body)
-        except json.JSONDecodeError:
+        # ValueError covers JSONDecodeError and integers longer than Python converts (4,300 digits);
+        # RecursionError comes from arrays or objects nested thousands deep.
+        except (ValueError, RecursionError):
             raise ApiError(400, "invalid_json", "the request body is not valid JSON", "body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object", "body")
@@ -184,6 +214,34 @@ def _partner_name(name: str) -> str:
     return name
 
 
+def upload_key_problem(key: Any) -> Optional[str]:
+    """Why `key` cannot be a staff upload's key (relative to the staff prefix), or None.
+
+    No `$`: a key ending in `${filename}` turns the presigned POST's exact key condition into
+    `starts-with` (botocore's `generate_presigned_post`), which would let the form write any key
+    under the prefix. No empty, `.` or `..` segments and no control characters; at most
+    `MAX_UPLOAD_KEY_BYTES` bytes of UTF-8, so prefix and key stay within S3's 1,024 bytes.
+    """
+    rule = (
+        f"must be a relative object key of at most {MAX_UPLOAD_KEY_BYTES} bytes (UTF-8) without empty, '.' or '..' "
+        "segments, '$' or control characters; for example: 2026/11/orders.csv"
+    )
+    if not isinstance(key, str) or not key:
+        return rule
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate (`"\ud800"` in JSON) is no character S3 stores
+        return rule
+    if (
+        size > MAX_UPLOAD_KEY_BYTES
+        or "$" in key
+        or any(part in ("", ".", "..") for part in key.split("/"))
+        or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in key)
+    ):
+        return rule
+    return None
+
+
 @dataclass(frozen=True)
 class Route:
     """One route: method, path template (API Gateway syntax), handler method, groups allowed."""
@@ -194,7 +252,8 @@ class Route:
     groups: frozenset[str]
 
     def pattern(self) -> re.Pattern[str]:
-        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
+        """Matched with `fullmatch` (a `$` would let `/partners\n` through)."""
+        return re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template))
 
 
 ADMINS = frozenset({ADMIN_GROUP})
@@ -264,7 +323,7 @@ class CredentialVendingApi:
         try:
             if method == "OPTIONS":  # CORS preflight: browsers send it without credentials
                 return Response(204, None, self.cors_headers())
-            matches = [(m, p.match(path), h, g) for m, p, h, g in self.routes if p.match(path)]
+            matches = [(m, p.fullmatch(path), h, g) for m, p, h, g in self.routes if p.fullmatch(path)]
             if not matches:
                 raise ApiError(404, "not_found", f"no route {path[:100]}")
             chosen = [(match, handler, groups) for m, match, handler, groups in matches if m == method]
@@ -296,13 +355,29 @@ class CredentialVendingApi:
             raise ApiError(404, "partner_not_found", f"name: no partner {name!r} in this silo", "name")
         return partner
 
+    def _require_active_partner(self, name: str) -> PartnerUser:
+        """The partner, when it may be given credentials: not expired, not under a reserved name
+        (a partner named so before the names were reserved can still be read and deleted)."""
+        partner = self._require_partner(name)
+        reserved = reserved_name_problem(name)
+        if reserved:
+            raise ApiError(409, "name_reserved", f"name: {reserved}; delete this partner and create it anew", "name")
+        if is_expired(partner.tags, self.clock()):
+            raise ApiError(409, "partner_expired", f"name: partner {name!r} has expired; create it anew", "name")
+        return partner
+
     def _record(self, action: str, caller: Caller, request_id: str, partner: Optional[str], **details: Any) -> None:
         self.audit.record(action, actor=caller.name, request_id=request_id, partner=partner, details=details)
 
     def _describe(self, partner: PartnerUser) -> dict[str, Any]:
-        now = self.clock()
         keys = self.iam.list_access_keys(UserName=partner.name)["AccessKeyMetadata"]
         ssh_keys = self.iam.list_ssh_public_keys(UserName=partner.name)["SSHPublicKeys"]
+        return self._partner_view(partner, keys, ssh_keys)
+
+    def _partner_view(
+        self, partner: PartnerUser, keys: list[dict[str, Any]], ssh_keys: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The partner object of a response, from data in hand (no AWS call)."""
         expiry = expiry_of(partner.tags)
         return {
             "name": partner.name,
@@ -310,7 +385,7 @@ class CredentialVendingApi:
             "creator": partner.tags.get(TAG_CREATOR),
             "created": format_time(partner.created),
             "expires": format_time(expiry) if expiry else None,
-            "expired": is_expired(partner.tags, now),
+            "expired": is_expired(partner.tags, self.clock()),
             "allowed_cidrs": partner.cidrs,
             "prefix": f"s3://{self.dropzone.bucket}/{self.dropzone.prefix(partner.name)}",
             "access_keys": [
@@ -335,7 +410,10 @@ class CredentialVendingApi:
 
     def create_partner(self, caller: Caller, request_id: str, body: Any) -> tuple[int, dict[str, Any]]:
         values = _fields(body, ("name", "contact", "expires_in_days", "allowed_cidrs"), ("name", "contact", "expires_in_days"))
-        name = _partner_name(values["name"])
+        name = values["name"]
+        problem = new_name_problem(name)
+        if problem:
+            raise _invalid("name", problem)
         problem = tag_value_problem(values["contact"], "data-team@acme.example")
         if problem:
             raise _invalid("contact", problem)
@@ -344,27 +422,38 @@ class CredentialVendingApi:
         problem = cidr_problem(cidrs)
         if problem:
             raise _invalid("allowed_cidrs", problem)
+        # Cognito user names may hold symbols (`GroupNameType`-like `\p{S}\p{P}`) that IAM tags refuse.
+        if not is_tag_value(caller.name):
+            raise ApiError(
+                400, "invalid_field",
+                f"creator: your user name {caller.name[:60]!r} cannot be recorded in the partner's creator tag "
+                "(IAM tag values take letters, digits, spaces and _.:/=+-@ only); ask a pool administrator "
+                "for a user name of those characters",
+                "creator",
+            )
         self._check_name_free(name)
 
         expires = self.clock() + timedelta(days=days)
         tags = {
             TAG_PARTNER: name,
             TAG_SILO: self.dropzone.silo,
-            TAG_CREATOR: caller.name[:256],
+            TAG_CREATOR: caller.name,
             TAG_CONTACT: values["contact"],
             TAG_EXPIRES: format_time(expires),
         }
         if cidrs:
             tags[TAG_CIDRS] = " ".join(cidrs)
         try:
-            self.iam.create_user(
+            user = self.iam.create_user(
                 UserName=name,
                 Path=self.dropzone.user_path,
                 PermissionsBoundary=self.settings.permissions_boundary_arn,
                 Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-            )
+            )["User"]
         except self.iam.exceptions.EntityAlreadyExistsException:
             raise ApiError(409, "name_taken", f"name: an IAM user named {name!r} already exists; choose another name", "name") from None
+        # Every later step is inside the rollback, and the answer is built from what the calls
+        # returned: nothing can fail between creating the key and handing out its secret.
         try:
             self.iam.put_user_policy(
                 UserName=name,
@@ -372,20 +461,28 @@ class CredentialVendingApi:
                 PolicyDocument=json.dumps(self.dropzone.access_policy(name, cidrs)),
             )
             key = self.iam.create_access_key(UserName=name)["AccessKey"]
+            partner = PartnerUser(name=name, arn=user["Arn"], path=user["Path"], created=user["CreateDate"], tags=tags)
+            view = self._partner_view(partner, [key], [])
         except Exception:
             LOG.error("request %s: creating partner %s failed midway; rolling back", request_id, name)
-            remove_partner_user(self.iam, name)
+            self._roll_back(request_id, f"partner {name}", lambda: remove_partner_user(self.iam, name))
             raise
         self._record(
             "partner.create", caller, request_id, name,
             expires=tags[TAG_EXPIRES], allowed_cidrs=cidrs, access_key_id=key["AccessKeyId"],
         )
-        partner = find_partner(self.iam, self.dropzone, name)
-        assert partner is not None
         return 201, {
-            "partner": self._describe(partner),
+            "partner": view,
             "credentials": {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]},
         }
+
+    @staticmethod
+    def _roll_back(request_id: str, what: str, undo: Callable[[], Any]) -> None:
+        """Runs `undo`; a failing rollback is logged, and the original error is what propagates."""
+        try:
+            undo()
+        except Exception:  # noqa: BLE001 - the first failure is the one to report
+            LOG.exception("request %s: rolling back %s failed; it needs a person", request_id, what)
 
     def _check_name_free(self, name: str) -> None:
         user = get_user(self.iam, name)
@@ -398,14 +495,21 @@ class CredentialVendingApi:
         )
 
     def rotate_key(self, caller: Caller, request_id: str, body: Any, name: str) -> tuple[int, dict[str, Any]]:
+        """A new key; the old ones retire after the grace period, or are deleted last of all.
+
+        Everything is read before anything changes. IAM allows two keys per user, so when a
+        rotation's grace period still runs (two keys), its retiring key goes first; the partner keeps
+        its newer key throughout. A failure after the new key exists deletes the new key again,
+        so the partner is left with the keys it had and works as before.
+        """
         values = _fields(body, ("grace_period_hours",))
         grace = _integer(values, "grace_period_hours", 0, MAX_GRACE_HOURS, default=0)
-        partner = self._require_partner(name)
-        if is_expired(partner.tags, self.clock()):
-            raise ApiError(409, "partner_expired", f"name: partner {name!r} has expired; create it anew", "name")
+        partner = self._require_active_partner(name)
         old = sorted(self.iam.list_access_keys(UserName=name)["AccessKeyMetadata"], key=lambda k: k["CreateDate"])
+        ssh_keys = self.iam.list_ssh_public_keys(UserName=name)["SSHPublicKeys"]
+        tags = dict(partner.tags)
         deleted: list[str] = []
-        if len(old) >= 2:  # IAM allows two keys per user: a rotation's grace period is still running
+        if len(old) >= 2:
             if grace:
                 raise ApiError(
                     409, "rotation_pending",
@@ -413,39 +517,55 @@ class CredentialVendingApi:
                     "rotate with grace_period_hours 0 to end it now",
                     "grace_period_hours",
                 )
-            self._delete_key(name, old[0]["AccessKeyId"])
-            deleted.append(old.pop(0)["AccessKeyId"])
+            retiring_first = next((k for k in old if TAG_RETIRE_PREFIX + k["AccessKeyId"] in tags), old[0])
+            self._delete_key(name, retiring_first["AccessKeyId"])
+            tags.pop(TAG_RETIRE_PREFIX + retiring_first["AccessKeyId"], None)
+            deleted.append(retiring_first["AccessKeyId"])
+            old.remove(retiring_first)
         key = self.iam.create_access_key(UserName=name)["AccessKey"]
         retiring: dict[str, str] = {}
-        for previous in old:
-            key_id = previous["AccessKeyId"]
+        try:
             if grace:
-                retiring[key_id] = format_time(self.clock() + timedelta(hours=grace))
+                retiring = {k["AccessKeyId"]: format_time(self.clock() + timedelta(hours=grace)) for k in old}
+                if retiring:
+                    self.iam.tag_user(
+                        UserName=name, Tags=[{"Key": TAG_RETIRE_PREFIX + k, "Value": v} for k, v in retiring.items()]
+                    )
+                tags.update({TAG_RETIRE_PREFIX + k: v for k, v in retiring.items()})
+                remaining = [*old, key]
             else:
-                self._delete_key(name, key_id)
-                deleted.append(key_id)
-        if retiring:
-            self.iam.tag_user(UserName=name, Tags=[{"Key": TAG_RETIRE_PREFIX + k, "Value": v} for k, v in retiring.items()])
+                for previous in old:  # last: the old key goes only once the new one is in hand
+                    self._delete_key(name, previous["AccessKeyId"])
+                    tags.pop(TAG_RETIRE_PREFIX + previous["AccessKeyId"], None)
+                    deleted.append(previous["AccessKeyId"])
+                remaining = [key]
+            view = self._partner_view(PartnerUser(partner.name, partner.arn, partner.path, partner.created, tags), remaining, ssh_keys)
+        except Exception:
+            LOG.error("request %s: rotating the key of %s failed midway; deleting the new key", request_id, name)
+            self._roll_back(
+                request_id, f"the new key of {name}",
+                lambda: self.iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"]),
+            )
+            raise
         self._record(
             "partner.rotate", caller, request_id, name,
             new_access_key_id=key["AccessKeyId"], deleted_access_key_ids=deleted, retiring=retiring,
         )
         return 200, {
-            "partner": self._describe(self._require_partner(name)),
+            "partner": view,
             "credentials": {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]},
             "retiring": [{"access_key_id": k, "retires": v} for k, v in retiring.items()],
         }
 
     def _delete_key(self, name: str, key_id: str) -> None:
-        self.iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+        # The tag first: a tag without its key is harmless, a retiring key without its tag is not.
         self.iam.untag_user(UserName=name, TagKeys=[TAG_RETIRE_PREFIX + key_id])
+        self.iam.delete_access_key(UserName=name, AccessKeyId=key_id)
 
     def create_session(self, caller: Caller, request_id: str, body: Any, name: str) -> tuple[int, dict[str, Any]]:
         values = _fields(body, ("duration_seconds",))
         duration = _integer(values, "duration_seconds", MIN_SESSION_SECONDS, MAX_SESSION_SECONDS, default=MAX_SESSION_SECONDS)
-        partner = self._require_partner(name)
-        if is_expired(partner.tags, self.clock()):
-            raise ApiError(409, "partner_expired", f"name: partner {name!r} has expired", "name")
+        partner = self._require_active_partner(name)
         session = self.sts.assume_role(
             RoleArn=self.settings.session_role_arn,
             RoleSessionName=f"partner-{name}"[:64],
@@ -472,9 +592,9 @@ class CredentialVendingApi:
     def add_ssh_key(self, caller: Caller, request_id: str, body: Any, name: str) -> tuple[int, dict[str, Any]]:
         values = _fields(body, ("public_key",), ("public_key",))
         public_key = values["public_key"]
-        if not isinstance(public_key, str) or len(public_key) > 16384 or not SSH_KEY_PATTERN.match(public_key.strip()):
+        if not isinstance(public_key, str) or len(public_key) > 16384 or not SSH_KEY_PATTERN.fullmatch(public_key.strip()):
             raise _invalid("public_key", "must be one OpenSSH public key line, for example: ssh-ed25519 AAAAC3Nza... alice@laptop")
-        self._require_partner(name)
+        self._require_active_partner(name)
         try:
             uploaded = self.iam.upload_ssh_public_key(UserName=name, SSHPublicKeyBody=public_key.strip())["SSHPublicKey"]
         except self.iam.exceptions.DuplicateSSHPublicKeyException:
@@ -498,19 +618,10 @@ class CredentialVendingApi:
     def create_upload(self, caller: Caller, request_id: str, body: Any) -> tuple[int, dict[str, Any]]:
         values = _fields(body, ("key",), ("key",))
         key = values["key"]
-        if (
-            not isinstance(key, str)
-            or not 1 <= len(key) <= MAX_UPLOAD_KEY
-            or key.startswith("/")
-            or any(part in ("", ".", "..") for part in key.split("/"))
-            or any(ord(ch) < 32 or ord(ch) == 127 for ch in key)
-        ):
-            raise _invalid(
-                "key",
-                f"must be a relative object key of 1-{MAX_UPLOAD_KEY} characters without empty, '.' or '..' "
-                "segments or control characters; for example: 2026/11/orders.csv",
-            )
-        object_key = INTERNAL_UPLOAD_PREFIX + key
+        problem = upload_key_problem(key)
+        if problem:
+            raise _invalid("key", problem)
+        object_key = STAFF_PREFIX + key
         encryption = {
             "x-amz-server-side-encryption": "aws:kms",
             "x-amz-server-side-encryption-aws-kms-key-id": self.dropzone.key_arn,

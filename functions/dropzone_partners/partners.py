@@ -11,15 +11,33 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# Matched with `fullmatch`: `$` alone would let a trailing newline through.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 NAME_RULE = "2-63 lowercase letters, digits or hyphens, starting with a letter or digit"
+
+# Staff uploads (`POST /uploads`) live under a prefix no partner name can produce: partner names
+# never contain `_`. They used to go to `dropzone/internal/`, which a partner named `internal`
+# owned too (issue 12); that prefix keeps its old files until the bucket's lifecycle expires them,
+# so partners are denied both, and `internal` is a reserved name.
+STAFF_PREFIX = "dropzone/_staff/"
+LEGACY_STAFF_PREFIX = "dropzone/internal/"
+STAFF_PREFIXES = (STAFF_PREFIX, LEGACY_STAFF_PREFIX)
+# Names no new partner may take, and no partner may sign in with (API, console form, SFTP). The
+# console's `functions/console/validate.js` holds the same list; a test compares the two.
+RESERVED_NAMES = ("internal", "staff")
+# What a partner may do to objects of its own prefix: abort included, so a partner can clean up a
+# multipart upload that failed (`aws s3 cp` aborts its own on error; parts cost until aborted).
+PARTNER_OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload")
+# Denied on the staff prefixes: every object read, write, delete and restore, and aborts.
+STAFF_DENIED_OBJECT_ACTIONS = ("s3:*Object", "s3:AbortMultipartUpload")
 
 TAG_PARTNER = "datalake:partner"
 TAG_SILO = "datalake:silo"
@@ -54,9 +72,24 @@ def name_problem(value: Any) -> Optional[str]:
     """Why `value` is not a valid partner name, or None when it is."""
     if not isinstance(value, str):
         return f"must be a string of {NAME_RULE}"
-    if not NAME_PATTERN.match(value):
+    if not NAME_PATTERN.fullmatch(value):
         return f"got {value[:80]!r}; use {NAME_RULE}, for example: acme-logistics"
     return None
+
+
+def reserved_name_problem(value: str) -> Optional[str]:
+    """Why `value` may not be a partner's name although it has the right form, or None."""
+    if value in RESERVED_NAMES:
+        return f"{value!r} is reserved ({', '.join(RESERVED_NAMES)} are); choose another name, for example: acme-logistics"
+    return None
+
+
+def new_name_problem(value: Any) -> Optional[str]:
+    """Why `value` cannot name a new partner (form, then the reserved names), or None."""
+    return name_problem(value) or reserved_name_problem(value)
+
+
+CIDR_FORM = re.compile(r"[0-9A-Fa-f.:]+(/[0-9]{1,3})?")
 
 
 def cidr_problem(values: Any) -> Optional[str]:
@@ -68,21 +101,43 @@ def cidr_problem(values: Any) -> Optional[str]:
     if len(" ".join(values)) > 256:
         return "the CIDRs take more than 256 characters together; use fewer, wider blocks"
     for value in values:
+        if not CIDR_FORM.fullmatch(value):
+            # `ipaddress` also takes netmasks (`/255.0.0.0`) and IPv6 scope ids (`fe80::%eth0/64`),
+            # which an `aws:SourceIp` condition does not.
+            return f"got {value[:60]!r}, which is not a CIDR block; for example: 203.0.113.0/24"
         try:
             ipaddress.ip_network(value, strict=True)
         except ValueError:
             return f"got {value[:60]!r}, which is not a CIDR block; for example: 203.0.113.0/24"
     return None
 
+# IAM's tag value pattern is `[\p{L}\p{Z}\p{N}_.:/=+\-@]*` (botocore's iam model, `tagValueType`).
+# Python's `re` has no `\p{..}`, and `\w\s` let control characters through (`\n`, `\t`, U+0085,
+# U+001C). Of the separators only spaces (Zs) pass: IAM would also take U+2028/U+2029, which break
+# lines in logs and the console.
+TAG_VALUE_PUNCTUATION = frozenset("_.:/=+-@")
+TAG_VALUE_CATEGORIES = ("L", "N")
+TAG_VALUE_RULE = "1-256 letters, digits, spaces or _.:/=+-@ characters"
 
-# IAM tag values allow letters, digits, spaces and _.:/=+-@ only.
-TAG_VALUE_PATTERN = re.compile(r"^[\w\s.:/=+\-@]{1,256}$")
+
+def is_tag_value(value: Any, *, min_length: int = 1) -> bool:
+    """Whether IAM would store `value` as a tag value (and it holds no line separator)."""
+    return (
+        isinstance(value, str)
+        and min_length <= len(value) <= 256
+        and all(
+            ch in TAG_VALUE_PUNCTUATION
+            or unicodedata.category(ch)[0] in TAG_VALUE_CATEGORIES
+            or unicodedata.category(ch) == "Zs"
+            for ch in value
+        )
+    )
 
 
 def tag_value_problem(value: Any, example: str) -> Optional[str]:
     """Why `value` cannot be stored as an IAM tag value, or None."""
-    if not isinstance(value, str) or not TAG_VALUE_PATTERN.match(value):
-        return f"must be 1-256 letters, digits, spaces or _.:/=+-@ characters; for example: {example}"
+    if not is_tag_value(value):
+        return f"must be {TAG_VALUE_RULE}; for example: {example}"
     return None
 
 
@@ -100,9 +155,17 @@ def is_expired(tags: Mapping[str, str], now: datetime) -> bool:
     return expiry is None or expiry <= now
 
 
-def partner_path(silo: str) -> str:
-    """The IAM path of a silo's partner users: `/datalake/partners/<silo>/`."""
-    return f"/datalake/partners/{silo}/"
+DEFAULT_NAMESPACE = "datalake"
+NAMESPACE_ENV = "DATALAKE_NAMESPACE"
+
+
+def partner_path(silo: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The IAM path of a silo's partner users: `/datalake/partners/<silo>/`.
+
+    A silo of a named environment has its own namespace (`/datalake-<env>/partners/<silo>/`), so
+    that two environments' silos in one account never manage each other's partners.
+    """
+    return f"/{namespace}/partners/{silo}/"
 
 
 @dataclass(frozen=True)
@@ -115,10 +178,15 @@ class Dropzone:
     """The silo's dropzone bucket name."""
     key_arn: str
     """ARN of the silo's KMS key (the bucket's default encryption key)."""
+    namespace: str = DEFAULT_NAMESPACE
+    """First part of the partner path (`datalake`, or `datalake-<env>` in a named environment)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Dropzone":
-        return cls(silo=env["SILO_NAME"], bucket=env["DROPZONE_BUCKET"], key_arn=env["KMS_KEY_ARN"])
+        return cls(
+            silo=env["SILO_NAME"], bucket=env["DROPZONE_BUCKET"], key_arn=env["KMS_KEY_ARN"],
+            namespace=env.get(NAMESPACE_ENV, DEFAULT_NAMESPACE),
+        )
 
     @property
     def partition(self) -> str:
@@ -130,7 +198,7 @@ class Dropzone:
 
     @property
     def user_path(self) -> str:
-        return partner_path(self.silo)
+        return partner_path(self.silo, self.namespace)
 
     @staticmethod
     def prefix(partner: str) -> str:
@@ -144,28 +212,40 @@ class Dropzone:
         """The partner's whole permission: its own prefix of this silo's dropzone, nothing else.
 
         Used as the partner user's inline policy, as the session policy of `POST .../session` and
-        of SFTP sessions. With CIDRs, the S3 statements only apply from those addresses. The KMS
-        statement has no IP condition: S3 calls KMS on the partner's behalf (`kms:ViaService`), and
-        such forwarded calls do not carry the partner's source address.
+        of SFTP sessions. With CIDRs, every S3 call from another address is denied. KMS is not: S3
+        calls KMS on the partner's behalf (`kms:ViaService`), and such forwarded calls do not carry
+        the partner's source address. It is tied to this bucket by
+        the encryption context S3 sends (the bucket ARN with S3 Bucket Keys, else the object ARN).
+        The staff prefixes are denied outright, whatever a name turns out to match.
         """
         prefix = self.prefix(partner)
-        ip_condition = {"IpAddress": {"aws:SourceIp": list(cidrs)}} if cidrs else {}
+        bucket_arn = self.bucket_arn()
+        # The CIDRs appear once, in a Deny, not in each Allow: session policies (STS, Transfer) are
+        # capped at 2,048 characters, and a 63-character name with 256 characters of CIDRs must fit.
+        outside_cidrs = [
+            {
+                "Sid": "DenyOutsideAllowedCidrs",
+                "Effect": "Deny",
+                "Action": ["s3:*"],
+                "Resource": ["*"],
+                "Condition": {"NotIpAddress": {"aws:SourceIp": list(cidrs)}},
+            }
+        ] if cidrs else []
         return {
             "Version": "2012-10-17",
             "Statement": [
                 {
                     "Sid": "ReadWriteOwnPrefix",
                     "Effect": "Allow",
-                    "Action": ["s3:PutObject", "s3:GetObject"],
-                    "Resource": [f"{self.bucket_arn()}/{prefix}*"],
-                    **({"Condition": ip_condition} if cidrs else {}),
+                    "Action": list(PARTNER_OBJECT_ACTIONS),
+                    "Resource": [f"{bucket_arn}/{prefix}*"],
                 },
                 {
                     "Sid": "ListOwnPrefix",
                     "Effect": "Allow",
                     "Action": ["s3:ListBucket"],
-                    "Resource": [self.bucket_arn()],
-                    "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}, **ip_condition},
+                    "Resource": [bucket_arn],
+                    "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
                 },
                 {
                     "Sid": "UseSiloKeyThroughS3",
@@ -174,10 +254,56 @@ class Dropzone:
                     "Resource": [self.key_arn],
                     # components.iam.kms_via_service's rule (`.amazonaws.com` in every partition);
                     # this package ships inside Lambda functions, without the components.
-                    "Condition": {"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+                    "Condition": {
+                        "StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"},
+                        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+                    },
                 },
+                *outside_cidrs,
+                # The legacy staff prefix is `dropzone/internal/`: only a partner named `internal`
+                # reaches it, a reserved name, and the boundary denies it to every partner user.
+                *staff_deny_statements(bucket_arn, prefixes=(STAFF_PREFIX,)),
             ],
         }
+
+
+def _concat(*parts: Any) -> str:
+    return "".join(parts)
+
+
+def staff_deny_statements(
+    bucket_arn: Any,
+    concat: Callable[..., Any] = _concat,
+    sid_prefix: str = "",
+    prefixes: Sequence[str] = STAFF_PREFIXES,
+) -> list[dict[str, Any]]:
+    """Explicit Denies on the staff prefixes: their objects, and listings that start there.
+
+    Shared by the partner policy above, the permissions boundary and the session and Transfer
+    roles (`components/dropzone.py`, which pass `pulumi.Output.concat` for `concat`). An explicit
+    Deny wins over any Allow, in a permissions boundary and in a session policy too
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
+    """
+    listed: list[str] = []
+    for prefix in prefixes:
+        # `dropzone/_staff*` may match loosely (no partner name has a `_`); `dropzone/internal`
+        # must not catch names that merely start alike (`internal-audit`).
+        listed += [f"{prefix.rstrip('/')}*"] if prefix == STAFF_PREFIX else [prefix.rstrip("/"), f"{prefix}*"]
+    return [
+        {
+            "Sid": f"{sid_prefix}DenyStaffObjects",
+            "Effect": "Deny",
+            "Action": list(STAFF_DENIED_OBJECT_ACTIONS),
+            "Resource": [concat(bucket_arn, f"/{prefix}*") for prefix in prefixes],
+        },
+        {
+            "Sid": f"{sid_prefix}DenyStaffListing",
+            "Effect": "Deny",
+            "Action": ["s3:ListBucket"],
+            "Resource": [bucket_arn],
+            "Condition": {"StringLike": {"s3:prefix": listed}},
+        },
+    ]
 
 
 @dataclass(frozen=True)
@@ -297,11 +423,11 @@ def remove_partner_user(iam: Any, name: str) -> dict[str, list[str]]:
     return removed
 
 
-def revoke_silo_partners(iam: Any, silo: str) -> dict[str, dict[str, list[str]]]:
+def revoke_silo_partners(iam: Any, silo: str, namespace: str = DEFAULT_NAMESPACE) -> dict[str, dict[str, list[str]]]:
     """Removes every partner user of `silo` (`remove_partner_user` each); returns partner → what went.
 
     Only users whose path is exactly `partner_path(silo)` are touched: another silo's partners and
     every other IAM user of the account stay. Raises on the first error, leaving the partners not
     yet reached in place (a rerun finishes the job: removal is idempotent).
     """
-    return {user["UserName"]: remove_partner_user(iam, user["UserName"]) for user in _users_at(iam, partner_path(silo))}
+    return {user["UserName"]: remove_partner_user(iam, user["UserName"]) for user in _users_at(iam, partner_path(silo, namespace))}

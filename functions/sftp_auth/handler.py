@@ -7,7 +7,8 @@ A partner logs in with its partner name as user name and either
 - an SSH key: with no password, the handler returns the partner's active SSH public keys
   (uploaded with `iam:UploadSSHPublicKey`) and Transfer checks the client's key against them.
 
-Either way the partner must be this silo's (its IAM path), not expired, and, when the partner has
+Either way the partner must be this silo's (its IAM path), not under a reserved name
+(`dropzone_partners.partners.RESERVED_NAMES`), not expired, and, when the partner has
 allowed CIDRs, connect from one of them (checked here: Transfer's own S3 calls do not carry the
 client's address, so an `aws:SourceIp` condition in the session policy could not do it).
 
@@ -29,7 +30,15 @@ from typing import Any, Optional
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropzone_partners.partners import Dropzone, PartnerUser, find_partner, is_expired, name_problem, utc_now
+from dropzone_partners.partners import (
+    Dropzone,
+    PartnerUser,
+    find_partner,
+    is_expired,
+    name_problem,
+    reserved_name_problem,
+    utc_now,
+)
 
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
@@ -88,6 +97,9 @@ def authenticate(
     username = event.get("username")
     if name_problem(username) is not None:
         raise Denied("user name is not a partner name")
+    if reserved_name_problem(username) is not None:
+        # A partner created under `internal` before the name was reserved would get the old staff prefix as home.
+        raise Denied("user name is reserved")
     if event.get("protocol", "SFTP") != "SFTP":
         raise Denied(f"protocol {str(event.get('protocol'))[:10]!r} is not SFTP")
     password = event.get("password") or ""

@@ -102,6 +102,20 @@ class FakePulumi:
         subprocess.run([str(self.bin / "pulumi"), "__seed", json.dumps(stacks)], cwd=project_dir, env=env, check=True,
                        capture_output=True)
 
+    @staticmethod
+    def pending_operation(stack: str, kind: str, name: str, *, project: str = "datalake", type_: str = "datalake:fake:Resource",
+                          inputs: Optional[dict[str, Any]] = None, id_: str = "") -> dict[str, Any]:
+        """A `pending_operations` entry as the engine writes it (`{"resource": {...}, "type": "creating"}`), for
+        `seed(..., {stack: {"pending_operations": [...]}})` or a `hang` rule's `pending=[...]`."""
+        short = stack.rsplit("/", 1)[-1]
+        resource: dict[str, Any] = {
+            "urn": f"urn:pulumi:{short}::{project}::{type_}::{name}", "custom": True, "type": type_,
+            "inputs": inputs or {}, "outputs": {},
+        }
+        if id_:
+            resource["id"] = id_
+        return {"resource": resource, "type": kind}
+
     def calls(self) -> list[FakeCall]:
         """Every recorded call, in the order they started (`seed` calls left out)."""
         records = [json.loads(p.read_text()) for p in sorted((self.root / "calls").glob("*.json"))]

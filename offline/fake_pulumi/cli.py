@@ -71,9 +71,14 @@ COMMANDS: dict[str, set[str]] = {
     "up": OPERATION_FLAGS,
     "preview": (OPERATION_FLAGS - {"--yes", "-y", "--skip-preview", "-f", "--continue-on-error"}) | {"--json", "-j", "--save-plan", "--import-file"},
     "destroy": OPERATION_FLAGS | {"--remove", "--preview-only", "--exclude-protected"},
+    # pkg/cmd/pulumi/operations/refresh.go; `--import-pending-creates` (a string array) is not answered.
+    "refresh": (OPERATION_FLAGS - {"--refresh", "-r", "--replace", "--plan", "--policy-pack", "--policy-pack-config"})
+    | {"--preview-only", "--clear-pending-creates", "--skip-pending-creates", "--skip-plugin-pre-install"},
 }
 # Commands that take the DIY backend's stack lock (pkg/backend/diy: Update, Destroy, RemoveStack; Preview does not).
-LOCKING = {"up", "destroy", "stack rm", "stack import"}
+LOCKING = {"up", "destroy", "refresh", "stack rm", "stack import"}
+# Pending operation types (sdk/go/common/apitype: OperationType; pkg/resource: also `importing`).
+CREATING = "creating"
 
 
 class Fail(Exception):
@@ -81,11 +86,33 @@ class Fail(Exception):
 
 
 def user_name() -> str:
-    return os.environ.get("USER") or os.environ.get("LOGNAME") or "runner"
+    """Go's `user.Current().Username`: the password database's name of the uid, else `$USER`."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER") or os.environ.get("LOGNAME") or "runner"
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def go_time_now() -> str:
+    """`time.Now()` as Go's encoding/json writes it (RFC 3339 with nanoseconds, trailing zeros dropped)."""
+    nanos = time.time_ns()
+    stamp = datetime.fromtimestamp(nanos // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{nanos % 1_000_000_000:09d}".rstrip("0")
+    return f"{stamp}{'.' + fraction if fraction else ''}Z"
+
+
+def rfc3339(stamp: Any) -> str:
+    """A lock's timestamp as `checkForLock` prints it (`time.RFC3339`: whole seconds)."""
+    try:
+        return datetime.fromisoformat(str(stamp)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return str(stamp)
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -313,16 +340,25 @@ class Backend:
         checkpoint = read_json(self.checkpoint_path(stack), {})
         return list(((checkpoint.get("checkpoint") or {}).get("latest") or {}).get("resources") or [])
 
+    def pending_operations(self, stack: str) -> list[dict[str, Any]]:
+        checkpoint = read_json(self.checkpoint_path(stack), {})
+        return list(((checkpoint.get("checkpoint") or {}).get("latest") or {}).get("pending_operations") or [])
+
     def secrets_providers(self, stack: str) -> Optional[dict[str, Any]]:
         checkpoint = read_json(self.checkpoint_path(stack), {})
         return ((checkpoint.get("checkpoint") or {}).get("latest") or {}).get("secrets_providers")
 
-    def save_resources(self, stack: str, resources: list[dict[str, Any]], secrets_providers: Optional[dict[str, Any]] = None) -> None:
-        latest = {
+    def save_resources(self, stack: str, resources: list[dict[str, Any]], secrets_providers: Optional[dict[str, Any]] = None,
+                       pending: Optional[list[dict[str, Any]]] = None) -> None:
+        """Writes the checkpoint; `pending` replaces its pending operations (None keeps them)."""
+        pending = self.pending_operations(stack) if pending is None else pending
+        latest: dict[str, Any] = {
             "manifest": {"time": now_iso(), "magic": "fake", "version": "v" + Behaviour().version},
             "secrets_providers": secrets_providers or self.secrets_providers(stack),
             "resources": resources,
         }
+        if pending:  # `omitempty`, as apitype.DeploymentV3
+            latest["pending_operations"] = pending
         write_json(self.checkpoint_path(stack), {"version": 3, "checkpoint": {"stack": stack, "latest": latest}})
 
     def meta(self, stack: str) -> dict[str, Any]:
@@ -353,10 +389,12 @@ class Backend:
                 holder = read_json(held[0], {})
                 raise Fail(DIY_LOCKED[len("error: "):] + f"\n  {self.url.rstrip('/')}/.pulumi/locks/{stack}/{held[0].name}: "
                            f"created by {holder.get('username')}@{holder.get('hostname')} (pid {holder.get('pid')}) "
-                           f"at {holder.get('timestamp')}")
+                           f"at {rfc3339(holder.get('timestamp'))}")
             lock = lock_dir / f"{uuid.uuid4()}.json"
-            write_json(lock, {"pid": os.getpid(), "username": user_name(), "hostname": os.uname().nodename,
-                              "timestamp": now_iso()})
+            # lockContent of pkg/backend/diy/lock.go, marshalled compactly as Go's json.Marshal does.
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            lock.write_text(json.dumps({"pid": os.getpid(), "username": user_name(), "hostname": os.uname().nodename,
+                                        "timestamp": go_time_now()}, separators=(",", ":")))
         call.record["lock"] = str(lock)
         call.save()
         try:
@@ -593,6 +631,9 @@ def cmd_stack_export(ctx: Context) -> None:
         "secrets_providers": ctx.backend.secrets_providers(stack),
         "resources": ctx.backend.resources(stack),
     }
+    pending = ctx.backend.pending_operations(stack)
+    if pending:
+        deployment["pending_operations"] = pending
     document = {"version": 3, "deployment": reveal(deployment) if ctx.flag("--show-secrets") else deployment}
     text = json.dumps(document, indent=4)
     if ctx.flags.get("--file"):
@@ -613,8 +654,12 @@ def cmd_stack_import(ctx: Context) -> None:
     if foreign and not ctx.flag("--force", "-f"):
         other = foreign[0].split("::")[0][len("urn:pulumi:"):]
         raise Fail(f"resource '{foreign[0]}' is from a different stack ({other} != {short_name(stack)})")
+    # pkg/cmd/pulumi/stack/io.go SaveSnapshot: "Explicitly clear-out any pending operations", each with a warning.
+    for op in deployment.get("pending_operations") or []:
+        print(f"warning: removing pending operation '{op.get('type')}' on '{(op.get('resource') or {}).get('urn')}' from snapshot",
+              file=sys.stderr)
     with ctx.backend.locked(stack, ctx.call):
-        ctx.backend.save_resources(stack, resources, deployment.get("secrets_providers"))
+        ctx.backend.save_resources(stack, resources, deployment.get("secrets_providers"), pending=[])
     print("Import complete.")
 
 
@@ -691,16 +736,32 @@ def run_operation(ctx: Context, kind: str) -> None:
     ctx.backend.require(stack)
     events = Events(ctx.flags.get("--event-log"))
     display = ctx.backend.display(stack)
-    heading = {"up": "Updating", "destroy": "Destroying", "preview": "Previewing update"}[kind]
+    heading = {"up": "Updating", "destroy": "Destroying", "preview": "Previewing update", "refresh": "Refreshing"}[kind]
     started = now_iso()
     lock = ctx.backend.locked(stack, ctx.call) if kind in LOCKING else contextlib.nullcontext()
     with lock:
         print(f"{heading} ({display})", flush=True)
+        pending_before = ctx.backend.pending_operations(stack)
         if ctx.pending_hang:
-            hang(ctx, ctx.pending_hang)
+            interrupted = list(ctx.pending_hang.get("pending") or [])
+            # The engine writes a pending operation into the checkpoint as each step begins; a killed CLI leaves them there.
+            ctx.backend.save_resources(stack, ctx.backend.resources(stack), pending=pending_before + interrupted)
+            try:
+                hang(ctx, ctx.pending_hang)
+            finally:
+                # A graceful cancel lets in-flight steps finish, so their pending operations are closed.
+                ctx.backend.save_resources(stack, ctx.backend.resources(stack), pending=pending_before)
         events.add(preludeEvent={"config": {}})
         old = {r["urn"]: r for r in ctx.backend.resources(stack)}
-        if kind == "destroy":
+        if pending_before and kind == "up":
+            # pkg/resource/deploy/deployment_executor.go printPendingOperationsWarning
+            listing = "".join(f"  * {op['resource']['urn']}, interrupted while {op['type']}\n" for op in pending_before)
+            print(f"warning: Attempting to deploy or update resources with {len(pending_before)} pending operations "
+                  f"from previous deployment.\n{listing}", file=sys.stderr)
+        if kind == "refresh":
+            steps = [("refresh", urn) for urn in old]
+            new = list(old.values())
+        elif kind == "destroy":
             steps = [("delete", urn) for urn in old]
             new: list[dict[str, Any]] = []
         else:
@@ -709,17 +770,23 @@ def run_operation(ctx: Context, kind: str) -> None:
             steps = [(drift.get(r["urn"], "same" if r["urn"] in old else "create"), r["urn"]) for r in new]
         changes: dict[str, int] = {}
         for op, urn in steps:
-            changes[op] = changes.get(op, 0) + 1
+            counted = "same" if op == "refresh" else op  # a refresh that finds a resource as recorded
+            changes[counted] = changes.get(counted, 0) + 1
             events.add(resourcePreEvent={"metadata": {"op": op, "urn": urn, "type": urn.split("::")[2], "provider": ""}})
             print(f"    {op} {urn}")
         events.add(summaryEvent={"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": changes, "PolicyPacks": {}})
         events.add(cancelEvent={})
         if kind != "preview":
-            ctx.backend.save_resources(stack, new)
+            # pkg/backend/snapshot.go: pending CREATEs of the base snapshot are carried into the new one (they need a
+            # person); every other pending operation is dropped (refresh re-read those resources).
+            kept = [op for op in pending_before if op.get("type") == CREATING]
+            if kind == "refresh" and ctx.flag("--clear-pending-creates"):
+                kept = []
+            ctx.backend.save_resources(stack, new, pending=kept)
             with fake_lock():
                 meta = ctx.backend.meta(stack)
                 meta["history"].append({
-                    "kind": "update" if kind == "up" else "destroy", "startTime": started, "endTime": now_iso(),
+                    "kind": {"up": "update"}.get(kind, kind), "startTime": started, "endTime": now_iso(),
                     "message": ctx.flags.get("--message", ""), "environment": {"exec.kind": ctx.flags.get("--exec-kind", "cli")},
                     "config": {}, "result": "succeeded", "version": len(meta["history"]) + 1, "resourceChanges": changes,
                 })
@@ -746,7 +813,8 @@ def cmd_seed(ctx: Context) -> None:
         stack = ctx.backend.parse(name)
         if spec.get("config"):
             dump_yaml(ctx.project.stack_file(stack), {"config": spec["config"]})
-        ctx.backend.save_resources(stack, program_resources(ctx, stack), {"type": "passphrase", "state": {}})
+        ctx.backend.save_resources(stack, program_resources(ctx, stack), {"type": "passphrase", "state": {}},
+                                   pending=list(spec.get("pending_operations") or []))
         entry = {"kind": "update", "startTime": now_iso(), "endTime": now_iso(), "message": "seeded", "environment": {},
                  "config": {}, "result": "succeeded", "version": 1, "resourceChanges": {"create": 1 + int(ctx.behaviour.data.get("resources_per_stack", 2))}}
         ctx.backend.save_meta(stack, {"tags": dict(spec.get("tags", {})), "history": [entry]})
@@ -793,7 +861,7 @@ def apply_rule(ctx: Context, stack: Optional[str]) -> None:
     if effect == "delay":
         time.sleep(float(rule.get("seconds", 1)))
     elif effect == "hang":
-        if ctx.command in ("up", "destroy", "preview") and rule.get("after_lock", True):
+        if ctx.command in ("up", "destroy", "preview", "refresh") and rule.get("after_lock", True):
             ctx.pending_hang = rule
         else:
             hang(ctx, rule)
@@ -824,6 +892,7 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
     "up": lambda ctx: run_operation(ctx, "up"),
     "destroy": lambda ctx: run_operation(ctx, "destroy"),
     "preview": lambda ctx: run_operation(ctx, "preview"),
+    "refresh": lambda ctx: run_operation(ctx, "refresh"),
 }
 
 

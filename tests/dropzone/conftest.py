@@ -10,6 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+from botocore.validate import ParamValidator
 from moto import mock_aws
 
 from credential_vending.api import CredentialVendingApi, Settings
@@ -57,6 +59,46 @@ class RecordingClient:
 
     def called(self, name: str) -> list[dict[str, Any]]:
         return [kwargs for op, kwargs in self.calls if op == name]
+
+
+class FailingClient:
+    """A real boto3 client that fails the `occurrence`-th call of one operation, as AWS can midway
+    through a request. That call's parameters are first checked against botocore's service model
+    (a malformed call fails as it would against AWS); every other call goes to the real client."""
+
+    def __init__(self, real: Any, operation: str, occurrence: int = 1, code: str = "ServiceFailure"):
+        self._real, self._operation, self._occurrence, self._code = real, operation, occurrence, code
+        self._seen = 0
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._real, name)
+        if name != self._operation:
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            self._seen += 1
+            if self._seen != self._occurrence:
+                return attribute(**kwargs)
+            api_name = self._real.meta.method_to_api_mapping[name]
+            model = self._real.meta.service_model.operation_model(api_name)
+            report = ParamValidator().validate(kwargs, model.input_shape)
+            if report.has_errors():
+                raise ParamValidationError(report=report.generate_report())
+            self.failed = True
+            raise ClientError({"Error": {"Code": self._code, "Message": f"injected failure of {api_name}"}}, api_name)
+
+        return call
+
+
+def call_sequence(recording: "RecordingClient") -> list[tuple[str, int]]:
+    """(operation, occurrence) of every call a `RecordingClient` saw, in order."""
+    seen: dict[str, int] = {}
+    sequence = []
+    for name, _ in recording.calls:
+        seen[name] = seen.get(name, 0) + 1
+        sequence.append((name, seen[name]))
+    return sequence
 
 
 @dataclass
@@ -149,20 +191,29 @@ def new_partner(silo: Silo, name: str = "acme", **extra: Any) -> dict[str, Any]:
 def partner_policy(silo: Silo, partner: str, cidrs: tuple[str, ...] = ()) -> dict[str, Any]:
     """The partner's whole permission, written out by hand (not from `Dropzone.access_policy`, which it checks).
 
-    Its own prefix of the silo's dropzone bucket (read, write, list) from `cidrs` when given, and the
-    silo key only as S3 uses it on the partner's behalf (no IP condition: S3's calls to KMS do not
-    carry the partner's address).
+    Its own prefix of the silo's dropzone bucket (read, write, abort its multipart uploads, list),
+    the silo key only as S3 uses it on the partner's behalf for this bucket (no IP condition: S3's
+    calls to KMS do not carry the partner's address), every S3 call from outside `cidrs` denied
+    when given, and the staff prefix `dropzone/_staff/` denied outright (issue 12).
     """
     bucket = f"arn:aws:s3:::datalake-{silo.dropzone.silo}-dropzone-{ACCOUNT}"
-    from_cidrs = {"IpAddress": {"aws:SourceIp": list(cidrs)}} if cidrs else {}
+    outside = [{"Sid": "DenyOutsideAllowedCidrs", "Effect": "Deny", "Action": ["s3:*"], "Resource": ["*"],
+                "Condition": {"NotIpAddress": {"aws:SourceIp": list(cidrs)}}}] if cidrs else []
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ReadWriteOwnPrefix", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
-             "Resource": [f"{bucket}/dropzone/{partner}/*"], **({"Condition": from_cidrs} if cidrs else {})},
+            {"Sid": "ReadWriteOwnPrefix", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+             "Resource": [f"{bucket}/dropzone/{partner}/*"]},
             {"Sid": "ListOwnPrefix", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [bucket],
-             "Condition": {"StringLike": {"s3:prefix": [f"dropzone/{partner}/", f"dropzone/{partner}/*"]}, **from_cidrs}},
+             "Condition": {"StringLike": {"s3:prefix": [f"dropzone/{partner}/", f"dropzone/{partner}/*"]}}},
             {"Sid": "UseSiloKeyThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-             "Resource": [silo.dropzone.key_arn], "Condition": {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}},
+             "Resource": [silo.dropzone.key_arn],
+             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+                           "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket, f"{bucket}/*"]}}},
+            *outside,
+            {"Sid": "DenyStaffObjects", "Effect": "Deny", "Action": ["s3:*Object", "s3:AbortMultipartUpload"],
+             "Resource": [f"{bucket}/dropzone/_staff/*"]},
+            {"Sid": "DenyStaffListing", "Effect": "Deny", "Action": ["s3:ListBucket"], "Resource": [bucket],
+             "Condition": {"StringLike": {"s3:prefix": ["dropzone/_staff*"]}}},
         ],
     }

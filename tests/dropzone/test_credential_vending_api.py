@@ -47,11 +47,27 @@ def test_create_partner_makes_a_confined_user_and_returns_the_key_once(zone: Sil
     policy = iam.get_user_policy(UserName="acme", PolicyName="dropzone-access")["PolicyDocument"]
     statements = {s["Sid"]: s for s in (policy if isinstance(policy, dict) else json.loads(policy))["Statement"]}
     bucket_arn = f"arn:aws:s3:::{zone.dropzone.bucket}"
-    assert statements["ReadWriteOwnPrefix"]["Action"] == ["s3:PutObject", "s3:GetObject"]
-    assert statements["ReadWriteOwnPrefix"]["Resource"] == [f"{bucket_arn}/dropzone/acme/*"]
-    assert statements["ReadWriteOwnPrefix"]["Condition"] == {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24"]}}
-    assert statements["ListOwnPrefix"]["Condition"]["StringLike"] == {"s3:prefix": ["dropzone/acme/", "dropzone/acme/*"]}
-    assert statements["UseSiloKeyThroughS3"]["Resource"] == [zone.dropzone.key_arn]
+    assert statements["ReadWriteOwnPrefix"] == {
+        "Sid": "ReadWriteOwnPrefix", "Effect": "Allow",
+        "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+        "Resource": [f"{bucket_arn}/dropzone/acme/*"],
+    }
+    assert statements["ListOwnPrefix"]["Condition"] == {"StringLike": {"s3:prefix": ["dropzone/acme/", "dropzone/acme/*"]}}
+    # The CIDRs once, in a Deny of every S3 call from elsewhere (session policies are capped at 2,048 characters).
+    assert statements["DenyOutsideAllowedCidrs"] == {
+        "Sid": "DenyOutsideAllowedCidrs", "Effect": "Deny", "Action": ["s3:*"], "Resource": ["*"],
+        "Condition": {"NotIpAddress": {"aws:SourceIp": ["203.0.113.0/24"]}},
+    }
+    assert statements["UseSiloKeyThroughS3"] == {
+        "Sid": "UseSiloKeyThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+        "Resource": [zone.dropzone.key_arn],
+        "Condition": {
+            "StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+        },
+    }
+    assert statements["DenyStaffObjects"]["Effect"] == "Deny"
+    assert statements["DenyStaffObjects"]["Resource"] == [f"{bucket_arn}/dropzone/_staff/*"]
 
     credentials = payload["credentials"]
     assert identity_arn(credentials["access_key_id"], credentials["secret_access_key"]) == user["Arn"]
@@ -167,8 +183,8 @@ def test_calls_without_an_identity_are_401(zone: Silo, claims):
     assert (status, payload["error"]["code"]) == (401, "unauthenticated")
 
 
-@pytest.mark.parametrize("groups", ["[member admin]", "member,admin", ["member", "admin"]])
-def test_group_claims_in_every_shape_api_gateway_sends(zone: Silo, groups):
+@pytest.mark.parametrize("groups", ["admin", "member,admin", ["member", "admin"]])
+def test_group_claims_in_the_forms_the_api_receives(zone: Silo, groups):
     status, _ = zone.call("POST", "/partners", {"name": "acme", "contact": "a@b.c", "expires_in_days": 1},
                           claims={"cognito:username": "carol", "cognito:groups": groups})
     assert status == 201
@@ -338,6 +354,10 @@ def test_session_passes_the_partner_policy_as_session_policy(zone: Silo):
     assert call["RoleArn"] == zone.settings.session_role_arn
     assert call["DurationSeconds"] == 3600
     assert json.loads(call["Policy"]) == partner_policy(zone, "acme", ("192.0.2.0/24",))
+    # The session route's policy denies the staff uploads explicitly (STS applies it to every call).
+    denies = {s["Sid"]: s for s in json.loads(call["Policy"])["Statement"] if s["Effect"] == "Deny"}
+    assert denies["DenyStaffObjects"]["Resource"] == [f"arn:aws:s3:::{zone.dropzone.bucket}/dropzone/_staff/*"]
+    assert denies["DenyStaffListing"]["Condition"] == {"StringLike": {"s3:prefix": ["dropzone/_staff*"]}}
 
 
 @pytest.mark.parametrize("seconds", [899, 3601, 43200, "900"])
@@ -405,7 +425,7 @@ def test_delete_never_touches_users_outside_the_silo_path(zone: Silo):
 def test_upload_presigned_post_requires_the_kms_header_and_limits_the_key_and_size(zone: Silo):
     status, payload = zone.call("POST", "/uploads", {"key": "2026/11/orders.csv"}, claims=MEMBER)
     assert status == 200
-    assert payload["key"] == "dropzone/internal/2026/11/orders.csv"
+    assert payload["key"] == "dropzone/_staff/2026/11/orders.csv"
     fields = payload["fields"]
     assert fields["x-amz-server-side-encryption"] == "aws:kms"
     assert fields["x-amz-server-side-encryption-aws-kms-key-id"] == zone.dropzone.key_arn
@@ -414,7 +434,7 @@ def test_upload_presigned_post_requires_the_kms_header_and_limits_the_key_and_si
     assert {"x-amz-server-side-encryption": "aws:kms"} in conditions
     assert {"x-amz-server-side-encryption-aws-kms-key-id": zone.dropzone.key_arn} in conditions
     assert ["content-length-range", 1, 1024] in conditions
-    assert {"key": "dropzone/internal/2026/11/orders.csv"} in conditions
+    assert {"key": "dropzone/_staff/2026/11/orders.csv"} in conditions
     assert {"x-amz-meta-uploaded-by": "bob"} in conditions
 
     posted = requests.post(payload["url"], data=fields, files={"file": ("orders.csv", b"id,qty\n1,2\n")})
@@ -426,8 +446,8 @@ def test_upload_presigned_post_requires_the_kms_header_and_limits_the_key_and_si
     assert (record["action"], record["actor"], record["details"]["key"]) == ("upload.presign", "bob", payload["key"])
 
 
-@pytest.mark.parametrize("key", ["", "/etc/passwd", "../raw/x", "a/../../b", "a//b", "ok/\x00", "x" * 513, 5])
-def test_upload_rejects_keys_that_could_escape_the_internal_prefix(zone: Silo, key):
+@pytest.mark.parametrize("key", ["", "/etc/passwd", "../raw/x", "a/../../b", "a/./b", "a//b", "ok/\x00", "x" * 1009, 5])
+def test_upload_rejects_keys_that_could_escape_the_staff_prefix(zone: Silo, key):
     status, payload = zone.call("POST", "/uploads", {"key": key}, claims=MEMBER)
     assert (status, payload["error"]["field"]) == (400, "key")
 

@@ -195,6 +195,7 @@ def test_retention_periods_follow_the_config():
         "/aws/lambda/acme-dl-sales-credential-vending": 30,
         "/aws/lambda/acme-dl-sales-dropzone-janitor": 30,
         "/aws/lambda/acme-dl-sales-sftp-auth": 30,
+        "/aws/transfer/acme-dl-sales-dropzone": 30,
     }
 
 
@@ -258,11 +259,40 @@ def test_partners_can_only_be_created_with_the_boundary(silo: Recording):
 def test_the_boundary_confines_every_partner_to_its_own_prefix(silo: Recording):
     assert silo.one("aws:iam/policy:Policy").retain_on_delete is True  # partners outlive the stack
     boundary = statements(silo.one("aws:iam/policy:Policy"))
-    resources = {r for st in boundary for r in as_list(st["Resource"])}
+    allowed = {r for st in boundary if st["Effect"] == "Allow" for r in as_list(st["Resource"])}
     key_arn = silo.one("aws:kms/key:Key").outputs["arn"]
-    assert resources == {f"{DROPZONE_BUCKET_ARN}/dropzone/${{aws:username}}/*", DROPZONE_BUCKET_ARN, key_arn}
+    assert allowed == {f"{DROPZONE_BUCKET_ARN}/dropzone/${{aws:username}}/*", DROPZONE_BUCKET_ARN, key_arn}
     listing = next(st for st in boundary if st["Action"] == ["s3:ListBucket"])
     assert listing["Condition"]["StringLike"]["s3:prefix"] == ["dropzone/${aws:username}/", "dropzone/${aws:username}/*"]
+    read_write = next(st for st in boundary if st["Sid"] == "PartnerOwnPrefixReadWrite")
+    assert read_write["Action"] == ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
+    key = next(st for st in boundary if st["Sid"] == "PartnerOwnPrefixKey")
+    assert key["Condition"] == {
+        "StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [DROPZONE_BUCKET_ARN, f"{DROPZONE_BUCKET_ARN}/*"]},
+    }
+    assert_denies_staff_prefixes(boundary, "PartnerOwnPrefix")
+
+
+def assert_denies_staff_prefixes(policy: list[dict[str, Any]], sid_prefix: str) -> None:
+    """The exact Denies of the staff prefixes (moto evaluates neither boundaries nor the s3:prefix
+    condition; IAM applies an explicit Deny of a boundary or a role policy to every request)."""
+    denies = [st for st in policy if st["Effect"] == "Deny"]
+    assert denies == [
+        {
+            "Sid": f"{sid_prefix}DenyStaffObjects",
+            "Effect": "Deny",
+            "Action": ["s3:*Object", "s3:AbortMultipartUpload"],
+            "Resource": [f"{DROPZONE_BUCKET_ARN}/dropzone/_staff/*", f"{DROPZONE_BUCKET_ARN}/dropzone/internal/*"],
+        },
+        {
+            "Sid": f"{sid_prefix}DenyStaffListing",
+            "Effect": "Deny",
+            "Action": ["s3:ListBucket"],
+            "Resource": [DROPZONE_BUCKET_ARN],
+            "Condition": {"StringLike": {"s3:prefix": ["dropzone/_staff*", "dropzone/internal", "dropzone/internal/*"]}},
+        },
+    ]
 
 
 def test_session_role_trusts_only_the_api_role_and_reaches_only_the_dropzone(silo: Recording):
@@ -281,14 +311,18 @@ def test_session_role_trusts_only_the_api_role_and_reaches_only_the_dropzone(sil
 def assert_dropzone_only(silo: Recording, policy: RecordedResource) -> None:
     key_arn = silo.one("aws:kms/key:Key").outputs["arn"]
     for st in statements(policy):
+        if st["Effect"] == "Deny":
+            continue
         for resource in as_list(st["Resource"]):
             assert resource in (DROPZONE_BUCKET_ARN, f"{DROPZONE_BUCKET_ARN}/dropzone/*", key_arn), (policy.urn, st["Sid"], resource)
+    # Their Allow covers all of `dropzone/`; the staff prefixes are denied explicitly.
+    assert_denies_staff_prefixes(statements(policy), "Dropzone")
 
 
-def test_api_presigns_only_internal_uploads(silo: Recording):
+def test_api_presigns_only_staff_uploads(silo: Recording):
     policy = statements(role_policy_of(silo, "silo-sales-dropzone-api-role"))
     s3 = [s for s in policy if any(a.startswith("s3:") for a in s["Action"])]
-    assert [(s["Action"], s["Resource"]) for s in s3] == [(["s3:PutObject"], [f"{DROPZONE_BUCKET_ARN}/dropzone/internal/*"])]
+    assert [(s["Action"], s["Resource"]) for s in s3] == [(["s3:PutObject"], [f"{DROPZONE_BUCKET_ARN}/dropzone/_staff/*"])]
 
 
 # -- functions ----------------------------------------------------------------------------------
@@ -327,7 +361,11 @@ def test_sftp_server_uses_the_lambda_identity_provider(silo: Recording):
     assert server.inputs["protocols"] == ["SFTP"]
     assert server.inputs["securityPolicyName"] == "TransferSecurityPolicy-2025-03"
     assert server.inputs["endpointType"] == "PUBLIC"
-    assert server.inputs["loggingRole"] == silo.one("aws:iam/role:Role", "silo-sales-sftp-logging-role").outputs["arn"]
+    # Structured logs into the stack's own group, not a logging role's self-made /aws/transfer/<server id>.
+    group = silo.one("aws:cloudwatch/logGroup:LogGroup", "silo-sales-sftp-logs")
+    assert server.inputs["structuredLogDestinations"] == [f"{group.outputs['arn']}:*"]
+    assert "loggingRole" not in server.inputs
+    assert group.urn in server.dependencies
     permission = silo.one("aws:lambda/permission:Permission", "silo-sales-sftp-auth-permission")
     assert (permission.inputs["principal"], permission.inputs["sourceArn"]) == ("transfer.amazonaws.com", server.outputs["arn"])
     assert auth.inputs["environment"]["variables"]["TRANSFER_ROLE_ARN"] == silo.one(
@@ -401,3 +439,22 @@ def test_the_shipped_template_shows_the_dropzone_and_sftp_keys():
     assert parsed.dropzone.allowed_origin == "https://d111111abcdef8.cloudfront.net"
     # SFTP is opt-in (cost); the template shows its keys with the secure public-endpoint defaults.
     assert parsed.sftp.enabled is False and parsed.sftp.endpoint_type == "PUBLIC"
+
+
+def test_the_dropzone_bucket_refuses_keys_with_dot_segments(silo: Recording):
+    """Partners write straight to S3 (and over SFTP): the bucket policy, not the API, must refuse them."""
+    policy = next(
+        p for p in silo.of_type("aws:s3/bucketPolicy:BucketPolicy") if any(a.name == "silo-sales-storage-dropzone" for a in silo.ancestors(p))
+    )
+    deny = next(s for s in statements(policy) if s["Sid"] == "DenyDotSegmentKeys")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", {"AWS": "*"}, ["s3:PutObject"])
+    assert deny["Resource"] == [
+        f"{DROPZONE_BUCKET_ARN}/{pattern}" for pattern in ("./*", "../*", "*/./*", "*/../*", "*/.", "*/..")
+    ]
+    # S3 matches Resource patterns against the key as written: `*` spans `/`, so these cover every depth.
+    from fnmatch import fnmatchcase
+
+    patterns = [r.split(":::", 1)[1].split("/", 1)[1] for r in deny["Resource"]]
+    for key, refused in [("dropzone/acme/../globex/x", True), ("dropzone/acme/./x", True), ("dropzone/acme/x/..", True),
+                         ("dropzone/acme/a..b/x", False), ("dropzone/acme/.hidden", False), ("dropzone/acme/x.csv", False)]:
+        assert any(fnmatchcase(key, p) for p in patterns) is refused, key

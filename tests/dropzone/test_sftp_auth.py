@@ -184,3 +184,30 @@ def test_lambda_entry_point_reads_its_settings_from_the_environment(zone: Silo, 
     response = module.handler(event("acme"), None)
     assert response["Role"] == ROLE_ARN and response["PublicKeys"] == [SSH_KEY]
     assert module.handler(event("nobody"), None) == {}
+
+
+def test_a_partner_named_internal_before_the_names_were_reserved_cannot_log_in(zone: Silo, provider_iam, caplog):
+    """`internal` once mapped to the staff uploads' old home `dropzone/internal/` (issue 12)."""
+    caplog.set_level(logging.INFO)
+    iam = zone.client("iam")
+    iam.create_user(UserName="internal", Path=zone.dropzone.user_path,
+                    Tags=[{"Key": "datalake:expires", "Value": "2027-01-01T00:00:00Z"}])
+    secret = iam.create_access_key(UserName="internal")["AccessKey"]["SecretAccessKey"]
+    iam.upload_ssh_public_key(UserName="internal", SSHPublicKeyBody=SSH_KEY)
+    assert login(zone, provider_iam, event("internal", secret)) == {}
+    assert login(zone, provider_iam, event("internal")) == {}
+    assert "user name is reserved" in caplog.text
+
+
+def test_the_sftp_session_policy_denies_the_staff_prefix_explicitly(zone: Silo, provider_iam):
+    secret = new_partner(zone, "acme")["credentials"]["secret_access_key"]
+    policy = json.loads(login(zone, provider_iam, event("acme", secret))["Policy"])
+    bucket_arn = f"arn:aws:s3:::{zone.dropzone.bucket}"
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    # Transfer applies the session policy to every S3 call of the session; an explicit Deny wins.
+    assert denies == [
+        {"Sid": "DenyStaffObjects", "Effect": "Deny", "Action": ["s3:*Object", "s3:AbortMultipartUpload"],
+         "Resource": [f"{bucket_arn}/dropzone/_staff/*"]},
+        {"Sid": "DenyStaffListing", "Effect": "Deny", "Action": ["s3:ListBucket"], "Resource": [bucket_arn],
+         "Condition": {"StringLike": {"s3:prefix": ["dropzone/_staff*"]}}},
+    ]
