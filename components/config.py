@@ -802,6 +802,22 @@ class RunnerConfig(_InstallsPulumiCli):
     )
     """CodeBuild compute of the runner (default MEDIUM, 7 GB): each concurrent operation is a CLI, a
     language host and an AWS provider process, a few hundred MB together."""
+    engine: Literal["local", "stepfunctions"] = Field("local", examples=["local"])
+    """How a full rollout fans out (docs/runner.md, "Choosing an engine"): `local` (default) runs every
+    operation in one build, `maxConcurrency` at once; `stepfunctions` deploys a state machine whose
+    Distributed Map runs `batchSize` operations per CodeBuild build, `mapMaxConcurrency` builds at once."""
+    batch_size: int = Field(40, ge=1, le=1000, examples=[40])
+    """stepfunctions engine: operations per child build (default 40; each build runs them `maxConcurrency` at once)."""
+    map_max_concurrency: int = Field(25, ge=1, le=1000, examples=[25])
+    """stepfunctions engine: child builds at once (default 25); the account's CodeBuild concurrent-build quota must allow it."""
+    tolerated_failure_percentage: int = Field(5, ge=0, le=100, examples=[5])
+    """stepfunctions engine: share of failed child builds the rollout tolerates before it stops (default 5)."""
+    targeted_concurrency: int = Field(4, ge=1, le=100, examples=[4])
+    """Builds of the targeted project at once (default 4): account events run there, never behind a rollout."""
+    tag_sweep_hours: float = Field(24.0, gt=0.0, le=720.0, examples=[24.0])
+    """Every account's tags are read again once a recorded opt-out verdict is older than this (default 24)."""
+    discovery_concurrency: int = Field(4, ge=1, le=16, examples=[4])
+    """Organizations calls in flight at once during discovery (default 4; each is retried on throttling)."""
 
     @field_validator("schedule", "drift_schedule")
     @classmethod

@@ -87,7 +87,7 @@ phases:
       - AWS_PROFILE=master pulumi up -s master --yes --non-interactive
       # Reports and retired stacks' state exports go to the state bucket (exports SSE-KMS with the
       # master key, s3://$STATE_BUCKET/runner-exports): the build container does not outlive the build.
-      - python -m runner apply --backend-url "s3://$STATE_BUCKET" --report-to "s3://$STATE_BUCKET/runner-reports"
+      - python -m runner apply --backend-url "s3://$STATE_BUCKET" --report-to "s3://$STATE_BUCKET/runner-reports" --ledger "s3://$STATE_BUCKET/runner-ledger"
 """
 
 
@@ -313,6 +313,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "STATE_BUCKET": args.state_bucket,
                 # The runner's exports and reports: encrypted with, and checked against, the master key.
                 "RUNNER_EXPORTS_KMS_KEY": args.kms_key_arn,
+                # The runner's ledger, shared with the runner's own builds (unchanged stacks are skipped).
+                "RUNNER_LEDGER_KMS_KEY": args.kms_key_arn,
                 "MASTER_DEPLOY_ROLE_ARN": master_deploy_role_arn,
                 "PULUMI_VERSION": args.pulumi_version,
                 "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,

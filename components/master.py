@@ -262,6 +262,8 @@ class MasterAccount(pulumi.ComponentResource):
             }
         if self.delivery is not None:
             self.outputs["deliveryPipelineName"] = self.delivery.pipeline.name
+        if self.runner.state_machine is not None:
+            self.outputs["runnerStateMachineArn"] = self.runner.state_machine.arn
         self.register_outputs(self.outputs)
 
     def _silo_regions(

@@ -22,20 +22,14 @@ import pulumi_aws as aws
 import yaml
 
 from .config import RunnerConfig
+from .runner_engine import ACCOUNT_EVENT_SHAPES, RunnerEngine, RunnerEngineArgs, account_event_pattern, codebuild_event_input, state_machine_event_input
 from .pulumi_cli import INSTALL_COMMANDS, RUNTIME_REQUIREMENTS
 from .iam import AccountContext, Statement, account_service_trust, organizations_arns, policy_json, role_arn_pattern, statement
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
-# Organizations API calls (CloudTrail) that change which accounts should have a silo stack.
-ORGANIZATIONS_EVENTS = (
-    "CreateAccountResult",
-    "AcceptHandshake",
-    "MoveAccount",
-    "CloseAccount",
-    "RemoveAccountFromOrganization",
-    "TagResource",
-    "UntagResource",
-)
+# Organizations API calls (CloudTrail) that change which accounts should have a silo stack; an
+# invited account (AcceptHandshake) joins at the root, and its move into the silo OU is a MoveAccount.
+ORGANIZATIONS_EVENTS = tuple(event for shape in ACCOUNT_EVENT_SHAPES for event in shape.events)
 FAILED_BUILD_STATES = ("FAILED", "STOPPED", "TIMED_OUT")
 
 
@@ -91,19 +85,6 @@ def runner_logs_key_statement(account: AccountContext, log_group_name: str) -> S
 def _override(command: str) -> str:
     """Target input: CodeBuild `StartBuild` parameters that pick the runner command."""
     return json.dumps({"environmentVariablesOverride": [{"name": "RUNNER_COMMAND", "value": command, "type": "PLAINTEXT"}]})
-
-
-def event_time_transformer(command: str) -> aws.cloudwatch.EventTargetInputTransformerArgs:
-    """Target input of the Organizations rule: the command plus the event's time as `RUNNER_EVENT_TIME`,
-    from which the run measures how long a new or retired silo took to reach the master's catalogs."""
-    variables = [
-        '{"name": "RUNNER_COMMAND", "value": "' + command + '", "type": "PLAINTEXT"}',
-        '{"name": "RUNNER_EVENT_TIME", "value": <time>, "type": "PLAINTEXT"}',
-    ]
-    return aws.cloudwatch.EventTargetInputTransformerArgs(
-        input_paths={"time": "$.time"},
-        input_template='{"environmentVariablesOverride": [' + ", ".join(variables) + "]}",
-    )
 
 
 @dataclass(frozen=True)
@@ -183,50 +164,71 @@ class RunnerTriggers(pulumi.ComponentResource):
             opts=child,
         )
         backend_url = pulumi.Output.concat("s3://", args.state_bucket, "?region=", account.region)
-        self.project = aws.codebuild.Project(
-            f"{name}-project",
-            name=project_name,
-            description="Reconciles one Pulumi stack per account of the silo OU (python -m runner)",
-            service_role=self.role.arn,
-            encryption_key=args.key_arn,
-            build_timeout=runner.build_timeout_minutes,
-            queued_timeout=480,
-            concurrent_build_limit=1,
-            source=aws.codebuild.ProjectSourceArgs(
-                type="S3",
-                location=pulumi.Output.concat(args.artifact_bucket, "/", runner.bundle_key),
-                buildspec=runner_buildspec(),
-            ),
-            artifacts=aws.codebuild.ProjectArtifactsArgs(type="NO_ARTIFACTS"),
-            environment=aws.codebuild.ProjectEnvironmentArgs(
-                compute_type=runner.build_compute_type,
-                image=BUILD_IMAGE,
-                type="LINUX_CONTAINER",
-                image_pull_credentials_type="CODEBUILD",
-                environment_variables=[
-                    aws.codebuild.ProjectEnvironmentEnvironmentVariableArgs(name=key, value=value)
-                    for key, value in {
-                        "RUNNER_COMMAND": "apply",
-                        "PULUMI_VERSION": runner.pulumi_version,
-                        "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,
-                        "PULUMI_BACKEND_URL": backend_url,
-                        "RUNNER_REPORT_TO": pulumi.Output.concat("s3://", args.state_bucket, "/runner-reports"),
-                        # Exports and reports are encrypted with, and checked against, this exact key.
-                        "RUNNER_EXPORTS_KMS_KEY": args.key_arn,
-                        "PULUMI_SECRETS_PROVIDER": args.secrets_provider,
-                        "AWS_REGION": account.region,
-                        # The master of environment <env> runs that environment's runner only.
-                        **({"DATALAKE_ENVIRONMENT": args.environment} if args.environment else {}),
-                    }.items()
-                ],
-            ),
-            logs_config=aws.codebuild.ProjectLogsConfigArgs(
-                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(group_name=logs.name, status="ENABLED"),
-                s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
-            ),
-            tags=args.tags,
-            opts=child,
+        environment = {
+            "RUNNER_COMMAND": "apply",
+            "PULUMI_VERSION": runner.pulumi_version,
+            "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,
+            "PULUMI_BACKEND_URL": backend_url,
+            "RUNNER_REPORT_TO": pulumi.Output.concat("s3://", args.state_bucket, "/runner-reports"),
+            # Exports and reports are encrypted with, and checked against, this exact key.
+            "RUNNER_EXPORTS_KMS_KEY": args.key_arn,
+            # The ledger (one entry per stack: fingerprint, last result, silo name, tag verdict).
+            "RUNNER_LEDGER": pulumi.Output.concat("s3://", args.state_bucket, "/runner-ledger"),
+            "RUNNER_LEDGER_KMS_KEY": args.key_arn,
+            "PULUMI_SECRETS_PROVIDER": args.secrets_provider,
+            "AWS_REGION": account.region,
+            # The master of environment <env> runs that environment's runner only.
+            **({"DATALAKE_ENVIRONMENT": args.environment} if args.environment else {}),
+        }
+
+        def project(resource: str, physical: str, description: str, concurrency: int) -> aws.codebuild.Project:
+            return aws.codebuild.Project(
+                resource,
+                name=physical,
+                description=description,
+                service_role=self.role.arn,
+                encryption_key=args.key_arn,
+                build_timeout=runner.build_timeout_minutes,
+                queued_timeout=480,
+                concurrent_build_limit=concurrency,
+                source=aws.codebuild.ProjectSourceArgs(
+                    type="S3",
+                    location=pulumi.Output.concat(args.artifact_bucket, "/", runner.bundle_key),
+                    buildspec=runner_buildspec(),
+                ),
+                artifacts=aws.codebuild.ProjectArtifactsArgs(type="NO_ARTIFACTS"),
+                environment=aws.codebuild.ProjectEnvironmentArgs(
+                    compute_type=runner.build_compute_type,
+                    image=BUILD_IMAGE,
+                    type="LINUX_CONTAINER",
+                    image_pull_credentials_type="CODEBUILD",
+                    environment_variables=[
+                        aws.codebuild.ProjectEnvironmentEnvironmentVariableArgs(name=key, value=value) for key, value in environment.items()
+                    ],
+                ),
+                logs_config=aws.codebuild.ProjectLogsConfigArgs(
+                    cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(group_name=logs.name, status="ENABLED"),
+                    s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
+                ),
+                tags=args.tags,
+                opts=child,
+            )
+
+        # Full runs (the schedule; the plan and merge steps of the stepfunctions engine) and drift
+        # checks: one build at a time, so two full runs never race for the same stacks.
+        self.project = project(f"{name}-project", project_name, "Reconciles one Pulumi stack per account of the silo OU (python -m runner)", 1)
+        # Account events: their own project, so an event is never queued behind a full rollout.
+        self.targeted = project(
+            f"{name}-targeted-project", f"{project_name}-targeted",
+            "Runs python -m runner apply --account <id> for one Organizations account event", runner.targeted_concurrency,
         )
+        stepfunctions = runner.engine == "stepfunctions"
+        self.shard: Optional[aws.codebuild.Project] = None
+        if stepfunctions:
+            self.shard = project(
+                f"{name}-shard-project", f"{project_name}-shard",
+                "Runs one batch of a stored runner plan (python -m runner apply --from-plan)", runner.map_max_concurrency,
+            )
 
         events_role = aws.iam.Role(
             f"{name}-events-role",
@@ -237,26 +239,47 @@ class RunnerTriggers(pulumi.ComponentResource):
             opts=child,
         )
         default_bus = account.arn("events", "event-bus/default")
+        self.state_machine: Optional[aws.sfn.StateMachine] = None
+        if stepfunctions:
+            engine = RunnerEngine(
+                f"{name}-engine",
+                RunnerEngineArgs(
+                    account=account,
+                    state_machine_name=project_name,
+                    runner=runner,
+                    plan_project=self.project,
+                    targeted_project=self.targeted,
+                    shard_project=self.shard,
+                    state_bucket=args.state_bucket,
+                    key_arn=args.key_arn,
+                    alert_topic_arn=args.alert_topic_arn,
+                    tags=args.tags,
+                ),
+                opts=child,
+            )
+            self.state_machine = engine.state_machine
+        starts = [statement("StartRunnerBuild", "codebuild:StartBuild", [self.project.arn, self.targeted.arn])]
+        if self.state_machine is not None:
+            starts.append(statement("StartRunnerRollout", "states:StartExecution", self.state_machine.arn))
         aws.iam.RolePolicy(
             f"{name}-events-policy",
             role=events_role.id,
-            policy=policy_json(
-                [
-                    statement("StartRunnerBuild", "codebuild:StartBuild", self.project.arn),
-                    statement("ForwardOrganizationsEvents", "events:PutEvents", default_bus),
-                ]
-            ),
+            policy=policy_json([*starts, statement("ForwardOrganizationsEvents", "events:PutEvents", default_bus)]),
             opts=child,
         )
 
-        def start_runner(rule_name: str, rule: aws.cloudwatch.EventRule, command: str, *, with_event_time: bool = False) -> None:
+        def start_runner(rule_name: str, rule: aws.cloudwatch.EventRule, command: str, *, full_run: bool = False) -> None:
+            if full_run and self.state_machine is not None:
+                aws.cloudwatch.EventTarget(
+                    f"{rule_name}-target", rule=rule.name, arn=self.state_machine.arn, role_arn=events_role.arn, input="{}", opts=child
+                )
+                return
             aws.cloudwatch.EventTarget(
                 f"{rule_name}-target",
                 rule=rule.name,
                 arn=self.project.arn,
                 role_arn=events_role.arn,
-                input=None if with_event_time else _override(command),
-                input_transformer=event_time_transformer(command) if with_event_time else None,
+                input=_override(command),
                 opts=child,
             )
 
@@ -268,7 +291,7 @@ class RunnerTriggers(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        start_runner(f"{name}-schedule", self.schedule, "apply")
+        start_runner(f"{name}-schedule", self.schedule, "apply", full_run=True)
         if runner.drift_schedule:
             drift = aws.cloudwatch.EventRule(
                 f"{name}-drift-schedule",
@@ -280,15 +303,24 @@ class RunnerTriggers(pulumi.ComponentResource):
             )
             start_runner(f"{name}-drift-schedule", drift, "drift")
 
-        account_events = aws.cloudwatch.EventRule(
-            f"{name}-account-events",
-            name=f"{project_name}-account-events",
-            description="Starts the runner when an account is created, moved, closed, removed or tagged",
-            event_pattern=organizations_event_pattern(),
-            tags=args.tags,
-            opts=child,
-        )
-        start_runner(f"{name}-account-events", account_events, "apply", with_event_time=True)
+        for shape in ACCOUNT_EVENT_SHAPES:
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-account-{shape.name}",
+                name=f"{project_name}-account-{shape.name}",
+                description=f"Starts a targeted runner apply for the account of {', '.join(shape.events)}",
+                event_pattern=json.dumps(account_event_pattern(shape)),
+                tags=args.tags,
+                opts=child,
+            )
+            paths, template = state_machine_event_input(shape) if self.state_machine is not None else codebuild_event_input(shape)
+            aws.cloudwatch.EventTarget(
+                f"{name}-account-{shape.name}-target",
+                rule=rule.name,
+                arn=self.state_machine.arn if self.state_machine is not None else self.targeted.arn,
+                role_arn=events_role.arn,
+                input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(input_paths=paths, input_template=template),
+                opts=child,
+            )
         if args.org_events_provider is not None:
             forward = pulumi.ResourceOptions(parent=self, provider=args.org_events_provider)
             source = aws.cloudwatch.EventRule(
@@ -315,7 +347,8 @@ class RunnerTriggers(pulumi.ComponentResource):
                 {
                     "source": ["aws.codebuild"],
                     "detail-type": ["CodeBuild Build State Change"],
-                    "detail": {"build-status": list(FAILED_BUILD_STATES), "project-name": [self.project.name]},
+                    # Not the shard project: a rollout's state machine alerts once for all its builds.
+                    "detail": {"build-status": list(FAILED_BUILD_STATES), "project-name": [self.project.name, self.targeted.name]},
                 }
             ),
             tags=args.tags,
@@ -324,7 +357,10 @@ class RunnerTriggers(pulumi.ComponentResource):
         aws.cloudwatch.EventTarget(f"{name}-failed-target", rule=failed.name, arn=args.alert_topic_arn, opts=child)
 
         self.project_name = self.project.name
-        self.register_outputs({"projectName": self.project.name, "roleArn": self.role.arn, "logGroup": logs.name})
+        outputs = {"projectName": self.project.name, "targetedProjectName": self.targeted.name, "roleArn": self.role.arn, "logGroup": logs.name}
+        if self.state_machine is not None:
+            outputs["stateMachineArn"] = self.state_machine.arn
+        self.register_outputs(outputs)
 
     @staticmethod
     def log_group_name(name_prefix: str) -> str:

@@ -6,13 +6,15 @@ chosen stacks, and records every call and how many operations overlapped.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Callable, TextIO, Union
+from typing import Any, Callable, Optional, TextIO, Union
 
 from components.errors import StackLockedError, StackOperationError
 from runner.model import StackInfo
+from runner.stack_ops import SILO_NAME_READERS, Versions
 
 Latency = Union[float, Callable[[str, str], float]]
 
@@ -26,6 +28,9 @@ class FakeStackOperations:
     - `drift`: stack → the changes `preview_drift` reports.
     - `export_failures`: stacks whose export fails.
     - `exports`: stack → the state `export` returns (default: a deployment without resources).
+    - `versions`: what `versions()` answers (the CLI and plugin versions of fingerprints).
+    - `listing_latency`: seconds a backend listing takes; `silo_name_latency`: seconds one stack's
+      silo-name read takes (a CLI call per stack in production).
     """
 
     def __init__(
@@ -39,6 +44,9 @@ class FakeStackOperations:
         export_failures: Iterable[str] = (),
         resources_per_stack: int = 12,
         exports: Mapping[str, dict[str, Any]] | None = None,
+        versions: Versions = Versions(cli="3.272.0", plugins={"aws": "7.51.1", "awsx": "3.11.0"}),
+        listing_latency: float = 0.0,
+        silo_name_latency: float = 0.0,
     ):
         self.stacks = {s.name: s for s in stacks}
         self.latency = latency
@@ -50,6 +58,9 @@ class FakeStackOperations:
         self.exports = dict(exports or {})
         self.targets: dict[str, list[str]] = {}
         """Stack → the URNs its last targeted `up` was limited to."""
+        self.cli_versions = versions
+        self.listing_latency = listing_latency
+        self.silo_name_latency = silo_name_latency
         self.calls: list[tuple[str, str]] = []
         self.configs: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, dict[str, str]] = {}
@@ -81,8 +92,25 @@ class FakeStackOperations:
                 self.running -= 1
 
     def list_stacks(self) -> list[StackInfo]:
+        """The stacks with their silo names, as the Automation API lists them: one listing, one read per stack."""
         self._record("list", "*")
+        time.sleep(self.listing_latency + self.silo_name_latency * math.ceil(len(self.stacks) / SILO_NAME_READERS))
         return list(self.stacks.values())
+
+    def list_stack_names(self) -> list[str]:
+        self._record("list", "*")
+        time.sleep(self.listing_latency)
+        return list(self.stacks)
+
+    def silo_name(self, stack: str) -> Optional[str]:
+        self._record("silo-name", stack)
+        time.sleep(self.silo_name_latency)
+        found = self.stacks.get(stack)
+        return found.silo_name if found else None
+
+    def versions(self) -> Versions:
+        self._record("versions", "*")
+        return self.cli_versions
 
     def create_stack(self, stack: str, tags: Mapping[str, str]) -> None:
         self._record("create", stack)
@@ -123,6 +151,14 @@ class FakeStackOperations:
         with self._lock:
             self.stacks.pop(stack, None)
             self.removed[stack] = force
+
+
+def deployed_master_export(stack: str = "master") -> dict[str, Any]:
+    """The export of a deployed master as far as the runner reads it: its `OrgAnalytics` component,
+    under which the runner's targeted update adds or removes per-silo catalogs (runner/catalogs.py)."""
+    analytics = "datalake:analytics:OrgAnalytics"
+    urn = f"urn:pulumi:{stack}::datalake::datalake:master:MasterAccount${analytics}::master-analytics"
+    return {"version": 3, "deployment": {"stack": stack, "resources": [{"urn": urn, "type": analytics, "custom": False}]}}
 
 
 def export_of(recording: Any) -> dict[str, Any]:

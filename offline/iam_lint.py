@@ -115,6 +115,14 @@ def _athena_data_catalog_tagging(document: PolicyDocument, statement: dict[str, 
     )
 
 
+def _standard_execution_describe(document: PolicyDocument, statement: dict[str, Any], detail: Any) -> bool:
+    """`states:DescribeExecution` granted on executions (`execution:`) but not on Express ones (`express:`)."""
+    express = "arn:*:states:*:*:express:*:*:*"
+    return "states:DescribeExecution" in _statement_actions(statement) and all(
+        entry["action"] == "states:DescribeExecution" and entry["required_format"] == express for entry in detail
+    )
+
+
 ALLOWED: tuple[Allowance, ...] = (
     Allowance(
         "RESOURCE_MISMATCH",
@@ -134,6 +142,16 @@ ALLOWED: tuple[Allowance, ...] = (
         "findings about those three actions on `datacatalog/...` resources are allowed (the runner's "
         "targeted update of the master's per-silo catalogs, components/runner_triggers.py).",
         _athena_data_catalog_tagging,
+    ),
+    Allowance(
+        "RESOURCE_MISMATCH",
+        "states:DescribeExecution lists two resource types, `execution` (Standard workflows) and `express` "
+        "(Express workflows); parliament wants both. A Standard state machine's executions are `execution:` "
+        "ARNs only, and AWS's least-privilege policy for a Distributed Map grants DescribeExecution on "
+        "`execution:<stateMachineName>:*` alone ('IAM policies for using Distributed Map states', "
+        "https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html). Only the missing "
+        "`express:` format is allowed.",
+        _standard_execution_describe,
     ),
 )
 

@@ -294,6 +294,26 @@ def check_definition(definition: Mapping[str, Any], *, partition: Optional[str] 
     return problems
 
 
+def successors(state: Mapping[str, Any]) -> set[str]:
+    """The states one state can go to: Next, Default, every Choice and Catch."""
+    found = {state[key] for key in ("Next", "Default") if key in state}
+    found |= {branch["Next"] for branch in [*state.get("Choices", []), *state.get("Catch", [])]}
+    return found
+
+
+def reachable(definition: Mapping[str, Any]) -> set[str]:
+    """The top-level states reachable from StartAt."""
+    states = definition["States"]
+    seen: set[str] = set()
+    todo = [definition["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name not in seen and name in states:
+            seen.add(name)
+            todo += successors(states[name])
+    return seen
+
+
 def definitions_of(recording: Any) -> list[tuple[str, dict[str, Any]]]:
     """(URN, parsed definition) of every state machine a recorded program registered."""
     return [

@@ -1,4 +1,4 @@
-"""`python -m runner <command>`: discover, plan, apply, drift, report, demo, bootstrap, restore, whatif, retained, purge.
+"""`python -m runner <command>`: discover, plan, apply, drift, merge-reports, report, demo, bootstrap, restore, whatif, retained, purge.
 
 Exit codes: 0 everything succeeded (for `drift`: no drift); 1 some operation failed, retirements
 were held by the safety rules, discovery failed, or drift was found; 2 bad invocation or config.
@@ -30,15 +30,19 @@ from components.pulumi_names import backend_kind_of_url
 
 from . import lifecycle_commands
 from .bootstrap import add_parser as add_bootstrap_parser
+from .bookkeeping import LedgerBook, RecordingOperations, coalesced_results
 from .catalogs import CatalogUpdate, update_master_catalogs
-from .discovery import Backoff, DiscoverySettings, describe_outside, discover, with_outside
+from .discovery import Backoff, CountingClient, DiscoverySettings, TagReads, describe_outside, discover, with_outside
+from .distributed import merge_reports, merged_results, read_plan, select_batch, split_location, write_batch_results, write_plan
 from .execution import ExecutionSettings, execute
+from .ledger import Ledger, bundle_digest, content_digest
 from .lifecycle import apply_lifecycle, only_present, record_run
-from .model import Action, OperationResult, Plan, Result
+from .model import Action, OperationResult, Plan, PlannedOperation, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
-from .planning import PlanSettings, build_plan, load_template
+from .planning import PlanSettings, build_plan, load_template, restrict_to_accounts
 from .recovery import Recovery
 from .recovery import for_run as recovery_for_run
+from .unchanged import ALL, DesiredState, declared_versions, mark_unchanged
 from .restore import add_parser as add_restore_parser
 from .restore import project_name
 from .environments import (
@@ -86,7 +90,38 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--failure-tolerance", type=int, help="failures before no new operation starts (default runner.failureTolerance, 3)")
     common.add_argument("--max-retire-share", type=float, help="largest share of stacks one run may retire (default runner.maxRetireShare, 0.2)")
     common.add_argument("--allow-mass-retire", action="store_true", help="lift the mass-retire protection for this run")
-    common.add_argument("--plan-json", type=Path, help="also write the plan as JSON to this file")
+    common.add_argument(
+        "--plan-json",
+        default=os.environ.get("RUNNER_PLAN_JSON"),
+        help="also write the plan to this JSON file or s3://bucket/key.json (default $RUNNER_PLAN_JSON), with items.json "
+        "beside it for the stepfunctions engine (.yaml writes the plan as YAML only)",
+    )
+    common.add_argument("--batch-size", type=int, help="operations per batch of the plan's items (default runner.batchSize, 40)")
+    common.add_argument(
+        "--ledger",
+        default=os.environ.get("RUNNER_LEDGER"),
+        help="the runner's ledger, a directory or s3://bucket/prefix (default $RUNNER_LEDGER, else <report location>/ledger); "
+        "`off` runs without it: nothing skipped, every tag read, silo names read per stack",
+    )
+    common.add_argument("--ledger-kms-key", default=os.environ.get("RUNNER_LEDGER_KMS_KEY"), help="KMS key of S3 ledger entries (default $RUNNER_LEDGER_KMS_KEY, else alias/<namePrefix>-master)")
+    common.add_argument(
+        "--force",
+        nargs="?",
+        const=ALL,
+        action="append",
+        default=[],
+        metavar="ACCOUNT",
+        help="deploy unchanged stacks too: every stack, or the named account's (repeatable)",
+    )
+    common.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="operate on this account only (repeatable; $RUNNER_ACCOUNTS, comma-separated, from account events); "
+        "discovery and the safety rules still see the whole organization",
+    )
+    common.add_argument("--tag-sweep", action="store_true", help="read every account's tags this run (default: new and named accounts, and daily)")
     common.add_argument("--report-to", default=os.environ.get("RUNNER_REPORT_TO", "out/runner"), help="local directory or s3://bucket/prefix for run reports (default out/runner)")
     common.add_argument(
         "--exports-to",
@@ -119,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("plan", parents=[common], help="print what apply would do (changes nothing)")
     apply = commands.add_parser("apply", parents=[common], help="create, update and retire silo stacks")
     apply.add_argument("--dry-run", action="store_true", help="stop after the plan; change nothing")
+    apply.add_argument("--from-plan", default=os.environ.get("RUNNER_FROM_PLAN"), metavar="URI",
+                       help="run one batch of a stored plan (the stepfunctions engine's children; default $RUNNER_FROM_PLAN)")
+    apply.add_argument("--batch", type=int, help="with --from-plan: the batch index to run")
+    apply.add_argument("--items", default=os.environ.get("RUNNER_ITEMS"),
+                       help="with --from-plan: the Distributed Map's batch items as JSON (default $RUNNER_ITEMS)")
+    merge = commands.add_parser("merge-reports", parents=[common], help="merge a stored plan's batch results into one run report")
+    merge.add_argument("--from-plan", default=os.environ.get("RUNNER_FROM_PLAN"), metavar="URI", help="the plan (default $RUNNER_FROM_PLAN)")
     commands.add_parser("drift", parents=[common], help="refresh + preview every silo stack; exit 1 if any drifted")
     report = commands.add_parser("report", parents=[common], help="print a stored run report (default: the latest)")
     report.add_argument("run_id", nargs="?", help="run id (default: the latest)")
@@ -193,6 +235,34 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for account in args.allow + args.deny:
         if not (len(account) == 12 and account.isdigit()):
             raise UsageError(f"--allow/--deny {account!r}: not a 12-digit account id; for example: 123456789012")
+    for account in args.account + [a for a in args.force if a != ALL]:
+        if not _is_account_id(account):
+            raise UsageError(f"--account/--force {account!r}: not a 12-digit account id; for example: 123456789012")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size {args.batch_size}: must be 1 or more; for example: 40")
+
+
+def _is_account_id(value: str) -> bool:
+    return len(value) == 12 and value.isdigit()
+
+
+def targeted_accounts(args: argparse.Namespace) -> list[str]:
+    """`--account` ids, else those of $RUNNER_ACCOUNTS (set by the account-event rules).
+
+    An event may name a resource that is not an account (an OU, the root or a policy was tagged):
+    such ids are logged and left out; an id of any other shape is an error.
+    """
+    if args.account:
+        return sorted(set(args.account))
+    found = []
+    for value in filter(None, (part.strip() for part in os.environ.get("RUNNER_ACCOUNTS", "").split(","))):
+        if _is_account_id(value):
+            found.append(value)
+        elif value.startswith(("ou-", "r-", "p-")):
+            log.info("RUNNER_ACCOUNTS names %s, which is not an account: nothing to do for it", value)
+        else:
+            raise UsageError(f"RUNNER_ACCOUNTS {value!r}: not a 12-digit account id; for example: 123456789012")
+    return sorted(set(found))
 
 
 def _stack_ops(args: argparse.Namespace, config: MasterConfig, clients: Clients) -> StackOperations:
@@ -251,8 +321,14 @@ class Run:
         self.clients = clients
         self.run_id = new_run_id()
         self.timings: dict[str, float] = {}
+        self.cpu_timings: dict[str, float] = {}
+        """CPU seconds of the process during each phase: what a phase computed rather than waited for."""
         self.plan: Optional[Plan] = None
         self.results: list[OperationResult] = []
+        self.organizations: Optional[CountingClient] = None
+        self.discovery: Optional[Any] = None
+        self.book: Optional[LedgerBook] = None
+        self.merged: Optional[dict[str, Any]] = None
         self._s3 = clients.s3 or (lambda: _boto("s3", args))
         self.store = ReportStore(args.report_to, self._s3, args.exports_kms_key)
         self.exports: Optional[ReportStore] = None
@@ -280,11 +356,13 @@ class Run:
         self._cleanup.enter_context(alive)
 
     def timed(self, name: str, call: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
+        """Runs one phase, adding its wall time to `timings` and the process's CPU time to `cpu_timings`."""
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             return call()
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+            self.cpu_timings[name] = self.cpu_timings.get(name, 0.0) + time.process_time() - cpu
 
     def execute(self) -> int:
         args = self.args
@@ -296,7 +374,16 @@ class Run:
         location = exports_location(args, config)
         if location:
             self.exports = ReportStore(location, self._s3, kms_key)
-        org = self.clients.organizations or _boto("organizations", args)
+        if args.command == "merge-reports":
+            return self._merge_reports(config)
+        if getattr(args, "from_plan", None):
+            return self._apply_batch(config)
+        accounts = targeted_accounts(args)
+        if not accounts and (args.account or os.environ.get("RUNNER_ACCOUNTS")):
+            log.info("the event named no account: nothing to do")
+            return EXIT_OK
+        self.organizations = CountingClient(self.clients.organizations or _boto("organizations", args))
+        org = self.organizations
         settings = DiscoverySettings(
             silo_ou_id=_silo_ou(args, config),
             opt_out_tag=runner.opt_out_tag,
@@ -306,7 +393,15 @@ class Run:
             deny_accounts=frozenset(runner.deny_accounts + args.deny),
         )
         discovered_at = self.clients.now()
-        discovery = self.timed("discovery", lambda: discover(org, settings, self.clients.backoff))
+        book = self.book = LedgerBook(self._ledger(config), environment_of(args))
+        self.timed("ledger", book.load)
+        tags = None
+        if book.ledger is not None:
+            tags = TagReads(known=book.verdicts(), named=frozenset(accounts), sweep_hours=runner.tag_sweep_hours, force_sweep=args.tag_sweep)
+        discovery = self.timed(
+            "discovery", lambda: discover(org, settings, self.clients.backoff, tags=tags, concurrency=runner.discovery_concurrency)
+        )
+        self.discovery = discovery
         if args.command == "discover":
             print(discovery_table(discovery.accounts))
             print(f"{len(discovery.accounts)} accounts under {settings.silo_ou_id} ({sum(a.wanted for a in discovery.accounts)} silos)")
@@ -320,10 +415,12 @@ class Run:
         check_accounts(layers, discovery.accounts, environment)  # every silo's config is valid before a stack is listed
         ops = _stack_ops(args, config, self.clients)
         # Only this environment's silo stacks have an account: the others are neither updated nor retired.
-        stacks = [replace(s, environment=environment) for s in self.timed("listStacks", ops.list_stacks)]
+        stacks = self.timed("listStacks", lambda: book.stacks(ops))
         found = {a.id for a in discovery.accounts}
         orphans = [s.account_id for s in stacks if s.account_id and s.account_id not in found]
-        outside = self.timed("discovery", lambda: describe_outside(org, orphans, settings, self.clients.backoff))
+        outside = self.timed(
+            "discovery", lambda: describe_outside(org, orphans, settings, self.clients.backoff, concurrency=runner.discovery_concurrency)
+        )
         discovery = with_outside(discovery, outside)
         plan_settings = PlanSettings(
             max_retire_share=runner.max_retire_share if args.max_retire_share is None else args.max_retire_share,
@@ -333,35 +430,46 @@ class Run:
             environment=environment,
         )
         opt_out = f"{runner.opt_out_tag}={runner.opt_out_value}"
-        ledger = lifecycle_commands.open_ledger(args, self._s3)
-        entries = self.timed("ledger", ledger.entries)
         grace_days = runner.retire_grace_days if args.retire_grace_days is None else args.retire_grace_days
 
         def lifecycle(plan: Plan) -> Plan:
-            return apply_lifecycle(plan, stacks, entries, template, now=discovered_at, grace_days=grace_days)
+            return apply_lifecycle(plan, stacks, book.entries, template, now=discovered_at, grace_days=grace_days)
 
         if args.command == "whatif":
             return lifecycle_commands.run_whatif(args, org, lambda client: lifecycle(
                 plan_organization(client, settings, stacks, layers, plan_settings, opt_out, self.clients.backoff)))
-        self.plan = lifecycle(build_plan(discovery, stacks, layers, plan_settings, opt_out))
+        desired = self.timed("versions", lambda: self._desired(ops, config))
+
+        def plan() -> tuple[Plan, dict[str, str]]:
+            whole = lifecycle(build_plan(discovery, stacks, layers, plan_settings, opt_out))
+            marked, wanted = mark_unchanged(whole, book.entries, desired, args.force)
+            return (restrict_to_accounts(marked, accounts) if accounts else marked), wanted
+
+        self.plan, wanted = self.timed("plan", plan)
         silo_clients = lifecycle_commands.silo_clients(args, self._deploy_role(config, template), self.clients.silo_clients)
         if args.command == "purge":
-            accounts: dict[str, Any] = {a.id: a for a in discovery.accounts} | dict(discovery.outside)
+            ledger = lifecycle_commands.require_ledger(book.ledger, "purge")
+            accounts_by_id: dict[str, Any] = {a.id: a for a in discovery.accounts} | dict(discovery.outside)
 
             def refusal(account_id: str) -> str:
-                if account_id not in accounts:
-                    accounts.update(describe_outside(org, [account_id], settings, self.clients.backoff))
-                return lifecycle_commands.purge_refusal(account_id, stacks, self.plan, accounts, {a.id for a in discovery.accounts})
+                if account_id not in accounts_by_id:
+                    accounts_by_id.update(describe_outside(org, [account_id], settings, self.clients.backoff))
+                return lifecycle_commands.purge_refusal(account_id, stacks, self.plan, accounts_by_id, {a.id for a in discovery.accounts})
 
             return lifecycle_commands.run_purge(args, ledger, refusal, lambda: silo_clients)
+        if accounts:
+            log.info("targeted run for %s: %d operation(s)", ", ".join(accounts), len(self.plan.operations))
+        changes = args.command == "drift" or (args.command == "apply" and not args.dry_run)
+        if changes or (args.command == "plan" and args.plan_json):
+            # The distributed engine's plan step is a run too: its children do not discover again.
+            self.timed("ledger", lambda: book.record_tags(discovery))
         if args.plan_json:
-            args.plan_json.parent.mkdir(parents=True, exist_ok=True)
-            args.plan_json.write_text(yaml.safe_dump(self.plan.to_json()) if args.plan_json.suffix in (".yaml", ".yml") else _json(self.plan.to_json()))
+            self._write_plan(args.plan_json, config)
 
         if args.command in ("drift", "apply") and not getattr(args, "dry_run", False):
             self.start_recovery(config, ops)
         if args.command == "drift":
-            return self._drift(ops, runner.max_concurrency if args.max_concurrency is None else args.max_concurrency)
+            return self._drift(ops, runner.max_concurrency if args.max_concurrency is None else args.max_concurrency, wanted)
 
         print(plan_table(self.plan))
         if self.plan.held_reason:
@@ -375,25 +483,31 @@ class Run:
         self.plan = Plan(tuple(operations), self.plan.existing_stacks, self.plan.discovered_accounts, self.plan.held_reason)
         self.results = self.timed(
             "execution",
-            lambda: execute(
-                self.plan.operations,
-                ops,
-                self._execution_settings(runner.max_concurrency, runner.failure_tolerance),
-                self._save_export,
-                revoke_partners=PartnerRevoker(self.clients.iam_for or self._assume_deploy_role(config, template)),
-                recovery=self.recovery,
-            ),
+            lambda: self._run_operations(list(self.plan.operations), ops, wanted, config, template, runner.max_concurrency, runner.failure_tolerance),
         )
-        self.timed("ledger", lambda: record_run(
-            ledger, entries, self.results, now=self.clients.now(), region=str(template.get("aws:region") or config.region),
-            exports=self.retired_states, measure=lambda account, resources: measure(silo_clients, account, resources),
-        ))
-        moment = lifecycle_commands.event_time(args, discovered_at)
-        with (args.log_dir / self.run_id / "master-catalogs.log").open("a") as out:
+        self._record_lifecycle(config, template, silo_clients)
+        self._update_catalogs(ops, template, lifecycle_commands.event_time(args, discovered_at))
+        return self._summarise(self.plan.held_reason)
+
+    def _record_lifecycle(self, config: MasterConfig, template: dict[str, Any], silo_clients: Any) -> None:
+        """Lifecycle records of this run's results in the ledger (grace periods, adoptions, retained data)."""
+        ledger = self.book.ledger if self.book else None
+        if ledger is not None:
+            self.timed("ledger", lambda: record_run(
+                ledger, self.book.entries, self.results, now=self.clients.now(), region=str(template.get("aws:region") or config.region),
+                exports=self.retired_states, measure=lambda account, resources: measure(silo_clients, account, resources),
+            ))
+
+    def _update_catalogs(self, ops: StackOperations, template: dict[str, Any], moment: datetime) -> None:
+        """The master's catalogs of the accounts this run created or retired (runner/catalogs.py)."""
+        (self.args.log_dir / self.run_id).mkdir(parents=True, exist_ok=True)
+        with (self.args.log_dir / self.run_id / "master-catalogs.log").open("a") as out:
             self.catalogs = self.timed("catalogs", lambda: update_master_catalogs(
                 ops, str(template.get("datalake:masterStack", "master")).rsplit("/", 1)[-1], self.results,
                 {r.operation.account_id: moment for r in self.results}, out, now=self.clients.now,
             ))
+
+    def _summarise(self, held_reason: str) -> int:
         print()
         print(summary_table(self.results))
         if self.catalogs is not None:
@@ -403,12 +517,105 @@ class Run:
         stale_catalogs = self.catalogs is not None and bool(self.catalogs.error)
         if failed:
             log.error("%d operation(s) failed: %s", len(failed), ", ".join(r.operation.stack for r in failed))
-        if self.plan.held_reason:
-            log.error("retirements were held and need a person: %s", self.plan.held_reason)
+        if held_reason:
+            log.error("retirements were held and need a person: %s", held_reason)
         if stale_catalogs:
             log.error("the silos are done, but the master's catalogs are stale: %s", self.catalogs.error)  # type: ignore[union-attr]
         skipped = any(r.result is Result.SKIPPED for r in self.results)
-        return EXIT_FAILED if failed or self.plan.held_reason or skipped or stale_catalogs else EXIT_OK
+        return EXIT_FAILED if failed or held_reason or skipped or stale_catalogs else EXIT_OK
+
+    def _ledger(self, config: MasterConfig) -> Optional[Ledger]:
+        return lifecycle_commands.open_ledger(self.args, self._s3, config.name_prefix)
+
+    def _desired(self, ops: StackOperations, config: MasterConfig) -> DesiredState:
+        """What every stack of this run is deployed from: the bundle, the CLI and plugin versions, the master's config."""
+        project = self.args.project_dir
+        if hasattr(ops, "versions"):
+            versions = ops.versions()
+            cli, plugins = versions.cli, versions.plugins
+        else:  # a file backend read without the CLI: the pinned versions (a plan only predicts)
+            cli, plugins = declared_versions(config.runner.pulumi_version, project / "requirements-runtime.txt")
+        master_file = master_config_path(self.args)
+        # Silo stacks read master outputs through a StackReference; the master's config is what
+        # changes them between two bundles, so it is part of every silo's desired state.
+        upstream = {"masterConfig": content_digest(yaml.safe_load(master_file.read_text()))}
+        return DesiredState(bundle=bundle_digest(project), cli_version=cli, plugins=plugins, upstream=upstream)
+
+    def _run_operations(self, operations: list[PlannedOperation], ops: StackOperations, wanted: dict[str, str], config: MasterConfig,
+                        template: dict[str, Any], concurrency: int, tolerance: int) -> list[OperationResult]:
+        ledger = self.book.ledger if self.book else None
+        recorder = RecordingOperations(ops, ledger, {op.stack: op for op in operations}, wanted) if ledger else None
+        results = execute(
+            operations,
+            recorder or ops,
+            self._execution_settings(concurrency, tolerance),
+            self._save_export,
+            revoke_partners=PartnerRevoker(self.clients.iam_for or self._assume_deploy_role(config, template)),
+            recovery=self.recovery,
+        )
+        return coalesced_results(results, recorder)
+
+    def _write_plan(self, where: str, config: MasterConfig) -> None:
+        assert self.plan is not None
+        if where.endswith((".yaml", ".yml")):
+            path = Path(where)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(self.plan.to_json()))
+            return
+        location, name = split_location(where)
+        batch_size = self.args.batch_size or config.runner.batch_size
+        # Plans and batch results are SSE-KMS like the reports: the state machine's role may decrypt with the master key.
+        write_plan(ReportStore(location, self._s3, self.store.kms_key_id), name, self.plan, self.run_id, batch_size)
+
+    def _plan_store(self) -> tuple[ReportStore, dict[str, Any]]:
+        location, name = split_location(self.args.from_plan)
+        store = ReportStore(location, self._s3, self.store.kms_key_id)
+        return store, read_plan(store, name)
+
+    def _apply_batch(self, config: MasterConfig) -> int:
+        """One child of the distributed engine: a batch of a stored plan, through the same executor."""
+        args = self.args
+        location, _ = split_location(args.from_plan)
+        store = ReportStore(location, self._s3, self.store.kms_key_id)
+        index, operations, document = select_batch(store, batch=args.batch, items=args.items)
+        log.info("batch %d of plan %s: %d operation(s)", index, args.from_plan, len(operations))
+        template = load_template(template_path(args))
+        ops = _stack_ops(args, config, self.clients)
+        self.book = LedgerBook(self._ledger(config), environment_of(args))
+        desired = self.timed("versions", lambda: self._desired(ops, config))
+        # What this build deploys is what it records: its own bundle and versions, the plan's configs.
+        wanted = {op.stack: desired.of(op) for op in operations if desired.of(op)}
+        self.results = self.timed(
+            "execution",
+            lambda: self._run_operations(operations, ops, wanted, config, template, config.runner.max_concurrency, config.runner.failure_tolerance),
+        )
+        self._record_lifecycle(config, template, lifecycle_commands.silo_clients(args, self._deploy_role(config, template), self.clients.silo_clients))
+        write_batch_results(store, document, index, self.results, self.timings, os.environ.get("CODEBUILD_BUILD_ID", ""))
+        return self._summarise("")
+
+    def _merge_reports(self, config: MasterConfig) -> int:
+        if not self.args.from_plan:
+            raise UsageError("merge-reports needs --from-plan URI (or $RUNNER_FROM_PLAN); for example: s3://my-state-bucket/runner-plans/run-1/plan.json")
+        store, document = self._plan_store()
+        report = merge_reports(store, document)
+        self.merged = report
+        # The master's catalogs follow once per rollout, here, not in every child (they would queue on the master's lock).
+        self.results = merged_results(document, report)
+        template = load_template(template_path(self.args))
+        self._update_catalogs(_stack_ops(self.args, config, self.clients), template, lifecycle_commands.event_time(self.args, self.clients.now()))
+        report["catalogs"] = self.catalogs.to_json() if self.catalogs is not None else None
+        if self.catalogs is not None and self.catalogs.error:
+            log.error("the silos are done, but the master's catalogs are stale: %s", self.catalogs.error)
+            report["exitCode"] = report["exitCode"] or EXIT_FAILED
+        where = self.store.put_json(f"{report['runId']}/report.json", report)
+        rows = [(r["accountId"], r["accountName"], r["action"], r["result"], r["error"][:100]) for r in report["results"]]
+        print(table(("account", "name", "action", "result", "error"), rows) if rows else "no operations")
+        print(", ".join(f"{n} {result}" for result, n in report["counts"].items() if n) or "nothing ran")
+        for batch in report["batches"]:
+            if batch["problem"]:
+                log.error("batch %d: %s", batch["batch"], batch["problem"])
+        log.info("merged report of run %s written to %s", report["runId"], where)
+        return report["exitCode"]
 
     def _execution_settings(self, concurrency: int, tolerance: int) -> ExecutionSettings:
         args = self.args
@@ -444,16 +651,19 @@ class Run:
         self.retired_states[stack] = (state, where)
         return where
 
-    def _drift(self, ops: StackOperations, concurrency: int) -> int:
+    def _drift(self, ops: StackOperations, concurrency: int, wanted: dict[str, str]) -> int:
         assert self.plan is not None
+        # Unchanged stacks too: a drift check is what keeps their skip honest.
         checks = [
-            replace(op, action=Action.DRIFT, reason="refresh + preview")
+            replace(op, action=Action.DRIFT, reason="refresh + preview", unchanged="")
             for op in self.plan.operations
             if op.action is Action.UPDATE
         ]
         # A drift check changes nothing, so one failure is no reason to stop checking the others.
         settings = replace(self._execution_settings(concurrency, 0), failure_tolerance=len(checks))
-        self.results = self.timed("execution", lambda: execute(checks, ops, settings, self._save_export, recovery=self.recovery))
+        ledger = self.book.ledger if self.book else None
+        recording = RecordingOperations(ops, ledger, {op.stack: op for op in checks}, wanted) if ledger else ops
+        self.results = self.timed("execution", lambda: execute(checks, recording, settings, self._save_export, recovery=self.recovery))
         print(drift_table(self.results))
         drifted = [r for r in self.results if r.result is Result.DRIFTED]
         failed = [r for r in self.results if r.result is Result.FAILED]
@@ -462,9 +672,15 @@ class Run:
 
     def write_report(self, exit_code: int, error: str = "") -> Optional[str]:
         options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()}
+        if self.merged is not None:
+            return None  # merge-reports wrote the merged report under the plan's run id
         exports_to = self.exports.location if self.exports else None
         report = build_report(self.run_id, self.args.command, options, self.plan, self.results, self.timings, exit_code, error, exports_to)
         report["catalogs"] = self.catalogs.to_json() if self.catalogs is not None else None
+        if self.organizations is not None:
+            report["organizationsCalls"] = dict(sorted(self.organizations.counts.items()))
+        if self.discovery is not None:
+            report["tags"] = {"read": len(self.discovery.tags_read), "sweep": self.discovery.tag_sweep}
         try:
             where = self.store.put_json(f"{self.run_id}/report.json", report)
         except Exception as exc:  # noqa: BLE001 - the run's outcome stands even when its report cannot be stored
@@ -517,7 +733,8 @@ def _single_command(args: argparse.Namespace, clients: Clients) -> int:
     if args.command == "retained":
         template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
         role = Run._deploy_role(config, template)
-        ledger = lifecycle_commands.open_ledger(args, clients.s3 or (lambda: _boto("s3", args)))
+        ledger = lifecycle_commands.require_ledger(
+            lifecycle_commands.open_ledger(args, clients.s3 or (lambda: _boto("s3", args)), config.name_prefix), "retained")
         return lifecycle_commands.run_retained(args, ledger, lambda: lifecycle_commands.silo_clients(args, role, clients.silo_clients))
     if args.command == "bootstrap":
         from .bootstrap import run_bootstrap

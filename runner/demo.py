@@ -1,10 +1,13 @@
-"""The README's main job: discover + plan (dry-run) against an organization.
+"""The README's main job: discover + plan (dry-run) against an organization, then the skip at work.
 
 Offline (the default on a machine without AWS credentials or the pulumi CLI) it starts `moto_server`
 on 127.0.0.1, seeds an organization - a silo OU with nested OUs, active accounts, one suspended, one
 moved out, one opted out by tag - and a local file backend whose stacks stand for earlier runs (one
 of them for an account that has left the organization), then prints the discovery and plan tables and
-a what-if (the plan if one silo account moved out of the silo OU).
+a what-if (the plan if one silo account moved out of the silo OU). Then it applies that plan with
+simulated deployments (in-memory stacks, `offline/fake_stacks.py`: no pulumi CLI here; the runner's
+ledger, partner revocation and state exports are real) and plans again: every stack is
+`unchanged (since <date>)`, so a second scheduled run would deploy nothing.
 With AWS credentials and a `pulumi` CLI it plans against the real organization instead, read-only.
 """
 
@@ -224,8 +227,9 @@ def run_demo(args: argparse.Namespace) -> int:
         code = Run(build_parser().parse_args(["discover", *common]), Clients()).execute()
         if code != EXIT_OK:
             return code
+        ledger = [f"--ledger={Path(tmp) / 'ledger'}", f"--exports-to={Path(tmp) / 'exports'}", f"--log-dir={Path(tmp) / 'logs'}"]
         print("\n== plan (dry run: nothing is changed)")
-        run = Run(build_parser().parse_args(["plan", f"--stacks-from={backend}", *common]), Clients())
+        run = Run(build_parser().parse_args(["plan", f"--stacks-from={backend}", *common, *ledger]), Clients())
         code = run.execute()
         run.write_report(code)
         if code != EXIT_OK:
@@ -234,6 +238,30 @@ def run_demo(args: argparse.Namespace) -> int:
         root = org.list_roots()["Roots"][0]["Id"]
         sandbox = next(o["Id"] for o in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"] if o["Name"] == "sandbox")
         print(f"\n== what if Finance ({seeded.accounts['Finance']}) moved to the sandbox OU (Organizations is not changed)")
-        whatif = ["whatif", f"--stacks-from={backend}", f"--move={seeded.accounts['Finance']}", f"--to={sandbox}", *common]
+        whatif = ["whatif", f"--stacks-from={backend}", f"--move={seeded.accounts['Finance']}", f"--to={sandbox}", *common, *ledger]
         code = Run(build_parser().parse_args(whatif), Clients()).execute()
+        if code != EXIT_OK:
+            return code
+        return _simulated_apply_then_plan(backend, common + ledger)
+
+
+def _simulated_apply_then_plan(backend: Path, common: list[str]) -> int:
+    """Applies the plan to in-memory stacks (the runner's ledger is real), then plans again: all unchanged."""
+    from offline.fake_stacks import FakeStackOperations, deployed_master_export
+
+    from .cli import Clients, EXIT_OK, Run, build_parser
+    from .stack_ops import FileBackendStacks
+
+    # The master is deployed too: after the creates the runner brings its per-silo catalogs up to date.
+    stacks = FakeStackOperations(FileBackendStacks(backend).list_stacks(), exports={"master": deployed_master_export()})
+    print("\n== apply (simulated deployments: no pulumi CLI here; the ledger, partner revocation and state exports are real)")
+    run = Run(build_parser().parse_args(["apply", *common]), Clients(stack_ops=stacks))
+    code = run.execute()
+    run.write_report(code)
+    if code != EXIT_OK:
+        return code
+    print("\n== plan again: the ledger says every stack is unchanged, so the next run deploys nothing")
+    run = Run(build_parser().parse_args(["plan", *common]), Clients(stack_ops=stacks))
+    code = run.execute()
+    run.write_report(code)
     return code

@@ -191,7 +191,7 @@ def execute(
     clock: Callable[[], float] = time.monotonic,
     recovery: Optional[Recovery] = None,
 ) -> list[OperationResult]:
-    """Runs every operation that is not held; returns one result per operation, in plan order.
+    """Runs every operation that is neither held nor unchanged; returns one result per operation, in plan order.
 
     `revoke_partners` runs before every retire-destroy's `destroy`; without it retire-destroys fail.
     """
@@ -201,6 +201,8 @@ def execute(
     for op in operations:
         if op.held:
             results[op.stack] = OperationResult(op, Result.SKIPPED, error=f"held: {op.held}")
+        elif op.unchanged:
+            results[op.stack] = OperationResult(op, Result.UNCHANGED, error=op.unchanged)
         elif recovery is not None and (earlier := recovery.done_earlier(op)):
             results[op.stack] = OperationResult(op, Result.SUCCEEDED, notes=[earlier])
         else:

@@ -41,6 +41,10 @@ BUNDLE_PATHS = ("__main__.py", "program.py", "Pulumi.yaml", "requirements.txt", 
 _IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache", "node_modules"})
 
 
+GRACE_STARTED = "grace_started"
+"""Key of `LedgerEntry.extra`: when a leaving silo's grace period began (runner/lifecycle.py)."""
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -50,6 +54,11 @@ def _canonical(document: Any) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
+def content_digest(document: Any) -> str:
+    """`sha256:<hex>` of a JSON document's canonical form (mapping order does not matter)."""
+    return "sha256:" + hashlib.sha256(_canonical(document)).hexdigest()
+
+
 def fingerprint(*, bundle: str, config: Mapping[str, Any], cli_version: str, plugins: Mapping[str, str]) -> str:
     """The desired state of one stack as a `sha256:<hex>` digest.
 
@@ -57,8 +66,7 @@ def fingerprint(*, bundle: str, config: Mapping[str, Any], cli_version: str, plu
     matter, list order does (lists are ordered data, e.g. dataset columns). `plugins` maps a provider
     plugin name to its version.
     """
-    document = {"bundle": bundle, "config": dict(config), "cli": cli_version, "plugins": dict(plugins)}
-    return "sha256:" + hashlib.sha256(_canonical(document)).hexdigest()
+    return content_digest({"bundle": bundle, "config": dict(config), "cli": cli_version, "plugins": dict(plugins)})
 
 
 def bundle_digest(root: Path, paths: Iterable[str] = BUNDLE_PATHS) -> str:
@@ -103,6 +111,12 @@ class LedgerEntry:
     """When the stack last reached `fingerprint`."""
     updated_at: str = ""
     drift: Optional[DriftCheck] = None
+    opted_out: Optional[bool] = None
+    """The account's opt-out tag as last read (None: never read); discovery reuses it between sweeps."""
+    tags_read_at: str = ""
+    """When the account's tags were last read."""
+    tag_profile: str = ""
+    """The account's profile tag as last read ('' none): which silo profile its config uses."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for other runner features (retained resources, grace periods), kept across writes."""
 
@@ -117,7 +131,7 @@ class LedgerEntry:
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
         body["version"] = LEDGER_VERSION
-        body["digest"] = "sha256:" + hashlib.sha256(_canonical(asdict(self))).hexdigest()
+        body["digest"] = content_digest(asdict(self))
         return body
 
     @classmethod
@@ -126,7 +140,7 @@ class LedgerEntry:
         if not isinstance(document, dict) or document.get("version") != LEDGER_VERSION:
             return None
         body = {key: value for key, value in document.items() if key not in ("version", "digest")}
-        if "sha256:" + hashlib.sha256(_canonical(body)).hexdigest() != document.get("digest"):
+        if content_digest(body) != document.get("digest"):
             return None
         names = {f.name for f in fields(cls)}
         if set(body) - names or not isinstance(body.get("stack"), str) or not isinstance(body.get("account_id"), str):
@@ -264,3 +278,8 @@ class Ledger:
         """Records a drift check; a drifted stack loses its skip until an `up` succeeds again."""
         base = entry or LedgerEntry(stack=stack, account_id=account_id)
         return self.put(replace(base, drift=DriftCheck(checked_at=now_iso(), clean=clean)))
+
+    def record_tags(self, entry: Optional[LedgerEntry], *, stack: str, account_id: str, opted_out: bool, profile: str = "") -> LedgerEntry:
+        """Records the account's tags as just read: opt-out and profile (an entry may exist before its stack does)."""
+        base = entry or LedgerEntry(stack=stack, account_id=account_id)
+        return self.put(replace(base, opted_out=opted_out, tag_profile=profile, tags_read_at=now_iso()))

@@ -27,15 +27,13 @@ from typing import Any, Optional
 
 from components.config import parse_stack_config
 
-from .ledger import Ledger, LedgerEntry
+from .ledger import GRACE_STARTED, Ledger, LedgerEntry
 from .model import Action, OperationResult, Plan, PlannedOperation, Result, StackInfo
 from .planning import SILO_NAME_PLACEHOLDER
 from .retained import RETAINED, RetainedSilo, Usage, record_retirement
 
 log = logging.getLogger(__name__)
 
-GRACE_STARTED = "grace_started"
-"""Key in `LedgerEntry.extra`: when a pending retire-destroy first revoked the silo's partners (ISO 8601, UTC)."""
 ADOPT_KEY = "datalake:adopt"
 """Stack config key of the retained resources a returning silo imports."""
 DEFAULT_GRACE_DAYS = 7
@@ -144,12 +142,21 @@ def record_run(
 
     stamp = now.replace(microsecond=0).isoformat()
     written: dict[str, LedgerEntry] = {}
+
+    def current(stack: str) -> Optional[LedgerEntry]:
+        # Read again before writing: during the run each operation's own record (fingerprint, drift,
+        # result: runner/bookkeeping.py) was written over the entry `entries` holds from the start.
+        return written.get(stack) or ledger.get(stack) or entries.get(stack)
+
     for result in results:
         op = result.operation
-        entry = written.get(op.stack) or entries.get(op.stack)
-        base = entry or LedgerEntry(stack=op.stack, account_id=op.account_id, silo_name=op.silo_name)
         if result.result is Result.SKIPPED:
             continue
+        known = written.get(op.stack) or entries.get(op.stack)
+        if op.action in (Action.CREATE, Action.UPDATE) and not (op.config or {}).get(ADOPT_KEY) and (known is None or GRACE_STARTED not in known.extra):
+            continue  # nothing of the lifecycle to record: no grace to end, nothing adopted (no read either)
+        entry = current(op.stack)
+        base = entry or LedgerEntry(stack=op.stack, account_id=op.account_id, silo_name=op.silo_name)
         if op.action is Action.RETIRE_DESTROY and op.destroys_on:
             if result.result is Result.SUCCEEDED and GRACE_STARTED not in base.extra:
                 written[op.stack] = ledger.put(replace(base, silo_name=op.silo_name or base.silo_name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -23,10 +24,10 @@ from .retained import DEFAULT_KEY_DELETION_DAYS, find_retained, measure, purge_c
 from .silo_access import AssumedRoleClients, ClientFactory
 from .whatif import differences_table, parse_changes, what_if
 
+log = logging.getLogger(__name__)
+
 
 def add_common_flags(common: argparse.ArgumentParser) -> None:
-    common.add_argument("--ledger", default=os.environ.get("RUNNER_LEDGER"),
-                        help="local directory or s3://bucket/prefix of the runner's ledger (default $RUNNER_LEDGER, else <report location>/ledger)")
     common.add_argument("--retire-grace-days", type=int, help="days between revoking partners and destroying a leaving silo (default runner.retireGraceDays, 7)")
     common.add_argument("--event-time", default=os.environ.get("RUNNER_EVENT_TIME"),
                         help="ISO 8601 time of the Organizations event that started the run (default $RUNNER_EVENT_TIME, else the discovery time)")
@@ -54,8 +55,21 @@ def ledger_location(args: argparse.Namespace) -> str:
     return args.ledger or f"{str(args.report_to).rstrip('/')}/ledger"
 
 
-def open_ledger(args: argparse.Namespace, s3: Callable[[], Any]) -> Ledger:
-    return Ledger(ledger_location(args), s3_client=s3)
+def open_ledger(args: argparse.Namespace, s3: Callable[[], Any], name_prefix: str) -> Optional[Ledger]:
+    """The run's ledger (`--ledger`), None for `--ledger off`; S3 entries are SSE-KMS with `--ledger-kms-key`
+    (default the master key, `alias/<namePrefix>-master`)."""
+    location = ledger_location(args)
+    if location == "off":
+        log.warning("--ledger off: nothing is skipped, every account's tags are read, silo names are read per stack")
+        return None
+    key = getattr(args, "ledger_kms_key", None) or f"alias/{name_prefix}-master"
+    return Ledger(location, s3_client=s3, kms_key_id=key if location.startswith("s3://") else None)
+
+
+def require_ledger(ledger: Optional[Ledger], command: str) -> Ledger:
+    if ledger is None:
+        raise UsageError(f"{command} reads the runner's ledger: drop --ledger off (or set --ledger to its location)")
+    return ledger
 
 
 def event_time(args: argparse.Namespace, discovered_at: datetime) -> datetime:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 from components.environments import account_of_silo_stack, name_namespace, silo_stack_name
@@ -76,6 +76,10 @@ class Discovery:
     """Accounts that have a stack but are not under the silo OU: their record, or None when the
     organization no longer knows them (removed, or closed more than 90 days ago)."""
     seconds: float = 0.0
+    tags_read: dict[str, Any] = field(default_factory=dict)
+    """Accounts whose tags this run read, and what they said (`discovery.TagVerdict`, to be recorded in the ledger)."""
+    tag_sweep: str = ""
+    """Why this run read every account's tags ('' when it read only new and named accounts)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class PlannedOperation:
     """The validated stack config to write before create/update (None for retirements)."""
     held: str = ""
     """Why the runner holds this operation back (mass-retire protection); '' when it runs."""
+    unchanged: str = ""
+    """Why the operation is skipped as already done (`unchanged (since <date>)`, from the ledger); '' when it runs."""
     profile: str = ""
     """The silo profile applied over the template (from the account's tag; '' none)."""
     overrides: tuple[Override, ...] = ()
@@ -153,6 +159,11 @@ class PlannedOperation:
             return "not revoked: the account cannot be reached"
         return ""
 
+    @property
+    def runs(self) -> bool:
+        """Neither held by the safety rules nor skipped as unchanged."""
+        return not self.held and not self.unchanged
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["action"] = self.action.value
@@ -160,6 +171,15 @@ class PlannedOperation:
         data["partners"] = self.partners
         data["overrides"] = [{"key": o.key, "source": o.source} for o in self.overrides]
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PlannedOperation":
+        """The operation `to_json` wrote (a plan read back by a distributed child)."""
+        names = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in names}
+        values["action"] = Action(values["action"])
+        values["overrides"] = tuple(Override(**o) if isinstance(o, dict) else o for o in values.get("overrides") or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -172,7 +192,8 @@ class Plan:
     held_reason: str = ""
 
     def runnable(self) -> list[PlannedOperation]:
-        return [op for op in self.operations if not op.held]
+        """The operations that run: not held, not unchanged."""
+        return [op for op in self.operations if op.runs]
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)
@@ -191,6 +212,8 @@ class Result(str, enum.Enum):
     FAILED = "failed"
     SKIPPED = "skipped"
     """Not started: the failure tolerance was exceeded, or the operation was held."""
+    UNCHANGED = "unchanged"
+    """Not started because nothing changed: the ledger shows this desired state deployed and no drift since."""
     DRIFTED = "drifted"
 
 

@@ -233,3 +233,13 @@ def _mass_retire_reason(discovery: Discovery, operations: list[PlannedOperation]
             f"{settings.max_retire_share:.0%}; retirements held. Check the plan, then pass --allow-mass-retire"
         )
     return ""
+
+
+def restrict_to_accounts(plan: Plan, accounts: Iterable[str]) -> Plan:
+    """The plan's operations on `accounts` only (`apply --account`), with the whole plan's safety verdict.
+
+    The mass-retire guard was judged on every account, so a retirement it held stays held here,
+    even when it is the only operation of a targeted run.
+    """
+    wanted = set(accounts)
+    return replace(plan, operations=tuple(op for op in plan.operations if op.account_id in wanted))

@@ -49,26 +49,36 @@ def overrides_cell(op: PlannedOperation) -> str:
 
 
 def plan_table(plan: Plan) -> str:
+    """The plan, one line per account; an unchanged update shows `unchanged (since <date>)` and is not counted as an update."""
+
+    def why(op) -> str:
+        if op.held:
+            return f"HELD - {op.reason}"
+        return f"{op.unchanged}: skipped" if op.unchanged else op.reason
+
     rows = [
         (
             op.account_id,
             op.account_name,
             op.silo_name or "",
             op.label,
-            f"HELD - {op.reason}" if op.held else op.reason,
+            why(op),
             f"partners {op.partners}" if op.partners else "",
             op.profile or ("-" if op.config is not None else ""),
             overrides_cell(op),
         )
         for op in plan.operations
     ]
-    counts = ", ".join(
-        f"{action}: {n}"
-        for action, n in sorted({op.action.value: plan.count(op.action) for op in plan.operations}.items())
-    )
+    tally: dict[str, int] = {}
+    for op in plan.operations:
+        key = "unchanged" if op.unchanged else op.action.value
+        tally[key] = tally.get(key, 0) + 1
+    counts = ", ".join(f"{action}: {n}" for action, n in sorted(tally.items()))
     lines = [table(("account", "name", "silo", "action", "why", "dropzone partners", "profile", "overrides"), rows)]
     lines.append(f"{len(plan.operations)} operations ({counts or 'nothing to do'}) for {plan.discovered_accounts} "
                  f"discovered accounts and {plan.existing_stacks} existing silo stacks")
+    if tally.get("unchanged"):
+        lines.append(f"{tally['unchanged']} unchanged stack(s) will not be deployed; --force deploys them all, --force ACCOUNT one")
     if plan.held_reason:
         lines.append(f"SAFETY: {plan.held_reason}")
     return "\n".join(lines)

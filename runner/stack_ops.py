@@ -32,6 +32,8 @@ SILO_NAME_TAG = "datalake:silo-name"
 ACCOUNT_ID_TAG = "datalake:account-id"
 ACCOUNT_NAME_TAG = "datalake:account-name"
 # Stack operations that change something; `same` and `read` do not.
+SILO_NAME_READERS = 8
+"""Stacks whose silo name `list_stacks` reads at once (one CLI call each)."""
 CHANGING_OPS = ("create", "update", "delete", "replace", "create-replacement", "delete-replaced", "import")
 
 
@@ -70,6 +72,33 @@ class StackOperations(Protocol):
 
     def import_state(self, stack: str, deployment: Mapping[str, Any]) -> None:
         """Replaces the stack's state with `deployment` (`pulumi stack import`; the `export` format)."""
+
+    def list_stack_names(self) -> list[str]:
+        """Names of every stack of the project: one backend listing, nothing read per stack."""
+
+    def silo_name(self, stack: str) -> Optional[str]:
+        """The silo name a stack was created with (its tag, else its `siloName` output); one stack's read."""
+
+    def versions(self) -> "Versions":
+        """The Pulumi CLI version and the provider plugin versions `up` would run with."""
+
+
+@dataclass(frozen=True)
+class Versions:
+    """What a deployment runs with besides the program: part of every stack's fingerprint."""
+
+    cli: str
+    plugins: dict[str, str]
+    """Resource plugin name → version (`aws` → `7.51.1`)."""
+
+
+def plugin_versions(listing: str) -> dict[str, str]:
+    """`pulumi plugin ls --json` → resource plugin versions; several versions of one plugin are all kept."""
+    found: dict[str, list[str]] = {}
+    for plugin in json.loads(listing or "[]"):
+        if plugin.get("kind") == "resource" and plugin.get("name") and plugin.get("version"):
+            found.setdefault(plugin["name"], []).append(str(plugin["version"]))
+    return {name: ",".join(sorted(set(versions))) for name, versions in found.items()}
 
 
 def _error_line(text: str) -> str:
@@ -207,7 +236,7 @@ class AutomationStackOperations:
         # Only this environment's silo stacks: another environment's are not even read.
         silo_stacks = [name for name in names if account_of_stack(name, self.environment)]
         # One CLI call per stack: read the silo names a few at a time.
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="stack-tags") as pool:
+        with ThreadPoolExecutor(max_workers=SILO_NAME_READERS, thread_name_prefix="stack-tags") as pool:
             silo_names = dict(zip(silo_stacks, pool.map(self._silo_name, silo_stacks)))
         return [StackInfo(name=name, silo_name=silo_names.get(name), environment=self.environment) for name in names]
 
@@ -296,6 +325,19 @@ class AutomationStackOperations:
         state = self._auto.Deployment(version=deployment.get("version"), deployment=deployment.get("deployment"))
         self._run("import", stack, lambda: self._workspace().import_stack(name, state))
 
+    def list_stack_names(self) -> list[str]:
+        return [summary.name.rsplit("/", 1)[-1] for summary in self._run("list", "*", self._workspace().list_stacks)]
+
+    def silo_name(self, stack: str) -> Optional[str]:
+        return self._silo_name(stack)
+
+    def versions(self) -> Versions:
+        """`pulumi version` (read once by the SDK) and `pulumi plugin ls --json` in the project directory."""
+        listing = self._run(
+            "plugin ls", "*", lambda: self._command.run(["plugin", "ls", "--json"], str(self.project_dir), self.env)
+        )
+        return Versions(cli=str(self._command.version), plugins=plugin_versions(listing.stdout))
+
 
 class FileBackendStacks:
     """Reads the stacks of a local file backend (`file://<dir>`) without the CLI: enough to plan.
@@ -310,15 +352,28 @@ class FileBackendStacks:
         if not backend_dir.is_dir():
             raise UsageError(f"--stacks-from {backend_dir}: no such directory")
 
-    def list_stacks(self) -> list[StackInfo]:
-        found = []
+    def _checkpoints(self) -> dict[str, Path]:
+        found = {}
         for path in sorted(self.root.glob("*.json*")):
             if path.suffix not in (".json", ".gz") or path.name.endswith(".bak"):
                 continue
-            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-            name = path.name.removesuffix(".gz").removesuffix(".json")
-            found.append(StackInfo(name=name, silo_name=_checkpoint_output(json.loads(raw), "siloName")))
+            found[path.name.removesuffix(".gz").removesuffix(".json")] = path
         return found
+
+    def list_stacks(self) -> list[StackInfo]:
+        return [StackInfo(name=name, silo_name=self._silo_name(path)) for name, path in self._checkpoints().items()]
+
+    def list_stack_names(self) -> list[str]:
+        return list(self._checkpoints())
+
+    def silo_name(self, stack: str) -> Optional[str]:
+        path = self._checkpoints().get(stack)
+        return self._silo_name(path) if path else None
+
+    @staticmethod
+    def _silo_name(path: Path) -> Optional[str]:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        return _checkpoint_output(json.loads(raw), "siloName")
 
     def _needs_cli(self, operation: str) -> Any:
         raise UsageError(f"{operation} needs the pulumi CLI; the file-backend reader can only list stacks")

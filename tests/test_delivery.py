@@ -87,7 +87,8 @@ def test_each_build_stage_runs_its_command(master):
     assert up < runner, "the master is updated before the runner reconciles the silos"
     assert 'pulumi login "s3://$STATE_BUCKET"' in deploy
     # The runner's state exports and report outlive the build container (issue 10, defect 6).
-    assert 'python -m runner apply --backend-url "s3://$STATE_BUCKET" --report-to "s3://$STATE_BUCKET/runner-reports"' in deploy
+    assert ('python -m runner apply --backend-url "s3://$STATE_BUCKET" --report-to "s3://$STATE_BUCKET/runner-reports" '
+            '--ledger "s3://$STATE_BUCKET/runner-ledger"') in deploy
     env = {v["name"]: v["value"] for v in projects["acme-dl-delivery-package"]["environment"]["environmentVariables"]}
     assert env == {"ARTIFACT_BUCKET": master.outputs["artifactBucketName"]}
 

@@ -172,6 +172,16 @@ def test_only_the_root_statement_of_a_key_policy_may_grant_kms_star():
     assert {f.issue for f in lint(key_policy(["kms:Decrypt", "kms:ListKeys"]))} == {"RESOURCE_MISMATCH"}
 
 
+def test_describe_execution_may_name_standard_executions_only():
+    def identity(resource):
+        return PolicyDocument("test", IDENTITY, {"Version": "2012-10-17", "Statement": [
+            {"Sid": "S", "Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"], "Resource": resource}]})
+
+    assert lint(identity("arn:aws:states:eu-west-1:222222222222:execution:acme-dl-runner:*")) == []
+    # A resource of another service is still a mismatch: the allowance covers the missing express format only.
+    assert {f.issue for f in lint(identity("arn:aws:s3:::bucket/*"))} == {"RESOURCE_MISMATCH"}
+
+
 def test_every_allowance_cites_the_aws_documentation():
     for allowance in iam_lint.ALLOWED:
         assert "https://docs.aws.amazon.com/" in allowance.reason, allowance.issue

@@ -12,6 +12,7 @@ from moto import mock_aws
 from statelint.linter import Linter
 
 from components.orchestration import FAILED, NOTIFY, UNREPORTED, DatasetLoad, PipelineTargets, pipeline_definition
+from offline.sdk_contract import reachable, successors
 from offline.harness import SILO_ACCOUNT_ID, Recording
 from offline.stacks import run_silo, silo_config
 
@@ -29,17 +30,6 @@ def definition(silo) -> dict:
     return json.loads(machine.inputs["definition"])
 
 
-def successors(state: dict) -> set[str]:
-    found = set()
-    if "Next" in state:
-        found.add(state["Next"])
-    found |= {c["Next"] for c in state.get("Choices", [])}
-    if "Default" in state:
-        found.add(state["Default"])
-    found |= {c["Next"] for c in state.get("Catch", [])}
-    return found
-
-
 def test_definition_passes_statelint(definition):
     assert Linter.validate(definition) == []
 
@@ -54,13 +44,7 @@ def test_no_dangling_transitions_and_every_state_is_reachable(definition):
     states = definition["States"]
     for name, state in states.items():
         assert successors(state) <= set(states), f"{name} -> {successors(state) - set(states)}"
-    reachable, todo = set(), [definition["StartAt"]]
-    while todo:
-        name = todo.pop()
-        if name not in reachable:
-            reachable.add(name)
-            todo += successors(states[name])
-    assert reachable == set(states)
+    assert reachable(definition) == set(states)
 
 
 def test_happy_path_order_is_crawl_raw_job_loads_crawl_processed(definition):

@@ -22,7 +22,7 @@ def test_demo_prints_a_plan_with_every_action(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "== discover" in out and "== plan (dry run" in out
-    plan = out.split("== plan", 1)[1].split("== what if", 1)[0]
+    plan = out.split("== plan (dry run", 1)[1].split("== what if", 1)[0]
     for action, reason in [
         ("create", "new ACTIVE account"),
         ("update", "ACTIVE account with a stack"),
@@ -37,11 +37,18 @@ def test_demo_prints_a_plan_with_every_action(tmp_path):
     rows = {line.split()[1] + (" " + line.split()[2] if line.split()[1] == "Clinical" else ""): line for line in plan.splitlines()[2:] if line[:1].isdigit()}
     assert rows["Genomics"].endswith("big-warehouse  warehouse.baseCapacity, warehouse.maxCapacity (profile)")
     assert rows["Clinical Trials"].endswith("-              aws:region, warehouse.maxCapacity (account file)")
-    whatif = out.split("== what if Finance", 1)[1]
+    whatif = out.split("== what if Finance", 1)[1].split("== apply", 1)[0]
     assert "Compared with today's plan:" in whatif
     assert any("Finance" in line and "update: ACTIVE account with a stack" in line and "retire-destroy" in line for line in whatif.splitlines())
     assert "moto_server" in result.stderr and "dry run: nothing was changed" in result.stderr
     assert list(tmp_path.glob("*/report.json"))
+    # Then the plan is applied (simulated deployments) and planned again: everything is unchanged.
+    applied = out.split("== apply (simulated", 1)[1].split("== plan again", 1)[0]
+    assert "22 succeeded" in applied
+    again = out.split("== plan again", 1)[1]
+    # The two leaving silos are still in their grace period: pending again, nothing else runs.
+    assert "20 operations (retire-destroy: 2, unchanged: 18)" in again
+    assert again.count("unchanged (since 20") == 18 and "create" not in again and again.count("retire-destroy pending (destroys on") == 2
 
 
 def test_file_backend_reader_lists_stacks_with_their_silo_names(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -139,3 +141,181 @@ def test_throttling_that_outlasts_the_retries_fails_discovery(org):
 def test_unknown_ou_fails_discovery_with_the_reason(org):
     with pytest.raises(DiscoveryError, match="describe_organizational_unit failed: OrganizationalUnitNotFoundException"):
         discover(org, DiscoverySettings(silo_ou_id="ou-abcd-12345678"), _no_wait())
+
+
+# --- Organization scale: calls grow with OUs and pages, tags are read only when they may have changed ---
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+import time  # noqa: E402
+
+from runner.discovery import CountingClient, TagReads, TagVerdict  # noqa: E402
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _fresh(hours_ago: float = 1.0, opted_out: bool = False) -> TagVerdict:
+    return TagVerdict(opted_out=opted_out, read_at=(NOW - timedelta(hours=hours_ago)).isoformat())
+
+
+def _fleet(org, per_ou: int = 25):
+    """silos/{emea,americas}: 2 x 25 accounts plus 1 at the top (moto pages 20 accounts)."""
+    root = org.list_roots()["Roots"][0]["Id"]
+    silo = _ou(org, root, "silos")
+    ids = [_account(org, "top", silo)]
+    for name in ("emea", "americas"):
+        ou = _ou(org, silo, name)
+        ids += [_account(org, f"{name} {i}", ou) for i in range(per_ou)]
+    return silo, sorted(ids)
+
+
+def test_counting_client_counts_every_request_by_operation(org):
+    silo, ids = _fleet(org)
+    counting = CountingClient(org)
+
+    discover(counting, DiscoverySettings(silo_ou_id=silo), _no_wait())
+
+    # 3 OUs; 25 accounts are 2 pages of 20; every active account's tags read once (no verdicts known).
+    assert dict(counting.counts) == {
+        "DescribeOrganizationalUnit": 1,
+        "ListAccountsForParent": 1 + 2 + 2,
+        "ListOrganizationalUnitsForParent": 3,
+        "ListTagsForResource": len(ids),
+    }
+    assert counting.total == 1 + 5 + 3 + len(ids)
+
+
+def test_no_change_run_reads_no_tags_when_every_verdict_is_fresh(org):
+    silo, ids = _fleet(org)
+    opted = ids[3]
+    org.tag_resource(ResourceId=opted, Tags=[{"Key": "datalake:silo", "Value": "false"}])
+    known = {account: _fresh(opted_out=account == opted) for account in ids}
+    counting = CountingClient(org)
+
+    found = discover(counting, DiscoverySettings(silo_ou_id=silo), _no_wait(), tags=TagReads(known=known, now=NOW))
+
+    assert "ListTagsForResource" not in counting.counts
+    assert counting.total == 1 + 5 + 3  # OUs and pages only
+    assert found.tags_read == {} and found.tag_sweep == ""
+    by_id = {a.id: a for a in found.accounts}
+    assert by_id[opted].opted_out and not by_id[opted].wanted  # the recorded verdict stands
+    assert sum(a.wanted for a in found.accounts) == len(ids) - 1
+
+
+def test_new_and_named_accounts_get_their_tags_read(org):
+    silo, ids = _fleet(org, per_ou=3)
+    new, named = ids[0], ids[1]
+    # The ledger says `named` is not opted out; an UntagResource/TagResource event named it, and it is.
+    org.tag_resource(ResourceId=named, Tags=[{"Key": "datalake:silo", "Value": "false"}])
+    known = {account: _fresh() for account in ids if account != new}
+    counting = CountingClient(org)
+
+    found = discover(counting, DiscoverySettings(silo_ou_id=silo), _no_wait(), tags=TagReads(known=known, named=frozenset({named}), now=NOW))
+
+    assert counting.counts["ListTagsForResource"] == 2
+    assert {k: v.opted_out for k, v in found.tags_read.items()} == {new: False, named: True}
+    assert {a.id: a.opted_out for a in found.accounts}[named] is True
+
+
+def test_a_recorded_profile_is_kept_between_sweeps_and_a_read_one_replaces_it(org):
+    silo, ids = _fleet(org, per_ou=2)
+    tagged, other = ids[0], ids[1]
+    org.tag_resource(ResourceId=tagged, Tags=[{"Key": "datalake:profile", "Value": "big-warehouse"}])
+    known = {account: _fresh() for account in ids}
+    known[other] = TagVerdict(opted_out=False, read_at=known[other].read_at, profile="small")
+
+    found = discover(org, DiscoverySettings(silo_ou_id=silo), _no_wait(), tags=TagReads(known=known, named=frozenset({tagged}), now=NOW))
+
+    profiles = {a.id: a.profile for a in found.accounts}
+    assert profiles[tagged] == "big-warehouse" and found.tags_read[tagged].profile == "big-warehouse"  # read: the event named it
+    assert profiles[other] == "small" and other not in found.tags_read  # not read: the ledger's verdict stands
+
+
+def test_a_sweep_is_due_once_any_verdict_is_older_than_the_sweep_interval(org):
+    silo, ids = _fleet(org, per_ou=3)
+    stale = {account: _fresh(hours_ago=25 if account == ids[2] else 1) for account in ids}
+    counting = CountingClient(org)
+
+    found = discover(counting, DiscoverySettings(silo_ou_id=silo), _no_wait(), tags=TagReads(known=stale, now=NOW))
+
+    assert counting.counts["ListTagsForResource"] == len(ids)
+    assert set(found.tags_read) == set(ids)
+    assert found.tag_sweep.startswith("the oldest tag read (2026-11-30T11:00:00+00:00) is more than 24 h old")
+
+
+@pytest.mark.parametrize(
+    "known, reads, sweep",
+    [
+        # (hours ago per account a, b, c; None = no verdict), expected reads, sweep reason prefix
+        ({"a": 1, "b": 2, "c": 23.9}, set(), ""),
+        ({"a": 1, "b": 2}, {"c"}, ""),
+        ({"a": 1, "b": 2, "c": 24.1}, {"a", "b", "c"}, "the oldest tag read"),
+        # A stale verdict of an account no longer discovered does not force a sweep every run.
+        ({"a": 1, "b": 2, "c": 3, "gone": 500}, set(), ""),
+    ],
+)
+def test_tag_read_planning(known, reads, sweep):
+    policy = TagReads(known={k: _fresh(hours_ago=v) for k, v in known.items()}, now=NOW)
+    planned, reason = policy.plan(["a", "b", "c"])
+    assert set(planned) == reads
+    assert reason.startswith(sweep) and bool(reason) is bool(sweep)
+
+
+def test_forced_sweep_named_outside_the_ou_and_unreadable_times():
+    fresh = {k: _fresh() for k in "abc"}
+    assert TagReads(known=fresh, force_sweep=True, now=NOW).plan("abc") == (frozenset("abc"), "forced (--tag-sweep)")
+    # A named account that is not active under the OU has no tags worth reading.
+    assert TagReads(known=fresh, named=frozenset({"z"}), now=NOW).plan("abc") == (frozenset(), "")
+    broken = {**fresh, "b": TagVerdict(opted_out=False, read_at="yesterday")}
+    planned, reason = TagReads(known=broken, now=NOW).plan("abc")
+    assert planned == frozenset("abc") and reason == "account b has an unreadable tag-read time"
+    # The sweep interval is a setting.
+    hourly = {k: _fresh(hours_ago=1.5) for k in "abc"}
+    assert TagReads(known=hourly, sweep_hours=1, now=NOW).plan("abc")[0] == frozenset("abc")
+
+
+class InFlight:
+    """Wraps a client; every call takes `seconds` and the highest number of overlapping calls is kept."""
+
+    def __init__(self, client, seconds: float = 0.01):
+        self.client, self.seconds = client, seconds
+        self.lock = threading.Lock()
+        self.now = self.peak = 0
+
+    def __getattr__(self, name):
+        method = getattr(self.client, name)
+
+        def call(**kwargs):
+            with self.lock:
+                self.now += 1
+                self.peak = max(self.peak, self.now)
+            try:
+                time.sleep(self.seconds)
+                return method(**kwargs)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+        return call
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_calls_run_with_bounded_concurrency(org, concurrency):
+    silo, ids = _fleet(org, per_ou=4)
+    client = InFlight(org)
+
+    found = discover(client, DiscoverySettings(silo_ou_id=silo), _no_wait(), concurrency=concurrency)
+
+    assert [a.id for a in found.accounts] == ids
+    assert client.peak == concurrency  # 9 tag reads and 2 sibling OUs: enough work to fill every slot
+
+
+def test_throttled_tag_reads_under_concurrency_are_retried_and_counted(org):
+    silo, ids = _fleet(org, per_ou=3)
+    backoff = Backoff(sleep=lambda _: None)
+    counting = CountingClient(throttled(org, 4, methods=("list_tags_for_resource",)))
+
+    found = discover(counting, DiscoverySettings(silo_ou_id=silo), backoff, concurrency=4)
+
+    assert set(found.tags_read) == set(ids)
+    assert backoff.retries == 4
+    assert counting.counts["ListTagsForResource"] == len(ids) + 4

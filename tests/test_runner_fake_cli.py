@@ -211,3 +211,20 @@ def test_a_removed_stack_is_restored_from_its_export(fake):
     assert ops.export(stack)["deployment"]["resources"] == state["deployment"]["resources"]
     [init] = [c for c in fake.calls() if c.command == "stack init"]
     assert "--no-select" in init.argv
+
+
+def test_versions_and_a_names_only_listing_come_from_the_cli(fake):
+    ops = automation(fake, org="organization")
+    stack = "silo-123456789012"
+    ops.create_stack(stack, {SILO_NAME_TAG: "sales"})
+    ops.set_config(stack, {"datalake:siloName": "sales"})
+    before = ops.versions()
+    assert before.cli == "3.272.0" and before.plugins == {}  # nothing installed on a fresh machine
+    ops.up(stack, io.StringIO())  # the first up downloads the aws plugin into the shared PULUMI_HOME
+    assert ops.versions().plugins == {"aws": "7.51.1"}
+    assert ops.list_stack_names() == [stack]
+    assert ops.silo_name(stack) == "sales"
+    calls = [c.command for c in fake.calls()]
+    assert calls.count("plugin ls") == 2 and calls.count("stack ls") == 1
+    [listing] = [c for c in fake.calls() if c.command == "plugin ls"][-1:]
+    assert "--json" in listing.argv

@@ -183,3 +183,22 @@ def test_s3_entries_are_kms_encrypted_and_listed_in_one_pass():
 def test_s3_location_without_bucket_is_a_usage_error():
     with pytest.raises(UsageError, match="names no bucket; for example: s3://"):
         Ledger("s3:///ledger")
+
+
+def test_tag_verdicts_are_kept_across_deployments_and_entries_written_before_them_still_read(tmp_path):
+    ledger = Ledger(str(tmp_path))
+    tagged = ledger.record_tags(None, stack="silo-1", account_id="1", opted_out=False)
+    assert (tagged.opted_out, tagged.result, tagged.skip_reason("sha256:f")) == (False, "", "")  # a tag read alone skips nothing
+    deployed = ledger.record_deployment(tagged, stack="silo-1", account_id="1", silo_name="s", action="create", succeeded=True, wanted="sha256:f")
+    assert deployed.opted_out is False and deployed.tags_read_at == tagged.tags_read_at
+    assert ledger.get("silo-1") == deployed
+    # An entry written before the tag fields existed (same digest rule, no such keys) reads with no verdict.
+    older = entry().to_json()
+    for key in ("opted_out", "tags_read_at"):
+        older.pop(key)
+    body = {k: v for k, v in older.items() if k not in ("version", "digest")}
+    import hashlib
+    older["digest"] = "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    (tmp_path / "silo-111111111111.json").write_text(json.dumps(older))
+    read = ledger.get("silo-111111111111")
+    assert read is not None and read.opted_out is None and read.tags_read_at == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from components.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256
@@ -48,6 +49,8 @@ def test_codebuild_project_runs_the_runner_with_a_pinned_cli(master):
         "PULUMI_CLI_SHA256": PULUMI_CLI_SHA256.get("3.272.0", CLI_SHA256_STAND_IN),
         "PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}?region=eu-west-1",
         "RUNNER_REPORT_TO": f"s3://{STATE_BUCKET}/runner-reports",
+        "RUNNER_LEDGER": f"s3://{STATE_BUCKET}/runner-ledger",
+        "RUNNER_LEDGER_KMS_KEY": master.one("aws:kms/key:Key").outputs["arn"],
         "RUNNER_EXPORTS_KMS_KEY": master.one("aws:kms/key:Key").outputs["arn"],
         "PULUMI_SECRETS_PROVIDER": "awskms://alias/acme-dl-master?region=eu-west-1",
         "AWS_REGION": "eu-west-1",
@@ -83,34 +86,48 @@ def test_schedules_follow_the_config():
     assert policy.statement("ReadWriteState")["Resource"] == ["arn:aws:s3:::acme-state/*"]
 
 
-def test_organizations_events_start_the_runner_from_us_east_1(master):
-    rule, [target] = targets_of(master, "master-runner-account-events")
-    pattern = json.loads(rule.inputs["eventPattern"])
-    assert pattern["source"] == ["aws.organizations"]
-    assert {"CreateAccountResult", "MoveAccount", "CloseAccount", "TagResource"} <= set(pattern["detail"]["eventName"])
-    assert target.inputs["arn"] == project_arn(master)
+def test_organizations_events_start_a_targeted_run_from_us_east_1(master):
+    targeted = master.one("aws:codebuild/project:Project", "master-runner-targeted-project")
+    assert targeted.inputs["concurrentBuildLimit"] == 4  # events run beside a rollout, never queued behind it
+    assert env_vars(targeted) == env_vars(master.one("aws:codebuild/project:Project", RUNNER_PROJECT))
+    seen = []
+    for shape, path in (("created", "$.detail.serviceEventDetails.createAccountStatus.accountId"),
+                        ("lifecycle", "$.detail.requestParameters.accountId"),
+                        ("tags", "$.detail.requestParameters.resourceId")):
+        rule, [target] = targets_of(master, f"master-runner-account-{shape}")
+        pattern = json.loads(rule.inputs["eventPattern"])
+        assert pattern["source"] == ["aws.organizations"]
+        seen += pattern["detail"]["eventName"]
+        assert target.inputs["arn"] == targeted.outputs["arn"]
+        transformer = target.inputs["inputTransformer"]
+        assert transformer["inputPaths"] == {"account": path, "time": "$.time"}
+        assert json.loads(transformer["inputTemplate"])["environmentVariablesOverride"][1] == {
+            "name": "RUNNER_ACCOUNTS", "value": "<account>", "type": "PLAINTEXT"
+        }
+    assert sorted(seen) == sorted(["CreateAccountResult", "MoveAccount", "CloseAccount", "RemoveAccountFromOrganization", "TagResource", "UntagResource"])
     # The master is in eu-west-1; Organizations events arrive in us-east-1 only, so a rule there forwards them.
     east, [forward] = targets_of(master, "master-runner-account-events-us-east-1")
     provider = master.one("pulumi:providers:aws", "master-us-east-1")
     assert provider.inputs["region"] == "us-east-1"
     assert east.provider.startswith(provider.urn) and forward.provider.startswith(provider.urn)
-    assert json.loads(east.inputs["eventPattern"]) == pattern
+    assert sorted(json.loads(east.inputs["eventPattern"])["detail"]["eventName"]) == sorted(seen)
     assert forward.inputs["arn"] == f"arn:aws:events:eu-west-1:{MASTER_ACCOUNT_ID}:event-bus/default"
     events_policy = master.one("aws:iam/rolePolicy:RolePolicy", "master-runner-events-policy")
     assert events_policy.statement("ForwardOrganizationsEvents")["Resource"] == [forward.inputs["arn"]]
-    assert events_policy.statement("StartRunnerBuild")["Resource"] == [project_arn(master)]
+    assert events_policy.statement("StartRunnerBuild")["Resource"] == [project_arn(master), targeted.outputs["arn"]]
+    assert not master.of_type("aws:sfn/stateMachine:StateMachine")  # the local engine is the default
 
 
 def test_a_master_in_us_east_1_needs_no_forwarder():
     recording = run_master({**master_config(), "aws:region": "us-east-1"})
     assert not [r for r in recording.resources if r.name.endswith("us-east-1") or "us-east-1-" in r.name]
-    targets_of(recording, "master-runner-account-events")
+    targets_of(recording, "master-runner-account-lifecycle")
 
 
 def test_failed_builds_alert_the_sns_topic(master):
     rule, [target] = targets_of(master, "master-runner-failed")
     pattern = json.loads(rule.inputs["eventPattern"])
-    assert pattern["detail"]["project-name"] == ["acme-dl-runner"]
+    assert pattern["detail"]["project-name"] == ["acme-dl-runner", "acme-dl-runner-targeted"]
     assert set(pattern["detail"]["build-status"]) == {"FAILED", "STOPPED", "TIMED_OUT"}
     assert target.inputs["arn"] == master.outputs["alertTopicArn"]
 
@@ -172,16 +189,18 @@ def test_bad_runner_settings_name_the_key_and_an_example():
 
 
 def test_account_events_pass_their_time_and_the_build_role_may_update_only_the_silo_catalogs(master):
-    _, [target] = targets_of(master, "master-runner-account-events")
-    transformer = target.inputs["inputTransformer"]
-    assert transformer["inputPaths"] == {"time": "$.time"}
-    # EventBridge quotes a string placed without quotes; with a sample time the template is the StartBuild input.
-    started = json.loads(transformer["inputTemplate"].replace("<time>", json.dumps("2026-03-10T12:00:00Z")))
-    assert started["environmentVariablesOverride"] == [
-        {"name": "RUNNER_COMMAND", "value": "apply", "type": "PLAINTEXT"},
-        {"name": "RUNNER_EVENT_TIME", "value": "2026-03-10T12:00:00Z", "type": "PLAINTEXT"},
-    ]
-    assert "input" not in target.inputs
+    for shape in ("created", "lifecycle", "tags"):
+        _, [target] = targets_of(master, f"master-runner-account-{shape}")
+        transformer = target.inputs["inputTransformer"]
+        assert transformer["inputPaths"]["time"] == "$.time"
+        # A placeholder inside quotes is replaced by the bare value; with samples the template is the StartBuild input.
+        started = json.loads(transformer["inputTemplate"].replace("<account>", "111122223333").replace("<time>", "2026-03-10T12:00:00Z"))
+        assert started["environmentVariablesOverride"] == [
+            {"name": "RUNNER_COMMAND", "value": "apply", "type": "PLAINTEXT"},
+            {"name": "RUNNER_ACCOUNTS", "value": "111122223333", "type": "PLAINTEXT"},
+            {"name": "RUNNER_EVENT_TIME", "value": "2026-03-10T12:00:00Z", "type": "PLAINTEXT"},
+        ]
+        assert "input" not in target.inputs
     _, [scheduled] = targets_of(master, "master-runner-schedule")
     assert json.loads(scheduled.inputs["input"])["environmentVariablesOverride"][0]["value"] == "apply"
     policy = master.one("aws:iam/rolePolicy:RolePolicy", "master-runner-policy")
@@ -190,3 +209,74 @@ def test_account_events_pass_their_time_and_the_build_role_may_update_only_the_s
     assert catalogs["Resource"] == [f"arn:aws:athena:eu-west-1:{MASTER_ACCOUNT_ID}:datacatalog/{prefix}*"]
     assert set(catalogs["Action"]) == {f"athena:{a}" for a in (
         "CreateDataCatalog", "DeleteDataCatalog", "GetDataCatalog", "UpdateDataCatalog", "TagResource", "UntagResource", "ListTagsForResource")}
+
+
+@pytest.fixture(scope="module")
+def stepfunctions_master():
+    """The master program with `engine: stepfunctions`, evaluated once for the tests below."""
+    config = master_config()
+    config["datalake:runner"] = {**config.get("datalake:runner", {}), "engine": "stepfunctions", "batchSize": 40,
+                                 "mapMaxConcurrency": 25, "toleratedFailurePercentage": 5}
+    return run_master(config)
+
+
+def test_the_stepfunctions_engine_deploys_the_rollout_state_machine(stepfunctions_master):
+    from components.runner_engine import RolloutSettings, rollout_definition
+    from offline.sdk_contract import check_definition, definitions_of
+    from statelint.linter import Linter
+
+    recording = stepfunctions_master
+    [(urn, definition)] = definitions_of(recording)
+    machine = recording.one("aws:sfn/stateMachine:StateMachine")
+    assert machine.inputs["name"] == "acme-dl-runner" and machine.inputs["type"] == "STANDARD"
+    topic = recording.outputs["alertTopicArn"]
+    assert definition == rollout_definition(RolloutSettings(
+        partition="aws", plan_project="acme-dl-runner", shard_project="acme-dl-runner-shard", targeted_project="acme-dl-runner-targeted",
+        state_bucket=STATE_BUCKET, alert_topic_arn=topic, batch_size=40, max_concurrency=25, tolerated_failure_percentage=5,
+    ))
+    assert check_definition(definition, partition="aws") == []
+    assert Linter.validate(definition) == ['Field "InputType" not allowed in State Machine.States.Rollout.ItemReader.ReaderConfig']
+    shard = recording.one("aws:codebuild/project:Project", "master-runner-shard-project")
+    assert shard.inputs["concurrentBuildLimit"] == 25  # every child of the map can run at once
+    assert recording.outputs["runnerStateMachineArn"] == machine.outputs["arn"]
+
+
+def test_the_state_machine_role_may_do_exactly_what_the_definition_calls(stepfunctions_master):
+    from tests.iam_lint import parliament_findings
+
+    recording = stepfunctions_master
+    role = recording.one("aws:iam/role:Role", "master-runner-engine-role")
+    assert role.statement("AllowServiceAssumeRole", "assumeRolePolicy")["Principal"] == {"Service": "states.amazonaws.com"}
+    policy = recording.one("aws:iam/rolePolicy:RolePolicy", "master-runner-engine-policy")
+    document = policy.policy()
+    assert parliament_findings(document) == []
+    projects = {p.name: p.outputs["arn"] for p in recording.of_type("aws:codebuild/project:Project")}
+    machine = f"arn:aws:states:eu-west-1:{MASTER_ACCOUNT_ID}:stateMachine:acme-dl-runner"
+    expected = {
+        "RunBuilds": (["codebuild:StartBuild", "codebuild:StopBuild", "codebuild:BatchGetBuilds"],
+                      [projects["master-runner-project"], projects["master-runner-targeted-project"], projects["master-runner-shard-project"]]),
+        "WatchBuildsThroughTheManagedRule": (["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                                             [f"arn:aws:events:eu-west-1:{MASTER_ACCOUNT_ID}:rule/StepFunctionsGetEventsForCodeBuildStartBuildRule"]),
+        "StartMapChildren": (["states:StartExecution"], [machine]),
+        "FollowMapChildren": (["states:DescribeExecution", "states:StopExecution"],
+                              [f"arn:aws:states:eu-west-1:{MASTER_ACCOUNT_ID}:execution:acme-dl-runner:*"]),
+        "ReadPlanItems": (["s3:GetObject"], [f"arn:aws:s3:::{STATE_BUCKET}/runner-plans/*"]),
+        "AlertFailedRollouts": (["sns:Publish"], [recording.outputs["alertTopicArn"]]),
+        "UseMasterKey": (["kms:GenerateDataKey", "kms:Decrypt"], [recording.one("aws:kms/key:Key").outputs["arn"]]),
+    }
+    assert {s["Sid"]: (s["Action"], s["Resource"]) for s in document["Statement"]} == expected
+
+
+def test_with_the_stepfunctions_engine_the_schedule_and_the_events_start_the_state_machine(stepfunctions_master):
+    recording = stepfunctions_master
+    machine = recording.one("aws:sfn/stateMachine:StateMachine").outputs["arn"]
+    _, [scheduled] = targets_of(recording, "master-runner-schedule")
+    assert (scheduled.inputs["arn"], scheduled.inputs["input"]) == (machine, "{}")
+    for shape in ("created", "lifecycle", "tags"):
+        _, [target] = targets_of(recording, f"master-runner-account-{shape}")
+        assert target.inputs["arn"] == machine
+        assert target.inputs["inputTransformer"]["inputTemplate"] == '{"accounts": "<account>", "time": "<time>"}'
+    _, [drift] = targets_of(recording, "master-runner-drift-schedule")
+    assert drift.inputs["arn"] == project_arn(recording)  # drift checks stay one build
+    events_policy = recording.one("aws:iam/rolePolicy:RolePolicy", "master-runner-events-policy")
+    assert events_policy.statement("StartRunnerRollout")["Resource"] == [machine]

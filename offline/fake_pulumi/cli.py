@@ -66,6 +66,7 @@ COMMANDS: dict[str, set[str]] = {
     "stack import": {"--stack", "-s", "--file", "--force", "-f"},
     "config": {"--stack", "-s", "--json", "-j", "--show-secrets", "--config-file"},
     "cancel": {"--stack", "-s", "--yes", "-y"},
+    "plugin ls": {"--json", "-j", "--project", "-p"},
     "__seed": set(),
     "up": OPERATION_FLAGS,
     "preview": (OPERATION_FLAGS - {"--yes", "-y", "--skip-preview", "-f", "--continue-on-error"}) | {"--json", "-j", "--save-plan", "--import-file"},
@@ -479,6 +480,22 @@ def cmd_version(ctx: Context) -> None:
     print(f"v{ctx.behaviour.version}")
 
 
+def cmd_plugin_ls(ctx: Context) -> None:
+    """The plugins under `$PULUMI_HOME/plugins` (`<kind>-<name>-v<version>` directories), as `pulumi plugin ls --json` lists them."""
+    plugins = []
+    root = pulumi_home() / "plugins"
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        kind, _, rest = path.name.partition("-")
+        name, _, version = rest.rpartition("-v")
+        if path.is_dir() and kind in ("resource", "language", "analyzer") and name and version:
+            plugins.append({"name": name, "kind": kind, "version": version, "size": 0, "installTime": now_iso(), "lastUsedTime": now_iso()})
+    if ctx.flag("--json", "-j"):
+        print(json.dumps(plugins, indent=4))
+    else:
+        for plugin in plugins:
+            print(f"{plugin['name']:<10} {plugin['kind']:<10} {plugin['version']}")
+
+
 def cmd_whoami(ctx: Context) -> None:
     user = user_name()
     print(json.dumps({"user": user, "url": ctx.backend.url, "organizations": []}) if ctx.flag("--json") else user)
@@ -855,6 +872,7 @@ def apply_rule(ctx: Context, stack: Optional[str]) -> None:
 HANDLERS: dict[str, Callable[[Context], None]] = {
     "version": cmd_version,
     "whoami": cmd_whoami,
+    "plugin ls": cmd_plugin_ls,
     "stack": cmd_stack,
     "stack ls": cmd_stack_ls,
     "stack init": cmd_stack_init,
@@ -888,7 +906,7 @@ def main(argv: list[str]) -> int:
         call.save()
         ctx = Context(call, behaviour, command, flags, positionals)
         named = None
-        if command not in ("version", "whoami", "stack ls", "__seed"):
+        if command not in ("version", "whoami", "stack ls", "plugin ls", "__seed"):
             with contextlib.suppress(Fail):
                 named = ctx.stack_argument(positional=command in ("stack init", "stack select", "stack rm"))
         apply_rule(ctx, named)
