@@ -177,3 +177,29 @@ def replace_op(op: PlannedOperation, **changes) -> PlannedOperation:
     from dataclasses import replace
 
     return replace(op, **changes)
+
+
+def test_the_lifecycle_record_keeps_what_the_operation_recorded_during_the_run(tmp_path):
+    """Two writers of one entry: the per-operation record (runner/bookkeeping.py) lands during the run,
+    the lifecycle record after it; the second must not write the start-of-run snapshot back."""
+    ledger = Ledger(str(tmp_path))
+    ledger.put(entry(**{GRACE_STARTED: "2026-03-08T12:00:00+00:00"}))
+    snapshot = ledger.entries()  # what the run read at its start
+    update = PlannedOperation(ACCOUNT, "Sales", STACK, Action.UPDATE, "back", "sales", {})
+    ledger.record_deployment(ledger.get(STACK), stack=STACK, account_id=ACCOUNT, silo_name="sales", action="update",
+                             succeeded=True, wanted="sha256:deployed")
+    record_run(ledger, snapshot, [OperationResult(update, Result.SUCCEEDED)], now=NOW, region="eu-west-1",
+               exports={}, measure=lambda a, r: Usage())
+    stored = ledger.get(STACK)
+    assert GRACE_STARTED not in stored.extra  # the account is back
+    assert (stored.fingerprint, stored.result, stored.action) == ("sha256:deployed", "succeeded", "update")
+
+
+def test_an_update_without_lifecycle_news_reads_and_writes_nothing(tmp_path):
+    ledger = Ledger(str(tmp_path))
+    reads = []
+    ledger.get = lambda stack: reads.append(stack)  # type: ignore[method-assign]
+    update = PlannedOperation(ACCOUNT, "Sales", STACK, Action.UPDATE, "ACTIVE account with a stack", "sales", {})
+    written = record_run(ledger, {STACK: entry()}, [OperationResult(update, Result.SUCCEEDED)], now=NOW, region="eu-west-1",
+                         exports={}, measure=lambda a, r: Usage())
+    assert written == {} and reads == [] and not list(tmp_path.iterdir())

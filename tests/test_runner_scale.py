@@ -203,11 +203,17 @@ def test_distributed_engine_plan_batches_and_merged_report(world, capsys):
         assert run(world, "apply", f"--from-plan={plan}", f"--items={batch}") == 0
     assert run(world, "apply", f"--from-plan={plan}", "--batch=4") == 0
     assert len(ups(fake)) == 18 and len([c for c, _ in fake.calls if c == "remove"]) == 4
+    assert "master" not in ups(fake)  # no child updates the master's catalogs: they would queue on its lock
 
     capsys.readouterr()
     assert run(world, "merge-reports", f"--from-plan={plan}") == 0
     merged = json.loads((tmp_path / "reports" / document["runId"] / "report.json").read_text())
     assert merged["counts"]["succeeded"] == 22 and merged["exitCode"] == 0
+    # The merge step brings the master's catalogs up once, for every account created or retired.
+    assert ups(fake).count("master") == 1
+    changed = sorted(i["accountId"] for i in items if i["action"] != "update")
+    assert merged["catalogs"]["accounts"] == changed and merged["catalogs"]["error"] == ""
+    assert sorted(t.rsplit("-", 1)[-1] for t in fake.targets["master"]) == changed
     assert [b["problem"] for b in merged["batches"]] == [""] * 5
     assert "22 succeeded" in capsys.readouterr().out
 
@@ -234,6 +240,7 @@ def test_a_lost_batch_fails_the_merge(world, caplog):
         (["plan", "--batch-size=0"], "--batch-size 0: must be 1 or more"),
         (["merge-reports"], "merge-reports needs --from-plan URI"),
         (["apply", "--from-plan=s3://bucket/"], "plan location 's3://bucket/': name a JSON object"),
+        (["retained", "--ledger=off"], "retained reads the runner's ledger: drop --ledger off"),
     ],
 )
 def test_bad_scale_flags_exit_2_naming_the_flag(tmp_path, argv, message, caplog):

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from offline.stacks import PROJECT_DIR
-from runner.ledger import DriftCheck, Ledger, LedgerEntry
+from runner.ledger import GRACE_STARTED, DriftCheck, Ledger, LedgerEntry
 from runner.model import Account, Action, Discovery, StackInfo
 from runner.planning import PlanSettings, build_plan, load_template
 from runner.unchanged import ALL, DesiredState, coalesced, mark_unchanged, tag_verdicts
@@ -86,6 +86,17 @@ def test_missing_corrupt_failed_or_drifted_entries_are_never_skipped(tmp_path):
 
     assert [op.stack for op in marked.runnable()] == stacks[:4]
     assert marked.operations[4].unchanged.startswith("unchanged (since ")
+
+
+def test_an_account_back_from_a_grace_period_is_deployed_even_when_unchanged(tmp_path):
+    """Its partners were revoked while it was leaving: an `up` must run, whatever the fingerprint says."""
+    ledger = Ledger(str(tmp_path))
+    plan = plan_of(n_new=0, n_existing=2)
+    entries = deployed(ledger, plan)
+    back = plan.operations[0].stack
+    entries[back] = ledger.put(replace(entries[back], extra={GRACE_STARTED: "2026-03-08T12:00:00+00:00"}))
+    marked, _ = mark_unchanged(plan, entries, DESIRED)
+    assert [op.stack for op in marked.runnable()] == [back]
 
 
 def test_force_all_or_named_accounts(tmp_path):
