@@ -13,12 +13,12 @@ from pathlib import Path
 import yaml
 
 from components.config import MasterConfig, SiloConfig, StackConfig, load_stack_config
-from components.environments import environment_problem, master_stack_name, silo_settings_dir, silo_stack_name, silo_template_file
-from components.errors import ConfigError
-from components.silo_settings import REGION_KEY, SiloSettings, silo_regions
-from components.iam import partition_of
-from components.master import MasterAccount, MasterAccountArgs
-from components.silo import SiloAccount, SiloAccountArgs
+from components.shared.environments import environment_problem, master_stack_name, silo_settings_dir, silo_stack_name, silo_template_file
+from components.shared.errors import ConfigError
+from components.silo.settings import REGION_KEY, SiloSettings, silo_regions
+from components.shared.iam import partition_of
+from components.master.account import MasterAccount, MasterAccountArgs
+from components.silo.account import SiloAccount, SiloAccountArgs
 
 ORGANIZATIONS_EVENTS_REGION = "us-east-1"
 PROJECT_DIR = Path(__file__).resolve().parent

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from components.errors import DatalakeError
+from components.shared.errors import DatalakeError
 
 
 class AcceptanceError(DatalakeError):

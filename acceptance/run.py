@@ -21,7 +21,7 @@ from typing import Any, Optional
 import yaml
 
 from components.config import parse_stack_config
-from components.errors import ConfigError
+from components.shared.errors import ConfigError
 
 from . import aws
 from .aws import AcceptanceError

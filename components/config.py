@@ -21,9 +21,9 @@ from typing import Any, Literal, Optional, Union, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from .errors import ConfigError
-from .pulumi_cli import CHECKSUMS_URL, PULUMI_CLI_VERSION, SHA256_PATTERN, pinned_sha256
-from .pulumi_names import (
+from .shared.errors import ConfigError
+from .master.pulumi_cli import CHECKSUMS_URL, PULUMI_CLI_VERSION, SHA256_PATTERN, pinned_sha256
+from .shared.pulumi_names import (
     BACKEND_NAMES,
     DIY,
     DIY_ORGANIZATION,
@@ -33,8 +33,8 @@ from .pulumi_names import (
     check_organization,
     parse_stack_reference,
 )
-from .iam import SUPPORTED_PARTITIONS, partition_of
-from .environments import environment_problem, master_stack_name, name_namespace, resource_prefix
+from .shared.iam import SUPPORTED_PARTITIONS, partition_of
+from .shared.environments import environment_problem, master_stack_name, name_namespace, resource_prefix
 
 NAMESPACE = "datalake"
 DEFAULT_DEPLOY_ROLE = "OrganizationAccountAccessRole"
@@ -684,7 +684,7 @@ class DeliveryConfig(_InstallsPulumiCli):
     """Pulumi CLI version the deploy stage installs (default `3.272.0`, the SDK's version)."""
     pulumi_cli_sha256: Optional[str] = Field(None, examples=["0123456789abcdef" * 4])
     """SHA-256 of that version's `pulumi-v<version>-linux-x64.tar.gz`, as Pulumi publishes it (default the
-    one pinned in components/pulumi_cli.py); the build refuses an archive that does not match."""
+    one pinned in components/master/pulumi_cli.py); the build refuses an archive that does not match."""
     log_retention_days: int = Field(30, examples=[30])
     """Days the build logs are kept (default 30)."""
 
@@ -794,7 +794,7 @@ class RunnerConfig(_InstallsPulumiCli):
     """Pulumi CLI version the CodeBuild project installs (default the SDK's version)."""
     pulumi_cli_sha256: Optional[str] = Field(None, examples=["0123456789abcdef" * 4])
     """SHA-256 of that version's `pulumi-v<version>-linux-x64.tar.gz`, as Pulumi publishes it (default the
-    one pinned in components/pulumi_cli.py); the build refuses an archive that does not match."""
+    one pinned in components/master/pulumi_cli.py); the build refuses an archive that does not match."""
     build_timeout_minutes: int = Field(120, ge=5, le=2160, examples=[120])
     """Longest a runner build may take (default 120 minutes)."""
     build_compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = Field(
@@ -865,7 +865,7 @@ class CommonConfig(_Model):
     environment: Optional[str] = Field(None, examples=["staging"])
     """The data lake this stack belongs to (default none: the default environment, named as ever).
     Environment `<env>` has the stacks `master-<env>` and `silo-<env>-<account-id>`, its own files,
-    and physical names that start with `<namePrefix>-<env>` (components/environments.py)."""
+    and physical names that start with `<namePrefix>-<env>` (components/shared/environments.py)."""
     name_prefix: str = Field("datalake", examples=["acme-dl"])
     """Prefix of every physical name (default `datalake`): lowercase, 2-12 characters. In environment
     `<env>` the names start with `<namePrefix>-<env>` (at most 16 characters), which `name_prefix` then
@@ -1028,7 +1028,7 @@ class MasterConfig(CommonConfig):
                 version = section.pulumi_version
                 problems.append(
                     f"{NAMESPACE}:{name}.pulumiCliSha256: is required for Pulumi CLI {version} "
-                    f"({NAMESPACE}:{name}.pulumiVersion), which has no SHA-256 pinned in components/pulumi_cli.py; "
+                    f"({NAMESPACE}:{name}.pulumiVersion), which has no SHA-256 pinned in components/master/pulumi_cli.py; "
                     f"take the line of pulumi-v{version}-linux-x64.tar.gz from {CHECKSUMS_URL.format(version=version)}, "
                     f"for example: pulumi config set --path {NAMESPACE}:{name}.pulumiCliSha256 <64 hex digits>"
                 )

@@ -11,7 +11,7 @@ import json
 import sys
 from collections import Counter
 
-from components.errors import ConfigError
+from components.shared.errors import ConfigError
 
 from .harness import Recording
 from .stacks import run_master, run_silo

@@ -1,7 +1,7 @@
 """The dropzone console on 127.0.0.1: static files, the credential-vending API and moto_server.
 
 What CloudFront does in the cloud, `ConsoleServer` does here: it serves `functions/console/` with
-the production security headers (`components.console.security_headers`) and SPA rule
+the production security headers (`components.silo.console.security_headers`) and SPA rule
 (`spa_target`), generates `config.json`, and passes `/api/*` to `CredentialVendingApi.dispatch`
 (the same handlers the Lambda runs) over boto3 clients pointed at a `moto_server`.
 
@@ -41,7 +41,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 if str(PROJECT_DIR / "functions") not in sys.path:  # the handlers import their sibling packages
     sys.path.insert(0, str(PROJECT_DIR / "functions"))
 
-from components.console import (  # noqa: E402
+from components.silo.console import (  # noqa: E402
     API_PREFIX,
     CALLBACK_PATH,
     CONSOLE_DIR,

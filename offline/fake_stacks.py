@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional, TextIO, Union
 
-from components.errors import StackLockedError, StackOperationError
+from components.shared.errors import StackLockedError, StackOperationError
 from runner.model import StackInfo
 from runner.stack_ops import SILO_NAME_READERS, Versions
 

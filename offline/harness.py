@@ -20,15 +20,15 @@ from pulumi.runtime import mocks as runtime_mocks
 from pulumi.runtime import rpc
 
 from components.config import decode_structured
-from components.pulumi_cli import PULUMI_CLI_SHA256, PULUMI_CLI_VERSION
-from components.pulumi_names import (
+from components.master.pulumi_cli import PULUMI_CLI_SHA256, PULUMI_CLI_VERSION
+from components.shared.pulumi_names import (
     DIY_ORGANIZATION,
     PulumiNameError,
     backend_kind_of_organization,
     check_stack_name,
     parse_stack_reference,
 )
-from components.iam import dns_suffix_of, partition_of
+from components.shared.iam import dns_suffix_of, partition_of
 
 PROJECT = "datalake"
 MASTER_ACCOUNT_ID = "111111111111"
@@ -514,7 +514,7 @@ def default_component_outputs() -> dict[str, Callable[[str, Mapping[str, Any]], 
     return {"awsx:ec2:Vpc": awsx_vpc_outputs}
 
 
-# Offline runs only: a stand-in for CLI checksums components/pulumi_cli.py does not pin yet (see its
+# Offline runs only: a stand-in for CLI checksums components/master/pulumi_cli.py does not pin yet (see its
 # TO BE FILLED note), so the master evaluates offline. A real build would refuse this value.
 CLI_SHA256_STAND_IN = "0" * 64
 

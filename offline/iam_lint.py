@@ -140,7 +140,7 @@ ALLOWED: tuple[Allowance, ...] = (
         "capacity reservations' (Athena API reference, TagResource: https://docs.aws.amazon.com/athena/"
         "latest/APIReference/API_TagResource.html); parliament's definition lacks the data catalog. Only "
         "findings about those three actions on `datacatalog/...` resources are allowed (the runner's "
-        "targeted update of the master's per-silo catalogs, components/runner_triggers.py).",
+        "targeted update of the master's per-silo catalogs, components/master/runner_triggers.py).",
         _athena_data_catalog_tagging,
     ),
     Allowance(

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from components.environments import master_stack_file, master_stack_name, resource_prefix, silo_stack_name, silo_template_file
-from components.iam import partition_of
+from components.shared.environments import master_stack_file, master_stack_name, resource_prefix, silo_stack_name, silo_template_file
+from components.shared.iam import partition_of
 
 from .harness import MASTER_ACCOUNT_ID, REGION, SILO_ACCOUNT_ID, Recording, run_program
 

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Optional, TextIO
 
-from components.errors import StackLockedError
+from components.shared.errors import StackLockedError
 
 from .ledger import SUCCEEDED, Ledger, LedgerEntry
 from .model import Action, Discovery, OperationResult, PlannedOperation, Result, StackInfo, account_of_stack, stack_name

@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components.config import MasterConfig
-from components.environments import master_stack_name
-from components.encryption import key_admin_statement
-from components.errors import UsageError
-from components.iam import AccountContext, partition_of, policy_document, statement
-from components.naming import plain_bucket_name
-from components.secure_bucket import access_log_delivery_statement, baseline_bucket_statements
-from components.storage import access_log_encryption_statement
+from components.shared.environments import master_stack_name
+from components.shared.encryption import key_admin_statement
+from components.shared.errors import UsageError
+from components.shared.iam import AccountContext, partition_of, policy_document, statement
+from components.shared.naming import plain_bucket_name
+from components.shared.secure_bucket import access_log_delivery_statement, baseline_bucket_statements
+from components.shared.storage import access_log_encryption_statement
 
 log = logging.getLogger("runner.bootstrap")
 
@@ -134,7 +134,7 @@ def settings_from(
     alias = key_alias or configured_alias or f"{prefix}-pulumi-state"
     if alias == f"{prefix}-master":
         raise UsageError(
-            f"key alias {alias!r} is the master stack's own key (components/master.py creates it); "
+            f"key alias {alias!r} is the master stack's own key (components/master/account.py creates it); "
             f"bootstrap needs another one, for example --key-alias {prefix}-pulumi-state"
         )
     for operator in operators:
@@ -182,7 +182,7 @@ def _check_operator(arn: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The documents bootstrap writes. Built with the program's own helpers (components/iam.py,
+# The documents bootstrap writes. Built with the program's own helpers (components/shared/iam.py,
 # secure_bucket.py), so the state bucket has the posture of every bucket the programs create.
 
 
@@ -260,7 +260,7 @@ def lifecycle_rules(s: BootstrapSettings, *, log_bucket: bool) -> list[dict[str,
 def deployer_policy(s: BootstrapSettings, key_arn: str) -> dict[str, Any]:
     """What `pulumi up -s master` needs, scoped to the names the master program gives its resources.
 
-    One statement per resource family of components/master.py (the test maps every resource type of
+    One statement per resource family of components/master/account.py (the test maps every resource type of
     the master program to one of them). Explicit denies keep the deployer away from the backend's own
     configuration and from its own role.
     """

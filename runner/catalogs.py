@@ -1,7 +1,7 @@
 """The master's per-silo Athena catalogs follow the silos: a targeted master update after silo changes.
 
 The master program declares one GLUE data catalog per ACTIVE account of the silo OU, asked from
-Organizations at deploy time (`components/analytics.py`). So a new silo is queryable from the master
+Organizations at deploy time (`components/master/analytics.py`). So a new silo is queryable from the master
 only after the master is deployed again, and a retired silo's catalog stays until then. After a run
 in which a create or a retirement (a destroy or a forget, not a pending one) succeeded, the runner
 updates the master stack through the same `StackOperations` interface, **targeted at exactly the
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional, TextIO
 
-from components.errors import StackOperationError
+from components.shared.errors import StackOperationError
 
 from .model import Action, OperationResult, Result
 

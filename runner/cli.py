@@ -24,9 +24,9 @@ from typing import Any, Optional
 import yaml
 
 from components.config import MasterConfig, parse_stack_config
-from components.delivery import STAGE_BUILD_TIMEOUT_MINUTES
-from components.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
-from components.pulumi_names import backend_kind_of_url
+from components.master.delivery import STAGE_BUILD_TIMEOUT_MINUTES
+from components.shared.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
+from components.shared.pulumi_names import backend_kind_of_url
 
 from . import lifecycle_commands
 from .bootstrap import add_parser as add_bootstrap_parser

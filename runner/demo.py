@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 
 log = logging.getLogger("runner.demo")
 

@@ -37,7 +37,7 @@ from typing import Any, Optional, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.errors import DiscoveryError
+from components.shared.errors import DiscoveryError
 
 from .model import Account, Discovery, exclusion
 

@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 
 from .ledger import content_digest
 from .model import OperationResult, Plan, PlannedOperation, Result

@@ -1,6 +1,6 @@
 """`python -m runner --env <env>`: which files a run reads, and the checks that keep environments apart.
 
-The names are in `components/environments.py`. A run of environment `<env>` reads
+The names are in `components/shared/environments.py`. A run of environment `<env>` reads
 `Pulumi.master-<env>.yaml`, `Pulumi.silo-template-<env>.yaml` and `silos-<env>/`, sees only the
 stacks `silo-<env>-<account-id>` and creates only those. Without `--env` (and without
 `$DATALAKE_ENVIRONMENT`, which the runner's CodeBuild project of a named environment sets) it is
@@ -23,8 +23,8 @@ from typing import Any, Optional
 
 import yaml
 
-from components.environments import environment_problem, master_stack_file, silo_settings_dir, silo_template_file
-from components.errors import UsageError
+from components.shared.environments import environment_problem, master_stack_file, silo_settings_dir, silo_template_file
+from components.shared.errors import UsageError
 
 ENVIRONMENT_VARIABLE = "DATALAKE_ENVIRONMENT"
 ENVIRONMENT_KEY = "datalake:environment"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from components.errors import StackLockedError, StackOperationError
+from components.shared.errors import StackLockedError, StackOperationError
 
 from .model import Action, OperationResult, PlannedOperation, Result
 from .partners import RevokePartners, unreachable_note

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 
 from .ledger import Ledger
 from .model import Action, Plan, StackInfo

@@ -6,8 +6,8 @@ import enum
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from components.environments import account_of_silo_stack, name_namespace, silo_stack_name
-from components.silo_settings import Override
+from components.shared.environments import account_of_silo_stack, name_namespace, silo_stack_name
+from components.silo.settings import Override
 
 STACK_PREFIX = "silo-"
 ACTIVE = "ACTIVE"

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional, TextIO
 
-from components.errors import StackOperationError
-from components.environments import name_namespace
+from components.shared.errors import StackOperationError
+from components.shared.environments import name_namespace
 from functions.dropzone_partners.partners import partner_path, revoke_silo_partners
 
 from .model import PlannedOperation

@@ -25,8 +25,8 @@ from typing import Any, Optional, Union
 import yaml
 
 from components.config import SILO_NAME_PATTERN, parse_stack_config
-from components.errors import UsageError
-from components.silo_settings import SiloSettingsError
+from components.shared.errors import UsageError
+from components.silo.settings import SiloSettingsError
 
 from .model import Account, Action, Discovery, Plan, PlannedOperation, StackInfo, exclusion, stack_name
 from .silo_config import SiloLayers, render_or_collect

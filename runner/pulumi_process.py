@@ -32,7 +32,7 @@ from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult, OnOutput
 from pulumi.automation.errors import create_command_error
 
-from components.errors import StackOperationError
+from components.shared.errors import StackOperationError
 
 WORKSPACES_DIR = "workspaces"
 PLUGINS_DIR = "plugins"

@@ -68,7 +68,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Protocol, TextIO
 
-from components.errors import StackLockedError, StackOperationError, UsageError
+from components.shared.errors import StackLockedError, StackOperationError, UsageError
 
 from .model import Action, PlannedOperation
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from components.errors import UsageError
-from components.silo_settings import PROFILES_DIR
+from components.shared.errors import UsageError
+from components.silo.settings import PROFILES_DIR
 
 from .model import Account, OperationResult, Plan, PlannedOperation, Result
 

@@ -32,8 +32,8 @@ from urllib.parse import parse_qs, urlparse
 import yaml
 
 from components.config import MasterConfig
-from components.errors import RunnerError, StackOperationError, UsageError
-from components.naming import plain_bucket_name
+from components.shared.errors import RunnerError, StackOperationError, UsageError
+from components.shared.naming import plain_bucket_name
 
 from .recovery import CREATING, pending_operations
 from .report import ReportStore, table

@@ -26,7 +26,7 @@ from typing import Any, Optional, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.errors import RunnerError, UsageError
+from components.shared.errors import RunnerError, UsageError
 from cost.estimate import PRICE_TABLE, load_price_table, load_storage_prices
 
 from .ledger import Ledger, LedgerEntry, now_iso

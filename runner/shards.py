@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 
 from .model import Action, Plan, PlannedOperation
 

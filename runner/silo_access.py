@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from components.iam import partition_of
+from components.shared.iam import partition_of
 
 ClientFactory = Callable[[str, str], Any]
 """(account id, service name) → a boto3 client whose calls act in that account."""

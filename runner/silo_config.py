@@ -1,6 +1,6 @@
 """Every silo's config, rendered and validated before any stack is touched.
 
-The layers and merge rules are in `components/silo_settings.py` (the master program reads the same
+The layers and merge rules are in `components/silo/settings.py` (the master program reads the same
 files for the silos' regions). Here the runner checks them, in this order, and stops at the first
 stage that fails, so one broken template is reported once rather than once per account:
 
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components.config import PREFIX_AND_SILO_BUDGET, parse_stack_config
-from components.environments import resource_prefix, silo_stack_name
-from components.errors import ConfigError
-from components.silo_settings import PROFILE_TAG, Layered, SiloSettings, SiloSettingsError, annotate
+from components.shared.environments import resource_prefix, silo_stack_name
+from components.shared.errors import ConfigError
+from components.silo.settings import PROFILE_TAG, Layered, SiloSettings, SiloSettingsError, annotate
 
 from .model import Account
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Protocol, TextIO
 
 import yaml
 
-from components.errors import StackLockedError, StackOperationError, UsageError
+from components.shared.errors import StackLockedError, StackOperationError, UsageError
 
 from .model import StackInfo, account_of_stack
 

@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 
 from .discovery import Backoff, DiscoverySettings, describe_outside, discover, with_outside
 from .model import Plan, PlannedOperation, StackInfo

@@ -288,7 +288,7 @@ def test_records_are_posted_as_json_signed_for_execute_api():
 def test_the_sample_records_fit_the_template_s_dataset():
     import jsonschema
 
-    from components.schema import json_array_schema, json_schema
+    from components.silo.schema import json_array_schema, json_schema
     from offline.stacks import silo_config
 
     (dataset,) = parse_stack_config("s", silo_config()).datasets

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from components.analytics import OrgAccount, catalog_names, ou_id_of
+from components.master.analytics import OrgAccount, catalog_names, ou_id_of
 from offline.harness import DESCENDANT_ACCOUNTS, descendant_accounts
 from offline.stacks import master_config, run_master
 
@@ -110,7 +110,7 @@ def test_results_bucket_expires_old_results(master):
 @pytest.mark.parametrize("prefix", ["Silo_", "1silo", "silo-", ""])
 def test_bad_catalog_prefix_is_rejected_with_the_key(prefix):
     from components.config import parse_stack_config
-    from components.errors import ConfigError
+    from components.shared.errors import ConfigError
 
     config = master_config()
     config["datalake:analytics"] = {"catalogPrefix": prefix}

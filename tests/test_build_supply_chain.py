@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from components.config import DeliveryConfig, RunnerConfig
-from components.errors import ConfigError
-from components.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256, PULUMI_CLI_VERSION, RUNTIME_REQUIREMENTS
+from components.shared.errors import ConfigError
+from components.master.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256, PULUMI_CLI_VERSION, RUNTIME_REQUIREMENTS
 from offline.harness import CLI_SHA256_STAND_IN
 from offline.stacks import PROJECT_DIR, master_config, run_master
 
@@ -113,7 +113,7 @@ def test_an_unpinned_cli_is_a_config_error_before_anything_is_deployed():
         env = {v["name"]: v["value"] for v in project.inputs["environment"]["environmentVariables"]}
         assert env["PULUMI_CLI_SHA256"] == PULUMI_CLI_SHA256[PULUMI_CLI_VERSION]
         return
-    # components/pulumi_cli.py: the 3.272.0 checksum is still TO BE FILLED.
+    # components/master/pulumi_cli.py: the 3.272.0 checksum is still TO BE FILLED.
     with pytest.raises(ConfigError) as error:
         run_master(cli_checksum_stand_in=False)
     url = f"https://get.pulumi.com/releases/sdk/pulumi-{PULUMI_CLI_VERSION}-checksums.txt"

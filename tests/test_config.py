@@ -6,7 +6,7 @@ import pulumi
 import pytest
 
 from components.config import MasterConfig, SiloConfig, parse_stack_config
-from components.errors import ConfigError
+from components.shared.errors import ConfigError
 from offline.stacks import master_config, run_silo, silo_config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import parse_stack_config
-from components.errors import ConfigError
+from components.shared.errors import ConfigError
 from offline.stacks import silo_config
 
 GOOD = {
@@ -158,7 +158,7 @@ def quality(*rules, **settings) -> dict:
 
 
 def test_quality_rules_of_every_kind_are_accepted_and_reach_the_job_argument():
-    from components.schema import job_datasets_argument
+    from components.silo.schema import job_datasets_argument
 
     rules = [
         {"name": "amount_positive", "column": "amount", "min": 0.01, "max": 10000},

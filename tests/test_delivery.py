@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components.config import parse_stack_config
-from components.errors import ConfigError
+from components.shared.errors import ConfigError
 from offline.stacks import master_config, run_master
 
 PIPELINE = "aws:codepipeline/pipeline:Pipeline"

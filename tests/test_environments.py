@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.environments import account_of_silo_stack, master_stack_name, silo_stack_name
-from components.errors import ConfigError
-from components.pulumi_names import check_stack_name
+from components.shared.environments import account_of_silo_stack, master_stack_name, silo_stack_name
+from components.shared.errors import ConfigError
+from components.shared.pulumi_names import check_stack_name
 from offline.fake_stacks import FakeStackOperations
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, run_program
 from offline.names import default_names, name_values

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from components.config import parse_stack_config
-from components.etl import GLUE_DIR
+from components.silo.etl import GLUE_DIR
 from offline.harness import SILO_ACCOUNT_ID, Recording
 from offline.stacks import run_silo, silo_config
 
@@ -109,7 +109,7 @@ def test_scripts_are_encrypted_and_change_when_the_code_changes(silo):
     for script in scripts_of(silo):
         name = Path(script.inputs["key"]).name
         assert (script.inputs["serverSideEncryption"], script.inputs["kmsKeyId"]) == ("aws:kms", key)
-        # Independently of components.etl.file_hash: the SHA-256 of the file's bytes.
+        # Independently of components.silo.etl.file_hash: the SHA-256 of the file's bytes.
         assert script.inputs["sourceHash"] == hashlib.sha256((GLUE_DIR / name).read_bytes()).hexdigest()
 
 
@@ -117,14 +117,14 @@ def test_editing_a_script_changes_its_source_hash(tmp_path, monkeypatch):
     """Pulumi re-uploads an object when `sourceHash` changes: an edited script must change it."""
     import shutil
 
-    import components.etl
+    import components.silo.etl
 
     before = {Path(s.inputs["key"]).name: s.inputs["sourceHash"] for s in scripts_of(run_silo())}
     edited = tmp_path / "glue"
     shutil.copytree(GLUE_DIR, edited)
     with (edited / "job.py").open("a") as handle:
         handle.write("\n# edited\n")
-    monkeypatch.setattr(components.etl, "GLUE_DIR", edited)
+    monkeypatch.setattr(components.silo.etl, "GLUE_DIR", edited)
     after = {Path(s.inputs["key"]).name: s.inputs["sourceHash"] for s in scripts_of(run_silo())}
     assert after["job.py"] != before["job.py"]
     assert after["dataset_transform.py"] == before["dataset_transform.py"]

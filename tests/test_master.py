@@ -103,7 +103,7 @@ def test_alerts_topic_is_encrypted_and_only_this_accounts_services_publish(maste
 
 
 def test_master_exports_what_silo_stacks_read(master):
-    from components.silo import MASTER_OUTPUTS
+    from components.silo.account import MASTER_OUTPUTS
 
     assert set(MASTER_OUTPUTS) <= set(master.outputs)
     assert master.outputs["artifactBucketName"] == ARTIFACT_BUCKET

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import parse_stack_config
-from components.errors import ConfigError
+from components.shared.errors import ConfigError
 from offline.harness import MASTER_ACCOUNT_ID
 from offline.organizations_arns import parse
 from offline.stacks import master_config, run_master

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from components.config import parse_stack_config
-from components.errors import ConfigError
-from components.iam import dns_suffix_of
+from components.shared.errors import ConfigError
+from components.shared.iam import dns_suffix_of
 from functions.dropzone_partners.partners import Dropzone
 from offline.harness import SILO_ACCOUNT_ID, Recording, default_invokes
 from offline.sdk_contract import check_definition, definitions_of

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from statelint.linter import Linter
 
-from components.orchestration import FAILED, NOTIFY, UNREPORTED, DatasetLoad, PipelineTargets, pipeline_definition
+from components.silo.orchestration import FAILED, NOTIFY, UNREPORTED, DatasetLoad, PipelineTargets, pipeline_definition
 from offline.sdk_contract import reachable, successors
 from offline.harness import SILO_ACCOUNT_ID, Recording
 from offline.stacks import run_silo, silo_config

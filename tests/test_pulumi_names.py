@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from components.config import parse_stack_config
-from components.errors import ConfigError
-from components.pulumi_names import (
+from components.shared.errors import ConfigError
+from components.shared.pulumi_names import (
     DIY,
     SERVICE,
     PulumiNameError,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.errors import StackLockedError
+from components.shared.errors import StackLockedError
 from offline.fake_stacks import FakeStackOperations
 from runner.bookkeeping import LedgerBook, RecordingOperations, coalesced_results
 from runner.execution import ExecutionSettings, execute

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from components.config import parse_stack_config
-from components.errors import UsageError
+from components.shared.errors import UsageError
 from offline.harness import MASTER_ACCOUNT_ID
 from offline.stacks import master_config, run_master
 from runner.bootstrap import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 
-from components.errors import StackOperationError
+from components.shared.errors import StackOperationError
 from offline.fake_stacks import FakeStackOperations, export_of
 from offline.harness import DESCENDANT_ACCOUNTS, descendant_accounts
 from offline.stacks import run_master

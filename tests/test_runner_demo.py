@@ -65,7 +65,7 @@ def test_file_backend_reader_refuses_to_change_stacks(tmp_path):
 
     import pytest
 
-    from components.errors import UsageError
+    from components.shared.errors import UsageError
 
     reader = FileBackendStacks(tmp_path)
     with pytest.raises(UsageError, match="up needs the pulumi CLI"):

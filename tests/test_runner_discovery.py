@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.errors import DiscoveryError
+from components.shared.errors import DiscoveryError
 from offline.boto_faults import fail_with_error
 from runner.discovery import Backoff, DiscoverySettings, describe_outside, discover
 

@@ -23,7 +23,7 @@ import pytest
 from moto import mock_aws
 from statelint.linter import Linter
 
-from components.runner_engine import (
+from components.master.runner_engine import (
     ACCOUNT_EVENT_SHAPES,
     RolloutSettings,
     account_event_pattern,

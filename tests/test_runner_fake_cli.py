@@ -141,7 +141,7 @@ def test_a_locked_stack_in_the_fake_becomes_stack_locked_error(fake, tmp_path):
 
 def test_the_fake_refuses_what_a_diy_backend_refuses(fake):
     ops = automation(fake, org="acme")
-    from components.errors import StackOperationError
+    from components.shared.errors import StackOperationError
 
     with pytest.raises(StackOperationError, match="organization name must be 'organization'"):
         ops.create_stack("silo-123456789012", {})

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 from runner.ledger import DriftCheck, Ledger, LedgerEntry, bundle_digest, fingerprint
 
 BASE = {"bundle": "sha256:aa", "config": {"aws:region": "eu-west-1", "datalake:siloName": "sales"}, "cli_version": "3.272.0",

@@ -14,8 +14,8 @@ from offline.boto_faults import fail_session_with_error, fail_with_error, operat
 from offline.fake_stacks import FakeStackOperations
 from runner.execution import ExecutionSettings, execute
 from runner.model import Action, PlannedOperation, Result, StackInfo
-from components.errors import StackLockedError
-from components.iam import partition_of
+from components.shared.errors import StackLockedError
+from components.shared.iam import partition_of
 from runner.partners import AssumedRoleIam, PartnerRevoker
 
 SILO_ACCOUNT = "111111111111"
@@ -209,7 +209,7 @@ def test_a_locked_destroy_is_retried_and_keeps_the_revocation_note(accounts, tmp
         def destroy(self, name, log):
             if not any(c == ("destroy", name) for c in self.calls):
                 self._record("destroy", name)
-                from components.errors import StackLockedError
+                from components.shared.errors import StackLockedError
 
                 raise StackLockedError(f"{name}: locked")
             return super().destroy(name, log)

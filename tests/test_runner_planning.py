@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.config import SILO_NAME_PATTERN, parse_stack_config
-from components.errors import ConfigError, UsageError
+from components.shared.errors import ConfigError, UsageError
 from offline.stacks import PROJECT_DIR
 from runner.model import Account, Action, Discovery, StackInfo
 from runner.planning import PlanSettings, build_plan, derive_silo_name, load_template, seed_config

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.errors import StackOperationError, UsageError
+from components.shared.errors import StackOperationError, UsageError
 from runner.cli import Clients, main
 from runner.report import ReportStore
 from runner.restore import ZSTD_MAGIC, parse_state

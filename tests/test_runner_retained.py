@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 from runner.ledger import Ledger
 from runner.retained import (
     GIB,

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 from offline.stacks import PROJECT_DIR
 from runner.distributed import ITEMS_FILE, merge_reports, read_plan, select_batch, split_location, write_batch_results, write_plan
 from runner.model import Account, Action, Discovery, OperationResult, Plan, Result, StackInfo

@@ -14,7 +14,7 @@ from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import create_command_error
 
-from components.errors import StackLockedError, StackOperationError
+from components.shared.errors import StackLockedError, StackOperationError
 from runner import pulumi_process
 from runner.stack_ops import AutomationStackOperations, OperationTimeouts, write_stack_config
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from components.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256
+from components.master.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256
 from offline.harness import CLI_SHA256_STAND_IN, MASTER_ACCOUNT_ID
 from offline.organizations_arns import parse
 from offline.stacks import master_config, run_master
@@ -177,7 +177,7 @@ def test_bad_runner_settings_name_the_key_and_an_example():
     import pytest
 
     from components.config import parse_stack_config
-    from components.errors import ConfigError
+    from components.shared.errors import ConfigError
 
     config = {**master_config(), "datalake:runner": {"schedule": "hourly", "secretsProvider": "passphrase", "denyAccounts": ["1234"]}}
     with pytest.raises(ConfigError) as caught:
@@ -221,7 +221,7 @@ def stepfunctions_master():
 
 
 def test_the_stepfunctions_engine_deploys_the_rollout_state_machine(stepfunctions_master):
-    from components.runner_engine import RolloutSettings, rollout_definition
+    from components.master.runner_engine import RolloutSettings, rollout_definition
     from offline.sdk_contract import check_definition, definitions_of
     from statelint.linter import Linter
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.errors import UsageError
+from components.shared.errors import UsageError
 from runner.demo import MOVED_OUT, OPTED_OUT, seed_organization
 from runner.discovery import Backoff, DiscoverySettings
 from runner.model import StackInfo

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from components.config import parse_stack_config
-from components.errors import ConfigError
-from components.schema import (
+from components.shared.errors import ConfigError
+from components.silo.schema import (
     DeployedSchema,
     is_safe_widening,
     redshift_load_statements,

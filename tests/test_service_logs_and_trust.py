@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 import pytest
 
 from components.config import TRANSFER_SECURITY_POLICIES, ConfigError, parse_stack_config
-from components.sftp import SftpServerArgs
+from components.silo.sftp import SftpServerArgs
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording
 from offline.stacks import master_config, run_master, run_silo, silo_config
 from policy import rules

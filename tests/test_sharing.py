@@ -199,7 +199,7 @@ def test_no_policy_names_an_account_but_the_silo_and_the_master_only_in_its_gran
 
 
 def test_conditions_merge_per_operator_and_a_key_set_twice_is_refused():
-    from components.iam import merge_conditions
+    from components.shared.iam import merge_conditions
 
     assert merge_conditions(IN_ORG, {"StringEquals": {"kms:ViaService": "s3"}}, ANALYTICS) == {
         "StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5", "kms:ViaService": "s3"},

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from components.config import parse_stack_config
-from components.silo_settings import Override, SiloSettings, deep_merge
+from components.silo.settings import Override, SiloSettings, deep_merge
 from offline.fake_stacks import FakeStackOperations
 from offline.harness import DESCENDANT_ACCOUNTS, SILO_ACCOUNT_ID, descendant_accounts
 from offline.stacks import PROJECT_DIR, run_master, run_silo

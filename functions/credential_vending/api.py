@@ -258,7 +258,7 @@ class Route:
 
 ADMINS = frozenset({ADMIN_GROUP})
 EVERYONE = frozenset({ADMIN_GROUP, MEMBER_GROUP})
-# The API Gateway resources in `components/dropzone.py` are checked against this table by the tests.
+# The API Gateway resources in `components/silo/dropzone.py` are checked against this table by the tests.
 ROUTES = (
     Route("GET", "/partners", "list_partners", EVERYONE),
     Route("POST", "/partners", "create_partner", ADMINS),

@@ -252,7 +252,7 @@ class Dropzone:
                     "Effect": "Allow",
                     "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
                     "Resource": [self.key_arn],
-                    # components.iam.kms_via_service's rule (`.amazonaws.com` in every partition);
+                    # components.shared.iam.kms_via_service's rule (`.amazonaws.com` in every partition);
                     # this package ships inside Lambda functions, without the components.
                     "Condition": {
                         "StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"},
@@ -280,7 +280,7 @@ def staff_deny_statements(
     """Explicit Denies on the staff prefixes: their objects, and listings that start there.
 
     Shared by the partner policy above, the permissions boundary and the session and Transfer
-    roles (`components/dropzone.py`, which pass `pulumi.Output.concat` for `concat`). An explicit
+    roles (`components/silo/dropzone.py`, which pass `pulumi.Output.concat` for `concat`). An explicit
     Deny wins over any Allow, in a permissions boundary and in a session policy too
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
     """

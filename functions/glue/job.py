@@ -1,6 +1,6 @@
 """Glue entry point of the silo ETL job: bookmarked raw reads in, `dataset_transform` does the work.
 
-Job arguments (set by the Pulumi program, `components/etl.py`):
+Job arguments (set by the Pulumi program, `components/silo/etl.py`):
   --datasets          JSON list of the datasets' schemas and quality rules (name, columns, required,
                       dedupeKey, eventTimeColumn, quality)
   --raw_database      Glue database holding one raw table per dataset (Firehose's Parquet)

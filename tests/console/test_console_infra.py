@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components.config import parse_stack_config
-from components.console import (
+from components.silo.console import (
     ALL_VIEWER_EXCEPT_HOST_HEADER,
     CACHING_DISABLED,
     CONSOLE_DIR,
@@ -15,7 +15,7 @@ from components.console import (
     console_files,
     split_api_url,
 )
-from components.errors import ConfigError
+from components.shared.errors import ConfigError
 from offline.harness import SILO_ACCOUNT_ID, Recording
 from offline.stacks import run_silo as run_whole_silo, silo_config, without_data_flow
 

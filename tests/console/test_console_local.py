@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from components.console import security_headers
+from components.silo.console import security_headers
 from offline.console_local import CLIENT_ID, ConsoleServer, IdentityStandIn, create_dropzone
 from runner.demo import free_port
 
@@ -141,4 +141,4 @@ def test_pages_get_index_html_and_every_response_the_production_headers(servers)
         if "." not in path:
             assert body == index, path
     assert get(f"{server.origin}/missing.js")[0] == 404
-    assert get(f"{server.origin}/../components/console.py")[0] == 404
+    assert get(f"{server.origin}/../components/silo/console.py")[0] == 404

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from components.console import CONSOLE_DIR, VIEWER_REQUEST_FUNCTION, spa_target
+from components.silo.console import CONSOLE_DIR, VIEWER_REQUEST_FUNCTION, spa_target
 from credential_vending.api import groups_of, upload_key_problem
 from dropzone_partners.partners import RESERVED_NAMES, STAFF_PREFIX, cidr_problem, new_name_problem, tag_value_problem
 

@@ -20,10 +20,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from .iam import AccountContext, Statement, kms_via_service, policy_json, principal_in_ou, service_trust_policy, statement
-from .logs import encrypted_log_group
-from .naming import bounded_name, catalog_name
-from .roles import role_with_policy
+from ..shared.iam import AccountContext, Statement, kms_via_service, policy_json, principal_in_ou, service_trust_policy, statement
+from ..shared.logs import encrypted_log_group
+from ..shared.naming import bounded_name, catalog_name
+from ..shared.roles import role_with_policy
 
 REDSHIFT_PORT = 5439
 # What the namespace exports to CloudWatch Logs: connections, user changes, each query.

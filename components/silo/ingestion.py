@@ -19,12 +19,12 @@ import pulumi
 import pulumi_aws as aws
 
 from .catalog import catalog_arns
-from .config import DatasetConfig
-from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, service_trust_policy, statement
+from ..config import DatasetConfig
+from ..shared.iam import AccountContext, Statement, assume_role_policy, kms_via_service, service_trust_policy, statement
 from .api_logging import logged_stage
-from .logs import encrypted_log_group, log_group_arn
-from .naming import bounded_name
-from .roles import role_with_policy
+from ..shared.logs import encrypted_log_group, log_group_arn
+from ..shared.naming import bounded_name
+from ..shared.roles import role_with_policy
 from .schema import (
     FIREHOSE_DATE,
     RAW_PARTITION_KEY,

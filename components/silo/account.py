@@ -8,25 +8,25 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from .adoption import Adoption
+from ..shared.adoption import Adoption
 from .api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from .catalog import SiloCatalog, SiloCatalogArgs
-from .config import SiloConfig
+from ..config import SiloConfig
 from .console import Console, ConsoleArgs, console_decrypt_statement
 from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement, dropzone_bucket_statements
 from .etl import Etl, EtlArgs
-from .iam import AccountContext
-from .errors import ConfigError
+from ..shared.iam import AccountContext
+from ..shared.errors import ConfigError
 from .ingestion import Ingestion, IngestionArgs, deployed_raw_schema
-from .logs import logs_key_statement
-from .naming import bucket_name, bucket_output_key
-from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
+from ..shared.logs import logs_key_statement
+from ..shared.naming import bucket_name, bucket_output_key
+from ..shared.notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .orchestration import Pipeline, PipelineArgs
 from .schema import redshift_load_statements, schema_change_problems
-from .secure_bucket import bucket_arn
+from ..shared.secure_bucket import bucket_arn
 from .sftp import SftpServer, SftpServerArgs
 from .sharing import Reader, analytics_reader, master_reader, processed_bucket_statements, processed_key_statement
-from .storage import SiloStorage, SiloStorageArgs
+from ..shared.storage import SiloStorage, SiloStorageArgs
 from .warehouse import Warehouse, WarehouseArgs
 
 # Master outputs a silo reads; the master stack must keep exporting them.
@@ -65,7 +65,7 @@ class SiloAccount(pulumi.ComponentResource):
         self.master_outputs = {key: self.master.require_output(key) for key in MASTER_OUTPUTS}
 
         # Who reads the processed data: the analytics OU always; the master account (its org-wide
-        # Athena catalogs, components/analytics.py) unless `sharing.masterQueries` is off.
+        # Athena catalogs, components/master/analytics.py) unless `sharing.masterQueries` is off.
         self.readers: tuple[Reader, ...] = (analytics_reader(cfg.analytics_ou_path),)
         if cfg.sharing.master_queries:
             self.readers += (master_reader(self.master_outputs["accountId"], account.partition, cfg.organization_id),)

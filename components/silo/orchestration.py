@@ -22,9 +22,9 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, account_service_trust, statement
-from .naming import bounded_name
-from .roles import role_with_policy
+from ..shared.iam import AccountContext, Statement, account_service_trust, statement
+from ..shared.naming import bounded_name
+from ..shared.roles import role_with_policy
 from .schema import RAW_PARTITION_KEY
 
 NOTIFY = "NotifyFailure"

@@ -26,15 +26,17 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .. import FUNCTIONS_DIR
+
 from .catalog import catalog_arns
-from .config import DatasetConfig
-from .iam import AccountContext, Statement, assume_role_policy, statement
-from .logs import encrypted_log_group
-from .naming import bounded_name
-from .roles import role_with_policy
+from ..config import DatasetConfig
+from ..shared.iam import AccountContext, Statement, assume_role_policy, statement
+from ..shared.logs import encrypted_log_group
+from ..shared.naming import bounded_name
+from ..shared.roles import role_with_policy
 from .schema import job_datasets_argument
 
-GLUE_DIR = Path(__file__).resolve().parent.parent / "functions" / "glue"
+GLUE_DIR = FUNCTIONS_DIR / "glue"
 GLUE_SCRIPTS = ("job.py", "dataset_transform.py")
 SCRIPT_PREFIX = "glue/scripts"
 TEMP_PREFIX = "glue/temp"

@@ -15,7 +15,7 @@ own of everything:
 
 Environment names are 2-10 lowercase letters and digits, no hyphen: a hyphen would make
 `silo-<env>-<account-id>` ambiguous, and every stack name above stays within Pulumi's stack name
-rules (components/pulumi_names.py: `A-Za-z0-9_.-`, at most 100 characters).
+rules (components/shared/pulumi_names.py: `A-Za-z0-9_.-`, at most 100 characters).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import yaml
 
-from .errors import ConfigError, DatalakeError
+from ..shared.errors import ConfigError, DatalakeError
 
 PROFILE_TAG = "datalake:profile"
 PROFILES_DIR = "profiles"

@@ -7,8 +7,8 @@ from typing import Optional
 
 import pulumi
 
-from .iam import AccountContext, Statement, deploy_role_in_ou, kms_via_service, statement
-from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
+from ..shared.iam import AccountContext, Statement, deploy_role_in_ou, kms_via_service, statement
+from ..shared.secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
 
 def artifact_read_statement(arn: pulumi.Input[str], partition: pulumi.Input[str], role_name: str, ou_path: str) -> Statement:

@@ -19,11 +19,11 @@ from typing import Optional
 import pulumi
 
 from .analytics import OrgAccount, OrgAnalytics, OrgAnalyticsArgs
-from .encryption import EncryptionKey, EncryptionKeyArgs
-from .iam import AccountContext
-from .naming import bucket_name
-from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
-from .storage import access_log_encryption_statement
+from ..shared.encryption import EncryptionKey, EncryptionKeyArgs
+from ..shared.iam import AccountContext
+from ..shared.naming import bucket_name
+from ..shared.secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
+from ..shared.storage import access_log_encryption_statement
 
 MASTER_OWNER = "master"
 

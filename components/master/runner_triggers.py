@@ -21,10 +21,10 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from .config import RunnerConfig
+from ..config import RunnerConfig
 from .runner_engine import ACCOUNT_EVENT_SHAPES, RunnerEngine, RunnerEngineArgs, account_event_pattern, codebuild_event_input, state_machine_event_input
 from .pulumi_cli import INSTALL_COMMANDS, RUNTIME_REQUIREMENTS
-from .iam import AccountContext, Statement, account_service_trust, organizations_arns, policy_json, role_arn_pattern, statement
+from ..shared.iam import AccountContext, Statement, account_service_trust, organizations_arns, policy_json, role_arn_pattern, statement
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
 # Organizations API calls (CloudTrail) that change which accounts should have a silo stack; an
@@ -36,7 +36,7 @@ FAILED_BUILD_STATES = ("FAILED", "STOPPED", "TIMED_OUT")
 def runner_buildspec(python_version: str = "3.11") -> str:
     """The build: install the pinned Pulumi CLI and the runtime requirements, then `python -m runner $RUNNER_COMMAND`.
 
-    The CLI archive is checked against PULUMI_CLI_SHA256 (components/pulumi_cli.py) and only
+    The CLI archive is checked against PULUMI_CLI_SHA256 (components/master/pulumi_cli.py) and only
     requirements-runtime.txt is installed, from wheels: this role can assume the deploy role in
     every silo account. The command comes from an environment variable so the schedules can
     override it per target.

@@ -6,7 +6,7 @@ access files on s3 and run Athena queries". A silo shares its processed data wit
 - the **analytics OU**: any principal whose `aws:PrincipalOrgPaths` is under `analyticsOuPath`
   (never an account list);
 - the **master account** (`sharing.masterQueries`, default on): its Athena workgroup has one GLUE
-  catalog per silo (`components/analytics.py`), and the master is not in the analytics OU. The grant
+  catalog per silo (`components/master/analytics.py`), and the master is not in the analytics OU. The grant
   names the master's root principal (the master's own IAM policies then decide which of its
   principals may query) with an `aws:PrincipalOrgID` condition.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import pulumi
 
-from .iam import AccountContext, Statement, kms_via_service, merge_conditions, principal_in_ou, statement
+from ..shared.iam import AccountContext, Statement, kms_via_service, merge_conditions, principal_in_ou, statement
 
 BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
 BUCKET_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")

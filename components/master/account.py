@@ -11,17 +11,17 @@ import pulumi_aws as aws
 
 from .analytics import ACTIVE, OrgAccount, OrgAnalytics, OrgAnalyticsArgs, discover_accounts
 from .artifact_store import ArtifactStore, ArtifactStoreArgs, artifact_decrypt_statement
-from .config import DEFAULT_DEPLOY_ROLE, MasterConfig
-from .errors import ConfigError
+from ..config import DEFAULT_DEPLOY_ROLE, MasterConfig
+from ..shared.errors import ConfigError
 from .delivery import DeliveryPipeline, DeliveryPipelineArgs, build_logs_key_statement
-from .encryption import EncryptionKey, EncryptionKeyArgs
-from .iam import AccountContext
-from .naming import bucket_name
+from ..shared.encryption import EncryptionKey, EncryptionKeyArgs
+from ..shared.iam import AccountContext
+from ..shared.naming import bucket_name
 from .regional_analytics import RegionalAnalytics, RegionalAnalyticsArgs, master_access_logs_args
-from .notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
+from ..shared.notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .runner_triggers import RunnerTriggers, RunnerTriggersArgs, runner_logs_key_statement
-from .secure_bucket import SecureBucket
-from .storage import access_log_encryption_statement
+from ..shared.secure_bucket import SecureBucket
+from ..shared.storage import access_log_encryption_statement
 
 MASTER_OWNER = "master"
 # Services that report master failures (schedules, pipelines, builds) to the alerts topic.

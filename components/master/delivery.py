@@ -20,10 +20,10 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, account_service_trust, kms_via_service, org_path_pattern, organizations_arns, policy_json, statement
-from .logs import logs_service_key_statement
+from ..shared.iam import AccountContext, Statement, account_service_trust, kms_via_service, org_path_pattern, organizations_arns, policy_json, statement
+from ..shared.logs import logs_service_key_statement
 from .pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_VERSION, RUNTIME_REQUIREMENTS
-from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
+from ..shared.secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
 STAGES = ("Source", "Test", "Package", "Deploy")
@@ -60,7 +60,7 @@ phases:
 """
 
 # The deploy role can assume the deploy role in every silo account: it installs the checksummed CLI
-# archive and the runtime requirements only (components/pulumi_cli.py), from wheels.
+# archive and the runtime requirements only (components/master/pulumi_cli.py), from wheels.
 DEPLOY_BUILDSPEC = """\
 version: 0.2
 env:

@@ -15,10 +15,10 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, assume_role_policy, statement
-from .logs import encrypted_log_group
-from .naming import bounded_name
-from .roles import role_with_policy
+from ..shared.iam import AccountContext, assume_role_policy, statement
+from ..shared.logs import encrypted_log_group
+from ..shared.naming import bounded_name
+from ..shared.roles import role_with_policy
 
 
 # One JSON line per request in every stage's access log: who called what, and why it failed.

@@ -16,8 +16,8 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext
-from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
+from ..shared.iam import AccountContext
+from ..shared.secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
 
 # Athena catalog names allow 128 characters; keep room for a disambiguating `_<account id>`.
 MAX_CATALOG_NAME = 127

@@ -13,11 +13,12 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
+
+from .. import FUNCTIONS_DIR
 
 # The partner path, the staff prefix and what partners may do are a contract between these IAM
 # policies and the handlers: one definition.
@@ -30,13 +31,12 @@ from functions.dropzone_partners.partners import (
     staff_deny_statements,
 )
 
-from .adoption import NO_ADOPTION, Adoption
-from .iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
+from ..shared.adoption import NO_ADOPTION, Adoption
+from ..shared.iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
 from .api_logging import logged_stage
-from .logs import encrypted_log_group, logs_service_key_statement
-from .roles import role_with_policy
+from ..shared.logs import encrypted_log_group, logs_service_key_statement
+from ..shared.roles import role_with_policy
 
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 SHARED_PACKAGES = ("dropzone_partners",)
 LAMBDA_RUNTIME = "python3.12"
 ROUTES = (

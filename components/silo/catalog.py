@@ -8,8 +8,8 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from .iam import AccountContext, Statement, policy_json, statement
-from .naming import catalog_name
+from ..shared.iam import AccountContext, Statement, policy_json, statement
+from ..shared.naming import catalog_name
 from .sharing import Reader
 
 

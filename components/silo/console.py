@@ -28,12 +28,13 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_aws as aws
 
-from .adoption import NO_ADOPTION, Adoption
-from .iam import AccountContext, Statement, statement
-from .naming import bucket_name
-from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
+from .. import FUNCTIONS_DIR
 
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+from ..shared.adoption import NO_ADOPTION, Adoption
+from ..shared.iam import AccountContext, Statement, statement
+from ..shared.naming import bucket_name
+from ..shared.secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
+
 CONSOLE_DIR = FUNCTIONS_DIR / "console"
 VIEWER_REQUEST_FUNCTION = FUNCTIONS_DIR / "console_edge" / "viewer_request.js"
 

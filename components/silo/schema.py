@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .config import DECIMAL_TYPE_PATTERN, DatasetConfig
+from ..config import DECIMAL_TYPE_PATTERN, DatasetConfig
 
 # The raw partition Firehose writes (`<dataset>/ingest_date=YYYY-MM-DD/`, the UTC arrival date),
 # declared on the raw table; the ETL job reads it to key the quarantine. A name no dataset column
