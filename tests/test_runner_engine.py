@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from datetime import datetime, timezone
 
 import boto3
@@ -161,9 +162,41 @@ def env_of(state: dict) -> dict[str, str]:
     return {e["Name"]: e.get("Value", e.get("Value.$")) for e in state["Parameters"]["EnvironmentVariablesOverride"]}
 
 
+def _route(start_input: dict) -> tuple[list[str], dict]:
+    """Runs the definition's routing states (Route, StampTime, as built) in moto's Step Functions
+    interpreter, with the builds they lead to replaced by Succeed states (moto's parser refuses the
+    Distributed Map's `ItemBatcher`); returns the visited states and what TargetedApply was given."""
+    states = rollout_definition(SETTINGS)["States"]
+    routing = {"StartAt": "Route", "States": {"Route": states["Route"], "StampTime": states["StampTime"],
+                                              "TargetedApply": {"Type": "Succeed"}, "Plan": {"Type": "Succeed"}}}
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+        machine = sfn.create_state_machine(name="acme-dl-runner", definition=json.dumps(routing),
+                                           roleArn="arn:aws:iam::123456789012:role/runner-engine")["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps(start_input))["executionArn"]
+        deadline = time.time() + 30
+        # Polled by listing: moto cannot serialise a described output holding `$$.Execution.StartTime`.
+        while next(e for e in sfn.list_executions(stateMachineArn=machine)["executions"] if e["executionArn"] == execution)["status"] == "RUNNING":
+            assert time.time() < deadline, "execution did not finish"
+            time.sleep(0.05)
+        events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"] for e in events if "stateEnteredEventDetails" in e]
+    given = next((json.loads(e["input"]) for e in entered if e["name"] == "TargetedApply"), {})
+    return [e["name"] for e in entered], given
+
+
+def test_an_account_event_routes_to_a_targeted_build_with_its_time_and_a_hand_started_one_gets_the_start_time():
+    visited, given = _route({"accounts": "111122223333", "time": "2026-03-10T12:00:00Z"})
+    assert visited[:2] == ["Route", "TargetedApply"] and given == {"accounts": "111122223333", "time": "2026-03-10T12:00:00Z"}
+    visited, given = _route({"accounts": "111122223333"})
+    assert visited[:3] == ["Route", "StampTime", "TargetedApply"]
+    assert given["accounts"] == "111122223333" and given["time"][:2] == "20"  # the execution's start, ISO 8601
+    visited, _ = _route({})
+    assert visited[:2] == ["Route", "Plan"]
+
+
 def test_plan_map_merge_structure(definition):
     states = definition["States"]
-    assert states["Route"]["Choices"] == [{"Variable": "$.accounts", "IsPresent": True, "Next": "TargetedApply"}]
     assert states["Route"]["Default"] == "Plan"
     plan_uri = "States.Format('s3://acme-dl-master-pulumi-state-111111111111/runner-plans/{}/plan.json', $$.Execution.Name)"
     assert states["Plan"]["Resource"] == "arn:aws:states:::codebuild:startBuild.sync"

@@ -2,8 +2,8 @@
 
 The state machine, built here as a Python dict (`rollout_definition`):
 
-1. **Route**: an execution started with `{"accounts": "<id>[,<id>...]"}` (an Organizations event)
-   is a targeted run: one build of the *targeted* project runs `apply --account <id>` and ends.
+1. **Route**: an execution started with `{"accounts": "<id>[,<id>...]", "time": "<event time>"}` (an
+   Organizations event; without `time` the execution's start time stands in) is a targeted run: one build of the *targeted* project runs `apply --account <id>` and ends.
    Anything else is a full rollout:
 2. **Plan**: a build of the runner project runs `plan --plan-json s3://<state>/runner-plans/<execution>/plan.json`,
    which also writes `items.json` (one item per runnable operation, `runner/shards.py`);
@@ -176,8 +176,19 @@ def rollout_definition(settings: RolloutSettings) -> dict[str, Any]:
         "States": {
             "Route": {
                 "Type": "Choice",
-                "Choices": [{"Variable": "$.accounts", "IsPresent": True, "Next": "TargetedApply"}],
+                "Choices": [
+                    {"And": [{"Variable": "$.accounts", "IsPresent": True}, {"Variable": "$.time", "IsPresent": True}],
+                     "Next": "TargetedApply"},
+                    {"Variable": "$.accounts", "IsPresent": True, "Next": "StampTime"},
+                ],
                 "Default": "Plan",
+            },
+            # An execution started by hand with only `{"accounts": ...}`: a missing `$.time` would fail
+            # the build's parameters, so the execution's start stands in for the event's time.
+            "StampTime": {
+                "Type": "Pass",
+                "Parameters": {"accounts.$": "$.accounts", "time.$": "$$.Execution.StartTime"},
+                "Next": "TargetedApply",
             },
             "TargetedApply": {**targeted, "ResultPath": None, "Catch": [alert], "Next": "Done"},
             "Plan": {**plan, "ResultPath": None, "Catch": [alert], "Next": "Rollout"},
