@@ -189,6 +189,22 @@ def test_the_state_being_replaced_is_saved_first(backend, capsys):
     assert json.loads(saved.read_text())["deployment"] == V2
 
 
+def test_the_saved_state_is_encrypted_with_the_master_key_in_s3(backend, capsys):
+    s3, bucket, stacks, tmp_path = backend
+    kms = boto3.client("kms", region_name=REGION)
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName="alias/acme-dl-master", TargetKeyId=key)
+    old = put(s3, bucket, checkpoint(V1))
+    put(s3, bucket, checkpoint(V2))
+    args = ["restore", STACK, "--from", f"version:{old}", "--yes", f"--report-to=s3://{bucket}/runner-reports"]
+    assert main(args, Clients(stack_ops=stacks, s3=lambda: s3)) == 0
+    [saved] = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="runner-reports/restores/")["Contents"]]
+    head = s3.head_object(Bucket=bucket, Key=saved)
+    assert saved.endswith(f"-{STACK}/before.json") and head["ServerSideEncryption"] == "aws:kms"
+    # The master key, not the bucket's default one (moto answers the key id as sent; S3 answers its ARN).
+    assert head["SSEKMSKeyId"] == "alias/acme-dl-master"
+
+
 def test_pending_operations_of_the_restored_state_are_named_with_what_the_import_does_to_them(backend, capsys, tmp_path):
     source = tmp_path / "interrupted.json"
     create = {"resource": {**resource("silo-sales-curated"), "id": ""}, "type": "creating"}
