@@ -8,7 +8,9 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from components.config import TRANSFER_SECURITY_POLICIES, ConfigError, parse_stack_config
+from components.silo.config import TRANSFER_SECURITY_POLICIES
+from components.shared.errors import ConfigError
+from components.stack_config import parse_stack_config
 from components.silo.sftp import SftpServerArgs
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording
 from offline.stacks import master_config, run_master, run_silo, silo_config

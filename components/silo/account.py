@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from ..shared.adoption import Adoption
 from .api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from .catalog import SiloCatalog, SiloCatalogArgs
-from ..config import SiloConfig
+from .config import SiloConfig
 from .console import Console, ConsoleArgs, console_decrypt_statement
 from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement, dropzone_bucket_statements
 from .etl import Etl, EtlArgs

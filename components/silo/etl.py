@@ -29,7 +29,7 @@ import pulumi_aws as aws
 from .. import FUNCTIONS_DIR
 
 from .catalog import catalog_arns
-from ..config import DatasetConfig
+from .dataset_config import DatasetConfig
 from ..shared.iam import AccountContext, Statement, assume_role_policy, statement
 from ..shared.logs import encrypted_log_group
 from ..shared.naming import bounded_name

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .catalog import catalog_arns
-from ..config import DatasetConfig
+from .dataset_config import DatasetConfig
 from ..shared.iam import AccountContext, Statement, assume_role_policy, kms_via_service, service_trust_policy, statement
 from .api_logging import logged_stage
 from ..shared.logs import encrypted_log_group, log_group_arn

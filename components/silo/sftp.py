@@ -16,7 +16,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from ..config import TRANSFER_SECURITY_POLICIES
+from .config import TRANSFER_SECURITY_POLICIES
 from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn, role_with_policy
 from ..shared.iam import AccountContext, statement
 from ..shared.logs import encrypted_log_group
