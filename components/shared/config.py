@@ -79,6 +79,19 @@ def check_role_name(value: str) -> str:
     return require_match(ROLE_NAME_PATTERN, value, "an IAM role name (1-64 of letters, digits and +=,.@_-)")
 
 
+class StorageConfig(ConfigModel):
+    """Lifecycle settings of a silo's buckets (`SiloStorage`, components/shared/storage.py)."""
+
+    dropzone_expiration_days: int = Field(30, ge=1, le=3650, examples=[30])
+    """Days after which partner uploads in the dropzone bucket expire (default 30)."""
+    raw_infrequent_access_days: int = Field(30, ge=30, le=3650, examples=[30])
+    """Days after which raw objects move to STANDARD_IA (default 30; S3 requires at least 30)."""
+    noncurrent_version_expiration_days: int = Field(90, ge=1, le=3650, examples=[90])
+    """Days a superseded object version is kept before it expires (default 90)."""
+    abort_incomplete_multipart_days: int = Field(7, ge=1, le=365, examples=[7])
+    """Days after which unfinished multipart uploads are aborted (default 7)."""
+
+
 class CommonConfig(ConfigModel):
     """Keys both stack kinds share."""
 

@@ -20,6 +20,7 @@ from ..shared.config import (
     check_retention,
     require_match,
     SCHEDULE_PATTERN,
+    StorageConfig,
 )
 from ..shared.environments import master_stack_name
 from ..shared.iam import partition_of
@@ -70,19 +71,6 @@ def _check_cidrs(values: list[str]) -> list[str]:
         except ValueError:
             raise ValueError(f"got {value!r}, which is not a CIDR block such as 203.0.113.0/24") from None
     return values
-
-
-class StorageConfig(ConfigModel):
-    """Lifecycle settings of a silo's buckets."""
-
-    dropzone_expiration_days: int = Field(30, ge=1, le=3650, examples=[30])
-    """Days after which partner uploads in the dropzone bucket expire (default 30)."""
-    raw_infrequent_access_days: int = Field(30, ge=30, le=3650, examples=[30])
-    """Days after which raw objects move to STANDARD_IA (default 30; S3 requires at least 30)."""
-    noncurrent_version_expiration_days: int = Field(90, ge=1, le=3650, examples=[90])
-    """Days a superseded object version is kept before it expires (default 90)."""
-    abort_incomplete_multipart_days: int = Field(7, ge=1, le=365, examples=[7])
-    """Days after which unfinished multipart uploads are aborted (default 7)."""
 
 
 class DropzoneConfig(ConfigModel):
@@ -345,7 +333,7 @@ class SiloConfig(CommonConfig):
     dropzone: DropzoneConfig = Field(default_factory=DropzoneConfig, examples=[{"allowedOrigin": EXAMPLE_ORIGIN}])
     """The credential-vending API and its audit log (defaults: no CORS origin, MFA on, audit kept 365 days)."""
     sftp: SftpConfig = Field(default_factory=SftpConfig, examples=[{"enabled": True, "endpointType": "PUBLIC"}])
-    """The SFTP endpoint (default: on, public endpoint)."""
+    """The SFTP endpoint (default: off; when enabled, a public endpoint)."""
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, examples=[{"enabled": True, "priceClass": "PriceClass_100"}])
     """The dropzone's web console (default: on, `PriceClass_100`, 60-minute sessions)."""
     datasets: list[DatasetConfig] = Field(default_factory=list, examples=[[EXAMPLE_DATASET]])
