@@ -12,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from components.config import MasterConfig, SiloConfig, StackConfig, load_stack_config
+from components.master.config import MasterConfig
+from components.silo.config import SiloConfig
+from components.stack_config import StackConfig, load_stack_config
 from components.shared.environments import environment_problem, master_stack_name, silo_settings_dir, silo_stack_name, silo_template_file
 from components.shared.errors import ConfigError
 from components.silo.settings import REGION_KEY, SiloSettings, silo_regions

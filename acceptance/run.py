@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import yaml
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.shared.errors import ConfigError
 
 from . import aws

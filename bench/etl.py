@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "functions" / "glue"))
 sys.path.insert(0, str(ROOT))
 
-from components.config import parse_stack_config  # noqa: E402
+from components.stack_config import parse_stack_config  # noqa: E402
 from components.silo.schema import job_datasets_argument  # noqa: E402
 from dataset_transform import INTEGER_TYPES, DatasetSpec, parse_specs, run_dataset, transform  # noqa: E402
 from offline.spark import local_spark  # noqa: E402

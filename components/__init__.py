@@ -1,6 +1,6 @@
 """The data lake's Pulumi components, by area: `shared/` (keys, buckets, IAM helpers, naming, logs),
-`master/` (the master account's capabilities) and `silo/` (one project's data silo); `config.py`
-validates a stack's whole configuration."""
+`master/` (the master account's capabilities) and `silo/` (one project's data silo), each with the config models of its
+capabilities (`<area>/config.py`); `stack_config.py` validates a stack's whole configuration."""
 
 from pathlib import Path
 

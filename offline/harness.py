@@ -19,7 +19,7 @@ import pulumi
 from pulumi.runtime import mocks as runtime_mocks
 from pulumi.runtime import rpc
 
-from components.config import decode_structured
+from components.shared.config import decode_structured
 from components.master.pulumi_cli import PULUMI_CLI_SHA256, PULUMI_CLI_VERSION
 from components.shared.pulumi_names import (
     DIY_ORGANIZATION,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from components.config import MasterConfig
+from components.master.config import MasterConfig
 from components.shared.environments import master_stack_name
 from components.shared.encryption import key_admin_statement
 from components.shared.errors import UsageError

@@ -23,7 +23,8 @@ from typing import Any, Optional
 
 import yaml
 
-from components.config import MasterConfig, parse_stack_config
+from components.master.config import MasterConfig
+from components.stack_config import parse_stack_config
 from components.master.delivery import STAGE_BUILD_TIMEOUT_MINUTES
 from components.shared.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
 from components.shared.pulumi_names import backend_kind_of_url

@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 
 from .ledger import GRACE_STARTED, Ledger, LedgerEntry
 from .model import Action, OperationResult, Plan, PlannedOperation, Result, StackInfo

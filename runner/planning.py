@@ -24,7 +24,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from components.config import SILO_NAME_PATTERN, parse_stack_config
+from components.silo.config import SILO_NAME_PATTERN
+from components.stack_config import parse_stack_config
 from components.shared.errors import UsageError
 from components.silo.settings import SiloSettingsError
 

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from components.config import MasterConfig
+from components.master.config import MasterConfig
 from components.shared.errors import RunnerError, StackOperationError, UsageError
 from components.shared.naming import plain_bucket_name
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from components.config import PREFIX_AND_SILO_BUDGET, parse_stack_config
+from components.silo.config import PREFIX_AND_SILO_BUDGET
+from components.stack_config import parse_stack_config
 from components.shared.environments import resource_prefix, silo_stack_name
 from components.shared.errors import ConfigError
 from components.silo.settings import PROFILE_TAG, Layered, SiloSettings, SiloSettingsError, annotate

@@ -27,7 +27,7 @@ from acceptance.plan import Settings, render, steps
 from acceptance.preflight import Check, check_cli, preflight
 from acceptance.pulumi_cli import PulumiCli, runner_argv
 from acceptance.run import Run, main, master_stack_config, silo_template, validate
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 
 REGION = "eu-west-1"
 NO_SLEEP = lambda _: None  # noqa: E731

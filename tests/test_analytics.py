@@ -109,7 +109,7 @@ def test_results_bucket_expires_old_results(master):
 
 @pytest.mark.parametrize("prefix", ["Silo_", "1silo", "silo-", ""])
 def test_bad_catalog_prefix_is_rejected_with_the_key(prefix):
-    from components.config import parse_stack_config
+    from components.stack_config import parse_stack_config
     from components.shared.errors import ConfigError
 
     config = master_config()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import DeliveryConfig, RunnerConfig
+from components.master.config import DeliveryConfig, RunnerConfig
 from components.shared.errors import ConfigError
 from components.master.pulumi_cli import INSTALL_COMMANDS, PULUMI_CLI_SHA256, PULUMI_CLI_VERSION, RUNTIME_REQUIREMENTS
 from offline.harness import CLI_SHA256_STAND_IN
@@ -213,7 +213,7 @@ def test_dev_reinstalls_when_either_requirements_file_changes(tmp_path: Path):
 
 
 def test_a_malformed_cli_pin_names_the_key():
-    from components.config import parse_stack_config
+    from components.stack_config import parse_stack_config
 
     config = master_config()
     config["datalake:runner"] = {"pulumiCliSha256": "XYZ"}

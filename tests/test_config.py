@@ -5,7 +5,9 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.config import MasterConfig, SiloConfig, parse_stack_config
+from components.master.config import MasterConfig
+from components.silo.config import SiloConfig
+from components.stack_config import parse_stack_config
 from components.shared.errors import ConfigError
 from offline.stacks import master_config, run_silo, silo_config
 

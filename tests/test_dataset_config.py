@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.shared.errors import ConfigError
 from offline.stacks import silo_config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.silo.etl import GLUE_DIR
 from offline.harness import SILO_ACCOUNT_ID, Recording
 from offline.stacks import run_silo, silo_config

@@ -11,7 +11,7 @@ import airspeed
 import jsonschema
 import pytest
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.silo.ingestion import put_record_batch_template, put_record_template
 from offline.harness import SILO_ACCOUNT_ID, Recording
 from offline.stacks import run_silo, silo_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.shared.errors import ConfigError
 from offline.harness import MASTER_ACCOUNT_ID
 from offline.organizations_arns import parse

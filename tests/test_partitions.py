@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.shared.errors import ConfigError
 from components.shared.iam import dns_suffix_of
 from functions.dropzone_partners.partners import Dropzone

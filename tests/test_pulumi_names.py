@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.shared.errors import ConfigError
 from components.shared.pulumi_names import (
     DIY,

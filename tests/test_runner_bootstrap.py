@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.shared.errors import UsageError
 from offline.harness import MASTER_ACCOUNT_ID
 from offline.stacks import master_config, run_master

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from components.config import SILO_NAME_PATTERN, parse_stack_config
+from components.silo.config import SILO_NAME_PATTERN
+from components.stack_config import parse_stack_config
 from components.shared.errors import ConfigError, UsageError
 from offline.stacks import PROJECT_DIR
 from runner.model import Account, Action, Discovery, StackInfo

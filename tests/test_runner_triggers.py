@@ -176,7 +176,7 @@ def test_the_master_key_lets_logs_encrypt_only_the_runner_log_group(master):
 def test_bad_runner_settings_name_the_key_and_an_example():
     import pytest
 
-    from components.config import parse_stack_config
+    from components.stack_config import parse_stack_config
     from components.shared.errors import ConfigError
 
     config = {**master_config(), "datalake:runner": {"schedule": "hourly", "secretsProvider": "passphrase", "denyAccounts": ["1234"]}}

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.shared.errors import ConfigError
 from components.silo.schema import (
     DeployedSchema,

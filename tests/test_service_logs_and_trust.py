@@ -8,7 +8,9 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from components.config import TRANSFER_SECURITY_POLICIES, ConfigError, parse_stack_config
+from components.silo.config import TRANSFER_SECURITY_POLICIES
+from components.shared.errors import ConfigError
+from components.stack_config import parse_stack_config
 from components.silo.sftp import SftpServerArgs
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording
 from offline.stacks import master_config, run_master, run_silo, silo_config
@@ -203,4 +205,5 @@ def test_current_transfer_security_policies_are_accepted(name):
 
 def test_the_policy_pack_accepts_every_policy_the_config_does_and_the_component_refuses_others():
     assert set(TRANSFER_SECURITY_POLICIES) <= set(rules.CURRENT_TRANSFER_POLICIES)
-    assert SftpServerArgs.__dataclass_fields__["security_policy"].default in TRANSFER_SECURITY_POLICIES
+    # The component takes its policy from SftpConfig, which refuses any other (the test above).
+    assert SftpServerArgs.__dataclass_fields__["config"].default_factory().security_policy in TRANSFER_SECURITY_POLICIES

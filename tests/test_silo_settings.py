@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.silo.settings import Override, SiloSettings, deep_merge
 from offline.fake_stacks import FakeStackOperations
 from offline.harness import DESCENDANT_ACCOUNTS, SILO_ACCOUNT_ID, descendant_accounts

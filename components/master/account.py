@@ -11,7 +11,8 @@ import pulumi_aws as aws
 
 from .analytics import ACTIVE, OrgAccount, OrgAnalytics, OrgAnalyticsArgs, discover_accounts
 from .artifact_store import ArtifactStore, ArtifactStoreArgs, artifact_decrypt_statement
-from ..config import DEFAULT_DEPLOY_ROLE, MasterConfig
+from ..shared.config import DEFAULT_DEPLOY_ROLE
+from .config import MasterConfig
 from ..shared.errors import ConfigError
 from .delivery import DeliveryPipeline, DeliveryPipelineArgs, build_logs_key_statement
 from ..shared.encryption import EncryptionKey, EncryptionKeyArgs

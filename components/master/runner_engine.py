@@ -32,7 +32,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
-from ..config import RunnerConfig
+from .config import RunnerConfig
 from ..shared.iam import AccountContext, Statement, account_service_trust, concat, policy_json, statement
 
 PLAN_PREFIX = "runner-plans"

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from ..config import RunnerConfig
+from .config import RunnerConfig
 from .runner_engine import ACCOUNT_EVENT_SHAPES, RunnerEngine, RunnerEngineArgs, account_event_pattern, codebuild_event_input, state_machine_event_input
 from .pulumi_cli import INSTALL_COMMANDS, RUNTIME_REQUIREMENTS
 from ..shared.iam import AccountContext, Statement, account_service_trust, organizations_arns, policy_json, role_arn_pattern, statement

@@ -13,6 +13,8 @@ from .encryption import EncryptionKey, EncryptionKeyArgs
 from .iam import AccountContext, Statement, statement
 from .naming import bucket_name, bucket_output_key
 from .secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, StorageTransition
+from .config import StorageConfig
+from .context import SiloContext
 
 SILO_BUCKETS = ("raw", "processed", "dropzone", "athena-results", "access-logs")
 
@@ -32,28 +34,16 @@ def access_log_encryption_statement(account: AccountContext) -> Statement:
 class SiloStorageArgs:
     """Arguments of `SiloStorage`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
-    dropzone_expiration_days: int = 30
-    """Days after which dropzone uploads expire (default 30)."""
-    raw_infrequent_access_days: int = 30
-    """Days after which raw objects move to STANDARD_IA (default 30)."""
-    noncurrent_version_expiration_days: int = 90
-    """Days superseded versions are kept (default 90)."""
-    abort_incomplete_multipart_days: int = 7
-    """Days after which unfinished multipart uploads are aborted (default 7)."""
+    context: SiloContext
+    """The silo: account, names, key and tags (`SiloAccount` passes its own)."""
+    config: StorageConfig = field(default_factory=StorageConfig)
+    """The `datalake:storage` section: the buckets' lifecycle (default: its defaults)."""
     key_policy_statements: Sequence[Statement] = ()
     """Extra statements for the silo key's policy (e.g. analytics read grants). Default none."""
     bucket_policy_statements: Mapping[str, Callable[[pulumi.Output[str]], Sequence[Statement]]] = field(
         default_factory=dict
     )
     """Per bucket purpose, a builder of extra bucket policy statements from the bucket ARN. Default none."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of every resource (default none; `datalake:silo` is always added)."""
     adoption: Adoption = NO_ADOPTION
     """Retained key and buckets of a returning silo to import instead of create (default none)."""
 
@@ -73,16 +63,16 @@ class SiloStorage(pulumi.ComponentResource):
         unknown = set(args.bucket_policy_statements) - set(SILO_BUCKETS)
         if unknown:
             raise ValueError(f"bucket_policy_statements names unknown buckets {sorted(unknown)}; known: {SILO_BUCKETS}")
-        tags = {**args.tags, "datalake:silo": args.silo_name}
+        tags = {**args.context.tags, "datalake:silo": args.context.silo_name}
         child = pulumi.ResourceOptions(parent=self)
 
         self.key = EncryptionKey(
             f"{name}-key",
             EncryptionKeyArgs(
-                account=args.account,
-                alias=f"{args.name_prefix}-{args.silo_name}",
-                description=f"Data lake silo {args.silo_name}: every object of its buckets",
-                policy_statements=[access_log_encryption_statement(args.account), *args.key_policy_statements],
+                account=args.context.account,
+                alias=f"{args.context.name_prefix}-{args.context.silo_name}",
+                description=f"Data lake silo {args.context.silo_name}: every object of its buckets",
+                policy_statements=[access_log_encryption_statement(args.context.account), *args.key_policy_statements],
                 tags=tags,
                 adoption=args.adoption,
             ),
@@ -93,9 +83,9 @@ class SiloStorage(pulumi.ComponentResource):
             return SecureBucket(
                 f"{name}-{purpose}",
                 SecureBucketArgs(
-                    bucket_name=bucket_name(args.name_prefix, args.silo_name, purpose, args.account.account_id),
+                    bucket_name=bucket_name(args.context.name_prefix, args.context.silo_name, purpose, args.context.account.account_id),
                     purpose=purpose,
-                    account=args.account,
+                    account=args.context.account,
                     kms_key_arn=self.key.arn,
                     access_log_bucket=log_bucket,
                     receives_access_logs=log_bucket is None,
@@ -109,8 +99,8 @@ class SiloStorage(pulumi.ComponentResource):
 
         def lifecycle(**overrides) -> BucketLifecycle:
             return BucketLifecycle(
-                noncurrent_version_expiration_days=args.noncurrent_version_expiration_days,
-                abort_incomplete_multipart_days=args.abort_incomplete_multipart_days,
+                noncurrent_version_expiration_days=args.config.noncurrent_version_expiration_days,
+                abort_incomplete_multipart_days=args.config.abort_incomplete_multipart_days,
                 **overrides,
             )
 
@@ -119,11 +109,11 @@ class SiloStorage(pulumi.ComponentResource):
         self.buckets = {
             "raw": make(
                 "raw",
-                lifecycle(transitions=[StorageTransition(days=args.raw_infrequent_access_days, storage_class="STANDARD_IA")]),
+                lifecycle(transitions=[StorageTransition(days=args.config.raw_infrequent_access_days, storage_class="STANDARD_IA")]),
                 logs_to,
             ),
             "processed": make("processed", lifecycle(), logs_to),
-            "dropzone": make("dropzone", lifecycle(expiration_days=args.dropzone_expiration_days), logs_to),
+            "dropzone": make("dropzone", lifecycle(expiration_days=args.config.dropzone_expiration_days), logs_to),
             "athena-results": make("athena-results", lifecycle(), logs_to),
             "access-logs": access_logs,
         }

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 
-from ..shared.iam import AccountContext, assume_role_policy, statement
+from ..shared.iam import assume_role_policy, statement
 from ..shared.logs import encrypted_log_group
 from ..shared.naming import bounded_name
 from ..shared.roles import role_with_policy
+from ..shared.context import SiloContext
 
 
 # One JSON line per request in every stage's access log: who called what, and why it failed.
@@ -46,16 +47,10 @@ ACCESS_LOG_FORMAT = json.dumps(
 class ApiGatewayLoggingArgs:
     """Arguments of `ApiGatewayLogging`."""
 
-    account: AccountContext
-    """The account whose API Gateway setting this is."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
+    context: SiloContext
+    """The silo: account, names, key and tags (`SiloAccount` passes its own)."""
     log_group_names: Sequence[str] = ()
     """Access log groups (names, `*` allowed) API Gateway may write besides its execution logs (default none)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of the role (default none)."""
 
 
 class ApiGatewayLogging(pulumi.ComponentResource):
@@ -66,11 +61,11 @@ class ApiGatewayLogging(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiGatewayLoggingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:apilogging:ApiGatewayLogging", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account
+        account = args.context.account
         groups = ["API-Gateway-Execution-Logs_*", *args.log_group_names]
         role, _ = role_with_policy(
             name,
-            bounded_name(args.name_prefix, args.silo_name, "apigateway-logs"),
+            bounded_name(args.context.name_prefix, args.context.silo_name, "apigateway-logs"),
             # No aws:SourceAccount/aws:SourceArn: API Gateway documents neither for this role (its
             # setup guide's trust has none), and it does not send aws:SourceAccount when it assumes
             # integration roles (aws-solutions-library-samples/accelerated-intelligent-document-processing-on-aws#479).
@@ -86,7 +81,7 @@ class ApiGatewayLogging(pulumi.ComponentResource):
                     + [account.arn("logs", f"log-group:{group}:log-stream:*") for group in groups],
                 )
             ],
-            args.tags,
+            args.context.tags,
             child,
         )
         self.settings = aws.apigateway.Account(f"{name}-settings", cloudwatch_role_arn=role.arn, opts=child)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from ..shared.iam import AccountContext, Statement, policy_json, statement
 from ..shared.naming import catalog_name
+from ..shared.context import SiloContext
 from .sharing import Reader
 
 
@@ -39,17 +40,11 @@ def processed_catalog_statement(account: AccountContext, database: str, reader: 
 class SiloCatalogArgs:
     """Arguments of `SiloCatalog`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
+    context: SiloContext
+    """The silo: account, names, key and tags (`SiloAccount` passes its own)."""
     readers: tuple[Reader, ...] = ()
     """Who may read the processed database's metadata (`sharing.analytics_reader`,
     `sharing.master_reader`); default none: no catalog resource policy at all."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of the databases (default none)."""
 
 
 class SiloCatalog(pulumi.ComponentResource):
@@ -66,27 +61,27 @@ class SiloCatalog(pulumi.ComponentResource):
     def __init__(self, name: str, args: SiloCatalogArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:catalog:SiloCatalog", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.raw_database_name = catalog_name(args.name_prefix, args.silo_name, "raw")
-        self.processed_database_name = catalog_name(args.name_prefix, args.silo_name, "processed")
+        self.raw_database_name = catalog_name(args.context.name_prefix, args.context.silo_name, "raw")
+        self.processed_database_name = catalog_name(args.context.name_prefix, args.context.silo_name, "processed")
         self.raw_database = aws.glue.CatalogDatabase(
             f"{name}-raw",
             name=self.raw_database_name,
-            description=f"Silo {args.silo_name}: raw records as Firehose wrote them (Parquet, by ingestion date)",
-            tags=args.tags,
+            description=f"Silo {args.context.silo_name}: raw records as Firehose wrote them (Parquet, by ingestion date)",
+            tags=args.context.tags,
             opts=child,
         )
         self.processed_database = aws.glue.CatalogDatabase(
             f"{name}-processed",
             name=self.processed_database_name,
-            description=f"Silo {args.silo_name}: cleaned, typed, deduplicated data (shared read-only with analytics)",
-            tags=args.tags,
+            description=f"Silo {args.context.silo_name}: cleaned, typed, deduplicated data (shared read-only with analytics)",
+            tags=args.context.tags,
             opts=child,
         )
         outputs: dict[str, pulumi.Input[str]] = {
             "rawDatabase": self.raw_database.name,
             "processedDatabase": self.processed_database.name,
         }
-        grants = [processed_catalog_statement(args.account, self.processed_database_name, r) for r in args.readers]
+        grants = [processed_catalog_statement(args.context.account, self.processed_database_name, r) for r in args.readers]
         if grants:
             policy = aws.glue.ResourcePolicy(f"{name}-policy", policy=policy_json(grants), opts=child)
             outputs["catalogPolicyId"] = policy.id

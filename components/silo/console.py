@@ -34,6 +34,9 @@ from ..shared.adoption import NO_ADOPTION, Adoption
 from ..shared.iam import AccountContext, Statement, statement
 from ..shared.naming import bucket_name
 from ..shared.secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs, bucket_arn
+from ..shared.config import StorageConfig
+from ..shared.context import SiloContext
+from .config import ConsoleConfig
 
 CONSOLE_DIR = FUNCTIONS_DIR / "console"
 VIEWER_REQUEST_FUNCTION = FUNCTIONS_DIR / "console_edge" / "viewer_request.js"
@@ -199,12 +202,8 @@ def _key_name(relative: Path) -> str:
 class ConsoleArgs:
     """Arguments of `Console`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
+    context: SiloContext
+    """The silo: account, names, key and tags (`SiloAccount` passes its own)."""
     api_url: pulumi.Input[str]
     """Invoke URL of the credential-vending API including its stage, e.g.
     `https://abc123.execute-api.eu-west-1.amazonaws.com/prod`; served under `/api/*`."""
@@ -212,9 +211,6 @@ class ConsoleArgs:
     """The dropzone's Cognito user pool (groups `admin` and `member`)."""
     dropzone_bucket_name: pulumi.Input[str]
     """The silo's dropzone bucket: gets the CORS rule that lets the console upload into it."""
-    kms_key_arn: pulumi.Input[str]
-    """The silo key, which encrypts the app's files; its policy must hold
-    `console_decrypt_statement` so CloudFront can read them."""
     user_pool_domain: Optional[pulumi.Input[str]] = None
     """The pool's hosted-UI prefix domain, if the pool has one (default None: this component
     creates `<prefix>-<silo>-<account>`)."""
@@ -222,14 +218,11 @@ class ConsoleArgs:
     """Host name of the SFTP endpoint shown to users (default None: SFTP is off)."""
     access_log_bucket: Optional[pulumi.Input[str]] = None
     """Bucket receiving the console bucket's S3 access logs (default None: no access logging)."""
-    noncurrent_version_expiration_days: int = 90
-    """Days superseded versions of the app's files are kept (default 90, like the silo's buckets)."""
-    price_class: str = "PriceClass_100"
-    """CloudFront price class (default `PriceClass_100`: North America and Europe edges)."""
-    session_minutes: int = 60
-    """Lifetime of the ID and access tokens the console gets, in minutes (default 60)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of every resource that takes tags (default none)."""
+    config: ConsoleConfig = field(default_factory=ConsoleConfig)
+    """The `datalake:console` section: CloudFront price class and sign-in session length (default:
+    its defaults). `enabled` is the caller's to act on: this component always builds the console."""
+    noncurrent_version_expiration_days: int = StorageConfig.model_fields["noncurrent_version_expiration_days"].default
+    """Days superseded versions of the app's files are kept (default the silo buckets', `storage.noncurrentVersionExpirationDays`)."""
     adoption: Adoption = NO_ADOPTION
     """The retained files bucket of a returning silo to import instead of create (default none)."""
 
@@ -249,21 +242,21 @@ class Console(pulumi.ComponentResource):
     def __init__(self, name: str, args: ConsoleArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:console:Console", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        prefix = f"{args.name_prefix}-{args.silo_name}"
-        tags = {**args.tags, "datalake:silo": args.silo_name, "datalake:purpose": "console"}
+        prefix = f"{args.context.name_prefix}-{args.context.silo_name}"
+        tags = {**args.context.tags, "datalake:silo": args.context.silo_name, "datalake:purpose": "console"}
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
 
         # The origin's domain is derived from the bucket's name, not from the bucket resource, so
         # the distribution exists first and the bucket policy and key policy can name its ARN.
-        name_of_bucket = console_bucket_name(args.name_prefix, args.silo_name, args.account.account_id)
-        bucket_domain = pulumi.Output.concat(name_of_bucket, ".s3.", args.account.region, ".", partition.dns_suffix)
+        name_of_bucket = console_bucket_name(args.context.name_prefix, args.context.silo_name, args.context.account.account_id)
+        bucket_domain = pulumi.Output.concat(name_of_bucket, ".s3.", args.context.account.region, ".", partition.dns_suffix)
 
         # -- Cognito: hosted UI domain (unless the pool has one) -----------------------------
         if args.user_pool_domain is None:
             domain = aws.cognito.UserPoolDomain(
                 f"{name}-auth-domain",
-                domain=pulumi.Output.from_input(args.account.account_id).apply(
-                    lambda account_id: cognito_domain_prefix(args.name_prefix, args.silo_name, account_id)
+                domain=pulumi.Output.from_input(args.context.account.account_id).apply(
+                    lambda account_id: cognito_domain_prefix(args.context.name_prefix, args.context.silo_name, account_id)
                 ),
                 user_pool_id=args.user_pool_id,
                 opts=child,
@@ -271,19 +264,19 @@ class Console(pulumi.ComponentResource):
             domain_prefix: pulumi.Input[str] = domain.domain
         else:
             domain_prefix = args.user_pool_domain
-        self.auth_origin = pulumi.Output.concat("https://", domain_prefix, ".auth.", args.account.region, ".amazoncognito.com")
+        self.auth_origin = pulumi.Output.concat("https://", domain_prefix, ".auth.", args.context.account.region, ".amazoncognito.com")
 
         # -- CloudFront -----------------------------------------------------------------------
         oac = aws.cloudfront.OriginAccessControl(
             f"{name}-oac",
             name=f"{prefix}-console",
-            description=f"Dropzone console of silo {args.silo_name}: CloudFront signs every S3 request",
+            description=f"Dropzone console of silo {args.context.silo_name}: CloudFront signs every S3 request",
             origin_access_control_origin_type="s3",
             signing_behavior="always",
             signing_protocol="sigv4",
             opts=child,
         )
-        dropzone_origins = pulumi.Output.all(args.dropzone_bucket_name, args.account.region, partition.dns_suffix).apply(
+        dropzone_origins = pulumi.Output.all(args.dropzone_bucket_name, args.context.account.region, partition.dns_suffix).apply(
             lambda values: upload_origins(*values)
         )
         headers = pulumi.Output.all(self.auth_origin, dropzone_origins).apply(lambda values: security_headers(*values))
@@ -327,11 +320,11 @@ class Console(pulumi.ComponentResource):
         api = pulumi.Output.from_input(args.api_url).apply(split_api_url)
         self.distribution = aws.cloudfront.Distribution(
             f"{name}-distribution",
-            comment=f"Dropzone console of silo {args.silo_name}",
+            comment=f"Dropzone console of silo {args.context.silo_name}",
             enabled=True,
             is_ipv6_enabled=True,
             http_version="http2and3",
-            price_class=args.price_class,
+            price_class=args.config.price_class,
             default_root_object="index.html",
             origins=[
                 {
@@ -391,8 +384,8 @@ class Console(pulumi.ComponentResource):
             SecureBucketArgs(
                 bucket_name=name_of_bucket,
                 purpose="console",
-                account=args.account,
-                kms_key_arn=args.kms_key_arn,
+                account=args.context.account,
+                kms_key_arn=args.context.key,
                 access_log_bucket=args.access_log_bucket,
                 lifecycle=BucketLifecycle(noncurrent_version_expiration_days=args.noncurrent_version_expiration_days),
                 extra_policy_statements=lambda arn: [cloudfront_read_statement(arn, distribution_arn)],
@@ -418,8 +411,8 @@ class Console(pulumi.ComponentResource):
             explicit_auth_flows=["ALLOW_REFRESH_TOKEN_AUTH"],
             prevent_user_existence_errors="ENABLED",
             enable_token_revocation=True,
-            id_token_validity=args.session_minutes,
-            access_token_validity=args.session_minutes,
+            id_token_validity=args.config.session_minutes,
+            access_token_validity=args.config.session_minutes,
             refresh_token_validity=12,
             token_validity_units={"id_token": "minutes", "access_token": "minutes", "refresh_token": "hours"},
             opts=child,
@@ -448,13 +441,13 @@ class Console(pulumi.ComponentResource):
                 opts=files_ready,
             )
         config = pulumi.Output.all(
-            region=args.account.region,
+            region=args.context.account.region,
             user_pool_id=args.user_pool_id,
             client_id=self.client.id,
             auth_origin=self.auth_origin,
             dropzone_bucket=args.dropzone_bucket_name,
             sftp_host=args.sftp_host,
-        ).apply(lambda v: console_config(api_url=API_PREFIX, silo_name=args.silo_name, **v))
+        ).apply(lambda v: console_config(api_url=API_PREFIX, silo_name=args.context.silo_name, **v))
         self.config_object = aws.s3.BucketObjectv2(
             f"{name}-config",
             bucket=self.bucket.name,

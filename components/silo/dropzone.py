@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .. import FUNCTIONS_DIR
+from .config import DropzoneConfig
 
 # The partner path, the staff prefix and what partners may do are a contract between these IAM
 # policies and the handlers: one definition.
@@ -32,6 +33,7 @@ from functions.dropzone_partners.partners import (
 )
 
 from ..shared.adoption import NO_ADOPTION, Adoption
+from ..shared.context import SiloContext
 from ..shared.iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
 from .api_logging import logged_stage
 from ..shared.logs import encrypted_log_group, logs_service_key_statement
@@ -211,31 +213,40 @@ class DropzoneFunction(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class DropzoneSite:
-    """Where a silo's dropzone lives; shared by `Dropzone` and `SftpServer`."""
+    """Where a silo's dropzone lives (the silo and its dropzone bucket); shared by `Dropzone` and `SftpServer`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
+    context: SiloContext
+    """The silo: account, names, namespace, tags and the silo key (the bucket's default encryption
+    key, also used for the audit log); the key is required."""
     bucket_name: pulumi.Input[str]
     """The silo's dropzone bucket (from `SiloStorage`)."""
     bucket_arn: pulumi.Input[str]
     """Its ARN."""
-    key_arn: pulumi.Input[str]
-    """The silo key: the bucket's default encryption key, also used for the audit log."""
-    namespace: str = DEFAULT_NAMESPACE
-    """First part of the log-group names and the partner path: `datalake`, or `datalake-<env>`."""
 
-    def namespace_environment(self) -> dict[str, str]:
-        """What the functions need to find the partner path; nothing in the default namespace."""
-        return {} if self.namespace == DEFAULT_NAMESPACE else {NAMESPACE_ENV: self.namespace}
+    @property
+    def account(self) -> AccountContext:
+        return self.context.account
+
+    @property
+    def silo_name(self) -> str:
+        return self.context.silo_name
 
     @property
     def base_name(self) -> str:
         """`<prefix>-<silo>`, the start of every physical name."""
-        return f"{self.name_prefix}-{self.silo_name}"
+        return self.context.base_name
+
+    @property
+    def key_arn(self) -> pulumi.Input[str]:
+        return self.context.key
+
+    @property
+    def namespace(self) -> str:
+        return self.context.namespace
+
+    def namespace_environment(self) -> dict[str, str]:
+        """What the functions need to find the partner path; nothing in the default namespace."""
+        return {} if self.namespace == DEFAULT_NAMESPACE else {NAMESPACE_ENV: self.namespace}
 
     def reach_statements(self, sid_prefix: str, prefix: str) -> list[Statement]:
         """`partner_reach_statements` on this site's bucket and key."""
@@ -247,29 +258,12 @@ class DropzoneArgs:
     """Arguments of `Dropzone`."""
 
     site: DropzoneSite
-    """Account, names, dropzone bucket and silo key."""
-    allowed_origin: pulumi.Input[str] = ""
-    """Browser origin allowed by CORS, e.g. the console's CloudFront address (default none)."""
-    audit_log_retention_days: int = 365
-    """Retention of `datalake/<silo>/audit` (default 365 days)."""
-    function_log_retention_days: int = 90
-    """Retention of the Lambdas' own logs (default 90 days)."""
+    """The silo (account, names, key, tags) and its dropzone bucket."""
+    config: DropzoneConfig = field(default_factory=DropzoneConfig)
+    """The `datalake:dropzone` section: CORS origin, log retention, upload limits, janitor schedule,
+    MFA and throttling (default: its defaults)."""
     stage_depends_on: Sequence[pulumi.Resource] = ()
     """Resources the API stage waits for: the account's API Gateway CloudWatch setting (default none)."""
-    upload_max_bytes: int = 1024**3
-    """Largest presigned internal upload (default 1 GiB)."""
-    upload_url_seconds: int = 900
-    """Lifetime of a presigned upload (default 900 s)."""
-    janitor_schedule: str = "rate(1 hour)"
-    """EventBridge schedule of the janitor (default hourly)."""
-    mfa: str = "ON"
-    """Cognito MFA for internal users: `ON` (default) or `OPTIONAL`."""
-    throttle_rate_limit: float = 10
-    """Stage steady-state rate limit, requests per second (default 10)."""
-    throttle_burst_limit: int = 20
-    """Stage burst limit (default 20)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of every resource that takes tags (default none)."""
     adoption: Adoption = NO_ADOPTION
     """Retained audit log group and boundary policy of a returning silo to import (default none)."""
 
@@ -286,7 +280,7 @@ class Dropzone(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         site = args.site
         account, silo, base = site.account, site.silo_name, site.base_name
-        tags = {**args.tags, "datalake:silo": silo, "datalake:capability": "dropzone"}
+        tags = {**site.context.tags, "datalake:silo": silo, "datalake:capability": "dropzone"}
         partners = partner_users_arn(account, silo, site.namespace)
 
         # -- internal users ---------------------------------------------------------------------
@@ -302,7 +296,7 @@ class Dropzone(pulumi.ComponentResource):
                 require_symbols=True,
                 temporary_password_validity_days=3,
             ),
-            mfa_configuration=args.mfa,
+            mfa_configuration=args.config.mfa,
             software_token_mfa_configuration=aws.cognito.UserPoolSoftwareTokenMfaConfigurationArgs(enabled=True),
             auto_verified_attributes=["email"],
             account_recovery_setting=aws.cognito.UserPoolAccountRecoverySettingArgs(
@@ -345,7 +339,7 @@ class Dropzone(pulumi.ComponentResource):
         self.audit_log = aws.cloudwatch.LogGroup(
             f"{name}-audit-log",
             name=audit_log_group_name(silo, site.namespace),
-            retention_in_days=args.audit_log_retention_days,
+            retention_in_days=args.config.audit_log_retention_days,
             kms_key_id=site.key_arn,
             tags=tags,
             # Audit evidence outlives the stack, like the data buckets and their key.
@@ -392,9 +386,9 @@ class Dropzone(pulumi.ComponentResource):
                 **partner_env,
                 "PERMISSIONS_BOUNDARY_ARN": self.boundary.arn,
                 "SESSION_ROLE_ARN": session_role_arn,
-                "ALLOWED_ORIGIN": args.allowed_origin,
-                "UPLOAD_MAX_BYTES": str(args.upload_max_bytes),
-                "UPLOAD_URL_SECONDS": str(args.upload_url_seconds),
+                "ALLOWED_ORIGIN": args.config.allowed_origin,
+                "UPLOAD_MAX_BYTES": str(args.config.upload_max_mb * 1024 * 1024),
+                "UPLOAD_URL_SECONDS": str(args.config.upload_url_seconds),
             },
             statements=[
                 statement(
@@ -453,7 +447,7 @@ class Dropzone(pulumi.ComponentResource):
                 spec,
                 physical_name=f"{base}-{'credential-vending' if spec.role == 'api' else 'dropzone-' + spec.role}"[:64],
                 account=account,
-                log_retention_days=args.function_log_retention_days,
+                log_retention_days=args.config.function_log_retention_days,
                 kms_key_arn=site.key_arn,
                 tags=tags,
                 opts=child,
@@ -490,7 +484,7 @@ class Dropzone(pulumi.ComponentResource):
             f"{name}-janitor-schedule",
             name=f"{base}-dropzone-janitor",
             description=f"Runs the {silo} dropzone janitor",
-            schedule_expression=args.janitor_schedule,
+            schedule_expression=args.config.janitor_schedule,
             tags=tags,
             opts=child,
         )
@@ -576,7 +570,7 @@ class Dropzone(pulumi.ComponentResource):
             methods += [api_method, integration]
         # Errors API Gateway answers itself (401 from the authorizer, throttling) need CORS headers
         # too, or the browser hides them from the console.
-        origin_header = pulumi.Output.from_input(args.allowed_origin).apply(lambda o: f"'{o}'" if o else "")
+        origin_header = pulumi.Output.from_input(args.config.allowed_origin).apply(lambda o: f"'{o}'" if o else "")
         for response_type in ("DEFAULT_4XX", "DEFAULT_5XX"):
             methods.append(
                 aws.apigateway.Response(
@@ -608,7 +602,7 @@ class Dropzone(pulumi.ComponentResource):
         access_log = aws.cloudwatch.LogGroup(
             f"{name}-api-access-log",
             name=f"{site.namespace}/{silo}/api-access",
-            retention_in_days=args.function_log_retention_days,
+            retention_in_days=args.config.function_log_retention_days,
             kms_key_id=site.key_arn,
             tags=tags,
             opts=child,
@@ -619,8 +613,8 @@ class Dropzone(pulumi.ComponentResource):
             deployment=deployment.id,
             stage_name="api",
             access_log_arn=access_log.arn,
-            throttle_rate_limit=args.throttle_rate_limit,
-            throttle_burst_limit=args.throttle_burst_limit,
+            throttle_rate_limit=args.config.throttle_rate_limit,
+            throttle_burst_limit=args.config.throttle_burst_limit,
             depends_on=args.stage_depends_on,
             tags=tags,
             parent=self,

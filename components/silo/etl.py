@@ -29,11 +29,13 @@ import pulumi_aws as aws
 from .. import FUNCTIONS_DIR
 
 from .catalog import catalog_arns
-from ..config import DatasetConfig
+from .config import EtlConfig
+from .dataset_config import DatasetConfig
 from ..shared.iam import AccountContext, Statement, assume_role_policy, statement
 from ..shared.logs import encrypted_log_group
 from ..shared.naming import bounded_name
 from ..shared.roles import role_with_policy
+from ..shared.context import SiloContext
 from .schema import job_datasets_argument
 
 GLUE_DIR = FUNCTIONS_DIR / "glue"
@@ -188,12 +190,8 @@ def file_hash(path: Path) -> str:
 class EtlArgs:
     """Arguments of `Etl`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
+    context: SiloContext
+    """The silo: account, names, key and tags (`SiloAccount` passes its own)."""
     datasets: Sequence[DatasetConfig]
     """Datasets the job processes (at least one)."""
     raw_bucket_name: pulumi.Input[str]
@@ -210,22 +208,13 @@ class EtlArgs:
     """Glue database the processed crawler fills."""
     raw_tables: Sequence[pulumi.Input[str]]
     """Names of the raw tables (the ingestion's); the raw crawler targets exactly these."""
-    kms_key_arn: pulumi.Input[str]
-    """Silo key."""
-    glue_version: str = "5.0"
-    """Glue version (default 5.0)."""
-    worker_type: str = "G.1X"
-    """Worker type (default G.1X)."""
-    number_of_workers: int = 2
-    """Workers (default 2)."""
-    timeout_minutes: int = 60
-    """Job timeout (default 60)."""
+    config: EtlConfig = field(default_factory=EtlConfig)
+    """The `datalake:etl` section; the job reads its Glue version, worker type and count and timeout
+    (default: its defaults). The schedule and crawler polling are the `Pipeline`'s."""
     log_retention_days: int = 90
     """Retention of the job's and the crawlers' log groups (default 90)."""
     alert_topic_arn: Optional[pulumi.Input[str]] = None
     """Topic of the quality alarms (datasets with `quality.maxQuarantineShare`); none: no alarms."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of every resource (default none)."""
 
 
 class Etl(pulumi.ComponentResource):
@@ -243,8 +232,8 @@ class Etl(pulumi.ComponentResource):
         if not args.datasets:
             raise ValueError("Etl needs at least one dataset")
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account
-        base = f"{args.name_prefix}-{args.silo_name}"
+        account = args.context.account
+        base = args.context.base_name
         names = [d.name for d in args.datasets]
         self.raw_crawler_name = f"{base}-raw"
         self.processed_crawler_name = f"{base}-processed"
@@ -253,7 +242,7 @@ class Etl(pulumi.ComponentResource):
         security_name = f"{base}-etl"
         # The groups Glue logs into, made first with a retention and the silo key.
         self.log_groups = {
-            label: encrypted_log_group(f"{name}-{label}-logs", group, args.kms_key_arn, args.log_retention_days, args.tags, child)
+            label: encrypted_log_group(f"{name}-{label}-logs", group, args.context.key, args.log_retention_days, args.context.tags, child)
             for label, group in glue_log_group_names(
                 security_name,
                 bounded_name(base, "etl-job"),
@@ -266,13 +255,13 @@ class Etl(pulumi.ComponentResource):
             name=security_name,
             encryption_configuration=aws.glue.SecurityConfigurationEncryptionConfigurationArgs(
                 cloudwatch_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationCloudwatchEncryptionArgs(
-                    cloudwatch_encryption_mode="SSE-KMS", kms_key_arn=args.kms_key_arn
+                    cloudwatch_encryption_mode="SSE-KMS", kms_key_arn=args.context.key
                 ),
                 job_bookmarks_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationJobBookmarksEncryptionArgs(
-                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=args.kms_key_arn
+                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=args.context.key
                 ),
                 s3_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationS3EncryptionArgs(
-                    s3_encryption_mode="SSE-KMS", kms_key_arn=args.kms_key_arn
+                    s3_encryption_mode="SSE-KMS", kms_key_arn=args.context.key
                 ),
             ),
             opts=child,
@@ -287,13 +276,13 @@ class Etl(pulumi.ComponentResource):
                 # unsent key would fail the deployment; iam:PassRole keeps other accounts out.
                 trust_policy=assume_role_policy("glue.amazonaws.com"),
                 statements=statements,
-                tags=args.tags,
+                tags=args.context.tags,
                 opts=child,
             )
 
         raw_role, raw_policy = role(
             "raw-crawler",
-            crawler_statements(account, "Raw", args.raw_bucket_arn, names, args.kms_key_arn, args.raw_database_name, False),
+            crawler_statements(account, "Raw", args.raw_bucket_arn, names, args.context.key, args.raw_database_name, False),
             "raw-crawler",
         )
         self.raw_crawler = aws.glue.Crawler(
@@ -307,14 +296,14 @@ class Etl(pulumi.ComponentResource):
             schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(delete_behavior="LOG", update_behavior="LOG"),
             security_configuration=security.name,
             configuration='{"Version":1.0,"CrawlerOutput":{"Partitions":{"AddOrUpdateBehavior":"InheritFromTable"}}}',
-            tags=args.tags,
+            tags=args.context.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[raw_policy, self.log_groups["raw-crawler"]]),
         )
 
         processed_role, processed_policy = role(
             "processed-crawler",
             crawler_statements(
-                account, "Processed", args.processed_bucket_arn, names, args.kms_key_arn, args.processed_database_name, True
+                account, "Processed", args.processed_bucket_arn, names, args.context.key, args.processed_database_name, True
             ),
             "processed-crawler",
         )
@@ -332,7 +321,7 @@ class Etl(pulumi.ComponentResource):
             schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(delete_behavior="LOG", update_behavior="LOG"),
             security_configuration=security.name,
             configuration='{"Version":1.0,"Grouping":{"TableLevelConfiguration":2}}',
-            tags=args.tags,
+            tags=args.context.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[processed_policy, self.log_groups["processed-crawler"]]),
         )
 
@@ -345,9 +334,9 @@ class Etl(pulumi.ComponentResource):
                 source_hash=file_hash(GLUE_DIR / script),
                 content_type="text/x-python",
                 server_side_encryption="aws:kms",
-                kms_key_id=args.kms_key_arn,
+                kms_key_id=args.context.key,
                 bucket_key_enabled=True,
-                tags=args.tags,
+                tags=args.context.tags,
                 opts=child,
             )
             for script in GLUE_SCRIPTS
@@ -356,7 +345,7 @@ class Etl(pulumi.ComponentResource):
         def s3_uri(bucket: pulumi.Input[str], key: pulumi.Input[str]) -> pulumi.Output[str]:
             return pulumi.Output.concat("s3://", bucket, "/", key)
 
-        namespace = metrics_namespace(args.name_prefix)
+        namespace = metrics_namespace(args.context.name_prefix)
         job_role, job_policy = role(
             "etl-job",
             job_statements(
@@ -364,7 +353,7 @@ class Etl(pulumi.ComponentResource):
                 args.datasets,
                 args.raw_bucket_arn,
                 args.processed_bucket_arn,
-                args.kms_key_arn,
+                args.context.key,
                 args.raw_database_name,
                 namespace,
                 args.processed_database_name,
@@ -376,10 +365,10 @@ class Etl(pulumi.ComponentResource):
             name=self.job_name,
             description="Casts, checks, dedupes raw datasets into processed Parquet (functions/glue/job.py)",
             role_arn=job_role.arn,
-            glue_version=args.glue_version,
-            worker_type=args.worker_type,
-            number_of_workers=args.number_of_workers,
-            timeout=args.timeout_minutes,
+            glue_version=args.config.glue_version,
+            worker_type=args.config.worker_type,
+            number_of_workers=args.config.number_of_workers,
+            timeout=args.config.job_timeout_minutes,
             max_retries=0,  # the pipeline retries; a retry here would run twice on a data error
             execution_property=aws.glue.JobExecutionPropertyArgs(max_concurrent_runs=1),
             command=aws.glue.JobCommandArgs(
@@ -396,13 +385,13 @@ class Etl(pulumi.ComponentResource):
                 "--processed_database": args.processed_database_name,
                 "--processed_bucket": args.processed_bucket_name,
                 "--quarantine_bucket": args.raw_bucket_name,
-                "--silo": args.silo_name,
+                "--silo": args.context.silo_name,
                 "--metrics_namespace": namespace,
                 "--TempDir": pulumi.Output.concat("s3://", args.raw_bucket_name, f"/{TEMP_PREFIX}/"),
                 "--enable-continuous-cloudwatch-log": "true",
             },
             security_configuration=security.name,
-            tags=args.tags,
+            tags=args.context.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[job_policy, *(self.log_groups[k] for k in ("job-output", "job-error", "job-continuous"))],
@@ -423,7 +412,7 @@ class Etl(pulumi.ComponentResource):
                 ),
                 namespace=namespace,
                 metric_name="QuarantineShare",
-                dimensions={"Silo": args.silo_name, "Dataset": dataset.name},
+                dimensions={"Silo": args.context.silo_name, "Dataset": dataset.name},
                 statistic="Maximum",
                 period=3600,
                 evaluation_periods=1,
@@ -432,7 +421,7 @@ class Etl(pulumi.ComponentResource):
                 # One data point per run: hours without a run are not a breach.
                 treat_missing_data="notBreaching",
                 alarm_actions=[args.alert_topic_arn],
-                tags=args.tags,
+                tags=args.context.tags,
                 opts=child,
             )
         self.register_outputs(

@@ -19,12 +19,14 @@ import pulumi
 import pulumi_aws as aws
 
 from .catalog import catalog_arns
-from ..config import DatasetConfig
+from .config import IngestionConfig
+from .dataset_config import DatasetConfig
 from ..shared.iam import AccountContext, Statement, assume_role_policy, kms_via_service, service_trust_policy, statement
 from .api_logging import logged_stage
 from ..shared.logs import encrypted_log_group, log_group_arn
 from ..shared.naming import bounded_name
 from ..shared.roles import role_with_policy
+from ..shared.context import SiloContext
 from .schema import (
     FIREHOSE_DATE,
     RAW_PARTITION_KEY,
@@ -118,12 +120,8 @@ def firehose_delivery_statements(
 class IngestionArgs:
     """Arguments of `Ingestion`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
+    context: SiloContext
+    """The silo: account, names, key and tags (`SiloAccount` passes its own)."""
     datasets: Sequence[DatasetConfig]
     """Datasets to ingest (at least one)."""
     raw_bucket_name: pulumi.Input[str]
@@ -132,28 +130,13 @@ class IngestionArgs:
     """Its ARN."""
     raw_database_name: str
     """Glue database that receives one table per dataset."""
-    kms_key_arn: pulumi.Input[str]
-    """Silo key: encrypts the streams, the objects and the log groups."""
-    buffering_size_mib: int = 128
-    """Firehose buffer size (default 128 MiB; 64-128 with format conversion)."""
-    buffering_interval_seconds: int = 300
-    """Firehose buffer time (default 300 s)."""
-    authorization: str = "iam"
-    """`iam` (SigV4, default) or `apiKey` (API keys with a usage plan)."""
-    throttle_rate_limit: float = 50
-    """Stage-wide steady requests per second (default 50)."""
-    throttle_burst_limit: int = 100
-    """Stage-wide burst (default 100)."""
-    daily_quota: Optional[int] = None
-    """With `apiKey`: requests per day per key (default no quota)."""
-    log_retention_days: int = 90
-    """Retention of access and delivery error logs (default 90)."""
+    config: IngestionConfig = field(default_factory=IngestionConfig)
+    """The `datalake:ingestion` section: Firehose buffering, authorization, throttling, quota and log
+    retention (default: its defaults)."""
     stage_name: str = "v1"
     """API stage name (default `v1`)."""
     stage_depends_on: Sequence[pulumi.Resource] = ()
     """Resources the stage waits for: the account's API Gateway CloudWatch setting (default none)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of every resource (default none)."""
 
 
 class Ingestion(pulumi.ComponentResource):
@@ -169,18 +152,16 @@ class Ingestion(pulumi.ComponentResource):
         super().__init__("datalake:ingestion:Ingestion", name, None, opts)
         if not args.datasets:
             raise ValueError("Ingestion needs at least one dataset")
-        if args.authorization not in ("iam", "apiKey"):
-            raise ValueError(f"authorization must be 'iam' or 'apiKey', got {args.authorization!r}")
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account
-        base = f"{args.name_prefix}-{args.silo_name}"
-        tags = args.tags
+        account = args.context.account
+        base = args.context.base_name
+        tags = args.context.tags
 
         delivery_logs = encrypted_log_group(
             f"{name}-delivery-logs",
             f"/aws/kinesisfirehose/{base}",
-            args.kms_key_arn,
-            args.log_retention_days,
+            args.context.key,
+            args.config.log_retention_days,
             tags,
             child,
         )
@@ -195,7 +176,7 @@ class Ingestion(pulumi.ComponentResource):
         self.api = aws.apigateway.RestApi(
             f"{name}-api",
             name=f"{base}-ingestion",
-            description=f"Silo {args.silo_name}: POST /<dataset> and /<dataset>/batch into Firehose",
+            description=f"Silo {args.context.silo_name}: POST /<dataset> and /<dataset>/batch into Firehose",
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
             api_key_source="HEADER",
             tags=tags,
@@ -222,7 +203,7 @@ class Ingestion(pulumi.ComponentResource):
             validate_request_parameters=False,
             opts=child,
         )
-        use_keys = args.authorization == "apiKey"
+        use_keys = args.config.authorization == "apiKey"
         deployment_parts: list[pulumi.Resource] = []
         for dataset in args.datasets:
             stream = self.streams[dataset.name]
@@ -261,7 +242,7 @@ class Ingestion(pulumi.ComponentResource):
         # Redeploy whenever the API's shape changes: a deployment is a snapshot (quality rules are not part of it).
         fingerprint = hashlib.sha256(
             json.dumps(
-                [[d.model_dump(by_alias=True, exclude={"quality"}) for d in args.datasets], args.authorization],
+                [[d.model_dump(by_alias=True, exclude={"quality"}) for d in args.datasets], args.config.authorization],
                 sort_keys=True,
             ).encode()
         ).hexdigest()
@@ -274,8 +255,8 @@ class Ingestion(pulumi.ComponentResource):
         access_logs = encrypted_log_group(
             f"{name}-access-logs",
             f"/aws/apigateway/{base}-ingestion",
-            args.kms_key_arn,
-            args.log_retention_days,
+            args.context.key,
+            args.config.log_retention_days,
             tags,
             child,
         )
@@ -285,11 +266,11 @@ class Ingestion(pulumi.ComponentResource):
             deployment=deployment.id,
             stage_name=args.stage_name,
             access_log_arn=access_logs.arn,
-            throttle_rate_limit=args.throttle_rate_limit,
-            throttle_burst_limit=args.throttle_burst_limit,
+            throttle_rate_limit=args.config.throttle_rate_limit,
+            throttle_burst_limit=args.config.throttle_burst_limit,
             execution_logging_level="ERROR",
-            execution_log_retention_days=args.log_retention_days,
-            kms_key_arn=args.kms_key_arn,
+            execution_log_retention_days=args.config.log_retention_days,
+            kms_key_arn=args.context.key,
             depends_on=args.stage_depends_on,
             tags=tags,
             parent=self,
@@ -301,11 +282,11 @@ class Ingestion(pulumi.ComponentResource):
                 name=f"{base}-ingestion",
                 api_stages=[aws.apigateway.UsagePlanApiStageArgs(api_id=self.api.id, stage=self.stage.stage_name)],
                 throttle_settings=aws.apigateway.UsagePlanThrottleSettingsArgs(
-                    rate_limit=args.throttle_rate_limit, burst_limit=args.throttle_burst_limit
+                    rate_limit=args.config.throttle_rate_limit, burst_limit=args.config.throttle_burst_limit
                 ),
                 quota_settings=(
-                    aws.apigateway.UsagePlanQuotaSettingsArgs(limit=args.daily_quota, period="DAY")
-                    if args.daily_quota
+                    aws.apigateway.UsagePlanQuotaSettingsArgs(limit=args.config.daily_quota, period="DAY")
+                    if args.config.daily_quota
                     else None
                 ),
                 tags=tags,
@@ -329,7 +310,7 @@ class Ingestion(pulumi.ComponentResource):
         self.register_outputs(outputs)
 
     def _dataset(self, name, args: IngestionArgs, dataset: DatasetConfig, base, delivery_logs, child) -> None:
-        account = args.account
+        account = args.context.account
         table = aws.glue.CatalogTable(
             f"{name}-{dataset.name}-table",
             name=dataset.name,
@@ -369,9 +350,9 @@ class Ingestion(pulumi.ComponentResource):
                 "firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": account.account_id}}
             ),
             statements=firehose_delivery_statements(
-                account, args.raw_bucket_arn, args.kms_key_arn, dataset.name, args.raw_database_name, log_stream_arn
+                account, args.raw_bucket_arn, args.context.key, dataset.name, args.raw_database_name, log_stream_arn
             ),
-            tags=args.tags,
+            tags=args.context.tags,
             opts=child,
         )
         ext = aws.kinesis
@@ -381,18 +362,18 @@ class Ingestion(pulumi.ComponentResource):
             name=stream_name,
             destination="extended_s3",
             server_side_encryption=ext.FirehoseDeliveryStreamServerSideEncryptionArgs(
-                enabled=True, key_type="CUSTOMER_MANAGED_CMK", key_arn=args.kms_key_arn
+                enabled=True, key_type="CUSTOMER_MANAGED_CMK", key_arn=args.context.key
             ),
             extended_s3_configuration=ext.FirehoseDeliveryStreamExtendedS3ConfigurationArgs(
                 role_arn=role.arn,
                 bucket_arn=args.raw_bucket_arn,
                 prefix=f"{dataset.name}/{RAW_PARTITION_KEY}={FIREHOSE_DATE}/",
                 error_output_prefix=f"errors/{dataset.name}/!{{firehose:error-output-type}}/{RAW_PARTITION_KEY}={FIREHOSE_DATE}/",
-                buffering_size=args.buffering_size_mib,
-                buffering_interval=args.buffering_interval_seconds,
+                buffering_size=args.config.buffering_size_mib,
+                buffering_interval=args.config.buffering_interval_seconds,
                 # Parquet compresses its pages itself (Snappy); Firehose requires UNCOMPRESSED here.
                 compression_format="UNCOMPRESSED",
-                kms_key_arn=args.kms_key_arn,
+                kms_key_arn=args.context.key,
                 cloudwatch_logging_options=ext.FirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptionsArgs(
                     enabled=True, log_group_name=delivery_logs.name, log_stream_name=log_stream.name
                 ),
@@ -422,7 +403,7 @@ class Ingestion(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            tags=args.tags,
+            tags=args.context.tags,
             # The role must be able to deliver before the stream exists, or creation fails its checks.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )

@@ -25,6 +25,8 @@ import pulumi_aws as aws
 from ..shared.iam import AccountContext, Statement, account_service_trust, statement
 from ..shared.naming import bounded_name
 from ..shared.roles import role_with_policy
+from ..shared.context import SiloContext
+from .config import EtlConfig
 from .schema import RAW_PARTITION_KEY
 
 NOTIFY = "NotifyFailure"
@@ -452,12 +454,8 @@ def state_machine_statements(
 class PipelineArgs:
     """Arguments of `Pipeline`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
+    context: SiloContext
+    """The silo: account, names, key and tags (`SiloAccount` passes its own)."""
     raw_crawler_name: str
     """Crawler of the raw tables."""
     processed_crawler_name: str
@@ -474,24 +472,15 @@ class PipelineArgs:
     """Per dataset, the SQL statements of its load transaction."""
     alert_topic_arn: pulumi.Input[str]
     """SNS topic failures are published to."""
-    kms_key_arn: pulumi.Input[str]
-    """Key of that topic."""
     raw_bucket_name: Optional[pulumi.Input[str]] = None
-    """Raw bucket; with `skip_when_no_new_data` the run first checks it for new objects."""
+    """Raw bucket; with `config.skip_when_no_new_data` the run first checks it for new objects."""
     raw_bucket_arn: Optional[pulumi.Input[str]] = None
     """Its ARN."""
-    skip_when_no_new_data: bool = True
-    """End a run early, as a success, when no raw object arrived since the last success (default True)."""
-    schedule: str = "cron(0 3 * * ? *)"
-    """EventBridge schedule expression (default daily 03:00 UTC)."""
-    poll_seconds: int = 30
-    """Seconds between status checks (default 30)."""
-    max_polls: int = 60
-    """Checks before a crawler or load counts as stuck (default 60)."""
+    config: EtlConfig = field(default_factory=EtlConfig)
+    """The `datalake:etl` section; the pipeline reads its schedule, `skipWhenNoNewData` (which needs
+    the raw bucket above) and crawler polling (default: its defaults)."""
     timeout_seconds: int = 6 * 3600
     """Execution timeout (default 6 hours)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of every resource (default none)."""
 
 
 class Pipeline(pulumi.ComponentResource):
@@ -503,12 +492,12 @@ class Pipeline(pulumi.ComponentResource):
     def __init__(self, name: str, args: PipelineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:orchestration:Pipeline", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account
-        base = f"{args.name_prefix}-{args.silo_name}"
+        account = args.context.account
+        base = args.context.base_name
         datasets = [dataset for dataset, _ in args.loads]
-        gated = args.skip_when_no_new_data and args.raw_bucket_name is not None
+        gated = args.config.skip_when_no_new_data and args.raw_bucket_name is not None
         marker = None
-        marker_name = f"/{args.name_prefix}/{args.silo_name}/etl/last-successful-run"
+        marker_name = f"/{args.context.name_prefix}/{args.context.silo_name}/etl/last-successful-run"
         if gated:
             # Starts at the epoch so the first run always proceeds; the pipeline owns the value after that.
             marker = aws.ssm.Parameter(
@@ -517,7 +506,7 @@ class Pipeline(pulumi.ComponentResource):
                 type="String",
                 value="1970-01-01T00:00:00Z",
                 description="Start time of the last successful ETL run (written by the state machine)",
-                tags=args.tags,
+                tags=args.context.tags,
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
             )
 
@@ -532,8 +521,8 @@ class Pipeline(pulumi.ComponentResource):
                 topic_arn=topic,
                 loads=[DatasetLoad(dataset, list(statements)) for dataset, statements in zip(datasets, sqls)],
                 partition=partition,
-                poll_seconds=args.poll_seconds,
-                max_polls=args.max_polls,
+                poll_seconds=args.config.crawler_poll_seconds,
+                max_polls=args.config.crawler_max_polls,
                 timeout_seconds=args.timeout_seconds,
                 raw_bucket=raw_bucket if gated else None,
                 last_run_parameter=marker_name if gated else None,
@@ -559,13 +548,13 @@ class Pipeline(pulumi.ComponentResource):
                 job_name=args.job_name,
                 workgroup_arn=args.workgroup_arn,
                 topic_arn=args.alert_topic_arn,
-                kms_key_arn=args.kms_key_arn,
+                kms_key_arn=args.context.key,
                 raw_bucket_arn=args.raw_bucket_arn if gated else None,
                 datasets=datasets,
                 # Parameter ARNs hold the name without its leading slash: parameter/<prefix>/<silo>/...
                 last_run_parameter_arn=account.arn("ssm", f"parameter{marker_name}") if gated else None,
             ),
-            tags=args.tags,
+            tags=args.context.tags,
             opts=child,
         )
         self.state_machine = aws.sfn.StateMachine(
@@ -574,7 +563,7 @@ class Pipeline(pulumi.ComponentResource):
             role_arn=role.arn,
             definition=self.definition,
             type="STANDARD",
-            tags=args.tags,
+            tags=args.context.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
 
@@ -583,15 +572,15 @@ class Pipeline(pulumi.ComponentResource):
             physical_name=bounded_name(base, "etl-schedule"),
             trust_policy=account_service_trust("events.amazonaws.com", account),
             statements=[statement("StartThisPipeline", "states:StartExecution", self.state_machine.arn)],
-            tags=args.tags,
+            tags=args.context.tags,
             opts=child,
         )
         schedule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
             name=f"{base}-etl-schedule",
             description="Starts the silo ETL pipeline",
-            schedule_expression=args.schedule,
-            tags=args.tags,
+            schedule_expression=args.config.schedule,
+            tags=args.context.tags,
             opts=child,
         )
         aws.cloudwatch.EventTarget(
@@ -608,7 +597,7 @@ class Pipeline(pulumi.ComponentResource):
             name=f"{base}-etl-failures",
             description="ETL executions that timed out, were aborted or failed without an alert",
             event_pattern=self.state_machine.arn.apply(lambda arn: json.dumps(failure_alert_pattern(arn))),
-            tags=args.tags,
+            tags=args.context.tags,
             opts=child,
         )
         aws.cloudwatch.EventTarget(

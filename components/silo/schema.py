@@ -11,11 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..config import DECIMAL_TYPE_PATTERN, DatasetConfig
+from .dataset_config import DECIMAL_TYPE_PATTERN, DatasetConfig
 
 # The raw partition Firehose writes (`<dataset>/ingest_date=YYYY-MM-DD/`, the UTC arrival date),
 # declared on the raw table; the ETL job reads it to key the quarantine. A name no dataset column
-# may take (`config.RESERVED_COLUMNS`), so ordinary names such as year, month and day stay free.
+# may take (`dataset_config.RESERVED_COLUMNS`), so ordinary names such as year, month and day stay free.
 RAW_PARTITION_KEY = "ingest_date"
 RAW_PARTITION_KEYS = (RAW_PARTITION_KEY,)
 FIREHOSE_DATE = "!{timestamp:yyyy-MM-dd}"

@@ -9,14 +9,13 @@ bucket and the silo key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 
-from ..config import TRANSFER_SECURITY_POLICIES
+from .config import DropzoneConfig, SftpConfig
 from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn, role_with_policy
 from ..shared.iam import AccountContext, statement
 from ..shared.logs import encrypted_log_group
@@ -27,21 +26,13 @@ class SftpServerArgs:
     """Arguments of `SftpServer`."""
 
     site: DropzoneSite
-    """Account, names, dropzone bucket and silo key."""
-    security_policy: str = "TransferSecurityPolicy-2025-03"
-    """Transfer security policy, one of `config.TRANSFER_SECURITY_POLICIES` (default the current recommended one)."""
-    endpoint_type: str = "PUBLIC"
-    """`PUBLIC` (default) or `VPC`."""
-    vpc_id: Optional[str] = None
-    """VPC of a `VPC` endpoint (default None)."""
-    subnet_ids: Sequence[str] = ()
-    """Subnets of a `VPC` endpoint (default none)."""
-    allowed_cidrs: Sequence[str] = ()
-    """Addresses allowed on port 22 of a `VPC` endpoint (default none)."""
-    function_log_retention_days: int = 90
-    """Retention of the identity provider's logs (default 90 days)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of every resource that takes tags (default none)."""
+    """The silo (account, names, key, tags) and its dropzone bucket."""
+    config: SftpConfig = field(default_factory=SftpConfig)
+    """The `datalake:sftp` section: endpoint type, its VPC, subnets and client ranges, and the
+    Transfer security policy (validated there; default a public endpoint with the current policy).
+    `enabled` is the caller's to act on: this component always builds a server."""
+    function_log_retention_days: int = DropzoneConfig.model_fields["function_log_retention_days"].default
+    """Retention of the identity provider's logs (default the dropzone's, `dropzone.functionLogRetentionDays`)."""
 
 
 def transfer_trust_policy(account: AccountContext) -> pulumi.Output[str]:
@@ -73,19 +64,10 @@ class SftpServer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SftpServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:sftp:SftpServer", name, None, opts)
-        if args.endpoint_type not in ("PUBLIC", "VPC"):
-            raise ValueError(f"endpoint_type must be PUBLIC or VPC, got {args.endpoint_type!r}")
-        if args.endpoint_type == "VPC" and not (args.vpc_id and args.subnet_ids and args.allowed_cidrs):
-            raise ValueError("a VPC endpoint needs vpc_id, subnet_ids and allowed_cidrs")
-        if args.security_policy not in TRANSFER_SECURITY_POLICIES:
-            raise ValueError(
-                f"security_policy {args.security_policy!r} is not a current Transfer security policy; "
-                f"use one of {', '.join(TRANSFER_SECURITY_POLICIES)}"
-            )
         child = pulumi.ResourceOptions(parent=self)
         site = args.site
         account, silo, base = site.account, site.silo_name, site.base_name
-        tags = {**args.tags, "datalake:silo": silo, "datalake:capability": "sftp"}
+        tags = {**site.context.tags, "datalake:silo": silo, "datalake:capability": "sftp"}
 
         # What every SFTP session may reach at most; each login narrows it to the partner's prefix.
         self.access_role, _ = role_with_policy(
@@ -137,20 +119,20 @@ class SftpServer(pulumi.ComponentResource):
         )
 
         endpoint_details = None
-        if args.endpoint_type == "VPC":
+        if args.config.endpoint_type == "VPC":
             security_group = aws.ec2.SecurityGroup(
                 f"{name}-security-group",
                 name=f"{base}-sftp",
                 description=f"SFTP clients allowed to reach the {silo} dropzone",
-                vpc_id=args.vpc_id,
+                vpc_id=args.config.vpc_id,
                 ingress=[
                     aws.ec2.SecurityGroupIngressArgs(
                         description="SFTP from allowed clients",
                         protocol="tcp",
                         from_port=22,
                         to_port=22,
-                        cidr_blocks=[c for c in args.allowed_cidrs if ":" not in c],
-                        ipv6_cidr_blocks=[c for c in args.allowed_cidrs if ":" in c],
+                        cidr_blocks=[c for c in args.config.allowed_cidrs if ":" not in c],
+                        ipv6_cidr_blocks=[c for c in args.config.allowed_cidrs if ":" in c],
                     )
                 ],
                 egress=[],  # the endpoint only answers; an empty list removes the default allow-all
@@ -158,7 +140,7 @@ class SftpServer(pulumi.ComponentResource):
                 opts=child,
             )
             endpoint_details = aws.transfer.ServerEndpointDetailsArgs(
-                vpc_id=args.vpc_id, subnet_ids=list(args.subnet_ids), security_group_ids=[security_group.id]
+                vpc_id=args.config.vpc_id, subnet_ids=list(args.config.subnet_ids), security_group_ids=[security_group.id]
             )
 
         self.server = aws.transfer.Server(
@@ -166,9 +148,9 @@ class SftpServer(pulumi.ComponentResource):
             protocols=["SFTP"],
             identity_provider_type="AWS_LAMBDA",
             function=self.identity_provider.function.arn,
-            security_policy_name=args.security_policy,
+            security_policy_name=args.config.security_policy,
             structured_log_destinations=[pulumi.Output.concat(self.log_group.arn, ":*")],
-            endpoint_type=args.endpoint_type,
+            endpoint_type=args.config.endpoint_type,
             endpoint_details=endpoint_details,
             domain="S3",
             tags={**tags, "Name": f"{base}-dropzone"},

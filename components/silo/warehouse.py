@@ -12,7 +12,6 @@ Cost when idle is the design constraint (a silo nobody queries should cost next 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -24,6 +23,8 @@ from ..shared.iam import AccountContext, Statement, kms_via_service, policy_json
 from ..shared.logs import encrypted_log_group
 from ..shared.naming import bounded_name, catalog_name
 from ..shared.roles import role_with_policy
+from ..shared.context import SiloContext
+from .config import WarehouseConfig
 
 REDSHIFT_PORT = 5439
 # What the namespace exports to CloudWatch Logs: connections, user changes, each query.
@@ -78,38 +79,19 @@ def s3_endpoint_statements(
 class WarehouseArgs:
     """Arguments of `Warehouse`."""
 
-    account: AccountContext
-    """The silo account."""
-    name_prefix: str
-    """Prefix of physical names, e.g. `datalake`."""
-    silo_name: str
-    """Short silo name, e.g. `sales`."""
+    context: SiloContext
+    """The silo: account, names, key and tags (`SiloAccount` passes its own)."""
     processed_bucket_arn: pulumi.Input[str]
     """Bucket `COPY` loads from."""
     silo_ou_path: str
     """OU path of the silo accounts (`o-…/r-…/ou-…/`): the S3 endpoint serves only their principals."""
     athena_results_bucket_name: pulumi.Input[str]
     """Bucket Athena writes results to."""
-    kms_key_arn: pulumi.Input[str]
-    """Silo key: Redshift storage, its admin secret, Athena results."""
-    base_capacity: int = 8
-    """Redshift Serverless base RPUs (default 8)."""
-    max_capacity: int = 64
-    """RPU ceiling (default 64)."""
-    vpc_cidr: str = "10.20.0.0/16"
-    """VPC CIDR (default 10.20.0.0/16)."""
-    interface_endpoints: Sequence[str] = ()
-    """Services that get an interface endpoint, e.g. `secretsmanager` (default none: they cost money)."""
-    athena_bytes_scanned_cutoff_gib: int = 10
-    """Per-query scan limit of the Athena workgroup (default 10 GiB)."""
-    quicksight: bool = False
-    """Create a QuickSight data source on the Athena workgroup (default False)."""
-    quicksight_owner_arn: Optional[str] = None
-    """QuickSight user or group owning that data source (default none)."""
+    config: WarehouseConfig = field(default_factory=WarehouseConfig)
+    """The `datalake:warehouse` section: Redshift capacity, VPC CIDR, interface endpoints, the Athena
+    scan limit and the QuickSight data source (default: its defaults)."""
     log_retention_days: int = 365
     """Retention of the exported connection, user and user-activity logs (default 365: audit evidence)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of every resource (default none)."""
 
 
 class Warehouse(pulumi.ComponentResource):
@@ -125,13 +107,13 @@ class Warehouse(pulumi.ComponentResource):
     def __init__(self, name: str, args: WarehouseArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:warehouse:Warehouse", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account
-        base = f"{args.name_prefix}-{args.silo_name}"
-        tags = args.tags
+        account = args.context.account
+        base = args.context.base_name
+        tags = args.context.tags
 
         self.vpc = awsx.ec2.Vpc(
             f"{name}-vpc",
-            cidr_block=args.vpc_cidr,
+            cidr_block=args.config.vpc_cidr,
             number_of_availability_zones=AVAILABILITY_ZONES,
             enable_dns_hostnames=True,
             enable_dns_support=True,
@@ -169,14 +151,14 @@ class Warehouse(pulumi.ComponentResource):
                 prefix_list_ids=[s3_endpoint.prefix_list_id],
             )
         ]
-        if args.interface_endpoints:
+        if args.config.interface_endpoints:
             egress.append(
                 aws.ec2.SecurityGroupEgressArgs(
                     description="Interface endpoints inside the VPC",
                     protocol="tcp",
                     from_port=443,
                     to_port=443,
-                    cidr_blocks=[args.vpc_cidr],
+                    cidr_blocks=[args.config.vpc_cidr],
                 )
             )
         security_group = aws.ec2.SecurityGroup(
@@ -190,14 +172,14 @@ class Warehouse(pulumi.ComponentResource):
                     protocol="tcp",
                     from_port=REDSHIFT_PORT,
                     to_port=REDSHIFT_PORT,
-                    cidr_blocks=[args.vpc_cidr],
+                    cidr_blocks=[args.config.vpc_cidr],
                 )
             ],
             egress=egress,
             tags=tags,
             opts=child,
         )
-        if args.interface_endpoints:
+        if args.config.interface_endpoints:
             endpoint_sg = aws.ec2.SecurityGroup(
                 f"{name}-endpoints-sg",
                 name=f"{base}-endpoints",
@@ -205,13 +187,13 @@ class Warehouse(pulumi.ComponentResource):
                 vpc_id=self.vpc.vpc_id,
                 ingress=[
                     aws.ec2.SecurityGroupIngressArgs(
-                        description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.vpc_cidr]
+                        description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.config.vpc_cidr]
                     )
                 ],
                 tags=tags,
                 opts=child,
             )
-            for service in args.interface_endpoints:
+            for service in args.config.interface_endpoints:
                 aws.ec2.VpcEndpoint(
                     f"{name}-{service}-endpoint",
                     vpc_id=self.vpc.vpc_id,
@@ -233,14 +215,14 @@ class Warehouse(pulumi.ComponentResource):
                 ["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"],
                 {"StringEquals": {"aws:SourceAccount": account.account_id}},
             ),
-            statements=copy_role_statements(account, args.processed_bucket_arn, args.kms_key_arn),
+            statements=copy_role_statements(account, args.processed_bucket_arn, args.context.key),
             tags=tags,
             opts=child,
         )
-        self.database_name = catalog_name(args.silo_name)
+        self.database_name = catalog_name(args.context.silo_name)
         self.log_groups = {
             log_type: encrypted_log_group(
-                f"{name}-{log_type}", redshift_log_group_name(base, log_type), args.kms_key_arn, args.log_retention_days, tags, child
+                f"{name}-{log_type}", redshift_log_group_name(base, log_type), args.context.key, args.log_retention_days, tags, child
             )
             for log_type in LOG_EXPORTS
         }
@@ -251,8 +233,8 @@ class Warehouse(pulumi.ComponentResource):
             admin_username="datalake_admin",
             # Redshift creates and rotates the password in Secrets Manager: never in config or state.
             manage_admin_password=True,
-            admin_password_secret_kms_key_id=args.kms_key_arn,
-            kms_key_id=args.kms_key_arn,
+            admin_password_secret_kms_key_id=args.context.key,
+            kms_key_id=args.context.key,
             iam_roles=[self.copy_role.arn],
             default_iam_role_arn=self.copy_role.arn,
             log_exports=list(LOG_EXPORTS),
@@ -263,8 +245,8 @@ class Warehouse(pulumi.ComponentResource):
             f"{name}-workgroup",
             workgroup_name=base,
             namespace_name=self.namespace.namespace_name,
-            base_capacity=args.base_capacity,
-            max_capacity=args.max_capacity,
+            base_capacity=args.config.base_capacity,
+            max_capacity=args.config.max_capacity,
             subnet_ids=self.vpc.isolated_subnet_ids,
             security_group_ids=[security_group.id],
             publicly_accessible=False,
@@ -276,17 +258,17 @@ class Warehouse(pulumi.ComponentResource):
         self.athena_workgroup = aws.athena.Workgroup(
             f"{name}-athena",
             name=base,
-            description=f"Silo {args.silo_name}: queries on the processed database; results encrypted",
+            description=f"Silo {args.context.silo_name}: queries on the processed database; results encrypted",
             state="ENABLED",
             configuration=aws.athena.WorkgroupConfigurationArgs(
                 enforce_workgroup_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=args.athena_bytes_scanned_cutoff_gib * 1024**3,
+                bytes_scanned_cutoff_per_query=args.config.athena_bytes_scanned_cutoff_gib * 1024**3,
                 result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
                     output_location=pulumi.Output.concat("s3://", args.athena_results_bucket_name, "/"),
                     expected_bucket_owner=account.account_id,
                     encryption_configuration=aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
-                        encryption_option="SSE_KMS", kms_key_arn=args.kms_key_arn
+                        encryption_option="SSE_KMS", kms_key_arn=args.context.key
                     ),
                     acl_configuration=aws.athena.WorkgroupConfigurationResultConfigurationAclConfigurationArgs(
                         s3_acl_option="BUCKET_OWNER_FULL_CONTROL"
@@ -304,11 +286,11 @@ class Warehouse(pulumi.ComponentResource):
             "copyRoleArn": self.copy_role.arn,
             "athenaWorkgroup": self.athena_workgroup.name,
         }
-        if args.quicksight:
+        if args.config.quicksight.enabled:
             permissions = (
                 [
                     aws.quicksight.DataSourcePermissionArgs(
-                        principal=args.quicksight_owner_arn,
+                        principal=args.config.quicksight.owner_arn,
                         actions=[
                             "quicksight:DescribeDataSource",
                             "quicksight:DescribeDataSourcePermissions",
@@ -319,7 +301,7 @@ class Warehouse(pulumi.ComponentResource):
                         ],
                     )
                 ]
-                if args.quicksight_owner_arn
+                if args.config.quicksight.owner_arn
                 else None
             )
             source = aws.quicksight.DataSource(

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 from components.silo.console import (
     ALL_VIEWER_EXCEPT_HOST_HEADER,
     CACHING_DISABLED,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components.shared.errors import ConfigError
+from components.stack_config import parse_stack_config
 from credential_vending.api import ROUTES as HANDLER_ROUTES
 from offline.harness import Recording, RecordedResource
 from offline.stacks import run_silo as run_whole_silo, silo_config, without_data_flow
