@@ -17,9 +17,10 @@ import pulumi
 import pulumi_aws as aws
 
 from ..config import TRANSFER_SECURITY_POLICIES
-from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn, role_with_policy
+from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn
 from ..shared.iam import AccountContext, service_trust_policy, statement
 from ..shared.logs import encrypted_log_group
+from ..shared.roles import role_with_policy
 
 
 @dataclass(frozen=True)
