@@ -315,16 +315,15 @@ class RunnerTriggers(pulumi.ComponentResource):
     def _start_runner(self, rule_name: str, rule: aws.cloudwatch.EventRule, events_role: aws.iam.Role, command: str, *, full_run: bool = False) -> None:
         """The rule's target: a full run starts the state machine when there is one, else a build running `command`."""
         if full_run and self.state_machine is not None:
-            aws.cloudwatch.EventTarget(
-                f"{rule_name}-target", rule=rule.name, arn=self.state_machine.arn, role_arn=events_role.arn, input="{}", opts=self._child
-            )
-            return
+            target, target_input = self.state_machine.arn, "{}"
+        else:
+            target, target_input = self.project.arn, _override(command)
         aws.cloudwatch.EventTarget(
             f"{rule_name}-target",
             rule=rule.name,
-            arn=self.project.arn,
+            arn=target,
             role_arn=events_role.arn,
-            input=_override(command),
+            input=target_input,
             opts=self._child,
         )
 
