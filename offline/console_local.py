@@ -53,6 +53,7 @@ from components.silo.console import (  # noqa: E402
     upload_cors_rule,
     upload_origins,
 )
+from components.shared.iam import policy_document, trust_statement  # noqa: E402
 from credential_vending.api import CredentialVendingApi  # noqa: E402
 from runner.demo import moto_server as start_moto_server  # noqa: E402
 from credential_vending.handler import build_api, proxy_response, request_of  # noqa: E402
@@ -150,7 +151,7 @@ def create_dropzone(
     boundary = iam.create_policy(
         PolicyName=f"{silo}-partner-boundary", PolicyDocument=json.dumps(dropzone.access_policy("boundary"))
     )["Policy"]["Arn"]
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": MOTO_ACCOUNT}, "Action": "sts:AssumeRole"}]}
+    trust = policy_document([trust_statement("AllowCredentialVendingApi", {"AWS": MOTO_ACCOUNT})])
     role = iam.create_role(RoleName=f"{silo}-partner-session", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     group = f"datalake/{silo}/audit"
     logs.create_log_group(logGroupName=group)

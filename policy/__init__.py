@@ -1,1 +1,1 @@
-"""The project's CrossGuard policy pack: rules in `policy.rules`, the pack itself in `__main__.py`."""
+"""The project's CrossGuard policy pack: rules by area (`storage`, `access`, `logs`, `services`), listed in `policy.rules`, the pack itself in `__main__.py`."""

@@ -35,7 +35,7 @@ from components.master.config import MasterConfig
 from components.shared.environments import master_stack_name
 from components.shared.encryption import key_admin_statement
 from components.shared.errors import UsageError
-from components.shared.iam import AccountContext, partition_of, policy_document, statement
+from components.shared.iam import AccountContext, partition_of, policy_document, statement, trust_statement
 from components.shared.naming import plain_bucket_name
 from components.shared.secure_bucket import access_log_delivery_statement, baseline_bucket_statements
 from components.shared.storage import access_log_encryption_statement
@@ -194,14 +194,11 @@ def trust_policy(s: BootstrapSettings) -> dict[str, Any]:
     """
     patterns = [s.role_arn(DELIVERY_DEPLOY_ROLE_PATTERN), *s.operators]
     accounts = sorted({s.account_id} | {OPERATOR_ARN.match(arn).group(1) for arn in s.operators})  # type: ignore[union-attr]
-    assume = statement(
+    assume = trust_statement(
         "AssumeFromDeliveryPipelineAndOperators",
-        "sts:AssumeRole",
-        [],
-        principal={"AWS": [f"arn:{s.partition}:iam::{account}:root" for account in accounts]},
-        conditions={"ArnLike": {"aws:PrincipalArn": patterns}},
+        {"AWS": [f"arn:{s.partition}:iam::{account}:root" for account in accounts]},
+        {"ArnLike": {"aws:PrincipalArn": patterns}},
     )
-    del assume["Resource"]  # a trust policy's resource is the role itself
     return policy_document([assume])
 
 
@@ -264,7 +261,7 @@ def deployer_policy(s: BootstrapSettings, key_arn: str) -> dict[str, Any]:
     the master program to one of them). Explicit denies keep the deployer away from the backend's own
     configuration and from its own role.
     """
-    p, r, a, prefix = s.partition, s.region, s.account_id, s.name_prefix
+    p, a, prefix = s.partition, s.account_id, s.name_prefix
     arn = s.account.arn
     state, logs_bucket = s.bucket_arn(s.state_bucket), s.bucket_arn(s.log_bucket)
     master_buckets = s.bucket_arn(f"{prefix}-master-*")
@@ -702,7 +699,7 @@ class Bootstrap:
         self.out.kept.append(f"KMS key {alias} ({key['Arn']})")
         where = f"KMS key {alias}"
         if key.get("KeyManager") != "CUSTOMER":
-            self._finding(where, "is an AWS managed key: its policy cannot grant the deployer, the runner or S3 log delivery", f"delete the alias or pass --key-alias <new name>")
+            self._finding(where, "is an AWS managed key: its policy cannot grant the deployer, the runner or S3 log delivery", "delete the alias or pass --key-alias <new name>")
             return
         if key.get("KeyState") != "Enabled":
             self._finding(where, f"is {key.get('KeyState')}: nothing can be encrypted or decrypted with it", f"aws kms enable-key --key-id {key['KeyId']} (or cancel its deletion)")

@@ -38,7 +38,7 @@ from .distributed import merge_reports, merged_results, read_plan, select_batch,
 from .execution import ExecutionSettings, execute
 from .ledger import Ledger, bundle_digest, content_digest
 from .lifecycle import apply_lifecycle, only_present, record_run
-from .model import Action, OperationResult, Plan, PlannedOperation, Result
+from .model import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Action, OperationResult, Plan, PlannedOperation, Result
 from .partners import AssumedRoleIam, IamFactory, PartnerRevoker
 from .planning import PlanSettings, build_plan, load_template, restrict_to_accounts
 from .recovery import Recovery
@@ -46,6 +46,7 @@ from .recovery import for_run as recovery_for_run
 from .unchanged import ALL, DesiredState, declared_versions, mark_unchanged
 from .restore import add_parser as add_restore_parser
 from .restore import project_name
+from .demo import run_demo
 from .environments import (
     add_environment_argument,
     check_file_environment,
@@ -63,7 +64,6 @@ from .whatif import plan_organization
 
 log = logging.getLogger("runner")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -721,14 +721,22 @@ def show_report(args: argparse.Namespace, clients: Clients) -> int:
     return EXIT_OK
 
 
+def run_command(argv: Sequence[str], *, stack_ops: Optional[StackOperations] = None, report: bool = False) -> int:
+    """One command line run as `python -m runner` runs it, minus its error handling (`demo.RunCommand`):
+    the demo's way into the runner."""
+    run = Run(build_parser().parse_args(list(argv)), Clients(stack_ops=stack_ops))
+    code = run.execute()
+    if report:
+        run.write_report(code)
+    return code
+
+
 def _single_command(args: argparse.Namespace, clients: Clients) -> int:
     """The commands that are not a reconciliation run (no discovery, no run report)."""
     if args.command == "report":
         return show_report(args, clients)
     if args.command == "demo":
-        from .demo import run_demo
-
-        return run_demo(args)
+        return run_demo(args, run_command)
     args.project_dir = args.project_dir or DEFAULT_PROJECT_DIR
     config = _master_config(args)
     if args.command == "retained":

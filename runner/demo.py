@@ -28,11 +28,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from components.shared.errors import UsageError
 
+from .model import EXIT_OK
+
+if TYPE_CHECKING:
+    from .stack_ops import StackOperations
+
 log = logging.getLogger("runner.demo")
+
+
+class RunCommand(Protocol):
+    """Runs one runner command line as `python -m runner` does and returns its exit code; with
+    `report`, also writes its run report. `runner/cli.py` passes its `run_command`: the demo drives
+    the real CLI without importing it."""
+
+    def __call__(self, argv: Sequence[str], *, stack_ops: Optional[StackOperations] = None, report: bool = False) -> int: ...
 
 # Accounts that already have a silo stack from an earlier run, by OU (paths below the silo OU).
 EXISTING = {
@@ -195,14 +208,12 @@ def _real_environment() -> bool:
     return boto3.Session().get_credentials() is not None
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, run_command: RunCommand) -> int:
     """Offline: emulator + seeded org + file backend → discovery and plan tables. Real: a dry-run plan."""
-    from .cli import Clients, EXIT_OK, Run, build_parser
-
     passthrough = [f"--report-to={args.report_to}", f"--project-dir={args.project_dir}"]
     if not args.offline and not args.endpoint_url and _real_environment():
         log.info("AWS credentials and the pulumi CLI found: planning against the real organization (read-only)")
-        return Run(build_parser().parse_args(["plan", *passthrough]), Clients()).execute()
+        return run_command(["plan", *passthrough])
 
     for key, value in {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_SESSION_TOKEN": "demo"}.items():
         os.environ[key] = value
@@ -224,14 +235,12 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         common = [f"--silo-ou={seeded.silo_ou_id}", f"--endpoint-url={endpoint}", "--region=us-east-1", f"--silo-settings={settings}", *passthrough]
         print("== discover")
-        code = Run(build_parser().parse_args(["discover", *common]), Clients()).execute()
+        code = run_command(["discover", *common])
         if code != EXIT_OK:
             return code
         ledger = [f"--ledger={Path(tmp) / 'ledger'}", f"--exports-to={Path(tmp) / 'exports'}", f"--log-dir={Path(tmp) / 'logs'}"]
         print("\n== plan (dry run: nothing is changed)")
-        run = Run(build_parser().parse_args(["plan", f"--stacks-from={backend}", *common, *ledger]), Clients())
-        code = run.execute()
-        run.write_report(code)
+        code = run_command(["plan", f"--stacks-from={backend}", *common, *ledger], report=True)
         if code != EXIT_OK:
             return code
         # What-if against the same emulator: the plan if Finance left for the sandbox OU (read-only).
@@ -239,29 +248,23 @@ def run_demo(args: argparse.Namespace) -> int:
         sandbox = next(o["Id"] for o in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"] if o["Name"] == "sandbox")
         print(f"\n== what if Finance ({seeded.accounts['Finance']}) moved to the sandbox OU (Organizations is not changed)")
         whatif = ["whatif", f"--stacks-from={backend}", f"--move={seeded.accounts['Finance']}", f"--to={sandbox}", *common, *ledger]
-        code = Run(build_parser().parse_args(whatif), Clients()).execute()
+        code = run_command(whatif)
         if code != EXIT_OK:
             return code
-        return _simulated_apply_then_plan(backend, common + ledger)
+        return _simulated_apply_then_plan(backend, common + ledger, run_command)
 
 
-def _simulated_apply_then_plan(backend: Path, common: list[str]) -> int:
+def _simulated_apply_then_plan(backend: Path, common: list[str], run_command: RunCommand) -> int:
     """Applies the plan to in-memory stacks (the runner's ledger is real), then plans again: all unchanged."""
     from offline.fake_stacks import FakeStackOperations, deployed_master_export
 
-    from .cli import Clients, EXIT_OK, Run, build_parser
     from .stack_ops import FileBackendStacks
 
     # The master is deployed too: after the creates the runner brings its per-silo catalogs up to date.
     stacks = FakeStackOperations(FileBackendStacks(backend).list_stacks(), exports={"master": deployed_master_export()})
     print("\n== apply (simulated deployments: no pulumi CLI here; the ledger, partner revocation and state exports are real)")
-    run = Run(build_parser().parse_args(["apply", *common]), Clients(stack_ops=stacks))
-    code = run.execute()
-    run.write_report(code)
+    code = run_command(["apply", *common], stack_ops=stacks, report=True)
     if code != EXIT_OK:
         return code
     print("\n== plan again: the ledger says every stack is unchanged, so the next run deploys nothing")
-    run = Run(build_parser().parse_args(["plan", *common]), Clients(stack_ops=stacks))
-    code = run.execute()
-    run.write_report(code)
-    return code
+    return run_command(["plan", *common], stack_ops=stacks, report=True)

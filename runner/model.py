@@ -10,6 +10,8 @@ from components.shared.environments import account_of_silo_stack, name_namespace
 from components.silo.settings import Override
 
 STACK_PREFIX = "silo-"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+"""Exit codes of `python -m runner`: done, some operation failed, bad usage or configuration."""
 ACTIVE = "ACTIVE"
 # Statuses of accounts that are closed or closing: nothing in them can be reached any more.
 CLOSED_STATUSES = frozenset({"SUSPENDED", "PENDING_CLOSURE", "CLOSED"})

@@ -72,9 +72,9 @@ class PartnerRevoker:
         if not op.silo_name:
             raise PartnerRevocationError(
                 f"{op.stack}: the silo name is unknown, so its dropzone partners cannot be found",
-                f"stack not destroyed: its silo name is unknown (no `datalake:silo-name` tag, no `siloName` output), "
-                f"so its partners under /datalake/partners/<silo>/ cannot be revoked; tag the stack "
-                f"datalake:silo-name=<silo> and rerun",
+                "stack not destroyed: its silo name is unknown (no `datalake:silo-name` tag, no `siloName` output), "
+                "so its partners under /datalake/partners/<silo>/ cannot be revoked; tag the stack "
+                "datalake:silo-name=<silo> and rerun",
             )
         namespace = name_namespace(op.environment)
         path = partner_path(op.silo_name, namespace)

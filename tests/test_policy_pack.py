@@ -10,7 +10,7 @@ import pytest
 
 from offline.harness import MASTER_ACCOUNT_ID, RecordedResource, Recording
 from offline.policy_check import check, pack_config
-from policy import rules
+from policy import access, logs, services, storage, rules
 
 SILO = "222222222222"
 OTHER = "333333333333"
@@ -54,7 +54,7 @@ def test_every_rule_passes_on_the_silo_program(silo):
 
 def test_a_silo_naming_the_master_needs_the_master_in_the_pack_config(silo):
     """Without `masterAccountId` the master's grants are exactly what the rule flags."""
-    found = check(silo, [rules.resource_policy_org_scoped])
+    found = check(silo, [access.resource_policy_org_scoped])
     flagged = {re.search(rf"statement (\w+) names account\(s\) {MASTER_ACCOUNT_ID}:", v.message) for v in found}
     assert None not in flagged, "\n".join(map(str, found))
     assert {match.group(1) for match in flagged} == {
@@ -70,7 +70,7 @@ def test_a_silo_program_granting_another_silo_is_flagged_even_with_the_master_co
     # A silo whose master stack reference points at another silo's account (a mixed-up stack name).
     outputs = {**master_stack_outputs(), "accountId": OTHER}
     silo = run_program(config, stack=f"silo-{SILO}", account_id=SILO, stack_outputs={config["datalake:masterStack"]: outputs})
-    found = check(silo, [rules.resource_policy_org_scoped], pack_config(MASTER_ACCOUNT_ID))
+    found = check(silo, [access.resource_policy_org_scoped], pack_config(MASTER_ACCOUNT_ID))
     assert len(found) == 4 and all(f"names account(s) {OTHER}" in v.message for v in found), "\n".join(map(str, found))
 
 
@@ -93,7 +93,7 @@ def bucket_set(drop: str = "", **overrides):
         ),
         "publicAccess": (
             "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-            {"bucket": "b1", **{flag: True for flag in rules.PUBLIC_ACCESS_FLAGS}},
+            {"bucket": "b1", **{flag: True for flag in storage.PUBLIC_ACCESS_FLAGS}},
         ),
         "ownership": ("aws:s3/bucketOwnershipControls:BucketOwnershipControls", {"bucket": "b1", "rule": {"objectOwnership": "BucketOwnerEnforced"}}),
         "policy": (
@@ -112,7 +112,7 @@ def bucket_set(drop: str = "", **overrides):
 
 
 def test_compliant_bucket_passes():
-    assert violations(rules.s3_bucket_baseline, *bucket_set()) == []
+    assert violations(storage.s3_bucket_baseline, *bucket_set()) == []
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_compliant_bucket_passes():
     ],
 )
 def test_bucket_missing_a_protection_is_reported(drop, overrides, expected):
-    found = violations(rules.s3_bucket_baseline, *bucket_set(drop, **overrides))
+    found = violations(storage.s3_bucket_baseline, *bucket_set(drop, **overrides))
     assert len(found) == 1 and expected in found[0], found
 
 
@@ -139,7 +139,7 @@ def test_a_part_configuring_another_bucket_does_not_count():
     parts = bucket_set()
     other = resource("aws:s3/bucket:Bucket", {"bucket": "b2"}, name="b2", outputs={"bucket": "b2", "id": "b2"})
     # b2's only "versioning" is b1's, linked by the bucket name when dependencies are ambiguous.
-    found = violations(rules.s3_bucket_baseline, *parts, other)
+    found = violations(storage.s3_bucket_baseline, *parts, other)
     assert len(found) == 5 and all("b2" in m for m in found), found
 
 
@@ -149,17 +149,17 @@ def test_removing_the_tls_statement_from_a_real_bucket_policy_is_caught(master):
     document = json.loads(policy.outputs["policy"])
     document["Statement"] = [s for s in document["Statement"] if s["Sid"] != "DenyInsecureTransport"]
     policy.outputs["policy"] = json.dumps(document)
-    found = check(mutated, [rules.s3_bucket_baseline])
+    found = check(mutated, [storage.s3_bucket_baseline])
     assert [v.urn for v in found] == [mutated.one("aws:s3/bucket:Bucket", "master-artifact-store-artifacts-bucket").urn]
 
 
 # --- KMS -----------------------------------------------------------------------------------------
 
 def test_key_rotation_required_for_symmetric_keys_only():
-    assert violations(rules.kms_key_rotation, resource("aws:kms/key:Key", {"enableKeyRotation": True})) == []
-    assert violations(rules.kms_key_rotation, resource("aws:kms/key:Key", {})) != []
-    assert violations(rules.kms_key_rotation, resource("aws:kms/key:Key", {"enableKeyRotation": False})) != []
-    assert violations(rules.kms_key_rotation, resource("aws:kms/key:Key", {"customerMasterKeySpec": "RSA_2048"})) == []
+    assert violations(storage.kms_key_rotation, resource("aws:kms/key:Key", {"enableKeyRotation": True})) == []
+    assert violations(storage.kms_key_rotation, resource("aws:kms/key:Key", {})) != []
+    assert violations(storage.kms_key_rotation, resource("aws:kms/key:Key", {"enableKeyRotation": False})) != []
+    assert violations(storage.kms_key_rotation, resource("aws:kms/key:Key", {"customerMasterKeySpec": "RSA_2048"})) == []
 
 
 def test_key_policy_star_principal_needs_an_org_condition():
@@ -169,8 +169,8 @@ def test_key_policy_star_principal_needs_an_org_condition():
         {"policy": doc(allow("Org", "kms:Decrypt", "*", {"AWS": "*"}, ORG_PATHS), allow("OrgId", "kms:Decrypt", "*", "*", {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}))},
     )
     deny = resource("aws:kms/keyPolicy:KeyPolicy", {"policy": doc({"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"})})
-    assert any("Open" in m for m in violations(rules.kms_key_policy_org_scoped, bad))
-    assert violations(rules.kms_key_policy_org_scoped, good, deny) == []
+    assert any("Open" in m for m in violations(storage.kms_key_policy_org_scoped, bad))
+    assert violations(storage.kms_key_policy_org_scoped, good, deny) == []
 
 
 # --- IAM wildcards -------------------------------------------------------------------------------
@@ -187,8 +187,8 @@ def test_key_policy_star_principal_needs_an_org_condition():
 def test_admin_wildcards_are_reported_in_any_policy_property(statement, expected):
     role_policy = resource("aws:iam/rolePolicy:RolePolicy", {"policy": doc(statement)})
     inline = resource("aws:iam/role:Role", {"inlinePolicies": [{"name": "x", "policy": doc(statement)}]})
-    assert any(expected in m for m in violations(rules.iam_no_admin_wildcards, role_policy))
-    assert any("inlinePolicies[0].policy" in m for m in violations(rules.iam_no_admin_wildcards, inline))
+    assert any(expected in m for m in violations(access.iam_no_admin_wildcards, role_policy))
+    assert any("inlinePolicies[0].policy" in m for m in violations(access.iam_no_admin_wildcards, inline))
 
 
 def test_scoped_statements_and_denies_are_fine():
@@ -202,7 +202,7 @@ def test_scoped_statements_and_denies_are_fine():
             )
         },
     )
-    assert violations(rules.iam_no_admin_wildcards, ok) == []
+    assert violations(access.iam_no_admin_wildcards, ok) == []
 
 
 # --- resource policies -------------------------------------------------------------------------
@@ -210,8 +210,8 @@ def test_scoped_statements_and_denies_are_fine():
 def test_star_principal_without_org_condition_is_reported_on_any_resource_policy():
     topic = resource("aws:sns/topicPolicy:TopicPolicy", {"policy": doc(allow("Open", "sns:Publish", "arn:aws:sns:eu-west-1:1:t", "*"))})
     scoped = resource("aws:sns/topicPolicy:TopicPolicy", {"policy": doc(allow("Org", "sns:Publish", "arn:aws:sns:eu-west-1:1:t", "*", ORG_PATHS))})
-    assert any("outside this account" in m for m in violations(rules.resource_policy_org_scoped, topic))
-    assert violations(rules.resource_policy_org_scoped, scoped) == []
+    assert any("outside this account" in m for m in violations(access.resource_policy_org_scoped, topic))
+    assert violations(access.resource_policy_org_scoped, scoped) == []
 
 
 def test_other_account_principal_needs_org_condition_once_the_home_account_is_known():
@@ -219,8 +219,8 @@ def test_other_account_principal_needs_org_condition_once_the_home_account_is_kn
     policy = resource("aws:s3/bucketPolicy:BucketPolicy", {"policy": doc(grant)})
     own = resource("aws:s3/bucketPolicy:BucketPolicy", {"policy": doc({**grant, "Principal": {"AWS": f"arn:aws:iam::{MASTER_ACCOUNT_ID}:root"}})})
     config = {"homeAccountId": MASTER_ACCOUNT_ID}
-    assert violations(rules.resource_policy_org_scoped, policy, config=config) != []
-    assert violations(rules.resource_policy_org_scoped, own, config=config) == []
+    assert violations(access.resource_policy_org_scoped, policy, config=config) != []
+    assert violations(access.resource_policy_org_scoped, own, config=config) == []
 
 
 def test_a_silo_policy_never_names_another_account_even_with_an_org_condition():
@@ -229,10 +229,10 @@ def test_a_silo_policy_never_names_another_account_even_with_an_org_condition():
     source_account = allow("Svc", "sqs:SendMessage", "arn:aws:sqs:eu-west-1:1:q", {"Service": "s3.amazonaws.com"}, {"StringEquals": {"aws:SourceAccount": OTHER}})
     in_silo_condition = resource("aws:sqs/queuePolicy:QueuePolicy", {"policy": doc(source_account)}, stack=f"silo-{SILO}")
     own = resource("aws:sqs/queuePolicy:QueuePolicy", {"policy": doc({**source_account, "Condition": {"StringEquals": {"aws:SourceAccount": SILO}}})}, stack=f"silo-{SILO}")
-    assert any(OTHER in m for m in violations(rules.resource_policy_org_scoped, in_silo))
-    assert any(OTHER in m for m in violations(rules.resource_policy_org_scoped, in_silo_condition))
-    assert violations(rules.resource_policy_org_scoped, own) == []
-    assert violations(rules.resource_policy_org_scoped, in_silo_condition, config={"trustedAccountIds": [OTHER]}) == []
+    assert any(OTHER in m for m in violations(access.resource_policy_org_scoped, in_silo))
+    assert any(OTHER in m for m in violations(access.resource_policy_org_scoped, in_silo_condition))
+    assert violations(access.resource_policy_org_scoped, own) == []
+    assert violations(access.resource_policy_org_scoped, in_silo_condition, config={"trustedAccountIds": [OTHER]}) == []
 
 
 def test_a_silo_may_name_the_master_account_and_no_other():
@@ -243,32 +243,32 @@ def test_a_silo_may_name_the_master_account_and_no_other():
         statement = allow("Read", "s3:GetObject", f"arn:aws:s3:::b-{SILO}/*", {"AWS": f"arn:aws:iam::{account}:root"}, condition)
         return resource("aws:s3/bucketPolicy:BucketPolicy", {"policy": doc(statement)}, stack=f"silo-{SILO}")
 
-    assert violations(rules.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID), config=master) == []
-    assert any(MASTER_ACCOUNT_ID in m for m in violations(rules.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID)))
-    assert any(OTHER in m for m in violations(rules.resource_policy_org_scoped, grant_to(OTHER), config=master))
+    assert violations(access.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID), config=master) == []
+    assert any(MASTER_ACCOUNT_ID in m for m in violations(access.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID)))
+    assert any(OTHER in m for m in violations(access.resource_policy_org_scoped, grant_to(OTHER), config=master))
     # Naming the master is allowed; granting it without an org condition is not.
-    unconditioned = violations(rules.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID, None), config=master)
+    unconditioned = violations(access.resource_policy_org_scoped, grant_to(MASTER_ACCOUNT_ID, None), config=master)
     assert unconditioned and all("without an aws:PrincipalOrgPaths" in m for m in unconditioned)
     # Lambda permissions follow the same rule.
     permission = {"action": "lambda:InvokeFunction", "function": "f", "principalOrgId": "o-a1b2c3d4e5"}
     to_master = resource("aws:lambda/permission:Permission", {**permission, "principal": MASTER_ACCOUNT_ID}, stack=f"silo-{SILO}")
     to_other = resource("aws:lambda/permission:Permission", {**permission, "principal": OTHER}, stack=f"silo-{SILO}")
-    assert violations(rules.resource_policy_org_scoped, to_master, config=master) == []
-    assert any(OTHER in m for m in violations(rules.resource_policy_org_scoped, to_other, config=master))
+    assert violations(access.resource_policy_org_scoped, to_master, config=master) == []
+    assert any(OTHER in m for m in violations(access.resource_policy_org_scoped, to_other, config=master))
 
 
 def test_master_account_id_is_the_home_of_a_stack_that_is_not_a_silo():
     grant = allow("Other", "s3:GetObject", "arn:aws:s3:::b1/*", {"AWS": f"arn:aws:iam::{OTHER}:root"})
     policy = resource("aws:s3/bucketPolicy:BucketPolicy", {"policy": doc(grant)})
-    assert any("outside this account" in m for m in violations(rules.resource_policy_org_scoped, policy, config={"masterAccountId": MASTER_ACCOUNT_ID}))
-    assert violations(rules.resource_policy_org_scoped, policy) == []
+    assert any("outside this account" in m for m in violations(access.resource_policy_org_scoped, policy, config={"masterAccountId": MASTER_ACCOUNT_ID}))
+    assert violations(access.resource_policy_org_scoped, policy) == []
 
 
 def test_lambda_permission_to_everyone_needs_principal_org_id():
     open_ = resource("aws:lambda/permission:Permission", {"principal": "*", "action": "lambda:InvokeFunction"})
     org = resource("aws:lambda/permission:Permission", {"principal": "*", "principalOrgId": "o-a1b2c3d4e5"})
-    assert violations(rules.resource_policy_org_scoped, open_) != []
-    assert violations(rules.resource_policy_org_scoped, org) == []
+    assert violations(access.resource_policy_org_scoped, open_) != []
+    assert violations(access.resource_policy_org_scoped, org) == []
 
 
 # --- Lambda --------------------------------------------------------------------------------------
@@ -277,9 +277,9 @@ def test_lambda_runtime_must_be_supported():
     ok = resource("aws:lambda/function:Function", {"runtime": "python3.12"})
     old = resource("aws:lambda/function:Function", {"runtime": "python3.8"})
     image = resource("aws:lambda/function:Function", {"packageType": "Image"})
-    assert violations(rules.lambda_function_baseline, ok, image) == []
-    assert "python3.8" in violations(rules.lambda_function_baseline, old)[0]
-    assert violations(rules.lambda_function_baseline, old, config={"allowedRuntimes": ["python3.8"]}) == []
+    assert violations(services.lambda_function_baseline, ok, image) == []
+    assert "python3.8" in violations(services.lambda_function_baseline, old)[0]
+    assert violations(services.lambda_function_baseline, old, config={"allowedRuntimes": ["python3.8"]}) == []
 
 
 def test_reserved_and_provisioned_concurrency_must_be_bounded():
@@ -287,14 +287,14 @@ def test_reserved_and_provisioned_concurrency_must_be_bounded():
     bounded = resource("aws:lambda/function:Function", {"runtime": "python3.12", "reservedConcurrentExecutions": 5})
     provisioned = resource("aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig", {"provisionedConcurrentExecutions": 50})
     small = resource("aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig", {"provisionedConcurrentExecutions": 2})
-    assert "unlimited" in violations(rules.lambda_function_baseline, unlimited)[0]
-    assert violations(rules.lambda_function_baseline, bounded, small) == []
-    assert "billed while idle" in violations(rules.lambda_function_baseline, provisioned)[0]
+    assert "unlimited" in violations(services.lambda_function_baseline, unlimited)[0]
+    assert violations(services.lambda_function_baseline, bounded, small) == []
+    assert "billed while idle" in violations(services.lambda_function_baseline, provisioned)[0]
 
 
 def test_log_groups_need_retention():
-    assert violations(rules.log_group_retention, resource("aws:cloudwatch/logGroup:LogGroup", {"name": "/x"})) != []
-    assert violations(rules.log_group_retention, resource("aws:cloudwatch/logGroup:LogGroup", {"retentionInDays": 30})) == []
+    assert violations(logs.log_group_retention, resource("aws:cloudwatch/logGroup:LogGroup", {"name": "/x"})) != []
+    assert violations(logs.log_group_retention, resource("aws:cloudwatch/logGroup:LogGroup", {"retentionInDays": 30})) == []
 
 
 def test_each_lambda_function_needs_its_own_log_group_with_retention():
@@ -303,10 +303,10 @@ def test_each_lambda_function_needs_its_own_log_group_with_retention():
     forever = resource("aws:cloudwatch/logGroup:LogGroup", {"name": "/aws/lambda/vend"}, name="lg")
     explicit_fn = resource("aws:lambda/function:Function", {"runtime": "python3.12", "loggingConfig": {"logGroup": "/custom", "logFormat": "JSON"}}, name="fn2")
     explicit = resource("aws:cloudwatch/logGroup:LogGroup", {"name": "/custom", "retentionInDays": 7}, name="lg2")
-    assert violations(rules.lambda_log_group, function, by_name) == []
-    assert violations(rules.lambda_log_group, explicit_fn, explicit) == []
-    assert "fn" in violations(rules.lambda_log_group, function, forever)[0]
-    assert violations(rules.lambda_log_group, function) != []
+    assert violations(logs.lambda_log_group, function, by_name) == []
+    assert violations(logs.lambda_log_group, explicit_fn, explicit) == []
+    assert "fn" in violations(logs.lambda_log_group, function, forever)[0]
+    assert violations(logs.lambda_log_group, function) != []
 
 
 # --- API Gateway, Transfer, SNS, Athena ------------------------------------------------------------
@@ -314,27 +314,27 @@ def test_each_lambda_function_needs_its_own_log_group_with_retention():
 @pytest.mark.parametrize("type_", ["aws:apigateway/stage:Stage", "aws:apigatewayv2/stage:Stage"])
 def test_api_stages_need_access_logs(type_):
     logged = resource(type_, {"accessLogSettings": {"destinationArn": "arn:aws:logs:eu-west-1:1:log-group:/api", "format": "$context.requestId"}})
-    assert violations(rules.apigateway_access_logging, logged) == []
-    assert violations(rules.apigateway_access_logging, resource(type_, {"stageName": "v1"})) != []
+    assert violations(logs.apigateway_access_logging, logged) == []
+    assert violations(logs.apigateway_access_logging, resource(type_, {"stageName": "v1"})) != []
 
 
 def test_transfer_servers_need_a_current_security_policy():
     current = resource("aws:transfer/server:Server", {"securityPolicyName": "TransferSecurityPolicy-2024-01"})
     old = resource("aws:transfer/server:Server", {"securityPolicyName": "TransferSecurityPolicy-2020-06"})
     default = resource("aws:transfer/server:Server", {"protocols": ["SFTP"]})
-    assert violations(rules.transfer_security_policy, current) == []
-    assert "2020-06" in violations(rules.transfer_security_policy, old)[0]
-    assert "provider default" in violations(rules.transfer_security_policy, default)[0]
+    assert violations(services.transfer_security_policy, current) == []
+    assert "2020-06" in violations(services.transfer_security_policy, old)[0]
+    assert "provider default" in violations(services.transfer_security_policy, default)[0]
 
 
 def test_topics_and_workgroups_are_encrypted(master):
-    assert violations(rules.encrypted_services, resource("aws:sns/topic:Topic", {"name": "t"})) != []
+    assert violations(services.encrypted_services, resource("aws:sns/topic:Topic", {"name": "t"})) != []
     workgroup = master.one("aws:athena/workgroup:Workgroup")
     loose = copy.deepcopy(workgroup)
     loose.inputs["configuration"]["enforceWorkgroupConfiguration"] = False
     loose.inputs["configuration"]["resultConfiguration"].pop("encryptionConfiguration")
-    assert violations(rules.encrypted_services, workgroup) == []
-    assert len(violations(rules.encrypted_services, loose)) == 2
+    assert violations(services.encrypted_services, workgroup) == []
+    assert len(violations(services.encrypted_services, loose)) == 2
 
 
 def test_the_pack_entry_point_starts_an_analyzer_and_prints_its_port():
@@ -361,8 +361,8 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 def test_log_groups_need_a_kms_key():
     encrypted = resource(LOG_GROUP, {"name": "/x", "retentionInDays": 30, "kmsKeyId": "arn:aws:kms:eu-west-1:1:key/k"})
     plain = resource(LOG_GROUP, {"name": "/aws/codebuild/build", "retentionInDays": 30})
-    assert violations(rules.log_group_encryption, encrypted) == []
-    found = violations(rules.log_group_encryption, plain)
+    assert violations(logs.log_group_encryption, encrypted) == []
+    found = violations(logs.log_group_encryption, plain)
     assert len(found) == 1 and "/aws/codebuild/build" in found[0] and "kmsKeyId" in found[0]
 
 
@@ -376,13 +376,13 @@ def test_log_groups_need_a_kms_key():
 )
 def test_no_policy_may_let_a_service_create_its_own_log_group(action, flagged):
     role_policy = resource("aws:iam/rolePolicy:RolePolicy", {"policy": doc(allow("Logs", action, "arn:aws:logs:eu-west-1:1:log-group:/x:*"))})
-    assert bool(violations(rules.no_create_log_group, role_policy)) is flagged
+    assert bool(violations(logs.no_create_log_group, role_policy)) is flagged
     denied = resource("aws:iam/rolePolicy:RolePolicy", {"policy": doc({**allow("Logs", action), "Effect": "Deny"})})
-    assert violations(rules.no_create_log_group, denied) == []
+    assert violations(logs.no_create_log_group, denied) == []
 
 
 def service_log_group_violations(*resources) -> list[str]:
-    return violations(rules.service_log_groups, *resources)
+    return violations(logs.service_log_groups, *resources)
 
 
 def test_api_gateway_execution_logs_need_their_group_in_the_stack():
@@ -434,7 +434,7 @@ def test_removing_a_pre_created_service_log_group_from_the_silo_is_caught():
 
     silo = run_silo(silo_config())
     kept = [r for r in silo.resources if not (r.type == LOG_GROUP and r.name in ("silo-sales-etl-raw-crawler-logs", "silo-sales-warehouse-userlog"))]
-    found = check(Recording(kept, silo.outputs), [rules.service_log_groups])
+    found = check(Recording(kept, silo.outputs), [logs.service_log_groups])
     assert sorted(v.urn.rsplit("::", 1)[1] for v in found) == ["silo-sales-etl-raw-crawler", "silo-sales-warehouse-namespace"]
 
 
@@ -457,7 +457,7 @@ def test_roles_trusted_by_services_that_send_source_keys_must_use_them(service, 
     if condition:
         trust["Condition"] = condition
     role = resource("aws:iam/role:Role", {"assumeRolePolicy": doc(trust)})
-    found = violations(rules.service_trust_confused_deputy, role)
+    found = violations(access.service_trust_confused_deputy, role)
     assert bool(found) is flagged, found
     if flagged:
         assert "aws:SourceAccount" in found[0]

@@ -14,7 +14,7 @@ from components.stack_config import parse_stack_config
 from components.silo.sftp import SftpServerArgs
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording
 from offline.stacks import master_config, run_master, run_silo, silo_config
-from policy import rules
+from policy import access, services
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ROLE = "aws:iam/role:Role"
@@ -177,7 +177,7 @@ def test_every_service_role_is_tied_to_its_account_except_where_the_service_send
                     keys = {k for block in st["Condition"].values() for k in block}
                     assert keys & {"aws:SourceAccount", "aws:SourceArn", "sts:ExternalId"}, name
     assert unconditioned == {"lambda.amazonaws.com", "apigateway.amazonaws.com", "glue.amazonaws.com"}
-    assert not unconditioned & set(rules.SERVICES_SENDING_SOURCE_KEYS)
+    assert not unconditioned & set(access.SERVICES_SENDING_SOURCE_KEYS)
 
 
 # -- 12. Transfer security policies ------------------------------------------------------------------
@@ -204,6 +204,6 @@ def test_current_transfer_security_policies_are_accepted(name):
 
 
 def test_the_policy_pack_accepts_every_policy_the_config_does_and_the_component_refuses_others():
-    assert set(TRANSFER_SECURITY_POLICIES) <= set(rules.CURRENT_TRANSFER_POLICIES)
+    assert set(TRANSFER_SECURITY_POLICIES) <= set(services.CURRENT_TRANSFER_POLICIES)
     # The component takes its policy from SftpConfig, which refuses any other (the test above).
     assert SftpServerArgs.__dataclass_fields__["config"].default_factory().security_policy in TRANSFER_SECURITY_POLICIES

@@ -76,20 +76,43 @@ class MasterAccount(pulumi.ComponentResource):
         super().__init__("datalake:master:MasterAccount", name, None, opts)
         cfg = args.config
         cli_checksums = cfg.pulumi_cli_checksums()  # before any resource: an unpinned CLI is a config error
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._tags = {**cfg.tags, "datalake:stack": "master"}
+        account = self._account = self._account_context(cfg)
+        artifact_bucket_name = bucket_name(cfg.name_prefix, MASTER_OWNER, "artifacts", account.account_id)
+
+        self.key = self._key(cfg, artifact_bucket_name)
+        self.access_logs = SecureBucket(
+            f"{name}-access-logs",
+            master_access_logs_args(bucket_name(cfg.name_prefix, MASTER_OWNER, "access-logs", account.account_id), account, self.key.arn, self._tags),
+            opts=self._child,
+        )
+        self.artifacts = self._artifact_store(cfg, artifact_bucket_name)
+        self.alerts = self._alert_topic(cfg)
+        self._analytics(cfg, args)
+        state_bucket = cfg.runner.state_bucket or bucket_name(cfg.name_prefix, MASTER_OWNER, "pulumi-state", account.account_id)
+        self.runner = self._runner(cfg, args, state_bucket, cli_checksums["runner"])
+        self.delivery = self._delivery(cfg, state_bucket, cli_checksums)
+        self.outputs = self._stack_outputs(cfg, state_bucket)
+        self.register_outputs(self.outputs)
+
+    def _account_context(self, cfg: MasterConfig) -> AccountContext:
+        """The master account as the provider sees it; its id is checked against the deploy role's trust."""
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        account = AccountContext(
+        return AccountContext(
             account_id=aws.get_caller_identity_output(opts=invoke).account_id.apply(
                 lambda account_id: check_deploy_role_trust(cfg, account_id)
             ),
             partition=aws.get_partition_output(opts=invoke).partition,
             region=cfg.region,
         )
-        tags = {**cfg.tags, "datalake:stack": "master"}
-        child = pulumi.ResourceOptions(parent=self)
-        artifact_bucket_name = bucket_name(cfg.name_prefix, MASTER_OWNER, "artifacts", account.account_id)
 
-        self.key = EncryptionKey(
-            f"{name}-key",
+    def _key(self, cfg: MasterConfig, artifact_bucket_name: pulumi.Input[str]) -> EncryptionKey:
+        """The master key, with a grant for each service and role that uses it."""
+        account = self._account
+        return EncryptionKey(
+            f"{self._name}-key",
             EncryptionKeyArgs(
                 account=account,
                 alias=f"{cfg.name_prefix}-{MASTER_OWNER}",
@@ -101,41 +124,45 @@ class MasterAccount(pulumi.ComponentResource):
                     runner_logs_key_statement(account, RunnerTriggers.log_group_name(cfg.name_prefix)),
                     *([build_logs_key_statement(account, cfg.name_prefix)] if cfg.delivery is not None else []),
                 ],
-                tags=tags,
+                tags=self._tags,
             ),
-            opts=child,
+            opts=self._child,
         )
-        self.access_logs = SecureBucket(
-            f"{name}-access-logs",
-            master_access_logs_args(bucket_name(cfg.name_prefix, MASTER_OWNER, "access-logs", account.account_id), account, self.key.arn, tags),
-            opts=child,
-        )
-        self.artifacts = ArtifactStore(
-            f"{name}-artifact-store",
+
+    def _artifact_store(self, cfg: MasterConfig, artifact_bucket_name: pulumi.Input[str]) -> ArtifactStore:
+        """The bucket of project bundles, readable by the silo OU's deploy roles."""
+        return ArtifactStore(
+            f"{self._name}-artifact-store",
             ArtifactStoreArgs(
-                account=account,
+                account=self._account,
                 bucket_name=artifact_bucket_name,
                 kms_key_arn=self.key.arn,
                 silo_ou_path=cfg.silo_ou_path,
                 deploy_role_name=cfg.deploy_role_name,
                 access_log_bucket=self.access_logs.name,
                 noncurrent_version_expiration_days=cfg.artifacts.noncurrent_version_expiration_days,
-                tags=tags,
+                tags=self._tags,
             ),
-            opts=child,
+            opts=self._child,
         )
-        self.alerts = AlertTopic(
-            f"{name}-alerts",
+
+    def _alert_topic(self, cfg: MasterConfig) -> AlertTopic:
+        """The topic that schedules, pipelines and builds report failures to."""
+        return AlertTopic(
+            f"{self._name}-alerts",
             AlertTopicArgs(
-                account=account,
+                account=self._account,
                 topic_name=f"{cfg.name_prefix}-master-alerts",
                 kms_key_arn=self.key.arn,
                 publisher_services=ALERT_PUBLISHERS,
-                tags=tags,
+                tags=self._tags,
             ),
-            opts=child,
+            opts=self._child,
         )
 
+    def _analytics(self, cfg: MasterConfig, args: MasterAccountArgs) -> None:
+        """Org-wide analytics in the master region, and a `RegionalAnalytics` per region that holds silos."""
+        name, account, tags = self._name, self._account, self._tags
         silo_accounts, home_accounts, away = self._silo_regions(cfg, args)
         self.analytics = OrgAnalytics(
             f"{name}-analytics",
@@ -153,7 +180,7 @@ class MasterAccount(pulumi.ComponentResource):
                 results_expiration_days=cfg.analytics.results_expiration_days,
                 tags=tags,
             ),
-            opts=child,
+            opts=self._child,
         )
         # A silo in another region is queried there: its catalog can only be registered in its region.
         self.regional_analytics = {
@@ -174,17 +201,19 @@ class MasterAccount(pulumi.ComponentResource):
             )
             for region, ids in sorted(away.items())
         }
-        state_bucket = cfg.runner.state_bucket or bucket_name(cfg.name_prefix, MASTER_OWNER, "pulumi-state", account.account_id)
-        self.runner = RunnerTriggers(
-            f"{name}-runner",
+
+    def _runner(self, cfg: MasterConfig, args: MasterAccountArgs, state_bucket: pulumi.Input[str], cli_sha256: str) -> RunnerTriggers:
+        """The runner's builds and what starts them."""
+        return RunnerTriggers(
+            f"{self._name}-runner",
             RunnerTriggersArgs(
-                account=account,
+                account=self._account,
                 name_prefix=cfg.name_prefix,
                 organization_id=cfg.organization_id,
                 environment=cfg.environment,
                 management_account_id=cfg.management_account_id,
                 deploy_role_name=cfg.deploy_role_name,
-                pulumi_cli_sha256=cli_checksums["runner"],
+                pulumi_cli_sha256=cli_sha256,
                 runner=cfg.runner,
                 state_bucket=state_bucket,
                 artifact_bucket=self.artifacts.name,
@@ -193,47 +222,52 @@ class MasterAccount(pulumi.ComponentResource):
                 secrets_provider=cfg.runner_secrets_provider(),
                 org_events_provider=args.org_events_provider,
                 catalog_prefix=cfg.analytics.catalog_prefix,
-                tags=tags,
+                tags=self._tags,
             ),
-            opts=child,
+            opts=self._child,
         )
-        self.delivery: Optional[DeliveryPipeline] = None
-        if cfg.delivery is not None:
-            delivery = cfg.delivery
-            self.delivery = DeliveryPipeline(
-                f"{name}-delivery",
-                DeliveryPipelineArgs(
-                    account=account,
-                    name_prefix=cfg.name_prefix,
-                    pipeline_bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "pipeline", account.account_id),
-                    kms_key_arn=self.key.arn,
-                    access_log_bucket=self.access_logs.name,
-                    artifact_bucket_name=self.artifacts.name,
-                    alert_topic_arn=self.alerts.arn,
-                    silo_ou_path=cfg.silo_ou_path,
-                    deploy_role_name=cfg.deploy_role_name,
-                    organization_id=cfg.organization_id,
-                    management_account_id=cfg.management_account_id,
-                    state_bucket=state_bucket,
-                    secrets_key_arn=delivery.secrets_key_arn or self.key.arn,
-                    master_deploy_role_name=delivery.master_deploy_role_name,
-                    source=delivery.source,
-                    repository=delivery.repository,
-                    branch=delivery.branch,
-                    connection_arn=delivery.connection_arn,
-                    connection_provider=delivery.connection_provider,
-                    source_object_key=delivery.source_object_key,
-                    pulumi_version=delivery.pulumi_version,
-                    pulumi_cli_sha256=cli_checksums["delivery"],
-                    log_retention_days=delivery.log_retention_days,
-                    tags=tags,
-                ),
-                opts=child,
-            )
 
-        self.outputs = {
+    def _delivery(self, cfg: MasterConfig, state_bucket: pulumi.Input[str], cli_checksums: Mapping[str, str]) -> Optional[DeliveryPipeline]:
+        """The delivery pipeline, when `datalake:delivery` is configured."""
+        delivery, account = cfg.delivery, self._account
+        if delivery is None:
+            return None
+        return DeliveryPipeline(
+            f"{self._name}-delivery",
+            DeliveryPipelineArgs(
+                account=account,
+                name_prefix=cfg.name_prefix,
+                pipeline_bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "pipeline", account.account_id),
+                kms_key_arn=self.key.arn,
+                access_log_bucket=self.access_logs.name,
+                artifact_bucket_name=self.artifacts.name,
+                alert_topic_arn=self.alerts.arn,
+                silo_ou_path=cfg.silo_ou_path,
+                deploy_role_name=cfg.deploy_role_name,
+                organization_id=cfg.organization_id,
+                management_account_id=cfg.management_account_id,
+                state_bucket=state_bucket,
+                secrets_key_arn=delivery.secrets_key_arn or self.key.arn,
+                master_deploy_role_name=delivery.master_deploy_role_name,
+                source=delivery.source,
+                repository=delivery.repository,
+                branch=delivery.branch,
+                connection_arn=delivery.connection_arn,
+                connection_provider=delivery.connection_provider,
+                source_object_key=delivery.source_object_key,
+                pulumi_version=delivery.pulumi_version,
+                pulumi_cli_sha256=cli_checksums["delivery"],
+                log_retention_days=delivery.log_retention_days,
+                tags=self._tags,
+            ),
+            opts=self._child,
+        )
+
+    def _stack_outputs(self, cfg: MasterConfig, state_bucket: pulumi.Input[str]) -> dict[str, object]:
+        """The stack's outputs: the contract silo stacks read through their `StackReference`."""
+        outputs: dict[str, object] = {
             # Silos grant this account read on their processed data, for the Athena catalogs below.
-            "accountId": account.account_id,
+            "accountId": self._account.account_id,
             "artifactBucketName": self.artifacts.name,
             "artifactBucketArn": self.artifacts.arn,
             "artifactKeyArn": self.key.arn,
@@ -249,23 +283,23 @@ class MasterAccount(pulumi.ComponentResource):
             "siloCatalogs": self.analytics.catalog_names,
         }
         if self.regional_analytics:
-            self.outputs["siloCatalogs"] = {
+            outputs["siloCatalogs"] = {
                 **self.analytics.catalog_names,
                 **{k: v for regional in self.regional_analytics.values() for k, v in regional.analytics.catalog_names.items()},
             }
-            self.outputs["siloCatalogRegions"] = {
+            outputs["siloCatalogRegions"] = {
                 **{account_id: cfg.region for account_id in self.analytics.catalog_names},
                 **{k: region for region, regional in self.regional_analytics.items() for k in regional.analytics.catalog_names},
             }
-            self.outputs["analyticsWorkgroups"] = {
+            outputs["analyticsWorkgroups"] = {
                 cfg.region: self.analytics.workgroup.name,
                 **{region: regional.analytics.workgroup.name for region, regional in self.regional_analytics.items()},
             }
         if self.delivery is not None:
-            self.outputs["deliveryPipelineName"] = self.delivery.pipeline.name
+            outputs["deliveryPipelineName"] = self.delivery.pipeline.name
         if self.runner.state_machine is not None:
-            self.outputs["runnerStateMachineArn"] = self.runner.state_machine.arn
-        self.register_outputs(self.outputs)
+            outputs["runnerStateMachineArn"] = self.runner.state_machine.arn
+        return outputs
 
     def _silo_regions(
         self, cfg: MasterConfig, args: MasterAccountArgs

@@ -114,11 +114,25 @@ class OrgAnalytics(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OrgAnalyticsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:analytics:OrgAnalytics", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._tags = dict(args.tags)
 
-        self.results = SecureBucket(
-            f"{name}-results",
+        self.results = self._results_bucket(args)
+        self.workgroup = self._workgroup(args)
+        self.catalog_names = self._catalog_names(args)
+        self.catalogs = self._catalogs()
+        self.register_outputs(
+            {
+                "workgroup": self.workgroup.name,
+                "resultsBucket": self.results.name,
+                "catalogs": self.catalog_names,
+            }
+        )
+
+    def _results_bucket(self, args: OrgAnalyticsArgs) -> SecureBucket:
+        return SecureBucket(
+            f"{self._name}-results",
             SecureBucketArgs(
                 bucket_name=args.results_bucket_name,
                 purpose="athena-results",
@@ -128,12 +142,15 @@ class OrgAnalytics(pulumi.ComponentResource):
                 lifecycle=BucketLifecycle(
                     expiration_days=args.results_expiration_days, noncurrent_version_expiration_days=1
                 ),
-                tags=tags,
+                tags=self._tags,
             ),
-            opts=child,
+            opts=self._child,
         )
-        self.workgroup = aws.athena.Workgroup(
-            f"{name}-workgroup",
+
+    def _workgroup(self, args: OrgAnalyticsArgs) -> aws.athena.Workgroup:
+        """The workgroup: results in the results bucket, SSE-KMS, a scan limit per query; clients cannot override."""
+        return aws.athena.Workgroup(
+            f"{self._name}-workgroup",
             name=f"{args.name_prefix}-org-analytics",
             description="Org-wide queries over every silo's Glue catalog",
             state="ENABLED",
@@ -152,38 +169,35 @@ class OrgAnalytics(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            tags=tags,
-            opts=child,
+            tags=self._tags,
+            opts=self._child,
         )
 
+    def _catalog_names(self, args: OrgAnalyticsArgs) -> dict[str, str]:
+        """Account id → catalog name, for the given (or discovered) accounts this component registers."""
         accounts = (
             list(args.accounts)
             if args.accounts is not None
             else discover_accounts(args.silo_ou_path, pulumi.InvokeOptions(parent=self))
         )
-        self.catalog_names = {
+        return {
             account_id: catalog
             for account_id, catalog in catalog_names(accounts, args.catalog_prefix).items()
             if args.catalog_accounts is None or account_id in args.catalog_accounts
         }
-        self.catalogs = {
+
+    def _catalogs(self) -> dict[str, aws.athena.DataCatalog]:
+        return {
             # Logical names follow the account id, which never changes; a renamed account only
             # renames (replaces) its catalog.
             account_id: aws.athena.DataCatalog(
-                f"{name}-catalog-{account_id}",
+                f"{self._name}-catalog-{account_id}",
                 name=catalog,
                 type="GLUE",
                 description=f"Glue Data Catalog of silo account {account_id}",
                 parameters={"catalog-id": account_id},
-                tags={**tags, "datalake:account": account_id},
-                opts=child,
+                tags={**self._tags, "datalake:account": account_id},
+                opts=self._child,
             )
             for account_id, catalog in self.catalog_names.items()
         }
-        self.register_outputs(
-            {
-                "workgroup": self.workgroup.name,
-                "resultsBucket": self.results.name,
-                "catalogs": self.catalog_names,
-            }
-        )

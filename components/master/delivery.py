@@ -198,15 +198,34 @@ class DeliveryPipeline(pulumi.ComponentResource):
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
         self._tags = dict(args.tags)
-        account = self._account = args.account
-        pipeline_name = f"{args.name_prefix}-delivery"
+        self._account = args.account
+        self._pipeline_name = f"{args.name_prefix}-delivery"
+        self.projects, self.roles = {}, {}
 
-        self.bucket = SecureBucket(
-            f"{name}-bucket",
+        self.bucket = self._working_bucket(args)
+        self.connection_arn = self._source_connection(args)
+        self._build_projects(args)
+        pipeline_role = self._role("pipeline", "codepipeline.amazonaws.com", self._pipeline_statements(args))
+        self.pipeline = self._pipeline(args, pipeline_role)
+        if args.source == "s3":
+            self._s3_trigger(args)
+        self.failure_notifications = self._failure_notifications(args)
+        self.register_outputs(
+            {
+                "pipelineName": self.pipeline.name,
+                "pipelineBucket": self.bucket.name,
+                "connectionArn": self.connection_arn,
+            }
+        )
+
+    def _working_bucket(self, args: DeliveryPipelineArgs) -> SecureBucket:
+        """The pipeline's own bucket: execution artifacts (and, for `s3`, the source zip)."""
+        return SecureBucket(
+            f"{self._name}-bucket",
             SecureBucketArgs(
                 bucket_name=args.pipeline_bucket_name,
                 purpose="pipeline",
-                account=account,
+                account=self._account,
                 kms_key_arn=args.kms_key_arn,
                 access_log_bucket=args.access_log_bucket,
                 # Working artifacts of old executions are worthless; an S3 source zip must stay.
@@ -218,97 +237,51 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        pipeline_bucket_arn = self.bucket.arn
-        execution_objects = pulumi.Output.concat(
-            pipeline_bucket_arn, "/", pipeline_name[:PIPELINE_ARTIFACT_FOLDER_LENGTH], "/*"
+
+    def _execution_objects(self) -> pulumi.Output[str]:
+        """The objects of this pipeline's executions in its bucket (CodePipeline's artifact folder)."""
+        return pulumi.Output.concat(
+            self.bucket.arn, "/", self._pipeline_name[:PIPELINE_ARTIFACT_FOLDER_LENGTH], "/*"
         )
-        bundles = pulumi.Output.concat(bucket_arn(account.partition, args.artifact_bucket_name), f"/{BUNDLE_PREFIX}/*")
 
-        if args.source == "codestar":
-            if args.connection_arn:
-                self.connection_arn = pulumi.Output.from_input(args.connection_arn)
-            else:
-                connection = aws.codestarconnections.Connection(
-                    f"{name}-connection",
-                    name=f"{args.name_prefix}-delivery"[:32],
-                    provider_type=args.connection_provider,
-                    tags=self._tags,
-                    opts=self._child,
-                )
-                self.connection_arn = connection.arn
-        else:
-            self.connection_arn = pulumi.Output.from_input("")
+    def _source_connection(self, args: DeliveryPipelineArgs) -> pulumi.Output[str]:
+        """The Git connection's ARN (given, or a created connection); empty for an `s3` source."""
+        if args.source != "codestar":
+            return pulumi.Output.from_input("")
+        if args.connection_arn:
+            return pulumi.Output.from_input(args.connection_arn)
+        connection = aws.codestarconnections.Connection(
+            f"{self._name}-connection",
+            name=f"{args.name_prefix}-delivery"[:32],
+            provider_type=args.connection_provider,
+            tags=self._tags,
+            opts=self._child,
+        )
+        return connection.arn
 
-        def project_arn(stage: str) -> pulumi.Output[str]:
-            return account.arn("codebuild", f"project/{pipeline_name}-{stage}")
-
+    def _build_projects(self, args: DeliveryPipelineArgs) -> None:
+        """The test, package and deploy projects, each with its own role and log group."""
         read_inputs = statement(
-            "ReadPipelineArtifacts", ["s3:GetObject", "s3:GetObjectVersion"], execution_objects
+            "ReadPipelineArtifacts", ["s3:GetObject", "s3:GetObjectVersion"], self._execution_objects()
         )
-        use_key = _kms_via_s3("UseMasterKeyThroughS3", account, args.kms_key_arn, ["kms:Decrypt", "kms:GenerateDataKey"])
-        self.projects, self.roles = {}, {}
-        self._project(
-            "test",
-            args,
-            pipeline_name,
-            TEST_BUILDSPEC,
-            [read_inputs, use_key],
-            {},
-        )
+        use_key = _kms_via_s3("UseMasterKeyThroughS3", self._account, args.kms_key_arn, ["kms:Decrypt", "kms:GenerateDataKey"])
+        bundles = pulumi.Output.concat(bucket_arn(self._account.partition, args.artifact_bucket_name), f"/{BUNDLE_PREFIX}/*")
+        self._project("test", args, TEST_BUILDSPEC, [read_inputs, use_key], {})
         self._project(
             "package",
             args,
-            pipeline_name,
             PACKAGE_BUILDSPEC,
             [read_inputs, use_key, statement("WriteBundles", "s3:PutObject", bundles)],
             {"ARTIFACT_BUCKET": args.artifact_bucket_name},
         )
         master_deploy_role_arn = pulumi.Output.concat(
-            "arn:", account.partition, ":iam::", account.account_id, ":role/", args.master_deploy_role_name
+            "arn:", self._account.partition, ":iam::", self._account.account_id, ":role/", args.master_deploy_role_name
         )
-        state_arn = bucket_arn(account.partition, args.state_bucket)
-        org = f"{args.organization_id}"
         self._project(
             "deploy",
             args,
-            pipeline_name,
             DEPLOY_BUILDSPEC,
-            [
-                read_inputs,
-                use_key,
-                statement(
-                    "AssumeSiloDeployRolesInSiloOu",
-                    "sts:AssumeRole",
-                    pulumi.Output.concat("arn:", account.partition, ":iam::*:role/", args.deploy_role_name),
-                    conditions={"ForAnyValue:StringLike": {"aws:ResourceOrgPaths": [org_path_pattern(args.silo_ou_path)]}},
-                ),
-                statement("AssumeMasterDeployRole", "sts:AssumeRole", master_deploy_role_arn),
-                statement("ListPulumiState", ["s3:ListBucket", "s3:GetBucketLocation"], state_arn),
-                statement(
-                    "ReadWritePulumiState",
-                    ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                    pulumi.Output.concat(state_arn, "/*"),
-                ),
-                statement(
-                    "UsePulumiSecretsKey",
-                    ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
-                    args.secrets_key_arn,
-                ),
-                # The runner walks the silo OU; Organizations ARNs carry the management account's id.
-                statement(
-                    "ReadSiloOrganization",
-                    [
-                        "organizations:ListChildren",
-                        "organizations:ListAccountsForParent",
-                        "organizations:ListOrganizationalUnitsForParent",
-                        "organizations:ListParents",
-                        "organizations:DescribeAccount",
-                        "organizations:DescribeOrganizationalUnit",
-                        "organizations:ListTagsForResource",
-                    ],
-                    organizations_arns(account.partition, args.management_account_id, org),
-                ),
-            ],
+            [read_inputs, use_key, *self._deploy_statements(args, master_deploy_role_arn)],
             {
                 "STATE_BUCKET": args.state_bucket,
                 # The runner's exports and reports: encrypted with, and checked against, the master key.
@@ -321,35 +294,75 @@ class DeliveryPipeline(pulumi.ComponentResource):
             },
         )
 
-        # The pipeline's own role: its bucket prefix, the three projects, the connection, the key.
-        pipeline_statements = [
+    def _deploy_statements(self, args: DeliveryPipelineArgs, master_deploy_role_arn: pulumi.Output[str]) -> list[Statement]:
+        """What the deploy stage needs beyond its inputs: the deploy roles, the Pulumi state, the silo OU."""
+        account = self._account
+        state_arn = bucket_arn(account.partition, args.state_bucket)
+        return [
             statement(
-                "ReadWritePipelineArtifacts", ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], execution_objects
+                "AssumeSiloDeployRolesInSiloOu",
+                "sts:AssumeRole",
+                pulumi.Output.concat("arn:", account.partition, ":iam::*:role/", args.deploy_role_name),
+                conditions={"ForAnyValue:StringLike": {"aws:ResourceOrgPaths": [org_path_pattern(args.silo_ou_path)]}},
+            ),
+            statement("AssumeMasterDeployRole", "sts:AssumeRole", master_deploy_role_arn),
+            statement("ListPulumiState", ["s3:ListBucket", "s3:GetBucketLocation"], state_arn),
+            statement(
+                "ReadWritePulumiState",
+                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                pulumi.Output.concat(state_arn, "/*"),
+            ),
+            statement(
+                "UsePulumiSecretsKey",
+                ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
+                args.secrets_key_arn,
+            ),
+            # The runner walks the silo OU; Organizations ARNs carry the management account's id.
+            statement(
+                "ReadSiloOrganization",
+                [
+                    "organizations:ListChildren",
+                    "organizations:ListAccountsForParent",
+                    "organizations:ListOrganizationalUnitsForParent",
+                    "organizations:ListParents",
+                    "organizations:DescribeAccount",
+                    "organizations:DescribeOrganizationalUnit",
+                    "organizations:ListTagsForResource",
+                ],
+                organizations_arns(account.partition, args.management_account_id, args.organization_id),
+            ),
+        ]
+
+    def _pipeline_statements(self, args: DeliveryPipelineArgs) -> list[Statement]:
+        """The pipeline's own role: its bucket prefix, the three projects, the source, the key."""
+        statements = [
+            statement(
+                "ReadWritePipelineArtifacts", ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], self._execution_objects()
             ),
             _kms_via_s3(
-                "UseMasterKeyThroughS3", account, args.kms_key_arn, ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"]
+                "UseMasterKeyThroughS3", self._account, args.kms_key_arn, ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"]
             ),
             statement(
                 "RunDeliveryBuilds",
                 ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
-                [project_arn(stage) for stage in BUILD_STAGES],
+                [self._account.arn("codebuild", f"project/{self._pipeline_name}-{stage}") for stage in BUILD_STAGES],
             ),
         ]
         if args.source == "codestar":
             # The service was renamed CodeConnections; a connection answers to both namespaces, each
             # action with the ARN of its own namespace.
-            pipeline_statements += [
+            return statements + [
                 statement("UseSourceConnection", "codestar-connections:UseConnection", connection_arn_in(self.connection_arn, "codestar-connections")),
                 statement("UseSourceConnectionCodeConnections", "codeconnections:UseConnection", connection_arn_in(self.connection_arn, "codeconnections")),
             ]
-        else:
-            source_object = pulumi.Output.concat(pipeline_bucket_arn, "/", args.source_object_key)
-            pipeline_statements += [
-                statement("ReadSourceObject", ["s3:GetObject", "s3:GetObjectVersion"], source_object),
-                statement("CheckSourceBucketVersioning", "s3:GetBucketVersioning", pipeline_bucket_arn),
-            ]
-        pipeline_role = self._role("pipeline", "codepipeline.amazonaws.com", pipeline_statements)
+        source_object = pulumi.Output.concat(self.bucket.arn, "/", args.source_object_key)
+        return statements + [
+            statement("ReadSourceObject", ["s3:GetObject", "s3:GetObjectVersion"], source_object),
+            statement("CheckSourceBucketVersioning", "s3:GetBucketVersioning", self.bucket.arn),
+        ]
 
+    def _source_action(self, args: DeliveryPipelineArgs) -> tuple[aws.codepipeline.PipelineStageActionArgs, str]:
+        """The Source action and the variable holding its revision (commit id or object version)."""
         if args.source == "codestar":
             source_provider, revision = "CodeStarSourceConnection", "#{SourceVariables.CommitId}"
             source_configuration: dict[str, pulumi.Input[str]] = {
@@ -363,10 +376,10 @@ class DeliveryPipeline(pulumi.ComponentResource):
             source_configuration = {
                 "S3Bucket": self.bucket.name,
                 "S3ObjectKey": args.source_object_key,
-                # Changes arrive through the EventBridge rule below; polling is deprecated.
+                # Changes arrive through the EventBridge rule of `_s3_trigger`; polling is deprecated.
                 "PollForSourceChanges": "false",
             }
-        source_action = aws.codepipeline.PipelineStageActionArgs(
+        action = aws.codepipeline.PipelineStageActionArgs(
             name="Source",
             category="Source",
             owner="AWS",
@@ -377,26 +390,31 @@ class DeliveryPipeline(pulumi.ComponentResource):
             output_artifacts=["source"],
             configuration=source_configuration,
         )
+        return action, revision
 
-        def build_action(stage: str, env: Optional[dict[str, str]] = None) -> aws.codepipeline.PipelineStageActionArgs:
-            configuration: dict[str, pulumi.Input[str]] = {"ProjectName": self.projects[stage].name}
-            if env:
-                configuration["EnvironmentVariables"] = json.dumps(
-                    [{"name": key, "value": value, "type": "PLAINTEXT"} for key, value in env.items()]
-                )
-            return aws.codepipeline.PipelineStageActionArgs(
-                name=stage.capitalize(),
-                category="Build",
-                owner="AWS",
-                provider="CodeBuild",
-                version="1",
-                input_artifacts=["source"],
-                configuration=configuration,
+    def _build_action(self, stage: str, env: Optional[dict[str, str]] = None) -> aws.codepipeline.PipelineStageActionArgs:
+        """A Build action running the stage's project on the source, with extra plain-text variables."""
+        configuration: dict[str, pulumi.Input[str]] = {"ProjectName": self.projects[stage].name}
+        if env:
+            configuration["EnvironmentVariables"] = json.dumps(
+                [{"name": key, "value": value, "type": "PLAINTEXT"} for key, value in env.items()]
             )
+        return aws.codepipeline.PipelineStageActionArgs(
+            name=stage.capitalize(),
+            category="Build",
+            owner="AWS",
+            provider="CodeBuild",
+            version="1",
+            input_artifacts=["source"],
+            configuration=configuration,
+        )
 
-        self.pipeline = aws.codepipeline.Pipeline(
-            f"{name}-pipeline",
-            name=pipeline_name,
+    def _pipeline(self, args: DeliveryPipelineArgs, pipeline_role: aws.iam.Role) -> aws.codepipeline.Pipeline:
+        """The V2 pipeline: Source, Test, Package (given the revision), Deploy."""
+        source_action, revision = self._source_action(args)
+        return aws.codepipeline.Pipeline(
+            f"{self._name}-pipeline",
+            name=self._pipeline_name,
             pipeline_type="V2",
             execution_mode="QUEUED",
             role_arn=pipeline_role.arn,
@@ -411,35 +429,27 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ],
             stages=[
                 aws.codepipeline.PipelineStageArgs(name="Source", actions=[source_action]),
-                aws.codepipeline.PipelineStageArgs(name="Test", actions=[build_action("test")]),
+                aws.codepipeline.PipelineStageArgs(name="Test", actions=[self._build_action("test")]),
                 aws.codepipeline.PipelineStageArgs(
-                    name="Package", actions=[build_action("package", {"COMMIT_ID": revision})]
+                    name="Package", actions=[self._build_action("package", {"COMMIT_ID": revision})]
                 ),
-                aws.codepipeline.PipelineStageArgs(name="Deploy", actions=[build_action("deploy")]),
+                aws.codepipeline.PipelineStageArgs(name="Deploy", actions=[self._build_action("deploy")]),
             ],
             tags=self._tags,
             opts=self._child,
         )
 
-        if args.source == "s3":
-            self._s3_trigger(args, pipeline_name)
-
-        self.failure_notifications = aws.codestarnotifications.NotificationRule(
-            f"{name}-failures",
-            name=f"{pipeline_name}-failures",
+    def _failure_notifications(self, args: DeliveryPipelineArgs) -> aws.codestarnotifications.NotificationRule:
+        """A failed execution is reported to the alerts topic."""
+        return aws.codestarnotifications.NotificationRule(
+            f"{self._name}-failures",
+            name=f"{self._pipeline_name}-failures",
             detail_type="FULL",
             event_type_ids=[FAILED_EXECUTION_EVENT],
             resource=self.pipeline.arn,
             targets=[aws.codestarnotifications.NotificationRuleTargetArgs(address=args.alert_topic_arn, type="SNS")],
             tags=self._tags,
             opts=self._child,
-        )
-        self.register_outputs(
-            {
-                "pipelineName": self.pipeline.name,
-                "pipelineBucket": self.bucket.name,
-                "connectionArn": self.connection_arn,
-            }
         )
 
     def _role(self, role: str, service: str, statements: Sequence[Statement]) -> aws.iam.Role:
@@ -465,12 +475,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
         self,
         stage: str,
         args: DeliveryPipelineArgs,
-        pipeline_name: str,
         buildspec: str,
         statements: list[Statement],
         variables: Mapping[str, pulumi.Input[str]],
     ) -> aws.codebuild.Project:
-        project_name = f"{pipeline_name}-{stage}"
+        project_name = f"{self._pipeline_name}-{stage}"
         log_group_name = build_log_group_name(args.name_prefix, stage)
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-{stage}-logs",
@@ -519,7 +528,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         self.projects[stage] = project
         return project
 
-    def _s3_trigger(self, args: DeliveryPipelineArgs, pipeline_name: str) -> None:
+    def _s3_trigger(self, args: DeliveryPipelineArgs) -> None:
         """S3 source: a new version of the source object starts the pipeline through EventBridge."""
         aws.s3.BucketNotification(
             f"{self._name}-bucket-events",

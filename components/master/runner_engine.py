@@ -247,18 +247,32 @@ class RunnerEngine(pulumi.ComponentResource):
     def __init__(self, name: str, args: RunnerEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:runner:RunnerEngine", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account, runner = args.account, args.runner
         role = aws.iam.Role(
             f"{name}-role",
             name=f"{args.state_machine_name}-rollout",
             description="Runs the runner's rollout state machine: CodeBuild builds of the plan, its batches and the merged report",
-            assume_role_policy=account_service_trust("states.amazonaws.com", account),
+            assume_role_policy=account_service_trust("states.amazonaws.com", args.account),
             tags=args.tags,
             opts=child,
         )
         policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy_json(self.statements(args)), opts=child)
-        definition = pulumi.Output.all(
-            account.partition, args.plan_project.name, args.shard_project.name, args.targeted_project.name, args.state_bucket, args.alert_topic_arn
+        self.state_machine = aws.sfn.StateMachine(
+            f"{name}-state-machine",
+            name=args.state_machine_name,
+            role_arn=role.arn,
+            type="STANDARD",  # Distributed Map children of `.sync` tasks need STANDARD executions
+            definition=self.definition(args),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        self.register_outputs({"stateMachineArn": self.state_machine.arn, "roleArn": role.arn})
+
+    @staticmethod
+    def definition(args: RunnerEngineArgs) -> pulumi.Output[str]:
+        """`rollout_definition` as JSON, once the projects' names and the bucket are known."""
+        runner = args.runner
+        return pulumi.Output.all(
+            args.account.partition, args.plan_project.name, args.shard_project.name, args.targeted_project.name, args.state_bucket, args.alert_topic_arn
         ).apply(
             lambda v: json.dumps(
                 rollout_definition(
@@ -271,16 +285,6 @@ class RunnerEngine(pulumi.ComponentResource):
                 indent=2,
             )
         )
-        self.state_machine = aws.sfn.StateMachine(
-            f"{name}-state-machine",
-            name=args.state_machine_name,
-            role_arn=role.arn,
-            type="STANDARD",  # Distributed Map children of `.sync` tasks need STANDARD executions
-            definition=definition,
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
-        )
-        self.register_outputs({"stateMachineArn": self.state_machine.arn, "roleArn": role.arn})
 
     @staticmethod
     def statements(args: RunnerEngineArgs) -> list[Statement]:

@@ -82,6 +82,11 @@ def runner_logs_key_statement(account: AccountContext, log_group_name: str) -> S
     )
 
 
+def _default_bus(account: AccountContext) -> pulumi.Output[str]:
+    """The master region's default event bus, where forwarded Organizations events arrive."""
+    return account.arn("events", "event-bus/default")
+
+
 def _override(command: str) -> str:
     """Target input: CodeBuild `StartBuild` parameters that pick the runner command."""
     return json.dumps({"environmentVariablesOverride": [{"name": "RUNNER_COMMAND", "value": command, "type": "PLAINTEXT"}]})
@@ -136,39 +141,66 @@ class RunnerTriggers(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RunnerTriggersArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:runner:RunnerTriggers", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        account, runner = args.account, args.runner
-        project_name = f"{args.name_prefix}-runner"
-        log_group_name = self.log_group_name(args.name_prefix)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._project_name = f"{args.name_prefix}-runner"
 
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=log_group_name,
+        logs = self._log_group(args)
+        self.role = self._build_role(args)
+        self._projects(args, logs)
+        events_role = self._events_role(args)
+        self.state_machine = self._engine(args)
+        self._events_policy(args, events_role)
+        self._schedules(args, events_role)
+        self._account_event_rules(args, events_role)
+        if args.org_events_provider is not None:
+            self._forward_organizations_events(args, events_role)
+        self._failure_alerts(args)
+
+        self.project_name = self.project.name
+        outputs = {"projectName": self.project.name, "targetedProjectName": self.targeted.name, "roleArn": self.role.arn, "logGroup": logs.name}
+        if self.state_machine is not None:
+            outputs["stateMachineArn"] = self.state_machine.arn
+        self.register_outputs(outputs)
+
+    def _log_group(self, args: RunnerTriggersArgs) -> aws.cloudwatch.LogGroup:
+        """The build log group, encrypted with the master key (`runner_logs_key_statement`)."""
+        return aws.cloudwatch.LogGroup(
+            f"{self._name}-logs",
+            name=self.log_group_name(args.name_prefix),
             retention_in_days=args.log_retention_days,
             kms_key_id=args.key_arn,
             tags=args.tags,
-            opts=child,
+            opts=self._child,
         )
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=project_name,
+
+    def _build_role(self, args: RunnerTriggersArgs) -> aws.iam.Role:
+        """The role every runner build runs as, with `build_statements` as its policy."""
+        role = aws.iam.Role(
+            f"{self._name}-role",
+            name=self._project_name,
             description="Runs python -m runner: deploys silo stacks through the deploy role of member accounts",
-            assume_role_policy=account_service_trust("codebuild.amazonaws.com", account),
+            assume_role_policy=account_service_trust("codebuild.amazonaws.com", args.account),
             tags=args.tags,
-            opts=child,
+            opts=self._child,
         )
         aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=policy_json(self.build_statements(args, log_group_name)),
-            opts=child,
+            f"{self._name}-policy",
+            role=role.id,
+            policy=policy_json(self.build_statements(args, self.log_group_name(args.name_prefix))),
+            opts=self._child,
         )
-        backend_url = pulumi.Output.concat("s3://", args.state_bucket, "?region=", account.region)
-        environment = {
+        return role
+
+    @staticmethod
+    def _build_environment(args: RunnerTriggersArgs) -> dict[str, pulumi.Input[str]]:
+        """The variables every runner build starts with (the schedules override `RUNNER_COMMAND`)."""
+        account, runner = args.account, args.runner
+        return {
             "RUNNER_COMMAND": "apply",
             "PULUMI_VERSION": runner.pulumi_version,
             "PULUMI_CLI_SHA256": args.pulumi_cli_sha256,
-            "PULUMI_BACKEND_URL": backend_url,
+            "PULUMI_BACKEND_URL": pulumi.Output.concat("s3://", args.state_bucket, "?region=", account.region),
             "RUNNER_REPORT_TO": pulumi.Output.concat("s3://", args.state_bucket, "/runner-reports"),
             # Exports and reports are encrypted with, and checked against, this exact key.
             "RUNNER_EXPORTS_KMS_KEY": args.key_arn,
@@ -180,6 +212,11 @@ class RunnerTriggers(pulumi.ComponentResource):
             # The master of environment <env> runs that environment's runner only.
             **({"DATALAKE_ENVIRONMENT": args.environment} if args.environment else {}),
         }
+
+    def _projects(self, args: RunnerTriggersArgs, logs: aws.cloudwatch.LogGroup) -> None:
+        """The runner project, the targeted project and (stepfunctions engine) the shard project."""
+        runner = args.runner
+        environment = self._build_environment(args)
 
         def project(resource: str, physical: str, description: str, concurrency: int) -> aws.codebuild.Project:
             return aws.codebuild.Project(
@@ -211,9 +248,10 @@ class RunnerTriggers(pulumi.ComponentResource):
                     s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
                 ),
                 tags=args.tags,
-                opts=child,
+                opts=self._child,
             )
 
+        name, project_name = self._name, self._project_name
         # Full runs (the schedule; the plan and merge steps of the stepfunctions engine) and drift
         # checks: one build at a time, so two full runs never race for the same stacks.
         self.project = project(f"{name}-project", project_name, "Reconciles one Pulumi stack per account of the silo OU (python -m runner)", 1)
@@ -222,95 +260,107 @@ class RunnerTriggers(pulumi.ComponentResource):
             f"{name}-targeted-project", f"{project_name}-targeted",
             "Runs python -m runner apply --account <id> for one Organizations account event", runner.targeted_concurrency,
         )
-        stepfunctions = runner.engine == "stepfunctions"
         self.shard: Optional[aws.codebuild.Project] = None
-        if stepfunctions:
+        if runner.engine == "stepfunctions":
             self.shard = project(
                 f"{name}-shard-project", f"{project_name}-shard",
                 "Runs one batch of a stored runner plan (python -m runner apply --from-plan)", runner.map_max_concurrency,
             )
 
-        events_role = aws.iam.Role(
-            f"{name}-events-role",
-            name=f"{project_name}-events",
+    def _events_role(self, args: RunnerTriggersArgs) -> aws.iam.Role:
+        """The role EventBridge starts builds and executions as (its policy: `_events_policy`)."""
+        return aws.iam.Role(
+            f"{self._name}-events-role",
+            name=f"{self._project_name}-events",
             description="Lets EventBridge start the runner and forward Organizations events",
-            assume_role_policy=account_service_trust("events.amazonaws.com", account),
+            assume_role_policy=account_service_trust("events.amazonaws.com", args.account),
             tags=args.tags,
-            opts=child,
+            opts=self._child,
         )
-        default_bus = account.arn("events", "event-bus/default")
-        self.state_machine: Optional[aws.sfn.StateMachine] = None
-        if stepfunctions:
-            engine = RunnerEngine(
-                f"{name}-engine",
-                RunnerEngineArgs(
-                    account=account,
-                    state_machine_name=project_name,
-                    runner=runner,
-                    plan_project=self.project,
-                    targeted_project=self.targeted,
-                    shard_project=self.shard,
-                    state_bucket=args.state_bucket,
-                    key_arn=args.key_arn,
-                    alert_topic_arn=args.alert_topic_arn,
-                    tags=args.tags,
-                ),
-                opts=child,
-            )
-            self.state_machine = engine.state_machine
+
+    def _engine(self, args: RunnerTriggersArgs) -> Optional[aws.sfn.StateMachine]:
+        """The stepfunctions engine's state machine; None for the local engine."""
+        if self.shard is None:
+            return None
+        engine = RunnerEngine(
+            f"{self._name}-engine",
+            RunnerEngineArgs(
+                account=args.account,
+                state_machine_name=self._project_name,
+                runner=args.runner,
+                plan_project=self.project,
+                targeted_project=self.targeted,
+                shard_project=self.shard,
+                state_bucket=args.state_bucket,
+                key_arn=args.key_arn,
+                alert_topic_arn=args.alert_topic_arn,
+                tags=args.tags,
+            ),
+            opts=self._child,
+        )
+        return engine.state_machine
+
+    def _events_policy(self, args: RunnerTriggersArgs, events_role: aws.iam.Role) -> None:
+        """EventBridge may start the runner builds (and the rollout) and forward Organizations events."""
         starts = [statement("StartRunnerBuild", "codebuild:StartBuild", [self.project.arn, self.targeted.arn])]
         if self.state_machine is not None:
             starts.append(statement("StartRunnerRollout", "states:StartExecution", self.state_machine.arn))
         aws.iam.RolePolicy(
-            f"{name}-events-policy",
+            f"{self._name}-events-policy",
             role=events_role.id,
-            policy=policy_json([*starts, statement("ForwardOrganizationsEvents", "events:PutEvents", default_bus)]),
-            opts=child,
+            policy=policy_json([*starts, statement("ForwardOrganizationsEvents", "events:PutEvents", _default_bus(args.account))]),
+            opts=self._child,
         )
 
-        def start_runner(rule_name: str, rule: aws.cloudwatch.EventRule, command: str, *, full_run: bool = False) -> None:
-            if full_run and self.state_machine is not None:
-                aws.cloudwatch.EventTarget(
-                    f"{rule_name}-target", rule=rule.name, arn=self.state_machine.arn, role_arn=events_role.arn, input="{}", opts=child
-                )
-                return
-            aws.cloudwatch.EventTarget(
-                f"{rule_name}-target",
-                rule=rule.name,
-                arn=self.project.arn,
-                role_arn=events_role.arn,
-                input=_override(command),
-                opts=child,
-            )
+    def _start_runner(self, rule_name: str, rule: aws.cloudwatch.EventRule, events_role: aws.iam.Role, command: str, *, full_run: bool = False) -> None:
+        """The rule's target: a full run starts the state machine when there is one, else a build running `command`."""
+        if full_run and self.state_machine is not None:
+            target, target_input = self.state_machine.arn, "{}"
+        else:
+            target, target_input = self.project.arn, _override(command)
+        aws.cloudwatch.EventTarget(
+            f"{rule_name}-target",
+            rule=rule.name,
+            arn=target,
+            role_arn=events_role.arn,
+            input=target_input,
+            opts=self._child,
+        )
 
+    def _schedules(self, args: RunnerTriggersArgs, events_role: aws.iam.Role) -> None:
+        """The `apply` schedule and, when configured, the `drift` schedule."""
+        name, runner = self._name, args.runner
         self.schedule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
-            name=f"{project_name}-schedule",
+            name=f"{self._project_name}-schedule",
             description="Runs python -m runner apply on a schedule",
             schedule_expression=runner.schedule,
             tags=args.tags,
-            opts=child,
+            opts=self._child,
         )
-        start_runner(f"{name}-schedule", self.schedule, "apply", full_run=True)
+        self._start_runner(f"{name}-schedule", self.schedule, events_role, "apply", full_run=True)
         if runner.drift_schedule:
             drift = aws.cloudwatch.EventRule(
                 f"{name}-drift-schedule",
-                name=f"{project_name}-drift",
+                name=f"{self._project_name}-drift",
                 description="Runs python -m runner drift: the build fails (and alerts) when a silo drifted",
                 schedule_expression=runner.drift_schedule,
                 tags=args.tags,
-                opts=child,
+                opts=self._child,
             )
-            start_runner(f"{name}-drift-schedule", drift, "drift")
+            self._start_runner(f"{name}-drift-schedule", drift, events_role, "drift")
 
+    def _account_event_rules(self, args: RunnerTriggersArgs, events_role: aws.iam.Role) -> None:
+        """One rule per account event shape, starting a targeted run for the event's account."""
+        name = self._name
         for shape in ACCOUNT_EVENT_SHAPES:
             rule = aws.cloudwatch.EventRule(
                 f"{name}-account-{shape.name}",
-                name=f"{project_name}-account-{shape.name}",
+                name=f"{self._project_name}-account-{shape.name}",
                 description=f"Starts a targeted runner apply for the account of {', '.join(shape.events)}",
                 event_pattern=json.dumps(account_event_pattern(shape)),
                 tags=args.tags,
-                opts=child,
+                opts=self._child,
             )
             paths, template = state_machine_event_input(shape) if self.state_machine is not None else codebuild_event_input(shape)
             aws.cloudwatch.EventTarget(
@@ -319,29 +369,33 @@ class RunnerTriggers(pulumi.ComponentResource):
                 arn=self.state_machine.arn if self.state_machine is not None else self.targeted.arn,
                 role_arn=events_role.arn,
                 input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(input_paths=paths, input_template=template),
-                opts=child,
-            )
-        if args.org_events_provider is not None:
-            forward = pulumi.ResourceOptions(parent=self, provider=args.org_events_provider)
-            source = aws.cloudwatch.EventRule(
-                f"{name}-account-events-us-east-1",
-                name=f"{project_name}-account-events",
-                description="Forwards Organizations account events (sent to us-east-1 only) to the master region",
-                event_pattern=organizations_event_pattern(),
-                tags=args.tags,
-                opts=forward,
-            )
-            aws.cloudwatch.EventTarget(
-                f"{name}-account-events-us-east-1-target",
-                rule=source.name,
-                arn=default_bus,
-                role_arn=events_role.arn,
-                opts=forward,
+                opts=self._child,
             )
 
+    def _forward_organizations_events(self, args: RunnerTriggersArgs, events_role: aws.iam.Role) -> None:
+        """A us-east-1 rule that forwards Organizations events to the master region's default bus."""
+        forward = pulumi.ResourceOptions(parent=self, provider=args.org_events_provider)
+        source = aws.cloudwatch.EventRule(
+            f"{self._name}-account-events-us-east-1",
+            name=f"{self._project_name}-account-events",
+            description="Forwards Organizations account events (sent to us-east-1 only) to the master region",
+            event_pattern=organizations_event_pattern(),
+            tags=args.tags,
+            opts=forward,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{self._name}-account-events-us-east-1-target",
+            rule=source.name,
+            arn=_default_bus(args.account),
+            role_arn=events_role.arn,
+            opts=forward,
+        )
+
+    def _failure_alerts(self, args: RunnerTriggersArgs) -> None:
+        """A failed, stopped or timed-out build of the runner or targeted project publishes to the alerts topic."""
         failed = aws.cloudwatch.EventRule(
-            f"{name}-failed",
-            name=f"{project_name}-failed",
+            f"{self._name}-failed",
+            name=f"{self._project_name}-failed",
             description="A runner build failed: some silo stacks were not reconciled, drifted or were held",
             event_pattern=pulumi.Output.json_dumps(
                 {
@@ -352,15 +406,9 @@ class RunnerTriggers(pulumi.ComponentResource):
                 }
             ),
             tags=args.tags,
-            opts=child,
+            opts=self._child,
         )
-        aws.cloudwatch.EventTarget(f"{name}-failed-target", rule=failed.name, arn=args.alert_topic_arn, opts=child)
-
-        self.project_name = self.project.name
-        outputs = {"projectName": self.project.name, "targetedProjectName": self.targeted.name, "roleArn": self.role.arn, "logGroup": logs.name}
-        if self.state_machine is not None:
-            outputs["stateMachineArn"] = self.state_machine.arn
-        self.register_outputs(outputs)
+        aws.cloudwatch.EventTarget(f"{self._name}-failed-target", rule=failed.name, arn=args.alert_topic_arn, opts=self._child)
 
     @staticmethod
     def log_group_name(name_prefix: str) -> str:

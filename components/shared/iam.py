@@ -195,34 +195,31 @@ def deploy_role_in_ou(partition: pulumi.Input[str], role_name: str, ou_path: str
     }
 
 
+def trust_statement(sid: str, principal: dict[str, Any], conditions: Optional[dict[str, dict[str, Any]]] = None) -> Statement:
+    """One trust-policy statement: `principal` may assume the role (no `Resource`: the role is it)."""
+    result: Statement = {"Sid": sid, "Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
+    if conditions:
+        result["Condition"] = conditions
+    return result
+
+
 def assume_role_policy(service: str) -> pulumi.Output[str]:
     """Trust policy that lets one AWS service assume a role."""
-    return policy_json(
-        [
-            {
-                "Sid": "AllowServiceAssumeRole",
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": "sts:AssumeRole",
-            }
-        ]
-    )
+    return policy_json([trust_statement("AllowServiceAssumeRole", {"Service": service})])
 
 
-def service_trust_policy(service: str | Sequence[str], conditions: dict[str, dict[str, Any]]) -> pulumi.Output[str]:
+def service_trust_policy(
+    service: str | Sequence[str], conditions: dict[str, dict[str, Any]], *, sid: str = "AllowServiceAssumeRole"
+) -> pulumi.Output[str]:
     """Trust policy for service principals, with a condition that ties them to one account or
     resource (the confused-deputy guard: `aws:SourceAccount`, `sts:ExternalId`, ...)."""
-    return policy_json(
-        [
-            {
-                "Sid": "AllowServiceAssumeRole",
-                "Effect": "Allow",
-                "Principal": {"Service": service if isinstance(service, str) else list(service)},
-                "Action": "sts:AssumeRole",
-                "Condition": conditions,
-            }
-        ]
-    )
+    principal = {"Service": service if isinstance(service, str) else list(service)}
+    return policy_json([trust_statement(sid, principal, conditions)])
+
+
+def role_trust_policy(sid: str, role_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """Trust policy: exactly one IAM role, by ARN, may assume the role."""
+    return policy_json([trust_statement(sid, {"AWS": role_arn})])
 
 
 def account_service_trust(service: str, account: AccountContext) -> pulumi.Output[str]:

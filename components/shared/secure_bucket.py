@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -231,12 +231,15 @@ class SecureBucket(pulumi.ComponentResource):
 
     @staticmethod
     def _lifecycle_rules(lifecycle: BucketLifecycle) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
-        everything = aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="")
+        def rule(rule_id: str, **action: Any) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+            """An enabled rule over every object of the bucket."""
+            return aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id=rule_id, status="Enabled", filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""), **action
+            )
+
         rules = [
-            aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="abort-incomplete-multipart-uploads",
-                status="Enabled",
-                filter=everything,
+            rule(
+                "abort-incomplete-multipart-uploads",
                 abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                     days_after_initiation=lifecycle.abort_incomplete_multipart_days
                 ),
@@ -244,10 +247,8 @@ class SecureBucket(pulumi.ComponentResource):
         ]
         if lifecycle.noncurrent_version_expiration_days is not None:
             rules.append(
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-noncurrent-versions",
-                    status="Enabled",
-                    filter=everything,
+                rule(
+                    "expire-noncurrent-versions",
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                         noncurrent_days=lifecycle.noncurrent_version_expiration_days
                     ),
@@ -255,19 +256,15 @@ class SecureBucket(pulumi.ComponentResource):
             )
         if lifecycle.expiration_days is not None:
             rules.append(
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-current-objects",
-                    status="Enabled",
-                    filter=everything,
+                rule(
+                    "expire-current-objects",
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=lifecycle.expiration_days),
                 )
             )
         if lifecycle.transitions:
             rules.append(
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="transition-storage-class",
-                    status="Enabled",
-                    filter=everything,
+                rule(
+                    "transition-storage-class",
                     transitions=[
                         aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=t.days, storage_class=t.storage_class)
                         for t in lifecycle.transitions

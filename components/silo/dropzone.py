@@ -34,7 +34,7 @@ from functions.dropzone_partners.partners import (
 
 from ..shared.adoption import NO_ADOPTION, Adoption
 from ..shared.context import SiloContext
-from ..shared.iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, statement
+from ..shared.iam import AccountContext, Statement, assume_role_policy, kms_via_service, policy_json, role_trust_policy, statement
 from .api_logging import logged_stage
 from ..shared.logs import encrypted_log_group, logs_service_key_statement
 from ..shared.roles import role_with_policy
@@ -459,19 +459,7 @@ class Dropzone(pulumi.ComponentResource):
         self.session_role, _ = role_with_policy(
             f"{name}-partner-session",
             session_role_name,
-            pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "AllowCredentialVendingApi",
-                            "Effect": "Allow",
-                            "Principal": {"AWS": self.functions["api"].role.arn},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            role_trust_policy("AllowCredentialVendingApi", self.functions["api"].role.arn),
             site.reach_statements("Dropzone", "dropzone/"),
             tags,
             child,

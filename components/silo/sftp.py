@@ -16,9 +16,10 @@ import pulumi
 import pulumi_aws as aws
 
 from .config import DropzoneConfig, SftpConfig
-from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn, role_with_policy
-from ..shared.iam import AccountContext, statement
+from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn
+from ..shared.iam import AccountContext, service_trust_policy, statement
 from ..shared.logs import encrypted_log_group
+from ..shared.roles import role_with_policy
 
 
 @dataclass(frozen=True)
@@ -37,22 +38,13 @@ class SftpServerArgs:
 
 def transfer_trust_policy(account: AccountContext) -> pulumi.Output[str]:
     """Transfer may assume the role, for this account's servers only (confused-deputy guard)."""
-    return pulumi.Output.json_dumps(
+    return service_trust_policy(
+        "transfer.amazonaws.com",
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AllowTransferOfThisAccount",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "transfer.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {
-                        "StringEquals": {"aws:SourceAccount": account.account_id},
-                        "ArnLike": {"aws:SourceArn": account.arn("transfer", "server/*")},
-                    },
-                }
-            ],
-        }
+            "StringEquals": {"aws:SourceAccount": account.account_id},
+            "ArnLike": {"aws:SourceArn": account.arn("transfer", "server/*")},
+        },
+        sid="AllowTransferOfThisAccount",
     )
 
 
