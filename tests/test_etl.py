@@ -19,8 +19,8 @@ GLUE = f"arn:aws:glue:eu-west-1:{SILO_ACCOUNT_ID}"
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
-    return run_silo()
+def silo(evaluations) -> Recording:
+    return evaluations.silo()
 
 
 def scripts_of(silo: Recording) -> list:

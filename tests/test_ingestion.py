@@ -22,8 +22,8 @@ STREAM = "acme-dl-sales-orders"
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
-    return run_silo()
+def silo(evaluations) -> Recording:
+    return evaluations.silo()
 
 
 def under_ingestion(silo: Recording, type_: str) -> list:
