@@ -36,8 +36,8 @@ def silo(evaluations) -> Recording:
     return without_data_flow(evaluations.silo(with_sftp()))
 
 
-def test_sftp_is_off_in_the_shipped_template():
-    assert run_silo().of_type("aws:transfer/server:Server") == []
+def test_sftp_is_off_in_the_shipped_template(evaluations):
+    assert without_data_flow(evaluations.silo()).of_type("aws:transfer/server:Server") == []
 
 
 def statements(resource: RecordedResource, key: str = "policy") -> list[dict[str, Any]]:
