@@ -22,9 +22,9 @@ RETAINED_TYPES = {
 
 
 @pytest.fixture(scope="module")
-def first_life():
+def first_life(evaluations):
     """The silo as first deployed, and what its retirement's export records as retained."""
-    recording = run_silo()
+    recording = evaluations.silo()
     return recording, retained_resources(export_of(recording))
 
 

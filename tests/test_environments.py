@@ -71,11 +71,11 @@ PARENT_SCOPED = {
 }
 
 
-def test_names_never_collide_when_two_environments_share_an_account():
+def test_names_never_collide_when_two_environments_share_an_account(evaluations):
     """Both masters in one account, both silos in one account: every physical name compared."""
     recordings = {
-        "default": (run_master(), run_silo()),
-        "staging": (run_master(staging_master()), run_silo(silo_config(STAGING))),
+        "default": (evaluations.master(), evaluations.silo()),
+        "staging": (evaluations.master(staging_master()), evaluations.silo(silo_config(STAGING))),
     }
     default, staging = ({**name_values(master), **name_values(silo)} for master, silo in recordings.values())
     assert len(staging) > 150
@@ -97,8 +97,8 @@ def test_names_never_collide_when_two_environments_share_an_account():
     assert ("aws:athena/dataCatalog:DataCatalog", "name", "silo_staging_sales") in staging
 
 
-def test_a_staging_silo_reaches_only_its_own_partners_and_log_groups():
-    staging, default = run_silo(silo_config(STAGING)), run_silo()
+def test_a_staging_silo_reaches_only_its_own_partners_and_log_groups(evaluations):
+    staging, default = evaluations.silo(silo_config(STAGING)), evaluations.silo()
     staging_policies = json.dumps([d for _, _, d in staging.policies()])
     assert f"user/datalake-staging/partners/sales/*" in staging_policies
     assert "/datalake/partners/" not in staging_policies and "log-group:datalake/sales" not in staging_policies
@@ -108,13 +108,13 @@ def test_a_staging_silo_reaches_only_its_own_partners_and_log_groups():
     assert not any("DATALAKE_NAMESPACE" in (f.inputs.get("environment") or {}).get("variables", {}) for f in default.of_type("aws:lambda/function:Function"))
 
 
-def test_the_staging_master_runs_the_staging_runner():
+def test_the_staging_master_runs_the_staging_runner(evaluations):
     variables = {
         v["name"]: v["value"]
-        for v in run_master(staging_master()).one("aws:codebuild/project:Project", "master-runner-project").inputs["environment"]["environmentVariables"]
+        for v in evaluations.master(staging_master()).one("aws:codebuild/project:Project", "master-runner-project").inputs["environment"]["environmentVariables"]
     }
     assert variables["DATALAKE_ENVIRONMENT"] == STAGING
-    default = run_master().one("aws:codebuild/project:Project", "master-runner-project").inputs["environment"]["environmentVariables"]
+    default = evaluations.master().one("aws:codebuild/project:Project", "master-runner-project").inputs["environment"]["environmentVariables"]
     assert "DATALAKE_ENVIRONMENT" not in {v["name"] for v in default}
 
 

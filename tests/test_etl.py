@@ -19,8 +19,8 @@ GLUE = f"arn:aws:glue:eu-west-1:{SILO_ACCOUNT_ID}"
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
-    return run_silo()
+def silo(evaluations) -> Recording:
+    return evaluations.silo()
 
 
 def scripts_of(silo: Recording) -> list:
@@ -113,13 +113,13 @@ def test_scripts_are_encrypted_and_change_when_the_code_changes(silo):
         assert script.inputs["sourceHash"] == hashlib.sha256((GLUE_DIR / name).read_bytes()).hexdigest()
 
 
-def test_editing_a_script_changes_its_source_hash(tmp_path, monkeypatch):
+def test_editing_a_script_changes_its_source_hash(tmp_path, monkeypatch, silo):
     """Pulumi re-uploads an object when `sourceHash` changes: an edited script must change it."""
     import shutil
 
     import components.silo.etl
 
-    before = {Path(s.inputs["key"]).name: s.inputs["sourceHash"] for s in scripts_of(run_silo())}
+    before = {Path(s.inputs["key"]).name: s.inputs["sourceHash"] for s in scripts_of(silo)}
     edited = tmp_path / "glue"
     shutil.copytree(GLUE_DIR, edited)
     with (edited / "job.py").open("a") as handle:

@@ -22,8 +22,8 @@ STREAM = "acme-dl-sales-orders"
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
-    return run_silo()
+def silo(evaluations) -> Recording:
+    return evaluations.silo()
 
 
 def under_ingestion(silo: Recording, type_: str) -> list:
@@ -209,8 +209,8 @@ def test_stage_logs_access_throttles_and_hides_bodies(silo):
     assert f"arn:aws:logs:eu-west-1:{SILO_ACCOUNT_ID}:log-group:/aws/apigateway/acme-dl-sales-*" in grant["Resource"]
 
 
-def test_deployment_is_redeployed_when_the_schema_changes():
-    first = only(run_silo(), "aws:apigateway/deployment:Deployment").inputs["triggers"]
+def test_deployment_is_redeployed_when_the_schema_changes(silo):
+    first = only(silo, "aws:apigateway/deployment:Deployment").inputs["triggers"]
     config = silo_config()
     config["datalake:datasets"][0]["columns"].append({"name": "note", "type": "string"})
     second = only(run_silo(config), "aws:apigateway/deployment:Deployment").inputs["triggers"]

@@ -20,8 +20,8 @@ REGION = "eu-west-1"
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
-    return run_silo()
+def silo(evaluations) -> Recording:
+    return evaluations.silo()
 
 
 @pytest.fixture(scope="module")

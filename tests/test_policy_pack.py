@@ -429,10 +429,7 @@ def test_glue_jobs_and_crawlers_under_a_security_configuration_need_their_groups
     assert "/aws-glue/crawlers-role/raw-sec" in service_log_group_violations(crawler)[0]
 
 
-def test_removing_a_pre_created_service_log_group_from_the_silo_is_caught():
-    from offline.stacks import run_silo, silo_config
-
-    silo = run_silo(silo_config())
+def test_removing_a_pre_created_service_log_group_from_the_silo_is_caught(silo):
     kept = [r for r in silo.resources if not (r.type == LOG_GROUP and r.name in ("silo-sales-etl-raw-crawler-logs", "silo-sales-warehouse-userlog"))]
     found = check(Recording(kept, silo.outputs), [logs.service_log_groups])
     assert sorted(v.urn.rsplit("::", 1)[1] for v in found) == ["silo-sales-etl-raw-crawler", "silo-sales-warehouse-namespace"]

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from offline.harness import Recording
-from offline.stacks import run_master, run_silo
 
 
 def _unscopable_actions() -> frozenset[str]:
@@ -30,8 +29,8 @@ UNSCOPABLE_ACTIONS = _unscopable_actions()
 
 
 @pytest.fixture(scope="module", params=["master", "silo"])
-def program(request) -> Recording:
-    return run_master() if request.param == "master" else run_silo()
+def program(request, evaluations) -> Recording:
+    return evaluations.master() if request.param == "master" else evaluations.silo()
 
 
 def components(recording: Recording):

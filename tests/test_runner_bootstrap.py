@@ -12,7 +12,7 @@ from moto import mock_aws
 from components.stack_config import parse_stack_config
 from components.shared.errors import UsageError
 from offline.harness import MASTER_ACCOUNT_ID
-from offline.stacks import master_config, run_master
+from offline.stacks import master_config
 from runner.bootstrap import (
     DEPLOYER_POLICY_NAME,
     Bootstrap,
@@ -235,8 +235,8 @@ def test_the_cli_prints_the_next_commands_and_exits_1_on_findings(tmp_path, caps
 
 
 @pytest.fixture(scope="module")
-def recording():
-    return run_master()
+def recording(evaluations):
+    return evaluations.master()
 
 
 def test_bootstrap_creates_the_names_the_master_stack_and_the_runner_use(recording):

@@ -129,8 +129,7 @@ def test_the_warehouse_sync_call_quotes_its_arguments_and_lists_columns_in_order
     assert "ALTER TABLE ' || quote_ident(schema_name)" in statements[1] and "DROP TABLE IF EXISTS" in statements[1]
 
 
-def test_the_job_may_update_only_its_datasets_processed_tables_and_schema_records():
-    silo = run_silo()
+def test_the_job_may_update_only_its_datasets_processed_tables_and_schema_records(silo):
     policy = silo.one("aws:iam/rolePolicy:RolePolicy", "silo-sales-etl-job-policy")
     update = policy.statement("UpdateProcessedTableColumns")
     assert update["Action"] == ["glue:GetTable", "glue:UpdateTable"]

@@ -9,16 +9,15 @@ import pytest
 from statelint.linter import Linter
 
 from offline.sdk_contract import check_definition, definitions_of, error_names, error_prefix, service_model
-from offline.stacks import run_master, run_silo
 
 
 @pytest.fixture(scope="module")
-def program_definitions():
+def program_definitions(evaluations):
     """Every state machine of the shipped master and silo. The silo's default (gated) pipeline holds
     every kind of call the pipeline makes; other settings only leave states out."""
     return [
         (label, urn, definition)
-        for label, recording in (("silo", run_silo()), ("master", run_master()))
+        for label, recording in (("silo", evaluations.silo()), ("master", evaluations.master()))
         for urn, definition in definitions_of(recording)
     ]
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from offline.harness import Recording
-from offline.stacks import run_master, run_silo
 
 BUCKET = "aws:s3/bucket:Bucket"
 
 
 @pytest.fixture(scope="module", params=["master", "silo"])
-def program(request) -> Recording:
-    return run_master() if request.param == "master" else run_silo()
+def program(request, evaluations) -> Recording:
+    return evaluations.master() if request.param == "master" else evaluations.silo()
 
 
 def kms_key_arns(recording: Recording) -> set[str]:

@@ -13,7 +13,7 @@ from components.shared.errors import ConfigError
 from components.stack_config import parse_stack_config
 from components.silo.sftp import SftpServerArgs
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, Recording
-from offline.stacks import master_config, run_master, run_silo, silo_config
+from offline.stacks import master_config, silo_config
 from policy import access, services
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -21,19 +21,19 @@ ROLE = "aws:iam/role:Role"
 
 
 @pytest.fixture(scope="module")
-def master() -> Recording:
+def master(evaluations) -> Recording:
     """The master with the S3 source too (it adds the events role)."""
     config = master_config()
     config["datalake:delivery"] = {k: v for k, v in config["datalake:delivery"].items() if k != "repository"} | {"source": "s3"}
-    return run_master(config)
+    return evaluations.master(config)
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
+def silo(evaluations) -> Recording:
     """The silo with SFTP on (it is opt-in) and the shipped datasets."""
     config = silo_config()
     config["datalake:sftp"] = {**config.get("datalake:sftp", {}), "enabled": True}
-    return run_silo(config)
+    return evaluations.silo(config)
 
 
 def groups(rec: Recording) -> dict[str, dict]:

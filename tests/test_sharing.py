@@ -20,8 +20,8 @@ MASTER_QUERIES_OFF = {"datalake:sharing": {"masterQueries": False}}
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
-    return run_silo()
+def silo(evaluations) -> Recording:
+    return evaluations.silo()
 
 
 def bucket_policies(silo: Recording) -> dict[str, dict]:

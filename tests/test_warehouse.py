@@ -11,8 +11,8 @@ PROCESSED_ARN = f"arn:aws:s3:::acme-dl-sales-processed-{SILO_ACCOUNT_ID}"
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
-    return run_silo()
+def silo(evaluations) -> Recording:
+    return evaluations.silo()
 
 
 def with_warehouse(**settings) -> Recording:

@@ -38,8 +38,8 @@ DROPZONE_BUCKET = f"acme-dl-sales-dropzone-{SILO_ACCOUNT_ID}"
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
-    return run_silo()
+def silo(evaluations) -> Recording:
+    return without_data_flow(evaluations.silo())
 
 
 def console_bucket(silo: Recording):

@@ -32,13 +32,13 @@ def with_sftp(config: dict | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def silo() -> Recording:
+def silo(evaluations) -> Recording:
     """The shipped silo program with SFTP turned on, evaluated once for this module (tests only read it)."""
-    return run_silo(with_sftp())
+    return without_data_flow(evaluations.silo(with_sftp()))
 
 
-def test_sftp_is_off_in_the_shipped_template():
-    assert run_silo().of_type("aws:transfer/server:Server") == []
+def test_sftp_is_off_in_the_shipped_template(evaluations):
+    assert without_data_flow(evaluations.silo()).of_type("aws:transfer/server:Server") == []
 
 
 def statements(resource: RecordedResource, key: str = "policy") -> list[dict[str, Any]]:
