@@ -241,48 +241,69 @@ class Console(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ConsoleArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:console:Console", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        prefix = f"{args.context.name_prefix}-{args.context.silo_name}"
-        tags = {**args.context.tags, "datalake:silo": args.context.silo_name, "datalake:purpose": "console"}
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
-
+        context = args.context
+        tags = {**context.tags, "datalake:silo": context.silo_name, "datalake:purpose": "console"}
+        dns_suffix = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).dns_suffix
+        self.auth_origin = self._auth_origin(name, args)
+        self.headers_policy = self._headers_policy(name, args, dns_suffix)
         # The origin's domain is derived from the bucket's name, not from the bucket resource, so
         # the distribution exists first and the bucket policy and key policy can name its ARN.
-        name_of_bucket = console_bucket_name(args.context.name_prefix, args.context.silo_name, args.context.account.account_id)
-        bucket_domain = pulumi.Output.concat(name_of_bucket, ".s3.", args.context.account.region, ".", partition.dns_suffix)
+        files_bucket_name = console_bucket_name(context.name_prefix, context.silo_name, context.account.account_id)
+        bucket_domain = pulumi.Output.concat(files_bucket_name, ".s3.", context.account.region, ".", dns_suffix)
+        self.distribution = self._distribution(name, args, tags, bucket_domain)
+        self.url = pulumi.Output.concat("https://", self.distribution.domain_name)
+        self.bucket = self._files_bucket(name, args, tags, files_bucket_name)
+        self.client = self._app_client(name, args)
+        self._browser_uploads(name, args)
+        self._app_files(name, tags)
+        self.config_object = self._generated_config(name, args, tags)
 
-        # -- Cognito: hosted UI domain (unless the pool has one) -----------------------------
+        self.outputs = {
+            "url": self.url,
+            "distributionId": self.distribution.id,
+            "bucketName": self.bucket.name,
+            "clientId": self.client.id,
+            "authOrigin": self.auth_origin,
+        }
+        self.register_outputs(self.outputs)
+
+    @property
+    def _child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self)
+
+    @property
+    def _after_bucket(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=[self.bucket])
+
+    def _auth_origin(self, name: str, args: ConsoleArgs) -> pulumi.Output[str]:
+        """The hosted UI's origin, on the pool's own prefix domain or on one made here."""
+        context = args.context
         if args.user_pool_domain is None:
             domain = aws.cognito.UserPoolDomain(
                 f"{name}-auth-domain",
-                domain=pulumi.Output.from_input(args.context.account.account_id).apply(
-                    lambda account_id: cognito_domain_prefix(args.context.name_prefix, args.context.silo_name, account_id)
+                domain=pulumi.Output.from_input(context.account.account_id).apply(
+                    lambda account_id: cognito_domain_prefix(context.name_prefix, context.silo_name, account_id)
                 ),
                 user_pool_id=args.user_pool_id,
-                opts=child,
+                opts=self._child,
             )
             domain_prefix: pulumi.Input[str] = domain.domain
         else:
             domain_prefix = args.user_pool_domain
-        self.auth_origin = pulumi.Output.concat("https://", domain_prefix, ".auth.", args.context.account.region, ".amazoncognito.com")
+        return pulumi.Output.concat("https://", domain_prefix, ".auth.", context.account.region, ".amazoncognito.com")
 
-        # -- CloudFront -----------------------------------------------------------------------
-        oac = aws.cloudfront.OriginAccessControl(
-            f"{name}-oac",
-            name=f"{prefix}-console",
-            description=f"Dropzone console of silo {args.context.silo_name}: CloudFront signs every S3 request",
-            origin_access_control_origin_type="s3",
-            signing_behavior="always",
-            signing_protocol="sigv4",
-            opts=child,
-        )
-        dropzone_origins = pulumi.Output.all(args.dropzone_bucket_name, args.context.account.region, partition.dns_suffix).apply(
+    def _headers_policy(
+        self, name: str, args: ConsoleArgs, dns_suffix: pulumi.Input[str]
+    ) -> aws.cloudfront.ResponseHeadersPolicy:
+        """The security headers of every response (`security_headers`)."""
+        context = args.context
+        dropzone_origins = pulumi.Output.all(args.dropzone_bucket_name, context.account.region, dns_suffix).apply(
             lambda values: upload_origins(*values)
         )
         headers = pulumi.Output.all(self.auth_origin, dropzone_origins).apply(lambda values: security_headers(*values))
-        self.headers_policy = aws.cloudfront.ResponseHeadersPolicy(
+        return aws.cloudfront.ResponseHeadersPolicy(
             f"{name}-headers",
-            name=f"{prefix}-console-security-headers",
+            name=f"{context.base_name}-console-security-headers",
             comment="Dropzone console: CSP, HSTS, frame and content-type options, referrer policy",
             security_headers_config={
                 "content_security_policy": {
@@ -305,22 +326,37 @@ class Console(pulumi.ComponentResource):
                     for header in ("Permissions-Policy", "Cross-Origin-Opener-Policy")
                 ]
             },
-            opts=child,
+            opts=self._child,
+        )
+
+    def _distribution(
+        self, name: str, args: ConsoleArgs, tags: dict[str, str], bucket_domain: pulumi.Input[str]
+    ) -> aws.cloudfront.Distribution:
+        """The distribution serving the app's files (signed S3 requests) and, under `/api/*`, the API."""
+        context = args.context
+        oac = aws.cloudfront.OriginAccessControl(
+            f"{name}-oac",
+            name=f"{context.base_name}-console",
+            description=f"Dropzone console of silo {context.silo_name}: CloudFront signs every S3 request",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=self._child,
         )
         viewer_request = aws.cloudfront.Function(
             f"{name}-viewer-request",
-            name=f"{prefix}-console-viewer-request",
+            name=f"{context.base_name}-console-viewer-request",
             runtime="cloudfront-js-2.0",
             comment="Console: strip /api for the API origin; extension-less paths serve /index.html",
             code=VIEWER_REQUEST_FUNCTION.read_text(),
             publish=True,
-            opts=child,
+            opts=self._child,
         )
         functions = [{"event_type": "viewer-request", "function_arn": viewer_request.arn}]
         api = pulumi.Output.from_input(args.api_url).apply(split_api_url)
-        self.distribution = aws.cloudfront.Distribution(
+        return aws.cloudfront.Distribution(
             f"{name}-distribution",
-            comment=f"Dropzone console of silo {args.context.silo_name}",
+            comment=f"Dropzone console of silo {context.silo_name}",
             enabled=True,
             is_ipv6_enabled=True,
             http_version="http2and3",
@@ -373,16 +409,19 @@ class Console(pulumi.ComponentResource):
             # certificate (and TLSv1.2_2021 minimum) is a later option.
             viewer_certificate={"cloudfront_default_certificate": True},
             tags=tags,
-            opts=child,
+            opts=self._child,
         )
-        distribution_arn = self.distribution.arn
-        self.url = pulumi.Output.concat("https://", self.distribution.domain_name)
 
-        # -- bucket (encrypted with the silo key; see `console_decrypt_statement`) ---------------
-        self.bucket = SecureBucket(
+    def _files_bucket(
+        self, name: str, args: ConsoleArgs, tags: dict[str, str], files_bucket_name: pulumi.Input[str]
+    ) -> SecureBucket:
+        """The app's private bucket, encrypted with the silo key (see `console_decrypt_statement`),
+        which only this distribution reads."""
+        distribution_arn = self.distribution.arn
+        return SecureBucket(
             f"{name}-files",
             SecureBucketArgs(
-                bucket_name=name_of_bucket,
+                bucket_name=files_bucket_name,
                 purpose="console",
                 account=args.context.account,
                 kms_key_arn=args.context.key,
@@ -392,13 +431,14 @@ class Console(pulumi.ComponentResource):
                 tags=tags,
                 adoption=args.adoption,
             ),
-            opts=child,
+            opts=self._child,
         )
 
-        # -- Cognito app client ----------------------------------------------------------------
-        self.client = aws.cognito.UserPoolClient(
+    def _app_client(self, name: str, args: ConsoleArgs) -> aws.cognito.UserPoolClient:
+        """The console's client of the dropzone's user pool: code flow, called back on the distribution."""
+        return aws.cognito.UserPoolClient(
             f"{name}-client",
-            name=f"{prefix}-console",
+            name=f"{args.context.base_name}-console",
             user_pool_id=args.user_pool_id,
             generate_secret=False,  # a browser app cannot keep a secret: PKCE protects the code
             allowed_oauth_flows_user_pool_client=True,
@@ -415,19 +455,19 @@ class Console(pulumi.ComponentResource):
             access_token_validity=args.config.session_minutes,
             refresh_token_validity=12,
             token_validity_units={"id_token": "minutes", "access_token": "minutes", "refresh_token": "hours"},
-            opts=child,
+            opts=self._child,
         )
 
-        # -- browser uploads into the dropzone bucket ------------------------------------------
+    def _browser_uploads(self, name: str, args: ConsoleArgs) -> None:
+        """The dropzone bucket's CORS rule, so the console can upload into it."""
         aws.s3.BucketCorsConfiguration(
             f"{name}-upload-cors",
             bucket=args.dropzone_bucket_name,
             cors_rules=[self.url.apply(upload_cors_rule)],
-            opts=child,
+            opts=self._child,
         )
 
-        # -- the app's files and its generated config ------------------------------------------
-        files_ready = pulumi.ResourceOptions(parent=self, depends_on=[self.bucket])
+    def _app_files(self, name: str, tags: dict[str, str]) -> None:
         for relative in console_files():
             aws.s3.BucketObjectv2(
                 f"{name}-file-{_key_name(relative)}",
@@ -438,8 +478,11 @@ class Console(pulumi.ComponentResource):
                 # No build step, so no content hashes in file names: browsers revalidate (ETag).
                 cache_control="no-cache",
                 tags=tags,
-                opts=files_ready,
+                opts=self._after_bucket,
             )
+
+    def _generated_config(self, name: str, args: ConsoleArgs, tags: dict[str, str]) -> aws.s3.BucketObjectv2:
+        """`config.json`: where the app finds the API, the user pool and the hosted UI."""
         config = pulumi.Output.all(
             region=args.context.account.region,
             user_pool_id=args.user_pool_id,
@@ -448,7 +491,7 @@ class Console(pulumi.ComponentResource):
             dropzone_bucket=args.dropzone_bucket_name,
             sftp_host=args.sftp_host,
         ).apply(lambda v: console_config(api_url=API_PREFIX, silo_name=args.context.silo_name, **v))
-        self.config_object = aws.s3.BucketObjectv2(
+        return aws.s3.BucketObjectv2(
             f"{name}-config",
             bucket=self.bucket.name,
             key=GENERATED_CONFIG,
@@ -456,17 +499,8 @@ class Console(pulumi.ComponentResource):
             content_type=CONTENT_TYPES[".json"],
             cache_control="no-cache",
             tags=tags,
-            opts=files_ready,
+            opts=self._after_bucket,
         )
-
-        self.outputs = {
-            "url": self.url,
-            "distributionId": self.distribution.id,
-            "bucketName": self.bucket.name,
-            "clientId": self.client.id,
-            "authOrigin": self.auth_origin,
-        }
-        self.register_outputs(self.outputs)
 
 
 def cloudfront_read_statement(bucket_arn: pulumi.Input[str], distribution_arn: pulumi.Input[str]) -> Statement:

@@ -231,87 +231,120 @@ class Etl(pulumi.ComponentResource):
         super().__init__("datalake:etl:Etl", name, None, opts)
         if not args.datasets:
             raise ValueError("Etl needs at least one dataset")
-        child = pulumi.ResourceOptions(parent=self)
-        account = args.context.account
         base = args.context.base_name
-        names = [d.name for d in args.datasets]
         self.raw_crawler_name = f"{base}-raw"
         self.processed_crawler_name = f"{base}-processed"
         self.job_name = f"{base}-etl"
-
         security_name = f"{base}-etl"
-        # The groups Glue logs into, made first with a retention and the silo key.
-        self.log_groups = {
-            label: encrypted_log_group(f"{name}-{label}-logs", group, args.context.key, args.log_retention_days, args.context.tags, child)
+        self.log_groups = self._log_groups(name, args, security_name)
+        security = self._security_configuration(name, args, security_name)
+        self.raw_crawler = self._raw_crawler(name, args, security)
+        self.processed_crawler = self._processed_crawler(name, args, security)
+        self.job = self._job(name, args, security, scripts=self._scripts(name, args))
+        self.quality_alarms = self._quality_alarms(name, args)
+        self.register_outputs(
+            {
+                "rawCrawler": self.raw_crawler.name,
+                "processedCrawler": self.processed_crawler.name,
+                "jobName": self.job.name,
+            }
+        )
+
+    @property
+    def _child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self)
+
+    def _log_groups(self, name: str, args: EtlArgs, security_name: str) -> dict[str, aws.cloudwatch.LogGroup]:
+        """The groups Glue logs into, made first with a retention and the silo key."""
+        context = args.context
+        return {
+            label: encrypted_log_group(f"{name}-{label}-logs", group, context.key, args.log_retention_days, context.tags, self._child)
             for label, group in glue_log_group_names(
                 security_name,
-                bounded_name(base, "etl-job"),
-                bounded_name(base, "raw-crawler"),
-                bounded_name(base, "processed-crawler"),
+                bounded_name(context.base_name, "etl-job"),
+                bounded_name(context.base_name, "raw-crawler"),
+                bounded_name(context.base_name, "processed-crawler"),
             ).items()
         }
-        security = aws.glue.SecurityConfiguration(
+
+    def _security_configuration(self, name: str, args: EtlArgs, security_name: str) -> aws.glue.SecurityConfiguration:
+        """Logs, bookmarks and S3 writes of the crawlers and the job, encrypted with the silo key."""
+        key = args.context.key
+        return aws.glue.SecurityConfiguration(
             f"{name}-security",
             name=security_name,
             encryption_configuration=aws.glue.SecurityConfigurationEncryptionConfigurationArgs(
                 cloudwatch_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationCloudwatchEncryptionArgs(
-                    cloudwatch_encryption_mode="SSE-KMS", kms_key_arn=args.context.key
+                    cloudwatch_encryption_mode="SSE-KMS", kms_key_arn=key
                 ),
                 job_bookmarks_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationJobBookmarksEncryptionArgs(
-                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=args.context.key
+                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=key
                 ),
                 s3_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationS3EncryptionArgs(
-                    s3_encryption_mode="SSE-KMS", kms_key_arn=args.context.key
+                    s3_encryption_mode="SSE-KMS", kms_key_arn=key
                 ),
             ),
-            opts=child,
+            opts=self._child,
         )
 
-        def role(role_name: str, statements: list[Statement], label: str) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-            return role_with_policy(
-                f"{name}-{label}",
-                physical_name=bounded_name(base, role_name),
-                # No aws:SourceAccount/aws:SourceArn: Glue documents neither for assuming its service
-                # roles, and CreateCrawler/CreateJob check that Glue can assume the role, so an
-                # unsent key would fail the deployment; iam:PassRole keeps other accounts out.
-                trust_policy=assume_role_policy("glue.amazonaws.com"),
-                statements=statements,
-                tags=args.context.tags,
-                opts=child,
-            )
+    def _glue_role(
+        self, name: str, args: EtlArgs, role_name: str, statements: list[Statement], label: str
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        return role_with_policy(
+            f"{name}-{label}",
+            physical_name=bounded_name(args.context.base_name, role_name),
+            # No aws:SourceAccount/aws:SourceArn: Glue documents neither for assuming its service
+            # roles, and CreateCrawler/CreateJob check that Glue can assume the role, so an
+            # unsent key would fail the deployment; iam:PassRole keeps other accounts out.
+            trust_policy=assume_role_policy("glue.amazonaws.com"),
+            statements=statements,
+            tags=args.context.tags,
+            opts=self._child,
+        )
 
-        raw_role, raw_policy = role(
+    def _raw_crawler(self, name: str, args: EtlArgs, security: aws.glue.SecurityConfiguration) -> aws.glue.Crawler:
+        context = args.context
+        role, policy = self._glue_role(
+            name,
+            args,
             "raw-crawler",
-            crawler_statements(account, "Raw", args.raw_bucket_arn, names, args.context.key, args.raw_database_name, False),
+            crawler_statements(
+                context.account, "Raw", args.raw_bucket_arn, _dataset_names(args), context.key, args.raw_database_name, False
+            ),
             "raw-crawler",
         )
-        self.raw_crawler = aws.glue.Crawler(
+        return aws.glue.Crawler(
             f"{name}-raw-crawler",
             name=self.raw_crawler_name,
             description="Adds the partitions Firehose wrote to the declared raw tables",
-            role=raw_role.arn,
+            role=role.arn,
             database_name=args.raw_database_name,
             catalog_targets=[aws.glue.CrawlerCatalogTargetArgs(database_name=args.raw_database_name, tables=list(args.raw_tables))],
             # Catalog targets require LOG on delete; LOG on update keeps the declared schema authoritative.
             schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(delete_behavior="LOG", update_behavior="LOG"),
             security_configuration=security.name,
             configuration='{"Version":1.0,"CrawlerOutput":{"Partitions":{"AddOrUpdateBehavior":"InheritFromTable"}}}',
-            tags=args.context.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[raw_policy, self.log_groups["raw-crawler"]]),
+            tags=context.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.log_groups["raw-crawler"]]),
         )
 
-        processed_role, processed_policy = role(
+    def _processed_crawler(self, name: str, args: EtlArgs, security: aws.glue.SecurityConfiguration) -> aws.glue.Crawler:
+        context = args.context
+        names = _dataset_names(args)
+        role, policy = self._glue_role(
+            name,
+            args,
             "processed-crawler",
             crawler_statements(
-                account, "Processed", args.processed_bucket_arn, names, args.context.key, args.processed_database_name, True
+                context.account, "Processed", args.processed_bucket_arn, names, context.key, args.processed_database_name, True
             ),
             "processed-crawler",
         )
-        self.processed_crawler = aws.glue.Crawler(
+        return aws.glue.Crawler(
             f"{name}-processed-crawler",
             name=self.processed_crawler_name,
             description="Catalogs the processed datasets (tables per dataset, partitions by event_date)",
-            role=processed_role.arn,
+            role=role.arn,
             database_name=args.processed_database_name,
             s3_targets=[
                 aws.glue.CrawlerS3TargetArgs(path=pulumi.Output.concat("s3://", args.processed_bucket_name, f"/{n}/"))
@@ -321,11 +354,13 @@ class Etl(pulumi.ComponentResource):
             schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(delete_behavior="LOG", update_behavior="LOG"),
             security_configuration=security.name,
             configuration='{"Version":1.0,"Grouping":{"TableLevelConfiguration":2}}',
-            tags=args.context.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[processed_policy, self.log_groups["processed-crawler"]]),
+            tags=context.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.log_groups["processed-crawler"]]),
         )
 
-        scripts = {
+    def _scripts(self, name: str, args: EtlArgs) -> dict[str, aws.s3.BucketObjectv2]:
+        """The job's scripts (`GLUE_SCRIPTS`) in the raw bucket, by file name."""
+        return {
             script: aws.s3.BucketObjectv2(
                 f"{name}-script-{script.removesuffix('.py').replace('_', '-')}",
                 bucket=args.raw_bucket_name,
@@ -337,34 +372,41 @@ class Etl(pulumi.ComponentResource):
                 kms_key_id=args.context.key,
                 bucket_key_enabled=True,
                 tags=args.context.tags,
-                opts=child,
+                opts=self._child,
             )
             for script in GLUE_SCRIPTS
         }
 
-        def s3_uri(bucket: pulumi.Input[str], key: pulumi.Input[str]) -> pulumi.Output[str]:
-            return pulumi.Output.concat("s3://", bucket, "/", key)
-
-        namespace = metrics_namespace(args.context.name_prefix)
-        job_role, job_policy = role(
+    def _job(
+        self,
+        name: str,
+        args: EtlArgs,
+        security: aws.glue.SecurityConfiguration,
+        scripts: dict[str, aws.s3.BucketObjectv2],
+    ) -> aws.glue.Job:
+        context = args.context
+        namespace = metrics_namespace(context.name_prefix)
+        role, policy = self._glue_role(
+            name,
+            args,
             "etl-job",
             job_statements(
-                account,
+                context.account,
                 args.datasets,
                 args.raw_bucket_arn,
                 args.processed_bucket_arn,
-                args.context.key,
+                context.key,
                 args.raw_database_name,
                 namespace,
                 args.processed_database_name,
             ),
             "job",
         )
-        self.job = aws.glue.Job(
+        return aws.glue.Job(
             f"{name}-job",
             name=self.job_name,
             description="Casts, checks, dedupes raw datasets into processed Parquet (functions/glue/job.py)",
-            role_arn=job_role.arn,
+            role_arn=role.arn,
             glue_version=args.config.glue_version,
             worker_type=args.config.worker_type,
             number_of_workers=args.config.number_of_workers,
@@ -374,45 +416,49 @@ class Etl(pulumi.ComponentResource):
             command=aws.glue.JobCommandArgs(
                 name="glueetl",
                 python_version="3",
-                script_location=s3_uri(args.raw_bucket_name, scripts["job.py"].key),
+                script_location=_s3_uri(args.raw_bucket_name, scripts["job.py"].key),
             ),
             default_arguments={
                 "--job-language": "python",
                 "--job-bookmark-option": "job-bookmark-enable",
-                "--extra-py-files": s3_uri(args.raw_bucket_name, scripts["dataset_transform.py"].key),
+                "--extra-py-files": _s3_uri(args.raw_bucket_name, scripts["dataset_transform.py"].key),
                 "--datasets": job_datasets_argument(list(args.datasets)),
                 "--raw_database": args.raw_database_name,
                 "--processed_database": args.processed_database_name,
                 "--processed_bucket": args.processed_bucket_name,
                 "--quarantine_bucket": args.raw_bucket_name,
-                "--silo": args.context.silo_name,
+                "--silo": context.silo_name,
                 "--metrics_namespace": namespace,
                 "--TempDir": pulumi.Output.concat("s3://", args.raw_bucket_name, f"/{TEMP_PREFIX}/"),
                 "--enable-continuous-cloudwatch-log": "true",
             },
             security_configuration=security.name,
-            tags=args.context.tags,
+            tags=context.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[job_policy, *(self.log_groups[k] for k in ("job-output", "job-error", "job-continuous"))],
+                depends_on=[policy, *(self.log_groups[k] for k in ("job-output", "job-error", "job-continuous"))],
             ),
         )
-        self.quality_alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+
+    def _quality_alarms(self, name: str, args: EtlArgs) -> dict[str, aws.cloudwatch.MetricAlarm]:
+        """One alarm per dataset with `quality.maxQuarantineShare`, when there is an alert topic."""
+        context = args.context
+        alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         for dataset in args.datasets:
             share = dataset.quality.max_quarantine_share
             if share is None or args.alert_topic_arn is None:
                 continue
-            self.quality_alarms[dataset.name] = aws.cloudwatch.MetricAlarm(
+            alarms[dataset.name] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{dataset.name}-quarantine-share",
-                name=f"{base}-{dataset.name}-quarantine-share",
+                name=f"{context.base_name}-{dataset.name}-quarantine-share",
                 alarm_description=(
                     f"More than {share:.1%} of a run's {dataset.name} rows were quarantined "
                     f"(datasets[{dataset.name}].quality.maxQuarantineShare); reasons in the run summary "
                     f"and under quarantine/{dataset.name}/ of the raw bucket"
                 ),
-                namespace=namespace,
+                namespace=metrics_namespace(context.name_prefix),
                 metric_name="QuarantineShare",
-                dimensions={"Silo": args.context.silo_name, "Dataset": dataset.name},
+                dimensions={"Silo": context.silo_name, "Dataset": dataset.name},
                 statistic="Maximum",
                 period=3600,
                 evaluation_periods=1,
@@ -421,13 +467,15 @@ class Etl(pulumi.ComponentResource):
                 # One data point per run: hours without a run are not a breach.
                 treat_missing_data="notBreaching",
                 alarm_actions=[args.alert_topic_arn],
-                tags=args.context.tags,
-                opts=child,
+                tags=context.tags,
+                opts=self._child,
             )
-        self.register_outputs(
-            {
-                "rawCrawler": self.raw_crawler.name,
-                "processedCrawler": self.processed_crawler.name,
-                "jobName": self.job.name,
-            }
-        )
+        return alarms
+
+
+def _dataset_names(args: EtlArgs) -> list[str]:
+    return [d.name for d in args.datasets]
+
+
+def _s3_uri(bucket: pulumi.Input[str], key: pulumi.Input[str]) -> pulumi.Output[str]:
+    return pulumi.Output.concat("s3://", bucket, "/", key)

@@ -152,151 +152,18 @@ class Ingestion(pulumi.ComponentResource):
         super().__init__("datalake:ingestion:Ingestion", name, None, opts)
         if not args.datasets:
             raise ValueError("Ingestion needs at least one dataset")
-        child = pulumi.ResourceOptions(parent=self)
-        account = args.context.account
-        base = args.context.base_name
-        tags = args.context.tags
-
-        delivery_logs = encrypted_log_group(
-            f"{name}-delivery-logs",
-            f"/aws/kinesisfirehose/{base}",
-            args.context.key,
-            args.config.log_retention_days,
-            tags,
-            child,
-        )
-
+        delivery_logs = self._delivery_logs(name, args)
         self.streams, self.tables = {}, {}
-        stream_arns = []
         for dataset in args.datasets:
-            self._dataset(name, args, dataset, base, delivery_logs, child)
-            stream_arns.append(self.streams[dataset.name].arn)
-
-        # --- the REST API --------------------------------------------------------------------
-        self.api = aws.apigateway.RestApi(
-            f"{name}-api",
-            name=f"{base}-ingestion",
-            description=f"Silo {args.context.silo_name}: POST /<dataset> and /<dataset>/batch into Firehose",
-            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
-            api_key_source="HEADER",
-            tags=tags,
-            opts=child,
-        )
-        integration_role, _ = role_with_policy(
-            f"{name}-integration",
-            physical_name=bounded_name(base, "ingestion-api"),
-            # No aws:SourceAccount: API Gateway does not send it when it assumes an integration's
-            # credentials role, and the condition would fail every request (found on a live API:
-            # aws-solutions-library-samples/accelerated-intelligent-document-processing-on-aws#479).
-            trust_policy=assume_role_policy("apigateway.amazonaws.com"),
-            statements=[
-                statement("PutRecordsIntoThisSilosStreams", ["firehose:PutRecord", "firehose:PutRecordBatch"], stream_arns)
-            ],
-            tags=tags,
-            opts=child,
-        )
-        validator = aws.apigateway.RequestValidator(
-            f"{name}-validator",
-            rest_api=self.api.id,
-            name="body",
-            validate_request_body=True,
-            validate_request_parameters=False,
-            opts=child,
-        )
+            self._dataset(name, args, dataset, delivery_logs)
+        self.api = self._rest_api(name, args)
+        integration_role = self._integration_role(name, args)
+        self.stage = self._stage(name, args, routes=self._routes(name, args, integration_role))
         use_keys = args.config.authorization == "apiKey"
-        deployment_parts: list[pulumi.Resource] = []
-        for dataset in args.datasets:
-            stream = self.streams[dataset.name]
-            resource = aws.apigateway.Resource(
-                f"{name}-{dataset.name}-resource",
-                rest_api=self.api.id,
-                parent_id=self.api.root_resource_id,
-                path_part=dataset.name,
-                opts=child,
-            )
-            batch_resource = aws.apigateway.Resource(
-                f"{name}-{dataset.name}-batch-resource",
-                rest_api=self.api.id,
-                parent_id=resource.id,
-                path_part="batch",
-                opts=child,
-            )
-            for suffix, target, schema, action, template, response in (
-                ("record", resource, json_schema(dataset), "PutRecord", put_record_template, PUT_RECORD_RESPONSE),
-                ("batch", batch_resource, json_array_schema(dataset), "PutRecordBatch", put_record_batch_template, PUT_RECORD_BATCH_RESPONSE),
-            ):
-                deployment_parts += self._post_method(
-                    f"{name}-{dataset.name}-{suffix}",
-                    model_name=_model_name(dataset.name, suffix),
-                    schema=schema,
-                    target=target,
-                    validator=validator,
-                    use_keys=use_keys,
-                    uri=pulumi.Output.concat("arn:", account.partition, ":apigateway:", account.region, f":firehose:action/{action}"),
-                    credentials=integration_role.arn,
-                    template=stream.name.apply(template),
-                    response_template=response,
-                    opts=child,
-                )
-
-        # Redeploy whenever the API's shape changes: a deployment is a snapshot (quality rules are not part of it).
-        fingerprint = hashlib.sha256(
-            json.dumps(
-                [[d.model_dump(by_alias=True, exclude={"quality"}) for d in args.datasets], args.config.authorization],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
-        deployment = aws.apigateway.Deployment(
-            f"{name}-deployment",
-            rest_api=self.api.id,
-            triggers={"configuration": fingerprint},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=deployment_parts),
-        )
-        access_logs = encrypted_log_group(
-            f"{name}-access-logs",
-            f"/aws/apigateway/{base}-ingestion",
-            args.context.key,
-            args.config.log_retention_days,
-            tags,
-            child,
-        )
-        self.stage = logged_stage(
-            name,
-            rest_api=self.api.id,
-            deployment=deployment.id,
-            stage_name=args.stage_name,
-            access_log_arn=access_logs.arn,
-            throttle_rate_limit=args.config.throttle_rate_limit,
-            throttle_burst_limit=args.config.throttle_burst_limit,
-            execution_logging_level="ERROR",
-            execution_log_retention_days=args.config.log_retention_days,
-            kms_key_arn=args.context.key,
-            depends_on=args.stage_depends_on,
-            tags=tags,
-            parent=self,
-        )
         outputs: dict[str, pulumi.Input[str]] = {}
         if use_keys:
-            plan = aws.apigateway.UsagePlan(
-                f"{name}-usage-plan",
-                name=f"{base}-ingestion",
-                api_stages=[aws.apigateway.UsagePlanApiStageArgs(api_id=self.api.id, stage=self.stage.stage_name)],
-                throttle_settings=aws.apigateway.UsagePlanThrottleSettingsArgs(
-                    rate_limit=args.config.throttle_rate_limit, burst_limit=args.config.throttle_burst_limit
-                ),
-                quota_settings=(
-                    aws.apigateway.UsagePlanQuotaSettingsArgs(limit=args.config.daily_quota, period="DAY")
-                    if args.config.daily_quota
-                    else None
-                ),
-                tags=tags,
-                opts=child,
-            )
-            key = aws.apigateway.ApiKey(f"{name}-api-key", name=f"{base}-ingestion", enabled=True, tags=tags, opts=child)
-            aws.apigateway.UsagePlanKey(
-                f"{name}-usage-plan-key", key_id=key.id, key_type="API_KEY", usage_plan_id=plan.id, opts=child
-            )
-            outputs["apiKeyId"] = key.id
+            outputs["apiKeyId"] = self._api_key(name, args).id
+        account = args.context.account
         self.endpoint = pulumi.Output.concat(
             "https://", self.api.id, ".execute-api.", account.region, ".", account.dns_suffix, "/", self.stage.stage_name
         )
@@ -309,8 +176,168 @@ class Ingestion(pulumi.ComponentResource):
         )
         self.register_outputs(outputs)
 
-    def _dataset(self, name, args: IngestionArgs, dataset: DatasetConfig, base, delivery_logs, child) -> None:
+    @property
+    def _child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self)
+
+    def _delivery_logs(self, name: str, args: IngestionArgs) -> aws.cloudwatch.LogGroup:
+        """The group every stream logs its delivery errors into (one stream per dataset)."""
+        return encrypted_log_group(
+            f"{name}-delivery-logs",
+            f"/aws/kinesisfirehose/{args.context.base_name}",
+            args.context.key,
+            args.config.log_retention_days,
+            args.context.tags,
+            self._child,
+        )
+
+    def _rest_api(self, name: str, args: IngestionArgs) -> aws.apigateway.RestApi:
+        return aws.apigateway.RestApi(
+            f"{name}-api",
+            name=f"{args.context.base_name}-ingestion",
+            description=f"Silo {args.context.silo_name}: POST /<dataset> and /<dataset>/batch into Firehose",
+            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            api_key_source="HEADER",
+            tags=args.context.tags,
+            opts=self._child,
+        )
+
+    def _integration_role(self, name: str, args: IngestionArgs) -> aws.iam.Role:
+        """The role API Gateway puts records with, into this silo's streams only."""
+        stream_arns = [self.streams[dataset.name].arn for dataset in args.datasets]
+        role, _ = role_with_policy(
+            f"{name}-integration",
+            physical_name=bounded_name(args.context.base_name, "ingestion-api"),
+            # No aws:SourceAccount: API Gateway does not send it when it assumes an integration's
+            # credentials role, and the condition would fail every request (found on a live API:
+            # aws-solutions-library-samples/accelerated-intelligent-document-processing-on-aws#479).
+            trust_policy=assume_role_policy("apigateway.amazonaws.com"),
+            statements=[
+                statement("PutRecordsIntoThisSilosStreams", ["firehose:PutRecord", "firehose:PutRecordBatch"], stream_arns)
+            ],
+            tags=args.context.tags,
+            opts=self._child,
+        )
+        return role
+
+    def _routes(self, name: str, args: IngestionArgs, integration_role: aws.iam.Role) -> list[pulumi.Resource]:
+        """`POST /<dataset>` and `POST /<dataset>/batch` of every dataset, their bodies validated:
+        what a deployment of the API must wait for."""
         account = args.context.account
+        validator = aws.apigateway.RequestValidator(
+            f"{name}-validator",
+            rest_api=self.api.id,
+            name="body",
+            validate_request_body=True,
+            validate_request_parameters=False,
+            opts=self._child,
+        )
+        use_keys = args.config.authorization == "apiKey"
+        routes: list[pulumi.Resource] = []
+        for dataset in args.datasets:
+            stream = self.streams[dataset.name]
+            resource = aws.apigateway.Resource(
+                f"{name}-{dataset.name}-resource",
+                rest_api=self.api.id,
+                parent_id=self.api.root_resource_id,
+                path_part=dataset.name,
+                opts=self._child,
+            )
+            batch_resource = aws.apigateway.Resource(
+                f"{name}-{dataset.name}-batch-resource",
+                rest_api=self.api.id,
+                parent_id=resource.id,
+                path_part="batch",
+                opts=self._child,
+            )
+            for suffix, target, schema, action, template, response in (
+                ("record", resource, json_schema(dataset), "PutRecord", put_record_template, PUT_RECORD_RESPONSE),
+                ("batch", batch_resource, json_array_schema(dataset), "PutRecordBatch", put_record_batch_template, PUT_RECORD_BATCH_RESPONSE),
+            ):
+                routes += self._post_method(
+                    f"{name}-{dataset.name}-{suffix}",
+                    model_name=_model_name(dataset.name, suffix),
+                    schema=schema,
+                    target=target,
+                    validator=validator,
+                    use_keys=use_keys,
+                    uri=pulumi.Output.concat("arn:", account.partition, ":apigateway:", account.region, f":firehose:action/{action}"),
+                    credentials=integration_role.arn,
+                    template=stream.name.apply(template),
+                    response_template=response,
+                    opts=self._child,
+                )
+        return routes
+
+    def _stage(self, name: str, args: IngestionArgs, routes: Sequence[pulumi.Resource]) -> aws.apigateway.Stage:
+        """A deployment of `routes` and its throttled, logged stage."""
+        # Redeploy whenever the API's shape changes: a deployment is a snapshot (quality rules are not part of it).
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [[d.model_dump(by_alias=True, exclude={"quality"}) for d in args.datasets], args.config.authorization],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        deployment = aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=self.api.id,
+            triggers={"configuration": fingerprint},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(routes)),
+        )
+        access_logs = encrypted_log_group(
+            f"{name}-access-logs",
+            f"/aws/apigateway/{args.context.base_name}-ingestion",
+            args.context.key,
+            args.config.log_retention_days,
+            args.context.tags,
+            self._child,
+        )
+        return logged_stage(
+            name,
+            rest_api=self.api.id,
+            deployment=deployment.id,
+            stage_name=args.stage_name,
+            access_log_arn=access_logs.arn,
+            throttle_rate_limit=args.config.throttle_rate_limit,
+            throttle_burst_limit=args.config.throttle_burst_limit,
+            execution_logging_level="ERROR",
+            execution_log_retention_days=args.config.log_retention_days,
+            kms_key_arn=args.context.key,
+            depends_on=args.stage_depends_on,
+            tags=args.context.tags,
+            parent=self,
+        )
+
+    def _api_key(self, name: str, args: IngestionArgs) -> aws.apigateway.ApiKey:
+        """With `authorization: apiKey`: the key callers send and its usage plan (throttle, daily quota)."""
+        base, tags = args.context.base_name, args.context.tags
+        plan = aws.apigateway.UsagePlan(
+            f"{name}-usage-plan",
+            name=f"{base}-ingestion",
+            api_stages=[aws.apigateway.UsagePlanApiStageArgs(api_id=self.api.id, stage=self.stage.stage_name)],
+            throttle_settings=aws.apigateway.UsagePlanThrottleSettingsArgs(
+                rate_limit=args.config.throttle_rate_limit, burst_limit=args.config.throttle_burst_limit
+            ),
+            quota_settings=(
+                aws.apigateway.UsagePlanQuotaSettingsArgs(limit=args.config.daily_quota, period="DAY")
+                if args.config.daily_quota
+                else None
+            ),
+            tags=tags,
+            opts=self._child,
+        )
+        key = aws.apigateway.ApiKey(f"{name}-api-key", name=f"{base}-ingestion", enabled=True, tags=tags, opts=self._child)
+        aws.apigateway.UsagePlanKey(
+            f"{name}-usage-plan-key", key_id=key.id, key_type="API_KEY", usage_plan_id=plan.id, opts=self._child
+        )
+        return key
+
+    def _dataset(
+        self, name: str, args: IngestionArgs, dataset: DatasetConfig, delivery_logs: aws.cloudwatch.LogGroup
+    ) -> None:
+        """The dataset's raw table and the Firehose stream that writes it as Parquet."""
+        account = args.context.account
+        base = args.context.base_name
         table = aws.glue.CatalogTable(
             f"{name}-{dataset.name}-table",
             name=dataset.name,
@@ -333,11 +360,11 @@ class Ingestion(pulumi.ComponentResource):
                 ),
                 columns=[aws.glue.CatalogTableStorageDescriptorColumnArgs(**c) for c in glue_columns(dataset)],
             ),
-            opts=child,
+            opts=self._child,
         )
         stream_name = bounded_name(base, dataset.name)
         log_stream = aws.cloudwatch.LogStream(
-            f"{name}-{dataset.name}-log-stream", name=dataset.name, log_group_name=delivery_logs.name, opts=child
+            f"{name}-{dataset.name}-log-stream", name=dataset.name, log_group_name=delivery_logs.name, opts=self._child
         )
         log_stream_arn = pulumi.Output.concat(
             log_group_arn(account, delivery_logs.name), ":log-stream:", log_stream.name
@@ -353,7 +380,7 @@ class Ingestion(pulumi.ComponentResource):
                 account, args.raw_bucket_arn, args.context.key, dataset.name, args.raw_database_name, log_stream_arn
             ),
             tags=args.context.tags,
-            opts=child,
+            opts=self._child,
         )
         ext = aws.kinesis
         self.tables[dataset.name] = table

@@ -491,24 +491,38 @@ class Pipeline(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PipelineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:orchestration:Pipeline", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        account = args.context.account
-        base = args.context.base_name
-        datasets = [dataset for dataset, _ in args.loads]
         gated = args.config.skip_when_no_new_data and args.raw_bucket_name is not None
-        marker = None
         marker_name = f"/{args.context.name_prefix}/{args.context.silo_name}/etl/last-successful-run"
-        if gated:
-            # Starts at the epoch so the first run always proceeds; the pipeline owns the value after that.
-            marker = aws.ssm.Parameter(
-                f"{name}-last-run",
-                name=marker_name,
-                type="String",
-                value="1970-01-01T00:00:00Z",
-                description="Start time of the last successful ETL run (written by the state machine)",
-                tags=args.context.tags,
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
-            )
+        marker = self._last_run_marker(name, args, marker_name) if gated else None
+        self.definition = self._definition(args, gated, marker)
+        self.state_machine = self._state_machine(name, args, gated, marker_name)
+        schedule = self._schedule(name, args)
+        self._failure_alerts(name, args)
+        self.register_outputs(
+            {"stateMachineArn": self.state_machine.arn, "schedule": schedule.schedule_expression}
+        )
+
+    @property
+    def _child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self)
+
+    def _last_run_marker(self, name: str, args: PipelineArgs, marker_name: str) -> aws.ssm.Parameter:
+        """The start time of the last successful run, which a gated run compares the raw bucket with."""
+        # Starts at the epoch so the first run always proceeds; the pipeline owns the value after that.
+        return aws.ssm.Parameter(
+            f"{name}-last-run",
+            name=marker_name,
+            type="String",
+            value="1970-01-01T00:00:00Z",
+            description="Start time of the last successful ETL run (written by the state machine)",
+            tags=args.context.tags,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
+        )
+
+    @staticmethod
+    def _definition(args: PipelineArgs, gated: bool, marker: Optional[aws.ssm.Parameter]) -> pulumi.Output[str]:
+        """The state machine's definition (`pipeline_definition`), once its inputs are known."""
+        datasets = [dataset for dataset, _ in args.loads]
 
         def build(values: list[Any]) -> str:
             partition, workgroup, topic, raw_bucket, marker_name, *sqls = values
@@ -529,8 +543,8 @@ class Pipeline(pulumi.ComponentResource):
             )
             return json.dumps(pipeline_definition(targets), indent=2)
 
-        self.definition = pulumi.Output.all(
-            account.partition,
+        return pulumi.Output.all(
+            args.context.account.partition,
             args.workgroup_name,
             args.alert_topic_arn,
             args.raw_bucket_name if gated else None,
@@ -538,9 +552,11 @@ class Pipeline(pulumi.ComponentResource):
             *[statements for _, statements in args.loads],
         ).apply(build)
 
+    def _state_machine(self, name: str, args: PipelineArgs, gated: bool, marker_name: str) -> aws.sfn.StateMachine:
+        account = args.context.account
         role, role_policy = role_with_policy(
             name,
-            physical_name=bounded_name(base, "etl-pipeline"),
+            physical_name=bounded_name(args.context.base_name, "etl-pipeline"),
             trust_policy=account_service_trust("states.amazonaws.com", account),
             statements=state_machine_statements(
                 account,
@@ -550,16 +566,16 @@ class Pipeline(pulumi.ComponentResource):
                 topic_arn=args.alert_topic_arn,
                 kms_key_arn=args.context.key,
                 raw_bucket_arn=args.raw_bucket_arn if gated else None,
-                datasets=datasets,
+                datasets=[dataset for dataset, _ in args.loads],
                 # Parameter ARNs hold the name without its leading slash: parameter/<prefix>/<silo>/...
                 last_run_parameter_arn=account.arn("ssm", f"parameter{marker_name}") if gated else None,
             ),
             tags=args.context.tags,
-            opts=child,
+            opts=self._child,
         )
-        self.state_machine = aws.sfn.StateMachine(
+        return aws.sfn.StateMachine(
             f"{name}-state-machine",
-            name=f"{base}-etl",
+            name=f"{args.context.base_name}-etl",
             role_arn=role.arn,
             definition=self.definition,
             type="STANDARD",
@@ -567,13 +583,16 @@ class Pipeline(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
 
+    def _schedule(self, name: str, args: PipelineArgs) -> aws.cloudwatch.EventRule:
+        """The rule that starts the pipeline on `etl.schedule`, with the role it starts it with."""
+        base = args.context.base_name
         schedule_role, _ = role_with_policy(
             f"{name}-schedule",
             physical_name=bounded_name(base, "etl-schedule"),
-            trust_policy=account_service_trust("events.amazonaws.com", account),
+            trust_policy=account_service_trust("events.amazonaws.com", args.context.account),
             statements=[statement("StartThisPipeline", "states:StartExecution", self.state_machine.arn)],
             tags=args.context.tags,
-            opts=child,
+            opts=self._child,
         )
         schedule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
@@ -581,28 +600,27 @@ class Pipeline(pulumi.ComponentResource):
             description="Starts the silo ETL pipeline",
             schedule_expression=args.config.schedule,
             tags=args.context.tags,
-            opts=child,
+            opts=self._child,
         )
         aws.cloudwatch.EventTarget(
             f"{name}-schedule-target",
             rule=schedule.name,
             arn=self.state_machine.arn,
             role_arn=schedule_role.arn,
-            opts=child,
+            opts=self._child,
         )
+        return schedule
 
-        # Timeouts, aborts and failures no Catch reported: one alert each, from the status events.
+    def _failure_alerts(self, name: str, args: PipelineArgs) -> None:
+        """Timeouts, aborts and failures no Catch reported: one alert each, from the status events."""
         failures = aws.cloudwatch.EventRule(
             f"{name}-failures",
-            name=f"{base}-etl-failures",
+            name=f"{args.context.base_name}-etl-failures",
             description="ETL executions that timed out, were aborted or failed without an alert",
             event_pattern=self.state_machine.arn.apply(lambda arn: json.dumps(failure_alert_pattern(arn))),
             tags=args.context.tags,
-            opts=child,
+            opts=self._child,
         )
         aws.cloudwatch.EventTarget(
-            f"{name}-failures-target", rule=failures.name, arn=args.alert_topic_arn, opts=child
-        )
-        self.register_outputs(
-            {"stateMachineArn": self.state_machine.arn, "schedule": schedule.schedule_expression}
+            f"{name}-failures-target", rule=failures.name, arn=args.alert_topic_arn, opts=self._child
         )

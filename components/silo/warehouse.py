@@ -106,12 +106,37 @@ class Warehouse(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WarehouseArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:warehouse:Warehouse", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        account = args.context.account
-        base = args.context.base_name
-        tags = args.context.tags
+        self.vpc = self._vpc(name, args)
+        s3_endpoint = self._s3_endpoint(name, args)
+        security_group = self._redshift_security_group(name, args, s3_endpoint)
+        if args.config.interface_endpoints:
+            self._interface_endpoints(name, args)
+        self.copy_role, copy_policy = self._copy_role(name, args)
+        self.database_name = catalog_name(args.context.silo_name)
+        self.log_groups = self._log_groups(name, args)
+        self.namespace = self._namespace(name, args, depends_on=[copy_policy, *self.log_groups.values()])
+        self.workgroup = self._workgroup(name, args, security_group, s3_endpoint)
+        self.athena_workgroup = self._athena_workgroup(name, args)
 
-        self.vpc = awsx.ec2.Vpc(
+        outputs: dict[str, pulumi.Input[str]] = {
+            "vpcId": self.vpc.vpc_id,
+            "namespace": self.namespace.namespace_name,
+            "workgroup": self.workgroup.workgroup_name,
+            "database": self.database_name,
+            "copyRoleArn": self.copy_role.arn,
+            "athenaWorkgroup": self.athena_workgroup.name,
+        }
+        if args.config.quicksight.enabled:
+            outputs["quicksightDataSourceArn"] = self._quicksight_source(name, args).arn
+        self.register_outputs(outputs)
+
+    @property
+    def _child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self)
+
+    def _vpc(self, name: str, args: WarehouseArgs) -> awsx.ec2.Vpc:
+        """Isolated subnets only: no NAT gateway, no internet gateway."""
+        return awsx.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.config.vpc_cidr,
             number_of_availability_zones=AVAILABILITY_ZONES,
@@ -120,28 +145,39 @@ class Warehouse(pulumi.ComponentResource):
             nat_gateways=awsx.ec2.NatGatewayConfigurationArgs(strategy=awsx.ec2.NatGatewayStrategy.NONE),
             subnet_strategy=awsx.ec2.SubnetAllocationStrategy.AUTO,
             subnet_specs=[awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.ISOLATED, name="warehouse", cidr_mask=24)],
-            tags={**tags, "Name": f"{base}-warehouse"},
-            opts=child,
+            tags={**args.context.tags, "Name": f"{args.context.base_name}-warehouse"},
+            opts=self._child,
         )
+
+    def _s3_endpoint(self, name: str, args: WarehouseArgs) -> aws.ec2.VpcEndpoint:
+        """The free gateway endpoint `COPY` reads the processed bucket through (and nothing else)."""
         # awsx does not attach gateway endpoints to its route tables (pulumi-awsx#1627): look them up
         # once the VPC and everything in it exist.
         route_tables = aws.ec2.get_route_tables_output(
             vpc_id=self.vpc.vpc_id, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[self.vpc])
         )
-        # Endpoint service names differ by partition (China mixes `com.amazonaws.` and
-        # `cn.com.amazonaws.` prefixes): ask EC2 for the region's name instead of spelling it.
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        s3_service = aws.ec2.get_vpc_endpoint_service_output(service="s3", service_type="Gateway", opts=invoke)
-        s3_endpoint = aws.ec2.VpcEndpoint(
+        return aws.ec2.VpcEndpoint(
             f"{name}-s3-endpoint",
             vpc_id=self.vpc.vpc_id,
-            service_name=s3_service.service_name,
+            service_name=self._endpoint_service_name("s3", "Gateway"),
             vpc_endpoint_type="Gateway",
             route_table_ids=route_tables.ids,
-            policy=policy_json(s3_endpoint_statements(account, args.processed_bucket_arn, args.silo_ou_path)),
-            tags={**tags, "Name": f"{base}-s3"},
-            opts=child,
+            policy=policy_json(s3_endpoint_statements(args.context.account, args.processed_bucket_arn, args.silo_ou_path)),
+            tags={**args.context.tags, "Name": f"{args.context.base_name}-s3"},
+            opts=self._child,
         )
+
+    def _endpoint_service_name(self, service: str, service_type: str) -> pulumi.Output[str]:
+        # Endpoint service names differ by partition (China mixes `com.amazonaws.` and
+        # `cn.com.amazonaws.` prefixes): ask EC2 for the region's name instead of spelling it.
+        return aws.ec2.get_vpc_endpoint_service_output(
+            service=service, service_type=service_type, opts=pulumi.InvokeOutputOptions(parent=self)
+        ).service_name
+
+    def _redshift_security_group(
+        self, name: str, args: WarehouseArgs, s3_endpoint: aws.ec2.VpcEndpoint
+    ) -> aws.ec2.SecurityGroup:
+        """Redshift clients from inside the VPC only; out to S3 (and the interface endpoints) only."""
         egress = [
             aws.ec2.SecurityGroupEgressArgs(
                 description="COPY reads S3 through the gateway endpoint",
@@ -161,9 +197,9 @@ class Warehouse(pulumi.ComponentResource):
                     cidr_blocks=[args.config.vpc_cidr],
                 )
             )
-        security_group = aws.ec2.SecurityGroup(
+        return aws.ec2.SecurityGroup(
             f"{name}-redshift-sg",
-            name=f"{base}-redshift",
+            name=f"{args.context.base_name}-redshift",
             description="Redshift Serverless: clients from inside the VPC only",
             vpc_id=self.vpc.vpc_id,
             ingress=[
@@ -176,74 +212,99 @@ class Warehouse(pulumi.ComponentResource):
                 )
             ],
             egress=egress,
-            tags=tags,
-            opts=child,
+            tags=args.context.tags,
+            opts=self._child,
         )
-        if args.config.interface_endpoints:
-            endpoint_sg = aws.ec2.SecurityGroup(
-                f"{name}-endpoints-sg",
-                name=f"{base}-endpoints",
-                description="Interface endpoints: HTTPS from inside the VPC",
-                vpc_id=self.vpc.vpc_id,
-                ingress=[
-                    aws.ec2.SecurityGroupIngressArgs(
-                        description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.config.vpc_cidr]
-                    )
-                ],
-                tags=tags,
-                opts=child,
-            )
-            for service in args.config.interface_endpoints:
-                aws.ec2.VpcEndpoint(
-                    f"{name}-{service}-endpoint",
-                    vpc_id=self.vpc.vpc_id,
-                    service_name=aws.ec2.get_vpc_endpoint_service_output(
-                        service=service, service_type="Interface", opts=invoke
-                    ).service_name,
-                    vpc_endpoint_type="Interface",
-                    subnet_ids=self.vpc.isolated_subnet_ids,
-                    security_group_ids=[endpoint_sg.id],
-                    private_dns_enabled=True,
-                    tags={**tags, "Name": f"{base}-{service}"},
-                    opts=child,
-                )
 
-        self.copy_role, copy_policy = role_with_policy(
+    def _interface_endpoints(self, name: str, args: WarehouseArgs) -> None:
+        """The opt-in `interfaceEndpoints`, with their own security group (HTTPS from the VPC)."""
+        base, tags = args.context.base_name, args.context.tags
+        endpoint_sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            name=f"{base}-endpoints",
+            description="Interface endpoints: HTTPS from inside the VPC",
+            vpc_id=self.vpc.vpc_id,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.config.vpc_cidr]
+                )
+            ],
+            tags=tags,
+            opts=self._child,
+        )
+        for service in args.config.interface_endpoints:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service}-endpoint",
+                vpc_id=self.vpc.vpc_id,
+                service_name=self._endpoint_service_name(service, "Interface"),
+                vpc_endpoint_type="Interface",
+                subnet_ids=self.vpc.isolated_subnet_ids,
+                security_group_ids=[endpoint_sg.id],
+                private_dns_enabled=True,
+                tags={**tags, "Name": f"{base}-{service}"},
+                opts=self._child,
+            )
+
+    def _copy_role(self, name: str, args: WarehouseArgs) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        account = args.context.account
+        return role_with_policy(
             f"{name}-copy",
-            physical_name=bounded_name(base, "redshift-copy"),
+            physical_name=bounded_name(args.context.base_name, "redshift-copy"),
             trust_policy=service_trust_policy(
                 ["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"],
                 {"StringEquals": {"aws:SourceAccount": account.account_id}},
             ),
             statements=copy_role_statements(account, args.processed_bucket_arn, args.context.key),
-            tags=tags,
-            opts=child,
+            tags=args.context.tags,
+            opts=self._child,
         )
-        self.database_name = catalog_name(args.context.silo_name)
-        self.log_groups = {
+
+    def _log_groups(self, name: str, args: WarehouseArgs) -> dict[str, aws.cloudwatch.LogGroup]:
+        """The groups the namespace exports to (`LOG_EXPORTS`), made first so they get a retention."""
+        context = args.context
+        return {
             log_type: encrypted_log_group(
-                f"{name}-{log_type}", redshift_log_group_name(base, log_type), args.context.key, args.log_retention_days, tags, child
+                f"{name}-{log_type}",
+                redshift_log_group_name(context.base_name, log_type),
+                context.key,
+                args.log_retention_days,
+                context.tags,
+                self._child,
             )
             for log_type in LOG_EXPORTS
         }
-        self.namespace = aws.redshiftserverless.Namespace(
+
+    def _namespace(
+        self, name: str, args: WarehouseArgs, depends_on: list[pulumi.Resource]
+    ) -> aws.redshiftserverless.Namespace:
+        context = args.context
+        return aws.redshiftserverless.Namespace(
             f"{name}-namespace",
-            namespace_name=base,
+            namespace_name=context.base_name,
             db_name=self.database_name,
             admin_username="datalake_admin",
             # Redshift creates and rotates the password in Secrets Manager: never in config or state.
             manage_admin_password=True,
-            admin_password_secret_kms_key_id=args.context.key,
-            kms_key_id=args.context.key,
+            admin_password_secret_kms_key_id=context.key,
+            kms_key_id=context.key,
             iam_roles=[self.copy_role.arn],
             default_iam_role_arn=self.copy_role.arn,
             log_exports=list(LOG_EXPORTS),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[copy_policy, *self.log_groups.values()]),
+            tags=context.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
-        self.workgroup = aws.redshiftserverless.Workgroup(
+
+    def _workgroup(
+        self,
+        name: str,
+        args: WarehouseArgs,
+        security_group: aws.ec2.SecurityGroup,
+        s3_endpoint: aws.ec2.VpcEndpoint,
+    ) -> aws.redshiftserverless.Workgroup:
+        """The namespace's compute in the isolated subnets, its S3 traffic forced through the endpoint."""
+        return aws.redshiftserverless.Workgroup(
             f"{name}-workgroup",
-            workgroup_name=base,
+            workgroup_name=args.context.base_name,
             namespace_name=self.namespace.namespace_name,
             base_capacity=args.config.base_capacity,
             max_capacity=args.config.max_capacity,
@@ -251,14 +312,16 @@ class Warehouse(pulumi.ComponentResource):
             security_group_ids=[security_group.id],
             publicly_accessible=False,
             enhanced_vpc_routing=True,
-            tags=tags,
+            tags=args.context.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[s3_endpoint]),
         )
 
-        self.athena_workgroup = aws.athena.Workgroup(
+    def _athena_workgroup(self, name: str, args: WarehouseArgs) -> aws.athena.Workgroup:
+        context = args.context
+        return aws.athena.Workgroup(
             f"{name}-athena",
-            name=base,
-            description=f"Silo {args.context.silo_name}: queries on the processed database; results encrypted",
+            name=context.base_name,
+            description=f"Silo {context.silo_name}: queries on the processed database; results encrypted",
             state="ENABLED",
             configuration=aws.athena.WorkgroupConfigurationArgs(
                 enforce_workgroup_configuration=True,
@@ -266,57 +329,51 @@ class Warehouse(pulumi.ComponentResource):
                 bytes_scanned_cutoff_per_query=args.config.athena_bytes_scanned_cutoff_gib * 1024**3,
                 result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
                     output_location=pulumi.Output.concat("s3://", args.athena_results_bucket_name, "/"),
-                    expected_bucket_owner=account.account_id,
+                    expected_bucket_owner=context.account.account_id,
                     encryption_configuration=aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
-                        encryption_option="SSE_KMS", kms_key_arn=args.context.key
+                        encryption_option="SSE_KMS", kms_key_arn=context.key
                     ),
                     acl_configuration=aws.athena.WorkgroupConfigurationResultConfigurationAclConfigurationArgs(
                         s3_acl_option="BUCKET_OWNER_FULL_CONTROL"
                     ),
                 ),
             ),
-            tags=tags,
-            opts=child,
+            tags=context.tags,
+            opts=self._child,
         )
-        outputs: dict[str, pulumi.Input[str]] = {
-            "vpcId": self.vpc.vpc_id,
-            "namespace": self.namespace.namespace_name,
-            "workgroup": self.workgroup.workgroup_name,
-            "database": self.database_name,
-            "copyRoleArn": self.copy_role.arn,
-            "athenaWorkgroup": self.athena_workgroup.name,
-        }
-        if args.config.quicksight.enabled:
-            permissions = (
-                [
-                    aws.quicksight.DataSourcePermissionArgs(
-                        principal=args.config.quicksight.owner_arn,
-                        actions=[
-                            "quicksight:DescribeDataSource",
-                            "quicksight:DescribeDataSourcePermissions",
-                            "quicksight:PassDataSource",
-                            "quicksight:UpdateDataSource",
-                            "quicksight:DeleteDataSource",
-                            "quicksight:UpdateDataSourcePermissions",
-                        ],
-                    )
-                ]
-                if args.config.quicksight.owner_arn
-                else None
-            )
-            source = aws.quicksight.DataSource(
-                f"{name}-quicksight",
-                data_source_id=f"{base}-athena",
-                name=f"{base} (Athena)",
-                aws_account_id=account.account_id,
-                type="ATHENA",
-                parameters=aws.quicksight.DataSourceParametersArgs(
-                    athena=aws.quicksight.DataSourceParametersAthenaArgs(work_group=self.athena_workgroup.name)
-                ),
-                ssl_properties=aws.quicksight.DataSourceSslPropertiesArgs(disable_ssl=False),
-                permissions=permissions,
-                tags=tags,
-                opts=child,
-            )
-            outputs["quicksightDataSourceArn"] = source.arn
-        self.register_outputs(outputs)
+
+    def _quicksight_source(self, name: str, args: WarehouseArgs) -> aws.quicksight.DataSource:
+        """A QuickSight data source on the Athena workgroup, owned by `quicksight.ownerArn` if given."""
+        base = args.context.base_name
+        owner_arn = args.config.quicksight.owner_arn
+        permissions = (
+            [
+                aws.quicksight.DataSourcePermissionArgs(
+                    principal=owner_arn,
+                    actions=[
+                        "quicksight:DescribeDataSource",
+                        "quicksight:DescribeDataSourcePermissions",
+                        "quicksight:PassDataSource",
+                        "quicksight:UpdateDataSource",
+                        "quicksight:DeleteDataSource",
+                        "quicksight:UpdateDataSourcePermissions",
+                    ],
+                )
+            ]
+            if owner_arn
+            else None
+        )
+        return aws.quicksight.DataSource(
+            f"{name}-quicksight",
+            data_source_id=f"{base}-athena",
+            name=f"{base} (Athena)",
+            aws_account_id=args.context.account.account_id,
+            type="ATHENA",
+            parameters=aws.quicksight.DataSourceParametersArgs(
+                athena=aws.quicksight.DataSourceParametersAthenaArgs(work_group=self.athena_workgroup.name)
+            ),
+            ssl_properties=aws.quicksight.DataSourceSslPropertiesArgs(disable_ssl=False),
+            permissions=permissions,
+            tags=args.context.tags,
+            opts=self._child,
+        )
