@@ -30,7 +30,7 @@ from components.shared.errors import ConfigError, DiscoveryError, RunnerError, S
 from components.shared.pulumi_names import backend_kind_of_url
 
 from . import lifecycle_commands
-from .bootstrap import add_parser as add_bootstrap_parser
+from .bootstrap.command import add_parser as add_bootstrap_parser, run_bootstrap
 from .bookkeeping import LedgerBook, RecordingOperations, coalesced_results
 from .catalogs import CatalogUpdate, update_master_catalogs
 from .discovery import Backoff, CountingClient, DiscoverySettings, TagReads, describe_outside, discover, with_outside
@@ -746,8 +746,6 @@ def _single_command(args: argparse.Namespace, clients: Clients) -> int:
             lifecycle_commands.open_ledger(args, clients.s3 or (lambda: _boto("s3", args)), config.name_prefix), "retained")
         return lifecycle_commands.run_retained(args, ledger, lambda: lifecycle_commands.silo_clients(args, role, clients.silo_clients))
     if args.command == "bootstrap":
-        from .bootstrap import run_bootstrap
-
         return run_bootstrap(args, config)
     from .restore import run_restore
 
