@@ -369,7 +369,8 @@ def test_on_s3_only_the_stale_lock_object_is_deleted_and_a_live_runs_lock_keeps_
 
 def test_apply_beats_a_run_marker_and_clears_the_stale_lock_a_killed_run_left(tmp_path):
     from offline.fake_stacks import FakeStackOperations
-    from runner.cli import Clients, main
+    from runner.cli import main
+    from runner.run import Clients
     from runner.demo import seed_organization
     from runner.model import StackInfo
 
