@@ -18,18 +18,10 @@ from moto import mock_aws
 from offline.fake_pulumi import FakePulumi
 from runner.execution import ExecutionSettings, execute
 from runner.model import Action, PlannedOperation, Result
-from runner.recovery import (
-    DirectoryObjects,
-    LockRecovery,
-    Recovery,
-    RunMarkers,
-    S3Objects,
-    StaleLockRule,
-    backend_objects,
-    pending_operations,
-    read_locks,
-    this_host,
-)
+from runner.recovery import Recovery
+from runner.recovery_locks import LockRecovery, RunMarkers, StaleLockRule, read_locks, this_host
+from runner.recovery_objects import DirectoryObjects, S3Objects, backend_objects
+from runner.recovery_pending import pending_operations
 from runner.stack_ops import AutomationStackOperations, OperationTimeouts
 
 PROJECT = "datalake"
