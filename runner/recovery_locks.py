@@ -148,7 +148,7 @@ class RunMarkers:
 
 @dataclass(frozen=True)
 class StaleLockRule:
-    """When a stack lock is stale (see the module docstring for the formula)."""
+    """When a stack lock is stale (the formula is in the docstring of runner/recovery.py)."""
 
     stale_after_seconds: float
     heartbeat_seconds: float = 60.0
