@@ -2,7 +2,7 @@
 
     python bench/fleet.py [--fleets 1000,5000] [--duration update=240 ...] [--json]
 
-What runs is the production code: `runner.cli.Run` (discovery, the ledger, the planner, the
+What runs is the production code: `runner.run.Run` (discovery, the ledger, the planner, the
 fingerprints, the executor), `runner.shards` / `runner.distributed` (the plan's items, each child's
 `apply --from-plan --items`, `merge-reports`). What is simulated is the outside world, each piece
 held to its real interface: Organizations (`offline/fake_organizations.py`, pages of 20 and
@@ -77,7 +77,8 @@ sys.path.insert(0, str(ROOT))
 from offline.fake_organizations import FakeAccount, FakeOrganizations, fleet  # noqa: E402
 from offline.fake_s3 import FakeS3  # noqa: E402
 from offline.fake_stacks import FakeStackOperations, deployed_master_export  # noqa: E402
-from runner.cli import Clients, Run, build_parser  # noqa: E402
+from runner.cli_args import build_parser  # noqa: E402
+from runner.run import Clients, Run  # noqa: E402
 from runner.discovery import Backoff  # noqa: E402
 from runner.model import StackInfo, stack_name  # noqa: E402
 from runner.stack_ops import Versions  # noqa: E402

@@ -1,6 +1,6 @@
 """The silo-lifecycle commands and flags of `python -m runner`: whatif, retained, purge.
 
-`runner/cli.py` owns the run (discovery, stacks, plan, execution, report); this module adds the
+`runner/run.py` owns the run (discovery, stacks, plan, execution, report); this module adds the
 parsers, the ledger location and the three commands, so the CLI only dispatches to them.
 """
 

@@ -35,7 +35,7 @@ from components.master.config import MasterConfig
 from components.shared.errors import RunnerError, StackOperationError, UsageError
 from components.shared.naming import plain_bucket_name
 
-from .recovery import CREATING, pending_operations
+from .recovery_pending import CREATING, pending_operations
 from .report import ReportStore, table
 from .stack_ops import StackOperations
 

@@ -17,7 +17,8 @@ from offline.fake_stacks import FakeStackOperations
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, run_program
 from offline.names import default_names, name_values
 from offline.stacks import PROJECT_DIR, master_config, run_master, run_silo, silo_config
-from runner.cli import Clients, main
+from runner.cli import main
+from runner.run import Clients
 from runner.model import Action, PlannedOperation, StackInfo
 from runner.partners import PartnerRevoker
 

@@ -192,7 +192,7 @@ def test_runner_pulumi_org_must_suit_the_runner_backend(tmp_path: Path):
 
 
 def test_the_runner_checks_pulumi_org_against_its_backend_url(tmp_path: Path):
-    from runner.cli import _master_config
+    from runner.run import load_master_config
 
     config = master_config()
     config["datalake:runner"] = {"pulumiOrg": "acme"}
@@ -200,9 +200,9 @@ def test_the_runner_checks_pulumi_org_against_its_backend_url(tmp_path: Path):
     path.write_text(yaml.safe_dump({"config": config}))
     args = argparse.Namespace(master_config=path, project_dir=tmp_path, backend_url="file:///tmp/state")
     with pytest.raises(ConfigError, match=r"datalake:runner.pulumiOrg: got 'acme'.*organization name must be 'organization'"):
-        _master_config(args)
+        load_master_config(args)
     args.backend_url = "https://api.pulumi.com"
-    assert _master_config(args).runner.pulumi_org == "acme"
+    assert load_master_config(args).runner.pulumi_org == "acme"
 
 
 def test_runner_stack_names_pass_the_cli_rules():

@@ -13,17 +13,9 @@ from components.stack_config import parse_stack_config
 from components.shared.errors import UsageError
 from offline.harness import MASTER_ACCOUNT_ID
 from offline.stacks import master_config
-from runner.bootstrap import (
-    DEPLOYER_POLICY_NAME,
-    Bootstrap,
-    bucket_policy,
-    deployer_policy,
-    dumps,
-    key_policy,
-    settings_from,
-    trust_policy,
-    write_calls,
-)
+from runner.bootstrap.policies import bucket_policy, deployer_policy, dumps, key_policy, trust_policy
+from runner.bootstrap.resources import Bootstrap, write_calls
+from runner.bootstrap.settings import DEPLOYER_POLICY_NAME, settings_from
 from runner.cli import main
 from tests.iam_lint import parliament_findings
 
@@ -289,7 +281,7 @@ def test_the_deployer_policy_covers_every_resource_type_of_the_master_program(re
     }
     types = {r.type for r in recording.resources if r.custom and not r.type.startswith("pulumi:providers:")}
     uncovered = sorted(t for t in types if not any(t.startswith(prefix) and SERVICE_OF_TYPE[prefix] in allowed for prefix in SERVICE_OF_TYPE))
-    assert uncovered == [], "new resource types in the master program: grant them in runner/bootstrap.py deployer_policy"
+    assert uncovered == [], "new resource types in the master program: grant them in runner/bootstrap/policies.py deployer_policy"
 
 
 def test_the_deployer_policy_keeps_away_from_the_backend_and_itself():

@@ -12,7 +12,8 @@ from moto import mock_aws
 
 from offline.boto_faults import fail_session_with_error
 from offline.fake_stacks import FakeStackOperations
-from runner.cli import Clients, main
+from runner.cli import main
+from runner.run import Clients
 from runner.demo import GONE_ACCOUNT, MOVED_OUT, OPTED_OUT, SUSPENDED, seed_organization
 from runner.model import StackInfo
 from runner.partners import AssumedRoleIam

@@ -19,7 +19,8 @@ from moto import mock_aws
 
 from offline.fake_stacks import FakeStackOperations, export_of
 from offline.stacks import run_silo, silo_config
-from runner.cli import Clients, main
+from runner.cli import main
+from runner.run import Clients
 from runner.demo import MOVED_OUT, seed_organization
 from runner.ledger import Ledger
 from runner.lifecycle import ADOPT_KEY, GRACE_STARTED

@@ -18,18 +18,10 @@ from moto import mock_aws
 from offline.fake_pulumi import FakePulumi
 from runner.execution import ExecutionSettings, execute
 from runner.model import Action, PlannedOperation, Result
-from runner.recovery import (
-    DirectoryObjects,
-    LockRecovery,
-    Recovery,
-    RunMarkers,
-    S3Objects,
-    StaleLockRule,
-    backend_objects,
-    pending_operations,
-    read_locks,
-    this_host,
-)
+from runner.recovery import Recovery
+from runner.recovery_locks import LockRecovery, RunMarkers, StaleLockRule, read_locks, this_host
+from runner.recovery_objects import DirectoryObjects, S3Objects, backend_objects
+from runner.recovery_pending import pending_operations
 from runner.stack_ops import AutomationStackOperations, OperationTimeouts
 
 PROJECT = "datalake"
@@ -369,7 +361,8 @@ def test_on_s3_only_the_stale_lock_object_is_deleted_and_a_live_runs_lock_keeps_
 
 def test_apply_beats_a_run_marker_and_clears_the_stale_lock_a_killed_run_left(tmp_path):
     from offline.fake_stacks import FakeStackOperations
-    from runner.cli import Clients, main
+    from runner.cli import main
+    from runner.run import Clients
     from runner.demo import seed_organization
     from runner.model import StackInfo
 

@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from components.shared.errors import StackOperationError, UsageError
-from runner.cli import Clients, main
+from runner.cli import main
+from runner.run import Clients
 from runner.report import ReportStore
 from runner.restore import ZSTD_MAGIC, parse_state
 

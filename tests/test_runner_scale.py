@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from offline.fake_stacks import FakeStackOperations
-from runner.cli import Clients, main
+from runner.cli import main
+from runner.run import Clients
 from runner.ledger import Ledger
 from runner.model import stack_name
 from runner.demo import MOVED_OUT, OPTED_OUT, SUSPENDED

@@ -14,7 +14,8 @@ from components.silo.settings import Override, SiloSettings, deep_merge
 from offline.fake_stacks import FakeStackOperations
 from offline.harness import DESCENDANT_ACCOUNTS, SILO_ACCOUNT_ID, descendant_accounts
 from offline.stacks import PROJECT_DIR, run_master, run_silo
-from runner.cli import Clients, main
+from runner.cli import main
+from runner.run import Clients
 from runner.demo import seed_organization
 from runner.model import Account, StackInfo
 from runner.planning import load_template
