@@ -8,11 +8,10 @@ Logs and live progress go to stderr through `logging`; the final tables go to st
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Optional
 
 from components.shared.errors import ConfigError, DiscoveryError, RunnerError, StackOperationError, UsageError
 
@@ -27,10 +26,6 @@ from .run import Clients, Run, boto_client, load_master_config, stack_operations
 from .stack_ops import StackOperations
 
 log = logging.getLogger("runner")
-
-
-def _json(document: Any) -> str:
-    return json.dumps(document, indent=2, sort_keys=True)
 
 
 def show_report(args: argparse.Namespace, clients: Clients) -> int:

@@ -50,7 +50,7 @@ def concat(*parts: pulumi.Input[str]) -> pulumi.Input[str]:
     """`Output.concat`, or a plain string when every part is one.
 
     The same policy helpers then serve the programs (Outputs) and boto3 code such as
-    `runner/bootstrap.py` (strings), so both build one posture from one definition.
+    `runner/bootstrap/policies.py` (strings), so both build one posture from one definition.
     """
     if all(isinstance(part, str) for part in parts):
         return "".join(parts)  # type: ignore[arg-type]
