@@ -57,7 +57,7 @@ class SftpServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: SftpServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:sftp:SftpServer", name, None, opts)
         site = args.site
-        tags = {**site.context.tags, "datalake:silo": site.silo_name, "datalake:capability": "sftp"}
+        tags = site.tags("sftp")
         self.access_role = self._access_role(name, site, tags)
         self.log_group = self._log_group(name, args, tags)
         self.identity_provider = self._identity_provider(name, args, tags)
