@@ -19,6 +19,7 @@ from typing import Optional
 import pulumi
 
 from .analytics import OrgAccount, OrgAnalytics, OrgAnalyticsArgs
+from .config import AnalyticsConfig
 from ..shared.encryption import EncryptionKey, EncryptionKeyArgs
 from ..shared.iam import AccountContext
 from ..shared.naming import bucket_name
@@ -57,9 +58,8 @@ class RegionalAnalyticsArgs:
     """Every account of the silo OU: catalog names are chosen among all of them, as in the master region."""
     catalog_accounts: frozenset[str]
     """The accounts whose silos live in this region: each gets its catalog here."""
-    catalog_prefix: str = "silo_"
-    bytes_scanned_cutoff_per_query: int = 10 * 1024**3
-    results_expiration_days: int = 30
+    config: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    """The `datalake:analytics` section, as in the master region (default: its defaults)."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -102,9 +102,7 @@ class RegionalAnalytics(pulumi.ComponentResource):
                 silo_ou_path=args.silo_ou_path,
                 accounts=args.accounts,
                 catalog_accounts=args.catalog_accounts,
-                catalog_prefix=args.catalog_prefix,
-                bytes_scanned_cutoff_per_query=args.bytes_scanned_cutoff_per_query,
-                results_expiration_days=args.results_expiration_days,
+                config=args.config,
                 tags=tags,
             ),
             opts=child,
