@@ -29,6 +29,11 @@ from ..shared.storage import access_log_encryption_statement
 MASTER_OWNER = "master"
 
 
+def master_bucket_name(name_prefix: str, purpose: str, account_id: str) -> str:
+    """Physical name of one of the master's buckets, `<prefix>-master-<purpose>-<account>`."""
+    return bucket_name(name_prefix, MASTER_OWNER, purpose, account_id)
+
+
 def master_access_logs_args(
     bucket_name: pulumi.Input[str], account: AccountContext, kms_key_arn: pulumi.Input[str], tags: Mapping[str, str]
 ) -> SecureBucketArgs:
@@ -87,7 +92,7 @@ class RegionalAnalytics(pulumi.ComponentResource):
         self.access_logs = SecureBucket(
             f"{name}-access-logs",
             master_access_logs_args(
-                bucket_name(prefix, MASTER_OWNER, f"access-logs-{region}", args.account.account_id), args.account, self.key.arn, tags
+                master_bucket_name(prefix, f"access-logs-{region}", args.account.account_id), args.account, self.key.arn, tags
             ),
             opts=child,
         )
@@ -96,7 +101,7 @@ class RegionalAnalytics(pulumi.ComponentResource):
             OrgAnalyticsArgs(
                 account=args.account,
                 name_prefix=prefix,
-                results_bucket_name=bucket_name(prefix, MASTER_OWNER, f"results-{region}", args.account.account_id),
+                results_bucket_name=master_bucket_name(prefix, f"results-{region}", args.account.account_id),
                 kms_key_arn=self.key.arn,
                 access_log_bucket=self.access_logs.name,
                 silo_ou_path=args.silo_ou_path,
