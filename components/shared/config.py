@@ -62,6 +62,16 @@ def require_match(pattern: re.Pattern[str], value: str, what: str) -> str:
     return value
 
 
+def matching(field: str, *fields: str, pattern: re.Pattern[str], what: str, check_fields: Optional[bool] = None) -> Any:
+    """A field validator: `field` (and `fields`), when set, must match `pattern`; the error names `what`
+    is expected. Assign it to a class attribute of its own, as a `@field_validator` method would be."""
+
+    def check(cls: type, value: Optional[str]) -> Optional[str]:
+        return value if value is None else require_match(pattern, value, what)
+
+    return field_validator(field, *fields, check_fields=check_fields)(check)
+
+
 def check_retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise ValueError(f"got {value}, which CloudWatch Logs does not accept; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
@@ -185,15 +195,9 @@ class CommonConfig(ConfigModel):
         """First part of the log-group names and IAM paths that carry no prefix: `datalake` or `datalake-<env>`."""
         return name_namespace(self.environment)
 
-    @field_validator("organization_id")
-    @classmethod
-    def _check_org(cls, value: str) -> str:
-        return require_match(ORG_ID_PATTERN, value, "an organization id ('o-' then 10-32 lowercase letters or digits)")
+    _check_org = matching("organization_id", pattern=ORG_ID_PATTERN, what="an organization id ('o-' then 10-32 lowercase letters or digits)")
 
-    @field_validator("silo_ou_path", "analytics_ou_path")
-    @classmethod
-    def _check_ou_path(cls, value: str) -> str:
-        return require_match(OU_PATH_PATTERN, value, "an OU entity path of the form o-…/r-…/ou-…/ ending with '/'")
+    _check_ou_path = matching("silo_ou_path", "analytics_ou_path", pattern=OU_PATH_PATTERN, what="an OU entity path of the form o-…/r-…/ou-…/ ending with '/'")
 
     @field_validator("deploy_role_name")
     @classmethod
