@@ -14,6 +14,7 @@ from ..shared.config import (
     CommonConfig,
     ConfigModel,
     check_account_id,
+    checked_by,
     check_retention,
     check_role_name,
     matching,
@@ -96,15 +97,9 @@ class DeliveryConfig(_InstallsPulumiCli):
 
     _check_secrets_key = matching("secrets_key_arn", pattern=KMS_KEY_ARN_PATTERN, what="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
 
-    @field_validator("master_deploy_role_name")
-    @classmethod
-    def _check_role(cls, value: str) -> str:
-        return check_role_name(value)
+    _check_role = checked_by(check_role_name, "master_deploy_role_name")
 
-    @field_validator("log_retention_days")
-    @classmethod
-    def _check_retention(cls, value: int) -> int:
-        return check_retention(value)
+    _check_retention = checked_by(check_retention, "log_retention_days")
 
     @model_validator(mode="after")
     def _codestar_needs_repository(self) -> "DeliveryConfig":
@@ -241,10 +236,7 @@ class MasterConfig(CommonConfig):
     """The delivery pipeline (default none: no pipeline until its repository is set)."""
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
-    @field_validator("management_account_id", mode="before")
-    @classmethod
-    def _check_management_account(cls, value: Any) -> str:
-        return check_account_id(value)
+    _check_management_account = checked_by(check_account_id, "management_account_id", mode="before")
 
     @model_validator(mode="after")
     def _deploy_stage_can_use_the_secrets_key(self) -> "MasterConfig":

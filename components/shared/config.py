@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, Optional, get_args
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Optional, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -70,6 +70,16 @@ def matching(field: str, *fields: str, pattern: re.Pattern[str], what: str, chec
         return value if value is None else require_match(pattern, value, what)
 
     return field_validator(field, *fields, check_fields=check_fields)(check)
+
+
+def checked_by(check: Callable[[Any], Any], field: str, *fields: str, mode: Literal["before", "after"] = "after") -> Any:
+    """A field validator that returns `check(value)` for `field` (and `fields`); assign it to a class
+    attribute of its own, as a `@field_validator` method would be."""
+
+    def validate(cls: type, value: Any) -> Any:
+        return check(value)
+
+    return field_validator(field, *fields, mode=mode)(validate)
 
 
 def check_retention(value: int) -> int:
@@ -199,10 +209,7 @@ class CommonConfig(ConfigModel):
 
     _check_ou_path = matching("silo_ou_path", "analytics_ou_path", pattern=OU_PATH_PATTERN, what="an OU entity path of the form o-…/r-…/ou-…/ ending with '/'")
 
-    @field_validator("deploy_role_name")
-    @classmethod
-    def _check_role(cls, value: str) -> str:
-        return check_role_name(value)
+    _check_role = checked_by(check_role_name, "deploy_role_name")
 
     @model_validator(mode="after")
     def _paths_belong_to_org(self) -> "CommonConfig":

@@ -17,6 +17,7 @@ from ..shared.config import (
     CommonConfig,
     ConfigModel,
     check_account_id,
+    checked_by,
     check_retention,
     matching,
     require_match,
@@ -96,10 +97,7 @@ class DropzoneConfig(ConfigModel):
     throttle_burst_limit: int = Field(20, ge=1, le=5000, examples=[20])
     """Request burst the API stage accepts (default 20)."""
 
-    @field_validator("audit_log_retention_days", "function_log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return check_retention(value)
+    _retention = checked_by(check_retention, "audit_log_retention_days", "function_log_retention_days")
 
     @field_validator("allowed_origin")
     @classmethod
@@ -224,10 +222,7 @@ class IngestionConfig(ConfigModel):
     log_retention_days: int = Field(90, examples=[90])
     """Retention of the API access logs and Firehose error logs (default 90)."""
 
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return check_retention(value)
+    _retention = checked_by(check_retention, "log_retention_days")
 
     @field_validator("buffering_size_mib")
     @classmethod
@@ -336,10 +331,7 @@ class SiloConfig(CommonConfig):
     """Retained resources of a returning account to import instead of create: `<type>::<logical name>`
     → provider id. Written by the runner from its ledger (docs/runner.md); nobody sets it by hand."""
 
-    @field_validator("account_id", mode="before")
-    @classmethod
-    def _check_account(cls, value: Any) -> str:
-        return check_account_id(value)
+    _check_account = checked_by(check_account_id, "account_id", mode="before")
 
     _check_silo_name = matching(
         "silo_name",
