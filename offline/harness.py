@@ -164,40 +164,45 @@ def _ssm_parameter(inputs: Mapping[str, Any], name: str) -> str:
     return f"parameter{physical}" if physical.startswith("/") else f"parameter/{physical}"
 
 
+def _named(prefix: str) -> Callable[[str, Mapping[str, Any]], str]:
+    """The ARN resource part `<prefix><physical name>`, the logical name when no `name` input is set."""
+    return lambda name, inputs: f"{prefix}{inputs.get('name') or name}"
+
+
 # The ARN every resource type the programs create has on AWS (the resource part, after
 # `arn:aws:<service>:<region>:<account>:`): type -> (service, regional, with account, resource
 # part from (logical name, inputs)). Policies are linted against AWS's ARN formats
 # (offline/iam_lint.py), so a made-up ARN here would hide a real mismatch or invent one.
 _ARN_FORMATS: dict[str, tuple[str, bool, bool, Callable[[str, Mapping[str, Any]], str]]] = {
-    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": ("firehose", True, True, lambda n, i: f"deliverystream/{i.get('name') or n}"),
-    "aws:sfn/stateMachine:StateMachine": ("states", True, True, lambda n, i: f"stateMachine:{i.get('name') or n}"),
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": ("firehose", True, True, _named("deliverystream/")),
+    "aws:sfn/stateMachine:StateMachine": ("states", True, True, _named("stateMachine:")),
     "aws:redshiftserverless/workgroup:Workgroup": ("redshift-serverless", True, True, lambda n, i: f"workgroup/{uuid.uuid5(uuid.NAMESPACE_URL, n)}"),
     "aws:redshiftserverless/namespace:Namespace": ("redshift-serverless", True, True, lambda n, i: f"namespace/{uuid.uuid5(uuid.NAMESPACE_URL, n)}"),
-    "aws:sns/topic:Topic": ("sns", True, True, lambda n, i: str(i.get("name") or n)),
-    "aws:glue/crawler:Crawler": ("glue", True, True, lambda n, i: f"crawler/{i.get('name') or n}"),
-    "aws:glue/job:Job": ("glue", True, True, lambda n, i: f"job/{i.get('name') or n}"),
-    "aws:glue/catalogDatabase:CatalogDatabase": ("glue", True, True, lambda n, i: f"database/{i.get('name') or n}"),
+    "aws:sns/topic:Topic": ("sns", True, True, _named("")),
+    "aws:glue/crawler:Crawler": ("glue", True, True, _named("crawler/")),
+    "aws:glue/job:Job": ("glue", True, True, _named("job/")),
+    "aws:glue/catalogDatabase:CatalogDatabase": ("glue", True, True, _named("database/")),
     "aws:glue/catalogTable:CatalogTable": ("glue", True, True, lambda n, i: f"table/{i.get('databaseName')}/{i.get('name') or n}"),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", True, True, lambda n, i: f"alarm:{i.get('name') or n}"),
-    "aws:cloudwatch/logGroup:LogGroup": ("logs", True, True, lambda n, i: f"log-group:{i.get('name') or n}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", True, True, _named("alarm:")),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs", True, True, _named("log-group:")),
     "aws:cloudwatch/logStream:LogStream": ("logs", True, True, lambda n, i: f"log-group:{i.get('logGroupName')}:log-stream:{i.get('name') or n}"),
     "aws:cloudwatch/eventRule:EventRule": ("events", True, True, lambda n, i: (
         f"rule/{i['eventBusName']}/{i.get('name') or n}" if i.get("eventBusName") not in (None, "default") else f"rule/{i.get('name') or n}"
     )),
-    "aws:athena/workgroup:Workgroup": ("athena", True, True, lambda n, i: f"workgroup/{i.get('name') or n}"),
-    "aws:athena/dataCatalog:DataCatalog": ("athena", True, True, lambda n, i: f"datacatalog/{i.get('name') or n}"),
-    "aws:lambda/function:Function": ("lambda", True, True, lambda n, i: f"function:{i.get('name') or n}"),
+    "aws:athena/workgroup:Workgroup": ("athena", True, True, _named("workgroup/")),
+    "aws:athena/dataCatalog:DataCatalog": ("athena", True, True, _named("datacatalog/")),
+    "aws:lambda/function:Function": ("lambda", True, True, _named("function:")),
     "aws:iam/policy:Policy": ("iam", False, True, lambda n, i: f"policy{i.get('path') or '/'}{i.get('name') or n}"),
     "aws:iam/role:Role": ("iam", False, True, lambda n, i: f"role{i.get('path') or '/'}{i.get('name') or n}"),
     "aws:ssm/parameter:Parameter": ("ssm", True, True, lambda n, i: _ssm_parameter(i, n)),
     "aws:ec2/securityGroup:SecurityGroup": ("ec2", True, True, lambda n, i: f"security-group/{_short_id('sg-', n)}"),
     "aws:ec2/vpcEndpoint:VpcEndpoint": ("ec2", True, True, lambda n, i: f"vpc-endpoint/{_short_id('vpce-', n)}"),
     "aws:cognito/userPool:UserPool": ("cognito-idp", True, True, lambda n, i: f"userpool/{REGION}_{_short_id('', n, 9)}"),
-    "aws:cloudfront/function:Function": ("cloudfront", False, True, lambda n, i: f"function/{i.get('name') or n}"),
+    "aws:cloudfront/function:Function": ("cloudfront", False, True, _named("function/")),
     "aws:cloudfront/originAccessControl:OriginAccessControl": ("cloudfront", False, True, lambda n, i: f"origin-access-control/{_short_id('E', n, 13).upper()}"),
     "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": ("cloudfront", False, True, lambda n, i: f"response-headers-policy/{uuid.uuid5(uuid.NAMESPACE_URL, n)}"),
-    "aws:codebuild/project:Project": ("codebuild", True, True, lambda n, i: f"project/{i.get('name') or n}"),
-    "aws:codepipeline/pipeline:Pipeline": ("codepipeline", True, True, lambda n, i: str(i.get("name") or n)),
+    "aws:codebuild/project:Project": ("codebuild", True, True, _named("project/")),
+    "aws:codepipeline/pipeline:Pipeline": ("codepipeline", True, True, _named("")),
     "aws:codestarconnections/connection:Connection": ("codestar-connections", True, True, lambda n, i: f"connection/{uuid.uuid5(uuid.NAMESPACE_URL, n)}"),
     "aws:codestarnotifications/notificationRule:NotificationRule": ("codestar-notifications", True, True, lambda n, i: f"notificationrule/{_short_id('', n, 40)}"),
     "aws:apigateway/authorizer:Authorizer": ("apigateway", True, False, lambda n, i: f"/restapis/{i.get('restApi')}/authorizers/{n}-id"),

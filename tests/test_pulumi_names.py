@@ -40,6 +40,13 @@ INVALID_STACK_NAMES = [
 ]
 
 
+def config_problems(stack: str, config: dict, **kwargs) -> list[str]:
+    """The problems of the ConfigError that `parse_stack_config` raises for `config`."""
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config(stack, config, **kwargs)
+    return error.value.problems
+
+
 @pytest.mark.parametrize(("name", "message"), INVALID_STACK_NAMES)
 def test_stack_names_the_cli_refuses_are_refused_with_its_message(name, message):
     with pytest.raises(PulumiNameError) as error:
@@ -120,9 +127,7 @@ def test_the_shipped_template_names_the_master_as_a_diy_backend_accepts():
 
 def test_a_master_stack_a_diy_backend_refuses_is_a_config_error_naming_the_key():
     config = silo_config(**{"datalake:masterStack": "acme/datalake/master"})
-    with pytest.raises(ConfigError) as error:
-        parse_stack_config("silo-x", config, organization="organization")
-    assert error.value.problems == [
+    assert config_problems("silo-x", config, organization="organization") == [
         "datalake:masterStack: got 'acme/datalake/master', which a self-managed (DIY: S3, file) backend refuses: "
         "organization name must be 'organization'; for example: organization/datalake/master"
     ]
@@ -132,9 +137,7 @@ def test_on_pulumi_cloud_the_master_stack_names_the_org():
     config = silo_config(**{"datalake:masterStack": "acme/datalake/master"})
     assert parse_stack_config("silo-x", config, organization="acme").master_stack == "acme/datalake/master"
     config["datalake:masterStack"] = "a/datalake/master"
-    with pytest.raises(ConfigError) as error:
-        parse_stack_config("silo-x", config, organization="acme")
-    assert error.value.problems == [
+    assert config_problems("silo-x", config, organization="acme") == [
         "datalake:masterStack: got 'a/datalake/master', which the Pulumi Cloud backend refuses: "
         "invalid stack owner; for example: acme/datalake/master"
     ]
@@ -182,9 +185,7 @@ def test_the_harness_refuses_a_stack_name_the_cli_refuses():
 def test_runner_pulumi_org_must_suit_the_runner_backend(tmp_path: Path):
     config = master_config()
     config["datalake:runner"] = {"pulumiOrg": "acme"}
-    with pytest.raises(ConfigError) as error:
-        parse_stack_config("master", config)
-    assert error.value.problems == [
+    assert config_problems("master", config) == [
         "datalake:runner.pulumiOrg: got 'acme', which the runner's S3 state backend refuses: "
         "organization name must be 'organization'; for example: organization"
     ]

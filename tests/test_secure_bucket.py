@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from offline.harness import Recording
+from offline.harness import RecordedResource, Recording
 
 BUCKET = "aws:s3/bucket:Bucket"
+ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 
 
 @pytest.fixture(scope="module", params=["master", "silo"])
 def program(request, evaluations) -> Recording:
     return evaluations.master() if request.param == "master" else evaluations.silo()
+
+
+def buckets_with(recording: Recording, part_type: str) -> list[tuple[RecordedResource, RecordedResource]]:
+    """Every bucket with its one resource of `part_type` (the lookup fails when a bucket lacks it)."""
+    return [(bucket, recording.bucket_part(bucket, part_type)) for bucket in recording.of_type(BUCKET)]
 
 
 def kms_key_arns(recording: Recording) -> set[str]:
@@ -24,8 +35,8 @@ def test_program_creates_buckets(program):
 
 def test_every_bucket_defaults_to_sse_kms_with_the_programs_key_and_bucket_keys(program):
     keys = kms_key_arns(program)
-    for bucket in program.of_type(BUCKET):
-        (rule,) = program.bucket_part(bucket, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").inputs["rules"]
+    for bucket, encryption in buckets_with(program, ENCRYPTION):
+        (rule,) = encryption.inputs["rules"]
         default = rule["applyServerSideEncryptionByDefault"]
         assert default["sseAlgorithm"] == "aws:kms", bucket.urn
         assert default["kmsMasterKeyId"] in keys, bucket.urn
@@ -33,27 +44,23 @@ def test_every_bucket_defaults_to_sse_kms_with_the_programs_key_and_bucket_keys(
 
 
 def test_every_bucket_is_versioned(program):
-    for bucket in program.of_type(BUCKET):
-        versioning = program.bucket_part(bucket, "aws:s3/bucketVersioning:BucketVersioning")
+    for bucket, versioning in buckets_with(program, VERSIONING):
         assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled", bucket.urn
 
 
 def test_every_bucket_blocks_all_four_kinds_of_public_access(program):
-    for bucket in program.of_type(BUCKET):
-        block = program.bucket_part(bucket, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
-        flags = {k: block.get(k) for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")}
+    for bucket, block in buckets_with(program, PUBLIC_ACCESS_BLOCK):
+        flags = {k: block.inputs.get(k) for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")}
         assert flags == dict.fromkeys(flags, True), bucket.urn
 
 
 def test_every_bucket_enforces_bucket_owner_and_disables_acls(program):
-    for bucket in program.of_type(BUCKET):
-        ownership = program.bucket_part(bucket, "aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    for bucket, ownership in buckets_with(program, OWNERSHIP):
         assert ownership.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced", bucket.urn
 
 
 def test_every_bucket_policy_denies_requests_without_tls(program):
-    for bucket in program.of_type(BUCKET):
-        policy = program.bucket_part(bucket, "aws:s3/bucketPolicy:BucketPolicy")
+    for bucket, policy in buckets_with(program, POLICY):
         deny = policy.statement("DenyInsecureTransport")
         arn = bucket.outputs["arn"]
         assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
@@ -63,11 +70,8 @@ def test_every_bucket_policy_denies_requests_without_tls(program):
 
 
 def test_every_bucket_policy_denies_uploads_asking_for_other_encryption_or_another_key(program):
-    for bucket in program.of_type(BUCKET):
-        policy = program.bucket_part(bucket, "aws:s3/bucketPolicy:BucketPolicy")
-        key_arn = program.bucket_part(
-            bucket, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-        ).inputs["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"]
+    for bucket, policy in buckets_with(program, POLICY):
+        key_arn = program.bucket_part(bucket, ENCRYPTION).inputs["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"]
         objects = f"{bucket.outputs['arn']}/*"
 
         other_encryption = policy.statement("DenyEncryptionOtherThanKms")
@@ -117,7 +121,7 @@ def test_every_bucket_but_the_log_bucket_sends_access_logs_to_the_log_bucket(pro
 
 def test_log_bucket_accepts_log_delivery_only_from_its_own_account(program):
     (log_bucket,) = [b for b in program.of_type(BUCKET) if b.inputs["tags"]["datalake:purpose"] == "access-logs"]
-    statement = program.bucket_part(log_bucket, "aws:s3/bucketPolicy:BucketPolicy").statement("AllowS3ServerAccessLogDelivery")
+    statement = program.bucket_part(log_bucket, POLICY).statement("AllowS3ServerAccessLogDelivery")
     assert statement["Principal"] == {"Service": "logging.s3.amazonaws.com"}
     assert statement["Action"] == ["s3:PutObject"]
     account = log_bucket.outputs["bucket"].rsplit("-", 1)[-1]
@@ -130,19 +134,17 @@ def test_log_bucket_accepts_log_delivery_only_from_its_own_account(program):
 
 
 def test_every_bucket_aborts_incomplete_uploads_and_expires_old_versions(program):
-    for bucket in program.of_type(BUCKET):
-        lifecycle = program.bucket_part(bucket, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    for bucket, lifecycle in buckets_with(program, LIFECYCLE):
         rules = {rule["id"]: rule for rule in lifecycle.inputs["rules"]}
         assert rules["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 7}
         assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"]["noncurrentDays"] >= 1
         assert all(rule["status"] == "Enabled" for rule in rules.values())
         # Lifecycle rules on a versioned bucket must wait for versioning.
-        versioning = program.bucket_part(bucket, "aws:s3/bucketVersioning:BucketVersioning")
+        versioning = program.bucket_part(bucket, VERSIONING)
         assert versioning.urn in lifecycle.dependencies, bucket.urn
 
 
 def test_bucket_policy_waits_for_the_public_access_block(program):
-    for bucket in program.of_type(BUCKET):
-        policy = program.bucket_part(bucket, "aws:s3/bucketPolicy:BucketPolicy")
-        block = program.bucket_part(bucket, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    for bucket, policy in buckets_with(program, POLICY):
+        block = program.bucket_part(bucket, PUBLIC_ACCESS_BLOCK)
         assert block.urn in policy.dependencies

@@ -82,10 +82,14 @@ def change(before, after) -> urns.UrnChange:
     return urns.compare("tiny", snapshot(before), evaluate(after))
 
 
-def app_with(child: str, **child_options):
+def app_with(child: str, *, deletable: str = "", **child_options):
+    """A program of one component `app` with the retained `child` and, when named, a `deletable` one."""
+
     def program():
         app = Component("test:app:App", "app")
         Thing(child, retained(app, **child_options))
+        if deletable:
+            Thing(deletable, pulumi.ResourceOptions(parent=app))
 
     return program
 
@@ -170,11 +174,6 @@ def test_moving_a_top_level_resource_into_a_component_passes_with_an_alias_to_th
 def test_children_inherit_the_alias_of_a_renamed_and_retyped_parent_as_the_engine_does():
     """Only the component carries an alias; its children (named after it) follow, as in the engine."""
 
-    def before():
-        app = Component("test:app:App", "app")
-        Thing("app-data", retained(app))
-        Thing("settings", pulumi.ResourceOptions(parent=app))
-
     def after():
         shop = Component("test:shop:Shop", "shop", pulumi.ResourceOptions(
             aliases=[pulumi.Alias(name="app", type_="test:app:App")]
@@ -182,7 +181,7 @@ def test_children_inherit_the_alias_of_a_renamed_and_retyped_parent_as_the_engin
         Thing("shop-data", retained(shop))  # prefix follows the parent's old name
         Thing("settings", pulumi.ResourceOptions(parent=shop))  # name kept, parent chain follows
 
-    found = change(before, after)
+    found = change(app_with("app-data", deletable="settings"), after)
     assert found.ok, urns.guidance([found])
     assert [old for old, _ in found.aliased] == [
         f"{PREFIX}test:app:App$test:index:Thing::app-data",
@@ -201,15 +200,10 @@ def test_a_child_renamed_under_a_renamed_parent_combines_both_aliases():
 
 
 def test_a_removed_retained_resource_without_alias_fails_and_so_does_a_deletable_one():
-    def before():
-        app = Component("test:app:App", "app")
-        Thing("app-data", retained(app))
-        Thing("app-cache", pulumi.ResourceOptions(parent=app))
-
     def after():
         Component("test:app:App", "app")
 
-    found = change(before, after)
+    found = change(app_with("app-data", deletable="app-cache"), after)
     assert not found.ok
     assert found.removed_retained == [APP_DATA]
     assert dict(found.removed) == {APP_DATA: True, f"{PREFIX}test:app:App$test:index:Thing::app-cache": False}
@@ -217,12 +211,7 @@ def test_a_removed_retained_resource_without_alias_fails_and_so_does_a_deletable
 
 
 def test_an_added_resource_is_reported_and_needs_an_update():
-    def after():
-        app = Component("test:app:App", "app")
-        Thing("app-data", retained(app))
-        Thing("app-new", pulumi.ResourceOptions(parent=app))
-
-    found = change(app_with("app-data"), after)
+    found = change(app_with("app-data"), app_with("app-data", deletable="app-new"))
     assert found.added == [(f"{PREFIX}test:app:App$test:index:Thing::app-new", False)]
     assert found.removed == [] and not found.ok
     assert "./dev urns --update" in urns.guidance([found])

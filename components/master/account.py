@@ -17,14 +17,12 @@ from ..shared.errors import ConfigError
 from .delivery import DeliveryPipeline, DeliveryPipelineArgs, build_logs_key_statement
 from ..shared.encryption import EncryptionKey, EncryptionKeyArgs
 from ..shared.iam import AccountContext
-from ..shared.naming import bucket_name
-from .regional_analytics import RegionalAnalytics, RegionalAnalyticsArgs, master_access_logs_args
+from .regional_analytics import MASTER_OWNER, RegionalAnalytics, RegionalAnalyticsArgs, master_access_logs_args, master_bucket_name
 from ..shared.notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .runner_triggers import RunnerTriggers, RunnerTriggersArgs, runner_logs_key_statement
 from ..shared.secure_bucket import SecureBucket
 from ..shared.storage import access_log_encryption_statement
 
-MASTER_OWNER = "master"
 # Services that report master failures (schedules, pipelines, builds) to the alerts topic.
 ALERT_PUBLISHERS = ("events.amazonaws.com", "codestar-notifications.amazonaws.com")
 
@@ -80,18 +78,18 @@ class MasterAccount(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         self._tags = {**cfg.tags, "datalake:stack": "master"}
         account = self._account = self._account_context(cfg)
-        artifact_bucket_name = bucket_name(cfg.name_prefix, MASTER_OWNER, "artifacts", account.account_id)
+        artifact_bucket_name = master_bucket_name(cfg.name_prefix, "artifacts", account.account_id)
 
         self.key = self._key(cfg, artifact_bucket_name)
         self.access_logs = SecureBucket(
             f"{name}-access-logs",
-            master_access_logs_args(bucket_name(cfg.name_prefix, MASTER_OWNER, "access-logs", account.account_id), account, self.key.arn, self._tags),
+            master_access_logs_args(master_bucket_name(cfg.name_prefix, "access-logs", account.account_id), account, self.key.arn, self._tags),
             opts=self._child,
         )
         self.artifacts = self._artifact_store(cfg, artifact_bucket_name)
         self.alerts = self._alert_topic(cfg)
         self._analytics(cfg, args)
-        state_bucket = cfg.runner.state_bucket or bucket_name(cfg.name_prefix, MASTER_OWNER, "pulumi-state", account.account_id)
+        state_bucket = cfg.runner.state_bucket or master_bucket_name(cfg.name_prefix, "pulumi-state", account.account_id)
         self.runner = self._runner(cfg, args, state_bucket, cli_checksums["runner"])
         self.delivery = self._delivery(cfg, state_bucket, cli_checksums)
         self.outputs = self._stack_outputs(cfg, state_bucket)
@@ -169,15 +167,13 @@ class MasterAccount(pulumi.ComponentResource):
             OrgAnalyticsArgs(
                 account=account,
                 name_prefix=cfg.name_prefix,
-                results_bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "athena-results", account.account_id),
+                results_bucket_name=master_bucket_name(cfg.name_prefix, "athena-results", account.account_id),
                 kms_key_arn=self.key.arn,
                 access_log_bucket=self.access_logs.name,
                 silo_ou_path=cfg.silo_ou_path,
                 accounts=silo_accounts,
                 catalog_accounts=home_accounts,
-                catalog_prefix=cfg.analytics.catalog_prefix,
-                bytes_scanned_cutoff_per_query=cfg.analytics.bytes_scanned_cutoff_per_query,
-                results_expiration_days=cfg.analytics.results_expiration_days,
+                config=cfg.analytics,
                 tags=tags,
             ),
             opts=self._child,
@@ -192,9 +188,7 @@ class MasterAccount(pulumi.ComponentResource):
                     silo_ou_path=cfg.silo_ou_path,
                     accounts=silo_accounts or (),
                     catalog_accounts=frozenset(ids),
-                    catalog_prefix=cfg.analytics.catalog_prefix,
-                    bytes_scanned_cutoff_per_query=cfg.analytics.bytes_scanned_cutoff_per_query,
-                    results_expiration_days=cfg.analytics.results_expiration_days,
+                    config=cfg.analytics,
                     tags=tags,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers={"aws": args.regional_providers[region]}),
@@ -237,7 +231,7 @@ class MasterAccount(pulumi.ComponentResource):
             DeliveryPipelineArgs(
                 account=account,
                 name_prefix=cfg.name_prefix,
-                pipeline_bucket_name=bucket_name(cfg.name_prefix, MASTER_OWNER, "pipeline", account.account_id),
+                pipeline_bucket_name=master_bucket_name(cfg.name_prefix, "pipeline", account.account_id),
                 kms_key_arn=self.key.arn,
                 access_log_bucket=self.access_logs.name,
                 artifact_bucket_name=self.artifacts.name,

@@ -16,6 +16,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .config import AnalyticsConfig
 from ..shared.iam import AccountContext
 from ..shared.secure_bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
 
@@ -94,12 +95,9 @@ class OrgAnalyticsArgs:
     catalog_accounts: Optional[frozenset[str]] = None
     """Accounts to register catalogs for, when not all ACTIVE ones (default None: all). Names are still
     chosen among all `accounts`, so a silo's catalog keeps its name whichever region it is in."""
-    catalog_prefix: str = "silo_"
-    """Prefix of each catalog name (default `silo_`)."""
-    bytes_scanned_cutoff_per_query: int = 10 * 1024**3
-    """Per-query scan limit in bytes (default 10 GiB)."""
-    results_expiration_days: int = 30
-    """Days query results are kept (default 30)."""
+    config: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    """The `datalake:analytics` section: catalog-name prefix, per-query scan limit, days results are
+    kept (default: its defaults)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags of every resource (default none)."""
 
@@ -140,7 +138,7 @@ class OrgAnalytics(pulumi.ComponentResource):
                 kms_key_arn=args.kms_key_arn,
                 access_log_bucket=args.access_log_bucket,
                 lifecycle=BucketLifecycle(
-                    expiration_days=args.results_expiration_days, noncurrent_version_expiration_days=1
+                    expiration_days=args.config.results_expiration_days, noncurrent_version_expiration_days=1
                 ),
                 tags=self._tags,
             ),
@@ -159,7 +157,7 @@ class OrgAnalytics(pulumi.ComponentResource):
                 # Clients cannot override the output location or turn encryption off.
                 enforce_workgroup_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=args.bytes_scanned_cutoff_per_query,
+                bytes_scanned_cutoff_per_query=args.config.bytes_scanned_cutoff_per_query,
                 result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
                     output_location=pulumi.Output.concat("s3://", self.results.name, "/results/"),
                     expected_bucket_owner=args.account.account_id,
@@ -182,7 +180,7 @@ class OrgAnalytics(pulumi.ComponentResource):
         )
         return {
             account_id: catalog
-            for account_id, catalog in catalog_names(accounts, args.catalog_prefix).items()
+            for account_id, catalog in catalog_names(accounts, args.config.catalog_prefix).items()
             if args.catalog_accounts is None or account_id in args.catalog_accounts
         }
 

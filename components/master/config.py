@@ -14,8 +14,10 @@ from ..shared.config import (
     CommonConfig,
     ConfigModel,
     check_account_id,
+    checked_by,
     check_retention,
     check_role_name,
+    matching,
     require_match,
 )
 from ..shared.errors import ConfigError
@@ -48,15 +50,9 @@ VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 class _InstallsPulumiCli(ConfigModel):
     """Checks of the `pulumiVersion` / `pulumiCliSha256` pair a build that installs the CLI declares."""
 
-    @field_validator("pulumi_version", check_fields=False)
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        return require_match(VERSION_PATTERN, value, "a Pulumi CLI version such as 3.272.0")
+    _check_version = matching("pulumi_version", pattern=VERSION_PATTERN, what="a Pulumi CLI version such as 3.272.0", check_fields=False)
 
-    @field_validator("pulumi_cli_sha256", check_fields=False)
-    @classmethod
-    def _check_sha256(cls, value: Optional[str]) -> Optional[str]:
-        return value if value is None else require_match(SHA256_PATTERN, value, "a SHA-256 (64 lowercase hex digits)")
+    _check_sha256 = matching("pulumi_cli_sha256", pattern=SHA256_PATTERN, what="a SHA-256 (64 lowercase hex digits)", check_fields=False)
 
 
 class DeliveryConfig(_InstallsPulumiCli):
@@ -93,35 +89,17 @@ class DeliveryConfig(_InstallsPulumiCli):
     log_retention_days: int = Field(30, examples=[30])
     """Days the build logs are kept (default 30)."""
 
-    @field_validator("repository")
-    @classmethod
-    def _check_repository(cls, value: Optional[str]) -> Optional[str]:
-        return None if value is None else require_match(REPOSITORY_PATTERN, value, "a repository id such as owner/name")
+    _check_repository = matching("repository", pattern=REPOSITORY_PATTERN, what="a repository id such as owner/name")
 
-    @field_validator("connection_arn")
-    @classmethod
-    def _check_connection(cls, value: Optional[str]) -> Optional[str]:
-        return None if value is None else require_match(CONNECTION_ARN_PATTERN, value, "a CodeConnections connection ARN")
+    _check_connection = matching("connection_arn", pattern=CONNECTION_ARN_PATTERN, what="a CodeConnections connection ARN")
 
-    @field_validator("source_object_key")
-    @classmethod
-    def _check_key(cls, value: str) -> str:
-        return require_match(S3_KEY_PATTERN, value, "an S3 object key such as source/datalake.zip")
+    _check_key = matching("source_object_key", pattern=S3_KEY_PATTERN, what="an S3 object key such as source/datalake.zip")
 
-    @field_validator("secrets_key_arn")
-    @classmethod
-    def _check_secrets_key(cls, value: Optional[str]) -> Optional[str]:
-        return None if value is None else require_match(KMS_KEY_ARN_PATTERN, value, "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+    _check_secrets_key = matching("secrets_key_arn", pattern=KMS_KEY_ARN_PATTERN, what="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
 
-    @field_validator("master_deploy_role_name")
-    @classmethod
-    def _check_role(cls, value: str) -> str:
-        return check_role_name(value)
+    _check_role = checked_by(check_role_name, "master_deploy_role_name")
 
-    @field_validator("log_retention_days")
-    @classmethod
-    def _check_retention(cls, value: int) -> int:
-        return check_retention(value)
+    _check_retention = checked_by(check_retention, "log_retention_days")
 
     @model_validator(mode="after")
     def _codestar_needs_repository(self) -> "DeliveryConfig":
@@ -143,12 +121,7 @@ class AnalyticsConfig(ConfigModel):
     results_expiration_days: int = Field(30, ge=1, le=3650, examples=[30])
     """Days query results are kept in the master's results bucket (default 30)."""
 
-    @field_validator("catalog_prefix")
-    @classmethod
-    def _check_prefix(cls, value: str) -> str:
-        return require_match(
-            ATHENA_PREFIX_PATTERN, value, "1-20 lowercase letters, digits or underscores starting with a letter"
-        )
+    _check_prefix = matching("catalog_prefix", pattern=ATHENA_PREFIX_PATTERN, what="1-20 lowercase letters, digits or underscores starting with a letter")
 
 
 class RunnerConfig(_InstallsPulumiCli):
@@ -218,17 +191,9 @@ class RunnerConfig(_InstallsPulumiCli):
     discovery_concurrency: int = Field(4, ge=1, le=16, examples=[4])
     """Organizations calls in flight at once during discovery (default 4; each is retried on throttling)."""
 
-    @field_validator("schedule", "drift_schedule")
-    @classmethod
-    def _check_schedule(cls, value: Optional[str]) -> Optional[str]:
-        if value is None:
-            return value
-        return require_match(SCHEDULE_PATTERN, value, "an EventBridge schedule such as rate(1 hour) or cron(0 * * * ? *)")
+    _check_schedule = matching("schedule", "drift_schedule", pattern=SCHEDULE_PATTERN, what="an EventBridge schedule such as rate(1 hour) or cron(0 * * * ? *)")
 
-    @field_validator("state_bucket")
-    @classmethod
-    def _check_bucket(cls, value: Optional[str]) -> Optional[str]:
-        return value if value is None else require_match(BUCKET_NAME_PATTERN, value, "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+    _check_bucket = matching("state_bucket", pattern=BUCKET_NAME_PATTERN, what="an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
 
     @field_validator("secrets_provider")
     @classmethod
@@ -271,10 +236,7 @@ class MasterConfig(CommonConfig):
     """The delivery pipeline (default none: no pipeline until its repository is set)."""
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
-    @field_validator("management_account_id", mode="before")
-    @classmethod
-    def _check_management_account(cls, value: Any) -> str:
-        return check_account_id(value)
+    _check_management_account = checked_by(check_account_id, "management_account_id", mode="before")
 
     @model_validator(mode="after")
     def _deploy_stage_can_use_the_secrets_key(self) -> "MasterConfig":

@@ -19,6 +19,7 @@ from typing import Optional
 import pulumi
 
 from .analytics import OrgAccount, OrgAnalytics, OrgAnalyticsArgs
+from .config import AnalyticsConfig
 from ..shared.encryption import EncryptionKey, EncryptionKeyArgs
 from ..shared.iam import AccountContext
 from ..shared.naming import bucket_name
@@ -26,6 +27,11 @@ from ..shared.secure_bucket import BucketLifecycle, SecureBucket, SecureBucketAr
 from ..shared.storage import access_log_encryption_statement
 
 MASTER_OWNER = "master"
+
+
+def master_bucket_name(name_prefix: str, purpose: str, account_id: str) -> str:
+    """Physical name of one of the master's buckets, `<prefix>-master-<purpose>-<account>`."""
+    return bucket_name(name_prefix, MASTER_OWNER, purpose, account_id)
 
 
 def master_access_logs_args(
@@ -57,9 +63,8 @@ class RegionalAnalyticsArgs:
     """Every account of the silo OU: catalog names are chosen among all of them, as in the master region."""
     catalog_accounts: frozenset[str]
     """The accounts whose silos live in this region: each gets its catalog here."""
-    catalog_prefix: str = "silo_"
-    bytes_scanned_cutoff_per_query: int = 10 * 1024**3
-    results_expiration_days: int = 30
+    config: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    """The `datalake:analytics` section, as in the master region (default: its defaults)."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -87,7 +92,7 @@ class RegionalAnalytics(pulumi.ComponentResource):
         self.access_logs = SecureBucket(
             f"{name}-access-logs",
             master_access_logs_args(
-                bucket_name(prefix, MASTER_OWNER, f"access-logs-{region}", args.account.account_id), args.account, self.key.arn, tags
+                master_bucket_name(prefix, f"access-logs-{region}", args.account.account_id), args.account, self.key.arn, tags
             ),
             opts=child,
         )
@@ -96,15 +101,13 @@ class RegionalAnalytics(pulumi.ComponentResource):
             OrgAnalyticsArgs(
                 account=args.account,
                 name_prefix=prefix,
-                results_bucket_name=bucket_name(prefix, MASTER_OWNER, f"results-{region}", args.account.account_id),
+                results_bucket_name=master_bucket_name(prefix, f"results-{region}", args.account.account_id),
                 kms_key_arn=self.key.arn,
                 access_log_bucket=self.access_logs.name,
                 silo_ou_path=args.silo_ou_path,
                 accounts=args.accounts,
                 catalog_accounts=args.catalog_accounts,
-                catalog_prefix=args.catalog_prefix,
-                bytes_scanned_cutoff_per_query=args.bytes_scanned_cutoff_per_query,
-                results_expiration_days=args.results_expiration_days,
+                config=args.config,
                 tags=tags,
             ),
             opts=child,

@@ -329,26 +329,32 @@ class RunnerTriggers(pulumi.ComponentResource):
 
     def _schedules(self, args: RunnerTriggersArgs, events_role: aws.iam.Role) -> None:
         """The `apply` schedule and, when configured, the `drift` schedule."""
-        name, runner = self._name, args.runner
-        self.schedule = aws.cloudwatch.EventRule(
-            f"{name}-schedule",
-            name=f"{self._project_name}-schedule",
-            description="Runs python -m runner apply on a schedule",
-            schedule_expression=runner.schedule,
+        runner = args.runner
+        self.schedule = self._scheduled_run(
+            args, events_role, "schedule", physical_suffix="schedule", expression=runner.schedule, command="apply",
+            description="Runs python -m runner apply on a schedule", full_run=True,
+        )
+        if runner.drift_schedule:
+            self._scheduled_run(
+                args, events_role, "drift-schedule", physical_suffix="drift", expression=runner.drift_schedule, command="drift",
+                description="Runs python -m runner drift: the build fails (and alerts) when a silo drifted",
+            )
+
+    def _scheduled_run(
+        self, args: RunnerTriggersArgs, events_role: aws.iam.Role, suffix: str, *, physical_suffix: str,
+        expression: str, command: str, description: str, full_run: bool = False,
+    ) -> aws.cloudwatch.EventRule:
+        """A schedule rule (`<name>-<suffix>`, physically `<project>-<physical_suffix>`) that starts `command`."""
+        rule = aws.cloudwatch.EventRule(
+            f"{self._name}-{suffix}",
+            name=f"{self._project_name}-{physical_suffix}",
+            description=description,
+            schedule_expression=expression,
             tags=args.tags,
             opts=self._child,
         )
-        self._start_runner(f"{name}-schedule", self.schedule, events_role, "apply", full_run=True)
-        if runner.drift_schedule:
-            drift = aws.cloudwatch.EventRule(
-                f"{name}-drift-schedule",
-                name=f"{self._project_name}-drift",
-                description="Runs python -m runner drift: the build fails (and alerts) when a silo drifted",
-                schedule_expression=runner.drift_schedule,
-                tags=args.tags,
-                opts=self._child,
-            )
-            self._start_runner(f"{name}-drift-schedule", drift, events_role, "drift")
+        self._start_runner(f"{self._name}-{suffix}", rule, events_role, command, full_run=full_run)
+        return rule
 
     def _account_event_rules(self, args: RunnerTriggersArgs, events_role: aws.iam.Role) -> None:
         """One rule per account event shape, starting a targeted run for the event's account."""

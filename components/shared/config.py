@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, Optional, get_args
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Optional, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -60,6 +60,26 @@ def require_match(pattern: re.Pattern[str], value: str, what: str) -> str:
     if not pattern.match(value):
         raise ValueError(f"got {value!r}, which is not {what}")
     return value
+
+
+def matching(field: str, *fields: str, pattern: re.Pattern[str], what: str, check_fields: Optional[bool] = None) -> Any:
+    """A field validator: `field` (and `fields`), when set, must match `pattern`; the error names `what`
+    is expected. Assign it to a class attribute of its own, as a `@field_validator` method would be."""
+
+    def check(cls: type, value: Optional[str]) -> Optional[str]:
+        return value if value is None else require_match(pattern, value, what)
+
+    return field_validator(field, *fields, check_fields=check_fields)(check)
+
+
+def checked_by(check: Callable[[Any], Any], field: str, *fields: str, mode: Literal["before", "after"] = "after") -> Any:
+    """A field validator that returns `check(value)` for `field` (and `fields`); assign it to a class
+    attribute of its own, as a `@field_validator` method would be."""
+
+    def validate(cls: type, value: Any) -> Any:
+        return check(value)
+
+    return field_validator(field, *fields, mode=mode)(validate)
 
 
 def check_retention(value: int) -> int:
@@ -185,20 +205,11 @@ class CommonConfig(ConfigModel):
         """First part of the log-group names and IAM paths that carry no prefix: `datalake` or `datalake-<env>`."""
         return name_namespace(self.environment)
 
-    @field_validator("organization_id")
-    @classmethod
-    def _check_org(cls, value: str) -> str:
-        return require_match(ORG_ID_PATTERN, value, "an organization id ('o-' then 10-32 lowercase letters or digits)")
+    _check_org = matching("organization_id", pattern=ORG_ID_PATTERN, what="an organization id ('o-' then 10-32 lowercase letters or digits)")
 
-    @field_validator("silo_ou_path", "analytics_ou_path")
-    @classmethod
-    def _check_ou_path(cls, value: str) -> str:
-        return require_match(OU_PATH_PATTERN, value, "an OU entity path of the form o-…/r-…/ou-…/ ending with '/'")
+    _check_ou_path = matching("silo_ou_path", "analytics_ou_path", pattern=OU_PATH_PATTERN, what="an OU entity path of the form o-…/r-…/ou-…/ ending with '/'")
 
-    @field_validator("deploy_role_name")
-    @classmethod
-    def _check_role(cls, value: str) -> str:
-        return check_role_name(value)
+    _check_role = checked_by(check_role_name, "deploy_role_name")
 
     @model_validator(mode="after")
     def _paths_belong_to_org(self) -> "CommonConfig":

@@ -63,19 +63,12 @@ class SiloCatalog(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.raw_database_name = catalog_name(args.context.name_prefix, args.context.silo_name, "raw")
         self.processed_database_name = catalog_name(args.context.name_prefix, args.context.silo_name, "processed")
-        self.raw_database = aws.glue.CatalogDatabase(
-            f"{name}-raw",
-            name=self.raw_database_name,
-            description=f"Silo {args.context.silo_name}: raw records as Firehose wrote them (Parquet, by ingestion date)",
-            tags=args.context.tags,
-            opts=child,
+        self.raw_database = self._database(
+            name, args, "raw", self.raw_database_name, "raw records as Firehose wrote them (Parquet, by ingestion date)"
         )
-        self.processed_database = aws.glue.CatalogDatabase(
-            f"{name}-processed",
-            name=self.processed_database_name,
-            description=f"Silo {args.context.silo_name}: cleaned, typed, deduplicated data (shared read-only with analytics)",
-            tags=args.context.tags,
-            opts=child,
+        self.processed_database = self._database(
+            name, args, "processed", self.processed_database_name,
+            "cleaned, typed, deduplicated data (shared read-only with analytics)",
         )
         outputs: dict[str, pulumi.Input[str]] = {
             "rawDatabase": self.raw_database.name,
@@ -86,3 +79,15 @@ class SiloCatalog(pulumi.ComponentResource):
             policy = aws.glue.ResourcePolicy(f"{name}-policy", policy=policy_json(grants), opts=child)
             outputs["catalogPolicyId"] = policy.id
         self.register_outputs(outputs)
+
+    def _database(
+        self, name: str, args: SiloCatalogArgs, layer: str, database_name: str, holds: str
+    ) -> aws.glue.CatalogDatabase:
+        """The Glue database of one layer; `holds` says what its tables hold."""
+        return aws.glue.CatalogDatabase(
+            f"{name}-{layer}",
+            name=database_name,
+            description=f"Silo {args.context.silo_name}: {holds}",
+            tags=args.context.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -17,7 +17,9 @@ from ..shared.config import (
     CommonConfig,
     ConfigModel,
     check_account_id,
+    checked_by,
     check_retention,
+    matching,
     require_match,
     SCHEDULE_PATTERN,
     StorageConfig,
@@ -95,10 +97,7 @@ class DropzoneConfig(ConfigModel):
     throttle_burst_limit: int = Field(20, ge=1, le=5000, examples=[20])
     """Request burst the API stage accepts (default 20)."""
 
-    @field_validator("audit_log_retention_days", "function_log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return check_retention(value)
+    _retention = checked_by(check_retention, "audit_log_retention_days", "function_log_retention_days")
 
     @field_validator("allowed_origin")
     @classmethod
@@ -107,10 +106,7 @@ class DropzoneConfig(ConfigModel):
             raise ValueError(f"got {value!r}, which is not an https origin (scheme and host, no path or trailing slash)")
         return value
 
-    @field_validator("janitor_schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        return require_match(SCHEDULE_PATTERN, value, "an EventBridge schedule such as rate(1 hour) or cron(0 * * * ? *)")
+    _schedule = matching("janitor_schedule", pattern=SCHEDULE_PATTERN, what="an EventBridge schedule such as rate(1 hour) or cron(0 * * * ? *)")
 
 
 class SftpConfig(ConfigModel):
@@ -131,10 +127,7 @@ class SftpConfig(ConfigModel):
     security_policy: str = Field("TransferSecurityPolicy-2025-03", examples=["TransferSecurityPolicy-2025-03"])
     """Transfer security policy (default the current recommended `TransferSecurityPolicy-2025-03`)."""
 
-    @field_validator("vpc_id")
-    @classmethod
-    def _vpc(cls, value: Optional[str]) -> Optional[str]:
-        return None if value is None else require_match(VPC_ID_PATTERN, value, "a VPC id such as vpc-0123456789abcdef0")
+    _vpc = matching("vpc_id", pattern=VPC_ID_PATTERN, what="a VPC id such as vpc-0123456789abcdef0")
 
     @field_validator("subnet_ids")
     @classmethod
@@ -229,10 +222,7 @@ class IngestionConfig(ConfigModel):
     log_retention_days: int = Field(90, examples=[90])
     """Retention of the API access logs and Firehose error logs (default 90)."""
 
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return check_retention(value)
+    _retention = checked_by(check_retention, "log_retention_days")
 
     @field_validator("buffering_size_mib")
     @classmethod
@@ -265,10 +255,7 @@ class EtlConfig(ConfigModel):
     crawler_max_polls: int = Field(60, ge=1, le=1000, examples=[60])
     """Checks after which a crawler that is still running fails the pipeline (default 60)."""
 
-    @field_validator("schedule")
-    @classmethod
-    def _check_schedule(cls, value: str) -> str:
-        return require_match(SCHEDULE_PATTERN, value, "an EventBridge schedule such as rate(1 day) or cron(0 3 * * ? *)")
+    _check_schedule = matching("schedule", pattern=SCHEDULE_PATTERN, what="an EventBridge schedule such as rate(1 day) or cron(0 3 * * ? *)")
 
 
 class QuickSightConfig(ConfigModel):
@@ -304,10 +291,7 @@ class WarehouseConfig(ConfigModel):
             raise ValueError(f"got {value}, which is not a Redshift Serverless capacity (8 to 512 RPUs in steps of 8)")
         return value
 
-    @field_validator("vpc_cidr")
-    @classmethod
-    def _check_cidr(cls, value: str) -> str:
-        return require_match(CIDR16_PATTERN, value, "a private /16 such as 10.20.0.0/16")
+    _check_cidr = matching("vpc_cidr", pattern=CIDR16_PATTERN, what="a private /16 such as 10.20.0.0/16")
 
     @model_validator(mode="after")
     def _max_above_base(self) -> "WarehouseConfig":
@@ -347,20 +331,14 @@ class SiloConfig(CommonConfig):
     """Retained resources of a returning account to import instead of create: `<type>::<logical name>`
     → provider id. Written by the runner from its ledger (docs/runner.md); nobody sets it by hand."""
 
-    @field_validator("account_id", mode="before")
-    @classmethod
-    def _check_account(cls, value: Any) -> str:
-        return check_account_id(value)
+    _check_account = checked_by(check_account_id, "account_id", mode="before")
 
-    @field_validator("silo_name")
-    @classmethod
-    def _check_silo_name(cls, value: str) -> str:
-        return require_match(
-            SILO_NAME_PATTERN,
-            value,
-            "2-20 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen "
-            "(no capitals, no underscores)",
-        )
+    _check_silo_name = matching(
+        "silo_name",
+        pattern=SILO_NAME_PATTERN,
+        what="2-20 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen "
+        "(no capitals, no underscores)",
+    )
 
     @field_validator("datasets")
     @classmethod

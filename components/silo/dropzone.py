@@ -248,6 +248,10 @@ class DropzoneSite:
         """What the functions need to find the partner path; nothing in the default namespace."""
         return {} if self.namespace == DEFAULT_NAMESPACE else {NAMESPACE_ENV: self.namespace}
 
+    def tags(self, capability: str) -> dict[str, str]:
+        """The silo's tags plus `datalake:silo` and `datalake:capability` (`dropzone` or `sftp`)."""
+        return {**self.context.tags, "datalake:silo": self.silo_name, "datalake:capability": capability}
+
     def reach_statements(self, sid_prefix: str, prefix: str) -> list[Statement]:
         """`partner_reach_statements` on this site's bucket and key."""
         return partner_reach_statements(sid_prefix, self.bucket_arn, self.key_arn, self.account.region, prefix)
@@ -278,7 +282,7 @@ class Dropzone(pulumi.ComponentResource):
     def __init__(self, name: str, args: DropzoneArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:dropzone:Dropzone", name, None, opts)
         site = args.site
-        tags = {**site.context.tags, "datalake:silo": site.silo_name, "datalake:capability": "dropzone"}
+        tags = site.tags("dropzone")
         self._internal_users(name, args, tags)
         self.audit_log = self._audit_log(name, args, tags)
         self.boundary = self._partner_boundary(name, args, tags)

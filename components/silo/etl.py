@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -303,59 +303,71 @@ class Etl(pulumi.ComponentResource):
         )
 
     def _raw_crawler(self, name: str, args: EtlArgs, security: aws.glue.SecurityConfiguration) -> aws.glue.Crawler:
-        context = args.context
-        role, policy = self._glue_role(
-            name,
-            args,
-            "raw-crawler",
-            crawler_statements(
-                context.account, "Raw", args.raw_bucket_arn, _dataset_names(args), context.key, args.raw_database_name, False
-            ),
-            "raw-crawler",
-        )
-        return aws.glue.Crawler(
-            f"{name}-raw-crawler",
-            name=self.raw_crawler_name,
+        return self._crawler(
+            name, args, security, "raw",
+            physical_name=self.raw_crawler_name,
             description="Adds the partitions Firehose wrote to the declared raw tables",
-            role=role.arn,
+            bucket_arn=args.raw_bucket_arn,
             database_name=args.raw_database_name,
+            creates_tables=False,
             catalog_targets=[aws.glue.CrawlerCatalogTargetArgs(database_name=args.raw_database_name, tables=list(args.raw_tables))],
-            # Catalog targets require LOG on delete; LOG on update keeps the declared schema authoritative.
-            schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(delete_behavior="LOG", update_behavior="LOG"),
-            security_configuration=security.name,
             configuration='{"Version":1.0,"CrawlerOutput":{"Partitions":{"AddOrUpdateBehavior":"InheritFromTable"}}}',
-            tags=context.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.log_groups["raw-crawler"]]),
         )
 
     def _processed_crawler(self, name: str, args: EtlArgs, security: aws.glue.SecurityConfiguration) -> aws.glue.Crawler:
+        return self._crawler(
+            name, args, security, "processed",
+            physical_name=self.processed_crawler_name,
+            description="Catalogs the processed datasets (tables per dataset, partitions by event_date)",
+            bucket_arn=args.processed_bucket_arn,
+            database_name=args.processed_database_name,
+            creates_tables=True,
+            s3_targets=[
+                aws.glue.CrawlerS3TargetArgs(path=pulumi.Output.concat("s3://", args.processed_bucket_name, f"/{n}/"))
+                for n in _dataset_names(args)
+            ],
+            recrawl_policy=aws.glue.CrawlerRecrawlPolicyArgs(recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"),
+            configuration='{"Version":1.0,"Grouping":{"TableLevelConfiguration":2}}',
+        )
+
+    def _crawler(
+        self,
+        name: str,
+        args: EtlArgs,
+        security: aws.glue.SecurityConfiguration,
+        layer: str,
+        *,
+        physical_name: str,
+        bucket_arn: pulumi.Input[str],
+        database_name: str,
+        creates_tables: bool,
+        **crawler_inputs: Any,
+    ) -> aws.glue.Crawler:
+        """The crawler of `layer` (`raw`, `processed`) with its own role on that layer's bucket and
+        database; `crawler_inputs` are its description, targets and configuration."""
         context = args.context
-        names = _dataset_names(args)
+        label = f"{layer}-crawler"
         role, policy = self._glue_role(
             name,
             args,
-            "processed-crawler",
+            label,
             crawler_statements(
-                context.account, "Processed", args.processed_bucket_arn, names, context.key, args.processed_database_name, True
+                context.account, layer.capitalize(), bucket_arn, _dataset_names(args), context.key, database_name, creates_tables
             ),
-            "processed-crawler",
+            label,
         )
         return aws.glue.Crawler(
-            f"{name}-processed-crawler",
-            name=self.processed_crawler_name,
-            description="Catalogs the processed datasets (tables per dataset, partitions by event_date)",
+            f"{name}-{label}",
+            name=physical_name,
             role=role.arn,
-            database_name=args.processed_database_name,
-            s3_targets=[
-                aws.glue.CrawlerS3TargetArgs(path=pulumi.Output.concat("s3://", args.processed_bucket_name, f"/{n}/"))
-                for n in names
-            ],
-            recrawl_policy=aws.glue.CrawlerRecrawlPolicyArgs(recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"),
+            database_name=database_name,
+            # Catalog targets (the raw crawler's) require LOG on delete; LOG on update keeps the
+            # declared schema authoritative.
             schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(delete_behavior="LOG", update_behavior="LOG"),
             security_configuration=security.name,
-            configuration='{"Version":1.0,"Grouping":{"TableLevelConfiguration":2}}',
             tags=context.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.log_groups["processed-crawler"]]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.log_groups[label]]),
+            **crawler_inputs,
         )
 
     def _scripts(self, name: str, args: EtlArgs) -> dict[str, aws.s3.BucketObjectv2]:

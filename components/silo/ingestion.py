@@ -470,11 +470,11 @@ class Ingestion(pulumi.ComponentResource):
             request_models={"application/json": model.name},
             opts=opts,
         )
+        # The integration and the responses address the method (and depend on it) by these three.
+        on_method = dict(rest_api=self.api.id, resource_id=target.id, http_method=method.http_method)
         integration = aws.apigateway.Integration(
             f"{name}-integration",
-            rest_api=self.api.id,
-            resource_id=target.id,
-            http_method=method.http_method,
+            **on_method,
             type="AWS",
             integration_http_method="POST",
             uri=uri,
@@ -493,9 +493,7 @@ class Ingestion(pulumi.ComponentResource):
         ):
             method_response = aws.apigateway.MethodResponse(
                 f"{name}-response-{status}",
-                rest_api=self.api.id,
-                resource_id=target.id,
-                http_method=method.http_method,
+                **on_method,
                 status_code=status,
                 opts=opts,
             )
@@ -503,9 +501,7 @@ class Ingestion(pulumi.ComponentResource):
             parts.append(
                 aws.apigateway.IntegrationResponse(
                     f"{name}-integration-response-{status}",
-                    rest_api=self.api.id,
-                    resource_id=target.id,
-                    http_method=method.http_method,
+                    **on_method,
                     status_code=status,
                     selection_pattern=pattern,
                     response_templates={"application/json": body},

@@ -19,6 +19,7 @@ from .config import DropzoneConfig, SftpConfig
 from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn
 from ..shared.iam import AccountContext, service_trust_policy, statement
 from ..shared.logs import encrypted_log_group
+from ..shared.network import tcp_ingress
 from ..shared.roles import role_with_policy
 
 
@@ -57,7 +58,7 @@ class SftpServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: SftpServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datalake:sftp:SftpServer", name, None, opts)
         site = args.site
-        tags = {**site.context.tags, "datalake:silo": site.silo_name, "datalake:capability": "sftp"}
+        tags = site.tags("sftp")
         self.access_role = self._access_role(name, site, tags)
         self.log_group = self._log_group(name, args, tags)
         self.identity_provider = self._identity_provider(name, args, tags)
@@ -140,11 +141,9 @@ class SftpServer(pulumi.ComponentResource):
             description=f"SFTP clients allowed to reach the {args.site.silo_name} dropzone",
             vpc_id=args.config.vpc_id,
             ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    description="SFTP from allowed clients",
-                    protocol="tcp",
-                    from_port=22,
-                    to_port=22,
+                tcp_ingress(
+                    "SFTP from allowed clients",
+                    22,
                     cidr_blocks=[c for c in args.config.allowed_cidrs if ":" not in c],
                     ipv6_cidr_blocks=[c for c in args.config.allowed_cidrs if ":" in c],
                 )

@@ -22,6 +22,7 @@ import pulumi_awsx as awsx
 from ..shared.iam import AccountContext, Statement, kms_via_service, policy_json, principal_in_ou, service_trust_policy, statement
 from ..shared.logs import encrypted_log_group
 from ..shared.naming import bounded_name, catalog_name
+from ..shared.network import tcp_egress, tcp_ingress
 from ..shared.roles import role_with_policy
 from ..shared.context import SiloContext
 from .config import WarehouseConfig
@@ -179,38 +180,16 @@ class Warehouse(pulumi.ComponentResource):
     ) -> aws.ec2.SecurityGroup:
         """Redshift clients from inside the VPC only; out to S3 (and the interface endpoints) only."""
         egress = [
-            aws.ec2.SecurityGroupEgressArgs(
-                description="COPY reads S3 through the gateway endpoint",
-                protocol="tcp",
-                from_port=443,
-                to_port=443,
-                prefix_list_ids=[s3_endpoint.prefix_list_id],
-            )
+            tcp_egress("COPY reads S3 through the gateway endpoint", 443, prefix_list_ids=[s3_endpoint.prefix_list_id])
         ]
         if args.config.interface_endpoints:
-            egress.append(
-                aws.ec2.SecurityGroupEgressArgs(
-                    description="Interface endpoints inside the VPC",
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=[args.config.vpc_cidr],
-                )
-            )
+            egress.append(tcp_egress("Interface endpoints inside the VPC", 443, cidr_blocks=[args.config.vpc_cidr]))
         return aws.ec2.SecurityGroup(
             f"{name}-redshift-sg",
             name=f"{args.context.base_name}-redshift",
             description="Redshift Serverless: clients from inside the VPC only",
             vpc_id=self.vpc.vpc_id,
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    description="Redshift from inside the VPC",
-                    protocol="tcp",
-                    from_port=REDSHIFT_PORT,
-                    to_port=REDSHIFT_PORT,
-                    cidr_blocks=[args.config.vpc_cidr],
-                )
-            ],
+            ingress=[tcp_ingress("Redshift from inside the VPC", REDSHIFT_PORT, cidr_blocks=[args.config.vpc_cidr])],
             egress=egress,
             tags=args.context.tags,
             opts=self._child,
@@ -224,11 +203,7 @@ class Warehouse(pulumi.ComponentResource):
             name=f"{base}-endpoints",
             description="Interface endpoints: HTTPS from inside the VPC",
             vpc_id=self.vpc.vpc_id,
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.config.vpc_cidr]
-                )
-            ],
+            ingress=[tcp_ingress("HTTPS from the VPC", 443, cidr_blocks=[args.config.vpc_cidr])],
             tags=tags,
             opts=self._child,
         )
