@@ -13,7 +13,8 @@ from .api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from .catalog import SiloCatalog, SiloCatalogArgs
 from .config import SiloConfig
 from .console import Console, ConsoleArgs, console_decrypt_statement
-from .dropzone import Dropzone, DropzoneArgs, DropzoneSite, audit_log_key_statement, dropzone_bucket_statements
+from .dropzone import Dropzone, DropzoneArgs
+from .dropzone_site import DropzoneSite, audit_log_key_statement, dropzone_bucket_statements
 from .etl import Etl, EtlArgs
 from ..shared.context import SiloContext
 from ..shared.iam import AccountContext

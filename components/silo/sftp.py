@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .config import DropzoneConfig, SftpConfig
-from .dropzone import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn
+from .dropzone_site import DropzoneFunction, DropzoneSite, FunctionSpec, partner_users_arn
 from ..shared.iam import AccountContext, service_trust_policy, statement
 from ..shared.logs import encrypted_log_group
 from ..shared.network import tcp_ingress

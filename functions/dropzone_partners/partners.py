@@ -280,7 +280,7 @@ def staff_deny_statements(
     """Explicit Denies on the staff prefixes: their objects, and listings that start there.
 
     Shared by the partner policy above, the permissions boundary and the session and Transfer
-    roles (`components/silo/dropzone.py`, which pass `pulumi.Output.concat` for `concat`). An explicit
+    roles (`components/silo/dropzone_site.py`, which pass `pulumi.Output.concat` for `concat`). An explicit
     Deny wins over any Allow, in a permissions boundary and in a session policy too
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
     """
