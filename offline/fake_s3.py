@@ -2,7 +2,9 @@
 
 It implements what `runner.ledger.Ledger` and `runner.report.ReportStore` call - `put_object`,
 `get_object`, `delete_object`, `head_object` and the `list_objects_v2` paginator (1,000 keys a page,
-as S3 returns) - with botocore's parameter validation and `NoSuchKey` for a missing key.
+as S3 returns) - with botocore's parameter validation, `NoSuchKey` for a missing key, ETags (the
+quoted MD5 of a single-part object, as S3 answers) and conditional puts (`IfMatch`, `IfNoneMatch: *`:
+412 `PreconditionFailed`).
 moto would do the same far more slowly: the bench reads thousands of entries per run, and the CPU
 time of a slow stand-in would be counted as simulated S3 time. `tests/test_fake_s3.py` holds it to
 moto through the ledger.
@@ -10,6 +12,7 @@ moto through the ledger.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,9 +83,18 @@ class FakeS3:
         body = params["Body"]
         data = body.encode() if isinstance(body, str) else bytes(body)
         meta = {k: v for k, v in params.items() if k in ("ServerSideEncryption", "SSEKMSKeyId", "ContentType")}
+        meta["ETag"] = f'"{hashlib.md5(data).hexdigest()}"'
+        where = (params["Bucket"], params["Key"])
         with self._lock:
-            self.objects[(params["Bucket"], params["Key"])] = (data, meta)
-        return {}
+            stored = self.objects.get(where)
+            if "IfMatch" in params and stored is None:
+                raise self._missing("PutObject", params["Key"])
+            if ("IfNoneMatch" in params and stored is not None) or (
+                "IfMatch" in params and stored[1]["ETag"].strip('"') != params["IfMatch"].strip('"')
+            ):
+                raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions you specified did not hold"}}, "PutObject")
+            self.objects[where] = (data, meta)
+        return {"ETag": meta["ETag"]}
 
     def get_object(self, **params: Any) -> dict[str, Any]:
         self._enter("GetObject", params)

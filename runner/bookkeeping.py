@@ -75,7 +75,7 @@ class LedgerBook:
         def record(item: tuple[str, Any]) -> None:
             account_id, verdict = item
             stack = stack_name(account_id, self.environment)
-            ledger.record_tags(ledger.get(stack), stack=stack, account_id=account_id, opted_out=verdict.opted_out, profile=verdict.profile)
+            ledger.record_tags(stack=stack, account_id=account_id, opted_out=verdict.opted_out, profile=verdict.profile)
 
         with ThreadPoolExecutor(max_workers=ledger.readers, thread_name_prefix="ledger") as pool:
             list(pool.map(record, sorted(discovery.tags_read.items())))
@@ -128,13 +128,13 @@ class RecordingOperations:
         return changed
 
     def _deployed(self, op: PlannedOperation, wanted: str, *, succeeded: bool) -> None:
-        self._ledger.record_deployment(self._ledger.get(op.stack), stack=op.stack, account_id=op.account_id, silo_name=op.silo_name,
+        self._ledger.record_deployment(stack=op.stack, account_id=op.account_id, silo_name=op.silo_name,
                                        action=op.action.value, succeeded=succeeded, wanted=wanted)
 
     def preview_drift(self, stack: str, log_file: TextIO) -> list[str]:
         changes = self._inner.preview_drift(stack, log_file)  # a failed check proves nothing: nothing recorded
         op = self._op(stack)
-        self._ledger.record_drift(self._ledger.get(stack), stack=stack, account_id=op.account_id, clean=not changes)
+        self._ledger.record_drift(stack=stack, account_id=op.account_id, clean=not changes)
         return changes
 
     def remove(self, stack: str, *, force: bool) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import fcntl
 import logging
 import os
 import tempfile
@@ -29,11 +30,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from components.shared.errors import UsageError
+from botocore.exceptions import ClientError
+
+from components.shared.errors import RunnerError, UsageError
 
 log = logging.getLogger(__name__)
 
 LEDGER_VERSION = 1
+UPDATE_ATTEMPTS = 8
+"""Conditional writes of one entry before `update` gives up (each lost only to another writer's success)."""
+UNCONDITIONAL: Any = object()
+CONFLICTS = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey")
 SUCCEEDED = "succeeded"
 # What makes up a program bundle: the files `pulumi up` runs (the runner, tests and docs do not
 # change what a stack deploys, so they do not invalidate every fingerprint).
@@ -192,34 +199,89 @@ class Ledger:
 
     def get(self, stack: str) -> Optional[LedgerEntry]:
         """The stack's entry; None when missing or unreadable (never an exception for bad content)."""
+        return self._read(stack)[0]
+
+    def _read(self, stack: str) -> tuple[Optional[LedgerEntry], Optional[str]]:
+        """The entry and the version it was read at (the S3 ETag; None when there is no object)."""
+        version: Optional[str] = None
         try:
             if self.bucket:
                 s3 = self._s3()
                 try:
-                    raw = s3.get_object(Bucket=self.bucket, Key=self.prefix + self._name(stack))["Body"].read()
+                    answer = s3.get_object(Bucket=self.bucket, Key=self.prefix + self._name(stack))
                 except s3.exceptions.NoSuchKey:
-                    return None
+                    return None, None
+                version, raw = answer["ETag"], answer["Body"].read()
             else:
                 path = Path(self.location) / self._name(stack)
                 if not path.is_file():
-                    return None
+                    return None, None
                 raw = path.read_bytes()
             entry = LedgerEntry.from_json(json.loads(raw))
         except (ValueError, UnicodeDecodeError):
             entry = None
         if entry is None or entry.stack != stack:
             log.warning("ledger entry of %s is unreadable or corrupt; the stack is not skipped", stack)
-            return None
-        return entry
+            return None, version
+        return entry, version
+
+    def update(self, stack: str, change: Callable[[Optional[LedgerEntry]], LedgerEntry]) -> LedgerEntry:
+        """Read-modify-write of one entry that loses no concurrent write: `change` gets the entry as
+        stored now and returns the new one (the same object: nothing is written).
+
+        Two runs may record on one stack at once (a targeted run's tag verdict during a rollout's
+        deployment record). In S3 the write is conditional on the version read (`If-Match`, or
+        `If-None-Match: *` for a new entry) and is retried on a conflict; in a directory a lock
+        file serialises writers.
+        """
+        if not self.bucket:
+            directory = Path(self.location)
+            directory.mkdir(parents=True, exist_ok=True)
+            with open(directory / f".{self._name(stack)}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    current = self.get(stack)
+                    changed = change(current)
+                    return changed if changed is current else self.put(changed)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        for _ in range(UPDATE_ATTEMPTS):
+            current, version = self._read(stack)
+            changed = change(current)
+            if changed is current and current is not None:
+                return current  # nothing to record
+            written = self._put(changed, if_match=version)
+            if written is not None:
+                return written
+        raise RunnerError(f"ledger entry of {stack}: {UPDATE_ATTEMPTS} conditional writes in a row met another writer's change")
 
     def put(self, entry: LedgerEntry) -> LedgerEntry:
-        """Writes the entry atomically, stamping `updated_at`; returns what was written."""
+        """Writes the entry atomically, stamping `updated_at`; returns what was written.
+
+        Unconditional: for a change of what is stored, `update` keeps concurrent writes."""
+        written = self._put(entry)
+        assert written is not None  # only a conditional write can be refused
+        return written
+
+    def _put(self, entry: LedgerEntry, *, if_match: Optional[str] = UNCONDITIONAL) -> Optional[LedgerEntry]:
+        """Writes the entry; with `if_match` (an ETag, or None: no object yet) only if the stored
+        object is still that one. None when the condition failed."""
         entry = replace(entry, updated_at=now_iso())
         body = json.dumps(entry.to_json(), indent=2, sort_keys=True).encode()
         name = self._name(entry.stack)
         if self.bucket:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id} if self.kms_key_id else {}
-            self._s3().put_object(Bucket=self.bucket, Key=self.prefix + name, Body=body, ContentType="application/json", **extra)
+            extra: dict[str, str] = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id} if self.kms_key_id else {}
+            if if_match is not UNCONDITIONAL:
+                extra.update({"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"})
+            s3 = self._s3()
+            try:
+                s3.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=body, ContentType="application/json", **extra)
+            except ClientError as exc:
+                # 412: the object changed (or appeared) since it was read; 409: a concurrent conditional
+                # write; NoSuchKey: it was deleted since. Each means: read again.
+                if if_match is not UNCONDITIONAL and exc.response.get("Error", {}).get("Code") in CONFLICTS:
+                    return None
+                raise
             return entry
         directory = Path(self.location)
         directory.mkdir(parents=True, exist_ok=True)
@@ -262,24 +324,26 @@ class Ledger:
             found = dict(zip(names, pool.map(self.get, names)))
         return {name: entry for name, entry in found.items() if entry is not None}
 
-    def record_deployment(self, entry: Optional[LedgerEntry], *, stack: str, account_id: str, silo_name: Optional[str],
-                          action: str, succeeded: bool, wanted: str) -> LedgerEntry:
+    def record_deployment(self, *, stack: str, account_id: str, silo_name: Optional[str], action: str, succeeded: bool,
+                          wanted: str) -> LedgerEntry:
         """Records an `up` (create/update): a success stores `wanted` and clears the drift verdict."""
-        base = entry or LedgerEntry(stack=stack, account_id=account_id)
-        if succeeded:
-            updated = replace(base, silo_name=silo_name, action=action, result=SUCCEEDED, fingerprint=wanted,
-                              deployed_at=now_iso(), drift=None)
-        else:
+
+        def change(entry: Optional[LedgerEntry]) -> LedgerEntry:
+            base = entry or LedgerEntry(stack=stack, account_id=account_id)
+            if succeeded:
+                return replace(base, silo_name=silo_name, action=action, result=SUCCEEDED, fingerprint=wanted,
+                               deployed_at=now_iso(), drift=None)
             # A failed `up` may have changed part of the stack: what it runs now is unknown.
-            updated = replace(base, silo_name=silo_name or base.silo_name, action=action, result="failed", fingerprint="")
-        return self.put(updated)
+            return replace(base, silo_name=silo_name or base.silo_name, action=action, result="failed", fingerprint="")
 
-    def record_drift(self, entry: Optional[LedgerEntry], *, stack: str, account_id: str, clean: bool) -> LedgerEntry:
+        return self.update(stack, change)
+
+    def record_drift(self, *, stack: str, account_id: str, clean: bool) -> LedgerEntry:
         """Records a drift check; a drifted stack loses its skip until an `up` succeeds again."""
-        base = entry or LedgerEntry(stack=stack, account_id=account_id)
-        return self.put(replace(base, drift=DriftCheck(checked_at=now_iso(), clean=clean)))
+        return self.update(stack, lambda entry: replace(entry or LedgerEntry(stack=stack, account_id=account_id),
+                                                        drift=DriftCheck(checked_at=now_iso(), clean=clean)))
 
-    def record_tags(self, entry: Optional[LedgerEntry], *, stack: str, account_id: str, opted_out: bool, profile: str = "") -> LedgerEntry:
+    def record_tags(self, *, stack: str, account_id: str, opted_out: bool, profile: str = "") -> LedgerEntry:
         """Records the account's tags as just read: opt-out and profile (an entry may exist before its stack does)."""
-        base = entry or LedgerEntry(stack=stack, account_id=account_id)
-        return self.put(replace(base, opted_out=opted_out, tag_profile=profile, tags_read_at=now_iso()))
+        return self.update(stack, lambda entry: replace(entry or LedgerEntry(stack=stack, account_id=account_id),
+                                                        opted_out=opted_out, tag_profile=profile, tags_read_at=now_iso()))

@@ -130,7 +130,7 @@ def record_run(
     ledger: Ledger, entries: Mapping[str, LedgerEntry], results: Iterable[OperationResult], *, now: datetime, region: str,
     exports: Mapping[str, ExportedState], measure: Callable[[str, list[Any]], Usage],
 ) -> dict[str, LedgerEntry]:
-    """Writes what a run changed about silos' lifecycles into the ledger; returns the entries written.
+    """Writes what a run changed about silos' lifecycles into the ledger; returns the entries it recorded on.
 
     - a pending retire-destroy whose revocation succeeded starts its grace (once);
     - a create or update of the account ends any grace (the account is back);
@@ -143,11 +143,6 @@ def record_run(
     stamp = now.replace(microsecond=0).isoformat()
     written: dict[str, LedgerEntry] = {}
 
-    def current(stack: str) -> Optional[LedgerEntry]:
-        # Read again before writing: during the run each operation's own record (fingerprint, drift,
-        # result: runner/bookkeeping.py) was written over the entry `entries` holds from the start.
-        return written.get(stack) or ledger.get(stack) or entries.get(stack)
-
     for result in results:
         op = result.operation
         if result.result is Result.SKIPPED:
@@ -155,29 +150,41 @@ def record_run(
         known = written.get(op.stack) or entries.get(op.stack)
         if op.action in (Action.CREATE, Action.UPDATE) and not (op.config or {}).get(ADOPT_KEY) and (known is None or GRACE_STARTED not in known.extra):
             continue  # nothing of the lifecycle to record: no grace to end, nothing adopted (no read either)
-        entry = current(op.stack)
-        base = entry or LedgerEntry(stack=op.stack, account_id=op.account_id, silo_name=op.silo_name)
+        fresh = LedgerEntry(stack=op.stack, account_id=op.account_id, silo_name=op.silo_name)
         if op.action is Action.RETIRE_DESTROY and op.destroys_on:
-            if result.result is Result.SUCCEEDED and GRACE_STARTED not in base.extra:
-                written[op.stack] = ledger.put(replace(base, silo_name=op.silo_name or base.silo_name,
-                                                       extra={**base.extra, GRACE_STARTED: stamp}))
+            if result.result is not Result.SUCCEEDED:
+                continue
+
+            def start_grace(entry: Optional[LedgerEntry], op: PlannedOperation = op) -> LedgerEntry:
+                base = entry or fresh
+                if GRACE_STARTED in base.extra:
+                    return base  # later runs revoke again but do not move the start
+                return replace(base, silo_name=op.silo_name or base.silo_name, extra={**base.extra, GRACE_STARTED: stamp})
+
+            # Through `update`: during the run each operation's own record (fingerprint, drift, result:
+            # runner/bookkeeping.py) was written over the entry `entries` holds from the start.
+            written[op.stack] = ledger.update(op.stack, start_grace)
         elif op.action in (Action.CREATE, Action.UPDATE):
-            extra = {k: v for k, v in base.extra.items() if k != GRACE_STARTED}
-            adopted = (op.config or {}).get(ADOPT_KEY)
-            if op.action is Action.CREATE and adopted and result.result is Result.SUCCEEDED:
-                record = dict(extra.get(RETAINED) or {})
-                record.update(resources=[], adopted_at=stamp, adopted=sorted(adopted))
-                extra[RETAINED] = record
-            if extra != base.extra:
-                written[op.stack] = ledger.put(replace(base, extra=extra))
+
+            def end_grace(entry: Optional[LedgerEntry], op: PlannedOperation = op, result: OperationResult = result) -> LedgerEntry:
+                base = entry or fresh
+                extra = {k: v for k, v in base.extra.items() if k != GRACE_STARTED}
+                adopted = (op.config or {}).get(ADOPT_KEY)
+                if op.action is Action.CREATE and adopted and result.result is Result.SUCCEEDED:
+                    record = dict(extra.get(RETAINED) or {})
+                    record.update(resources=[], adopted_at=stamp, adopted=sorted(adopted))
+                    extra[RETAINED] = record
+                return base if extra == base.extra else replace(base, extra=extra)
+
+            written[op.stack] = ledger.update(op.stack, end_grace)
         elif op.action.retires and result.result is Result.SUCCEEDED and op.stack in exports:
             state, where = exports[op.stack]
             if op.action is Action.RETIRE_DESTROY:
-                usage = measure(op.account_id, retained_resources(state))
+                usage = measure(op.account_id, retained_resources(state))  # once, outside the write's retries
             else:
                 usage = Usage(measured_at=stamp, error=f"not measured: the account cannot be reached ({op.reason})")
             written[op.stack] = record_retirement(
-                ledger, entry, stack=op.stack, account_id=op.account_id, silo_name=op.silo_name, action=op.action.value,
+                ledger, stack=op.stack, account_id=op.account_id, silo_name=op.silo_name, action=op.action.value,
                 state=state, region=region, exported_to=where, usage=usage,
             )
     return written

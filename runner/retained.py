@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from components.shared.errors import RunnerError, UsageError
 from cost.estimate import PRICE_TABLE, load_price_table, load_storage_prices
 
-from .ledger import Ledger, LedgerEntry, now_iso
+from .ledger import GRACE_STARTED, Ledger, LedgerEntry, now_iso
 from .silo_access import ClientFactory
 
 log = logging.getLogger(__name__)
@@ -297,25 +297,34 @@ class RetainedSilo:
 
 
 def record_retirement(
-    ledger: Ledger, entry: Optional[LedgerEntry], *, stack: str, account_id: str, silo_name: Optional[str], action: str,
+    ledger: Ledger, *, stack: str, account_id: str, silo_name: Optional[str], action: str,
     state: Mapping[str, Any], region: str, exported_to: str, usage: Optional[Usage] = None,
 ) -> LedgerEntry:
     """Writes what a retirement left behind into the stack's ledger entry (and ends any grace period)."""
-    base = entry or LedgerEntry(stack=stack, account_id=account_id)
-    silo = RetainedSilo(
-        stack=stack, account_id=account_id, silo_name=silo_name or base.silo_name or "", action=action,
-        retired_at=now_iso(), region=region, resources=tuple(retained_resources(state)), usage=usage or Usage(),
-        exported_to=exported_to,
-    )
-    extra = {key: value for key, value in base.extra.items() if key != "grace_started"}
-    extra[RETAINED] = silo.to_json()
-    return ledger.put(replace(base, silo_name=silo.silo_name or None, action=action, result="succeeded", fingerprint="", extra=extra))
+    resources = tuple(retained_resources(state))
+    retired_at = now_iso()
+
+    def change(entry: Optional[LedgerEntry]) -> LedgerEntry:
+        base = entry or LedgerEntry(stack=stack, account_id=account_id)
+        silo = RetainedSilo(
+            stack=stack, account_id=account_id, silo_name=silo_name or base.silo_name or "", action=action,
+            retired_at=retired_at, region=region, resources=resources, usage=usage or Usage(), exported_to=exported_to,
+        )
+        extra = {key: value for key, value in base.extra.items() if key != GRACE_STARTED}
+        extra[RETAINED] = silo.to_json()
+        return replace(base, silo_name=silo.silo_name or None, action=action, result="succeeded", fingerprint="", extra=extra)
+
+    return ledger.update(stack, change)
 
 
 def record_usage(ledger: Ledger, entry: LedgerEntry, usage: Usage) -> LedgerEntry:
     """Replaces the measured figures of a retired silo's record (`retained --refresh`)."""
-    record = {**entry.extra.get(RETAINED, {}), "usage": asdict(usage)}
-    return ledger.put(replace(entry, extra={**entry.extra, RETAINED: record}))
+
+    def change(current: Optional[LedgerEntry]) -> LedgerEntry:
+        base = current or entry
+        return replace(base, extra={**base.extra, RETAINED: {**base.extra.get(RETAINED, {}), "usage": asdict(usage)}})
+
+    return ledger.update(entry.stack, change)
 
 
 def retained_silos(entries: Iterable[LedgerEntry]) -> list[RetainedSilo]:

@@ -41,6 +41,35 @@ def test_the_fake_answers_the_ledger_as_moto_does():
     assert expected[0] == 30  # 29 entries left plus the garbage one
 
 
+def conditional_puts(client) -> list[str]:
+    """What S3 answers to conditional puts: the outcome of each, in order."""
+    outcomes = []
+    for params in ({"IfNoneMatch": "*"}, {"IfNoneMatch": "*"}, {"IfMatch": '"0123"'}, {}, {"IfMatch": "LATEST"}):
+        if params.get("IfMatch") == "LATEST":
+            params = {"IfMatch": client.head_object(Bucket="state", Key="k")["ETag"]}
+        try:
+            client.put_object(Bucket="state", Key="k", Body=b"x" * len(outcomes), **params)
+            outcomes.append("written")
+        except client.exceptions.NoSuchKey:
+            outcomes.append("NoSuchKey")
+        except Exception as exc:  # noqa: BLE001 - the error code is what is compared
+            outcomes.append(exc.response["Error"]["Code"])
+    try:
+        client.put_object(Bucket="state", Key="gone", Body=b"x", IfMatch='"0123"')
+    except Exception as exc:  # noqa: BLE001
+        outcomes.append(exc.response["Error"]["Code"])
+    return outcomes
+
+
+def test_the_fake_answers_conditional_puts_as_moto_does():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(Bucket="state", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        expected = conditional_puts(s3)
+    assert expected == ["written", "PreconditionFailed", "PreconditionFailed", "written", "written", "NoSuchKey"]
+    assert conditional_puts(FakeS3()) == expected
+
+
 def test_the_fake_pages_listings_as_s3_does(monkeypatch):
     import offline.fake_s3
 

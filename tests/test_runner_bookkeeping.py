@@ -29,7 +29,7 @@ class OtherRunHoldsTheLock(FakeStackOperations):
             self.met = True
             self._record("up", stack)
             if self.deploys:
-                self.ledger.record_deployment(None, stack=stack, account_id=stack[5:], silo_name="team-1", action="update",
+                self.ledger.record_deployment(stack=stack, account_id=stack[5:], silo_name="team-1", action="update",
                                               succeeded=True, wanted=self.deploys)
             raise StackLockedError(f"{stack}: up found the stack locked by another update")
         return super().up(stack, log)
@@ -81,8 +81,8 @@ def test_each_outcome_is_recorded_when_it_happens(tmp_path):
 def test_stacks_come_from_one_listing_and_the_ledger(tmp_path):
     ledger = Ledger(str(tmp_path / "ledger"))
     fake = FakeStackOperations([StackInfo(f"silo-{n:012d}", f"team-{n}") for n in (1, 2, 3)] + [StackInfo("master")])
-    ledger.record_deployment(None, stack="silo-000000000001", account_id="000000000001", silo_name="team-1", action="create", succeeded=True, wanted=WANTED)
-    ledger.record_deployment(None, stack="silo-000000000009", account_id="000000000009", silo_name="gone", action="create", succeeded=True, wanted=WANTED)
+    ledger.record_deployment(stack="silo-000000000001", account_id="000000000001", silo_name="team-1", action="create", succeeded=True, wanted=WANTED)
+    ledger.record_deployment(stack="silo-000000000009", account_id="000000000009", silo_name="gone", action="create", succeeded=True, wanted=WANTED)
     book = LedgerBook(ledger)
     book.load()
     stacks = {s.name: s.silo_name for s in book.stacks(fake)}

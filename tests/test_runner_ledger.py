@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from components.shared.errors import UsageError
+from components.shared.errors import RunnerError, UsageError
 from runner.ledger import DriftCheck, Ledger, LedgerEntry, bundle_digest, fingerprint
 
 BASE = {"bundle": "sha256:aa", "config": {"aws:region": "eu-west-1", "datalake:siloName": "sales"}, "cli_version": "3.272.0",
@@ -140,13 +142,13 @@ def test_an_entry_copied_under_another_stack_name_is_refused(tmp_path):
 def test_deployment_and_drift_records_move_the_skip(tmp_path):
     with_memory = Ledger(str(tmp_path))
 
-    done = with_memory.record_deployment(None, stack="silo-1", account_id="1", silo_name="s", action="create", succeeded=True, wanted="sha256:f")
+    done = with_memory.record_deployment(stack="silo-1", account_id="1", silo_name="s", action="create", succeeded=True, wanted="sha256:f")
     assert done.skip_reason("sha256:f").startswith("unchanged (since ")
-    drifted = with_memory.record_drift(done, stack="silo-1", account_id="1", clean=False)
+    drifted = with_memory.record_drift(stack="silo-1", account_id="1", clean=False)
     assert drifted.skip_reason("sha256:f") == ""
-    failed = with_memory.record_deployment(drifted, stack="silo-1", account_id="1", silo_name="s", action="update", succeeded=False, wanted="sha256:f")
+    failed = with_memory.record_deployment(stack="silo-1", account_id="1", silo_name="s", action="update", succeeded=False, wanted="sha256:f")
     assert (failed.result, failed.fingerprint, failed.skip_reason("sha256:f")) == ("failed", "", "")
-    again = with_memory.record_deployment(failed, stack="silo-1", account_id="1", silo_name="s", action="update", succeeded=True, wanted="sha256:f")
+    again = with_memory.record_deployment(stack="silo-1", account_id="1", silo_name="s", action="update", succeeded=True, wanted="sha256:f")
     assert again.drift is None and again.skip_reason("sha256:f")
     assert with_memory.get("silo-1") == again
 
@@ -187,9 +189,9 @@ def test_s3_location_without_bucket_is_a_usage_error():
 
 def test_tag_verdicts_are_kept_across_deployments_and_entries_written_before_them_still_read(tmp_path):
     ledger = Ledger(str(tmp_path))
-    tagged = ledger.record_tags(None, stack="silo-1", account_id="1", opted_out=False)
+    tagged = ledger.record_tags(stack="silo-1", account_id="1", opted_out=False)
     assert (tagged.opted_out, tagged.result, tagged.skip_reason("sha256:f")) == (False, "", "")  # a tag read alone skips nothing
-    deployed = ledger.record_deployment(tagged, stack="silo-1", account_id="1", silo_name="s", action="create", succeeded=True, wanted="sha256:f")
+    deployed = ledger.record_deployment(stack="silo-1", account_id="1", silo_name="s", action="create", succeeded=True, wanted="sha256:f")
     assert deployed.opted_out is False and deployed.tags_read_at == tagged.tags_read_at
     assert ledger.get("silo-1") == deployed
     # An entry written before the tag fields existed (same digest rule, no such keys) reads with no verdict.
@@ -202,3 +204,66 @@ def test_tag_verdicts_are_kept_across_deployments_and_entries_written_before_the
     (tmp_path / "silo-111111111111.json").write_text(json.dumps(older))
     read = ledger.get("silo-111111111111")
     assert read is not None and read.opted_out is None and read.tags_read_at == ""
+
+
+def racing_change(competitor: Ledger, stack: str):
+    """A `change` during whose first call another run records the account's tags (the race a plain
+    read-then-put loses): the deployment record must keep that verdict."""
+    calls = []
+
+    def change(current):
+        calls.append(current)
+        if len(calls) == 1:
+            competitor.record_tags(stack=stack, account_id="1", opted_out=True, profile="big")
+        base = current or LedgerEntry(stack=stack, account_id="1")
+        return replace(base, result="succeeded", fingerprint="sha256:f")
+
+    return change, calls
+
+
+def test_a_concurrent_write_in_s3_is_read_again_not_overwritten():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(Bucket="state", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        ledger, other = (Ledger("s3://state/ledger", s3_client=lambda: s3) for _ in range(2))
+        for existing in (False, True):  # a new entry (If-None-Match) and an existing one (If-Match)
+            stack = f"silo-{int(existing)}"
+            if existing:
+                ledger.put(LedgerEntry(stack=stack, account_id="1", silo_name="s"))
+            change, calls = racing_change(other, stack)
+            written = ledger.update(stack, change)
+            assert len(calls) == 2  # the first write met the competitor's and was refused
+            stored = ledger.get(stack)
+            assert stored == written and (stored.fingerprint, stored.opted_out, stored.tag_profile) == ("sha256:f", True, "big")
+            assert stored.silo_name == ("s" if existing else None)
+
+
+def test_concurrent_records_in_a_directory_lose_nothing(tmp_path):
+    ledger = Ledger(str(tmp_path))
+    ledger.put(LedgerEntry(stack="silo-1", account_id="1", extra={"n": 0}))
+
+    def bump(_):
+        for _ in range(40):
+            ledger.update("silo-1", lambda e: replace(e, extra={"n": e.extra["n"] + 1}))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(bump, range(4)))
+    assert ledger.get("silo-1").extra["n"] == 160
+
+
+def test_an_update_that_keeps_meeting_other_writers_gives_up_with_a_clear_error():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(Bucket="state", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        ledger, other = (Ledger("s3://state/ledger", s3_client=lambda: s3) for _ in range(2))
+
+        races = []
+
+        def always_raced(current):
+            races.append(current)  # each time another run writes something new in between
+            other.put(LedgerEntry(stack="silo-1", account_id="1", extra={"race": len(races)}))
+            return LedgerEntry(stack="silo-1", account_id="1", result="succeeded")
+
+        with pytest.raises(RunnerError, match="ledger entry of silo-1: 8 conditional writes in a row met another writer's change"):
+            ledger.update("silo-1", always_raced)
+        assert len(races) == 8

@@ -186,7 +186,7 @@ def test_the_lifecycle_record_keeps_what_the_operation_recorded_during_the_run(t
     ledger.put(entry(**{GRACE_STARTED: "2026-03-08T12:00:00+00:00"}))
     snapshot = ledger.entries()  # what the run read at its start
     update = PlannedOperation(ACCOUNT, "Sales", STACK, Action.UPDATE, "back", "sales", {})
-    ledger.record_deployment(ledger.get(STACK), stack=STACK, account_id=ACCOUNT, silo_name="sales", action="update",
+    ledger.record_deployment(stack=STACK, account_id=ACCOUNT, silo_name="sales", action="update",
                              succeeded=True, wanted="sha256:deployed")
     record_run(ledger, snapshot, [OperationResult(update, Result.SUCCEEDED)], now=NOW, region="eu-west-1",
                exports={}, measure=lambda a, r: Usage())

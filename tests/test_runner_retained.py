@@ -195,7 +195,7 @@ def test_retirements_are_recorded_in_the_ledger_and_listed_with_totals(world):
     clients, sales, marketing, ledger = world
     for account, silo, made in ((SILO, "sales", sales), (OTHER, "marketing", marketing)):
         resources = retained_resources(made["state"])
-        record_retirement(ledger, None, stack=f"silo-{account}", account_id=account, silo_name=silo, action="retire-destroy",
+        record_retirement(ledger, stack=f"silo-{account}", account_id=account, silo_name=silo, action="retire-destroy",
                           state=made["state"], region=REGION, exported_to=f"out/exports/silo-{account}.json",
                           usage=measure(clients, account, resources))
     entry = ledger.get(STACK)
@@ -212,7 +212,7 @@ def test_retirements_are_recorded_in_the_ledger_and_listed_with_totals(world):
 
 def _retire_sales(world) -> None:
     clients, sales, _, ledger = world
-    record_retirement(ledger, None, stack=STACK, account_id=SILO, silo_name="sales", action="retire-destroy", state=sales["state"],
+    record_retirement(ledger, stack=STACK, account_id=SILO, silo_name="sales", action="retire-destroy", state=sales["state"],
                       region=REGION, exported_to="x", usage=measure(clients, SILO, retained_resources(sales["state"])))
     clients.calls.clear()
 

@@ -26,7 +26,7 @@ def deployed(ledger: Ledger, plan, desired=DESIRED):
     """Every create/update of `plan` recorded as a successful deployment of its fingerprint."""
     entries = {}
     for op in plan.operations:
-        entries[op.stack] = ledger.record_deployment(None, stack=op.stack, account_id=op.account_id, silo_name=op.silo_name,
+        entries[op.stack] = ledger.record_deployment(stack=op.stack, account_id=op.account_id, silo_name=op.silo_name,
                                                      action=op.action.value, succeeded=True, wanted=desired.of(op))
     return entries
 
@@ -78,9 +78,9 @@ def test_missing_corrupt_failed_or_drifted_entries_are_never_skipped(tmp_path):
     stacks = [op.stack for op in plan.operations]
     ledger.delete(stacks[0])  # missing
     (tmp_path / f"{stacks[1]}.json").write_text('{"version": 1, "stack": "x"}')  # corrupt
-    ledger.record_deployment(ledger.get(stacks[2]), stack=stacks[2], account_id="3", silo_name="team-3", action="update",
+    ledger.record_deployment(stack=stacks[2], account_id="3", silo_name="team-3", action="update",
                              succeeded=False, wanted=DESIRED.of(plan.operations[2]))  # failed
-    ledger.record_drift(ledger.get(stacks[3]), stack=stacks[3], account_id="4", clean=False)  # drifted
+    ledger.record_drift(stack=stacks[3], account_id="4", clean=False)  # drifted
 
     marked, _ = mark_unchanged(plan, ledger.entries(), DESIRED)
 
@@ -116,7 +116,7 @@ def test_held_and_retiring_operations_are_not_marked(tmp_path):
 
 def test_tag_verdicts_come_from_entries_that_read_tags(tmp_path):
     ledger = Ledger(str(tmp_path))
-    ledger.record_tags(None, stack="silo-000000000001", account_id="000000000001", opted_out=True)
+    ledger.record_tags(stack="silo-000000000001", account_id="000000000001", opted_out=True)
     ledger.put(LedgerEntry(stack="silo-000000000002", account_id="000000000002", result="succeeded"))
     verdicts = tag_verdicts(ledger.entries())
     assert list(verdicts) == ["000000000001"] and verdicts["000000000001"].opted_out is True
