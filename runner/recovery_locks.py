@@ -12,7 +12,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Optional, TextIO
 
 from .recovery_objects import LOCKS_PREFIX, RUNS_PREFIX, BackendObjects, format_duration, parse_time, utc_now
@@ -79,6 +79,10 @@ class RunMarker:
         )
 
 
+MARKER_RETENTION_DAYS = 14
+"""Days a finished run's marker and journal are kept (its report stays with the reports)."""
+
+
 class RunMarkers:
     """`runner-runs/<run-id>.json` beside the state: which runs exist, on which host, and whether they live."""
 
@@ -113,14 +117,45 @@ class RunMarkers:
                 found.append(marker)
         return found
 
+    def prune(self, keep_days: float = MARKER_RETENTION_DAYS) -> list[str]:
+        """Deletes the markers, and the journals below them, of runs that finished more than `keep_days`
+        ago; returns their run ids. Without it an hourly schedule leaves 8,760 markers a year, each
+        read whenever a lock is judged. A run that never finished keeps its marker: it is what shows
+        the locks it left as stale. Markers written since the cut-off are not even read."""
+        cutoff = self.clock() - timedelta(days=keep_days)
+        pruned = []
+        for item in self.objects.list(RUNS_PREFIX, shallow=True):
+            if not item.key.endswith(".json") or item.modified > cutoff:
+                continue
+            try:
+                marker = RunMarker.from_json(json.loads(self.objects.read(item.key) or b"null"), item.modified)
+            except ValueError:
+                continue
+            if marker is None or marker.finished is None or marker.finished > cutoff:
+                continue
+            run_id = item.key[len(RUNS_PREFIX):-len(".json")]
+            for journal in self.objects.list(f"{RUNS_PREFIX}{run_id}/"):
+                self.objects.delete(journal.key)
+            self.objects.delete(item.key)
+            pruned.append(run_id)
+        return pruned
+
     @contextlib.contextmanager
     def running(self, run_id: str, command: str, heartbeat_seconds: float) -> Iterator[None]:
-        """Marks the run alive for the block: a marker now, a heartbeat every `heartbeat_seconds`, `finished` at the end."""
+        """Marks the run alive for the block: a marker now, a heartbeat every `heartbeat_seconds`, `finished` at the end.
+
+        Also prunes the markers of runs finished long ago (`prune`)."""
         started = self.clock()
         try:
             self.write(run_id, command, started)
         except Exception as exc:  # noqa: BLE001 - without a marker this run's locks are never judged stale: safe, so go on
             log.warning("could not write run marker %s: %s; locks this run leaves will need a person", self.objects.where(self._key(run_id)), exc)
+        try:
+            pruned = self.prune()
+            if pruned:
+                log.info("pruned the markers of %d run(s) finished over %d days ago", len(pruned), MARKER_RETENTION_DAYS)
+        except Exception as exc:  # noqa: BLE001 - old markers only cost reads: never a reason to stop a run
+            log.warning("could not prune old run markers: %s", exc)
         stop = threading.Event()
 
         def beat() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -523,3 +524,27 @@ def test_an_apply_resumes_only_a_killed_run_of_its_own_environment(tmp_path):
     assert recovery("20260101T030000000000Z-stage", "staging").resumption.interrupted == "20260101T010000000000Z-staging"
     changed = PlannedOperation(op.account_id, op.account_name, op.stack, op.action, op.reason, op.silo_name, {**op.config, "datalake:x": 1})
     assert recovery("20260101T040000000000Z-again").done_earlier(changed) == ""  # another config: deployed again
+
+
+def test_markers_of_runs_finished_long_ago_are_pruned_with_their_journals_and_unfinished_ones_kept(tmp_path):
+    objects = DirectoryObjects(tmp_path)
+    now = datetime.now(timezone.utc)
+
+    def marker(run_id: str, days_ago: float, *, finished: bool) -> None:
+        when = now - timedelta(days=days_ago)
+        RunMarkers(objects, clock=lambda: when).write(run_id, "apply", when, finished=finished)
+        os.utime(tmp_path / f"runner-runs/{run_id}.json", (when.timestamp(), when.timestamp()))
+
+    marker("run-old-finished", 20, finished=True)
+    objects.write("runner-runs/run-old-finished/done/silo-111111111111", b"{}")
+    marker("run-old-killed", 20, finished=False)  # never finished: it still shows its locks as stale
+    marker("run-recent", 3, finished=True)
+    objects.write("runner-runs/run-recent/done/silo-111111111111", b"{}")
+
+    markers = RunMarkers(objects)
+    with markers.running("run-now", "apply", heartbeat_seconds=60):
+        pass
+    kept = sorted(item.key for item in objects.list("runner-runs/"))
+    assert kept == ["runner-runs/run-now.json", "runner-runs/run-old-killed.json", "runner-runs/run-recent.json",
+                    "runner-runs/run-recent/done/silo-111111111111"]
+    assert markers.prune(keep_days=2) == ["run-recent"]
