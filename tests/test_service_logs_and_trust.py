@@ -137,6 +137,27 @@ def test_redshift_exports_into_groups_the_stack_made_first(silo):
     assert {g.urn for g in made.values()} <= set(namespace.dependencies)
 
 
+def test_glue_and_redshift_log_retention_come_from_their_config_sections(evaluations, silo):
+    assert {g.inputs["retentionInDays"] for g in silo.of_type(LOG_GROUP) if g.name.startswith("silo-sales-etl-")} == {90}
+    config = silo_config()
+    config["datalake:etl"] = {**config.get("datalake:etl", {}), "logRetentionDays": 30}
+    config["datalake:warehouse"] = {**config.get("datalake:warehouse", {}), "logRetentionDays": 731}
+    changed = evaluations.silo(config)
+    etl = [g for g in changed.of_type(LOG_GROUP) if g.name.startswith("silo-sales-etl-")]
+    warehouse = [g for g in changed.of_type(LOG_GROUP) if g.name.startswith("silo-sales-warehouse-")]
+    assert len(etl) == 5 and {g.inputs["retentionInDays"] for g in etl} == {30}
+    assert len(warehouse) == 3 and {g.inputs["retentionInDays"] for g in warehouse} == {731}
+
+
+@pytest.mark.parametrize("section", ["etl", "warehouse"])
+def test_a_log_retention_cloudwatch_does_not_offer_is_refused_naming_the_key(section):
+    config = silo_config()
+    config[f"datalake:{section}"] = {**config.get(f"datalake:{section}", {}), "logRetentionDays": 45}
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config("silo-222222222222", config)
+    assert f"datalake:{section}.logRetentionDays: got 45" in str(error.value)
+
+
 def test_no_policy_of_either_program_lets_a_service_create_a_log_group(master, silo):
     for rec in (master, silo):
         for resource, key, document in rec.policies():

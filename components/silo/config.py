@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -254,7 +254,10 @@ class EtlConfig(ConfigModel):
     """Seconds between two crawler status checks (default 30)."""
     crawler_max_polls: int = Field(60, ge=1, le=1000, examples=[60])
     """Checks after which a crawler that is still running fails the pipeline (default 60)."""
+    log_retention_days: int = Field(90, examples=[90])
+    """Days the job's and the crawlers' log groups keep their logs (default 90; a CloudWatch Logs retention value)."""
 
+    _retention = checked_by(check_retention, "log_retention_days")
     _check_schedule = matching("schedule", pattern=SCHEDULE_PATTERN, what="an EventBridge schedule such as rate(1 day) or cron(0 3 * * ? *)")
 
 
@@ -283,6 +286,10 @@ class WarehouseConfig(ConfigModel):
     athena_bytes_scanned_cutoff_gib: int = Field(10, ge=1, le=10240, examples=[10])
     """Athena stops a query after scanning this many GiB (default 10), a cost guard."""
     quicksight: QuickSightConfig = Field(default_factory=QuickSightConfig)
+    log_retention_days: int = Field(365, examples=[365])
+    """Days Redshift's exported connection, user and user-activity logs are kept (default 365: audit evidence)."""
+
+    _retention = checked_by(check_retention, "log_retention_days")
 
     @field_validator("base_capacity", "max_capacity")
     @classmethod

@@ -209,10 +209,8 @@ class EtlArgs:
     raw_tables: Sequence[pulumi.Input[str]]
     """Names of the raw tables (the ingestion's); the raw crawler targets exactly these."""
     config: EtlConfig = field(default_factory=EtlConfig)
-    """The `datalake:etl` section; the job reads its Glue version, worker type and count and timeout
-    (default: its defaults). The schedule and crawler polling are the `Pipeline`'s."""
-    log_retention_days: int = 90
-    """Retention of the job's and the crawlers' log groups (default 90)."""
+    """The `datalake:etl` section; the job reads its Glue version, worker type and count, timeout and
+    log retention (default: its defaults). The schedule and crawler polling are the `Pipeline`'s."""
     alert_topic_arn: Optional[pulumi.Input[str]] = None
     """Topic of the quality alarms (datasets with `quality.maxQuarantineShare`); none: no alarms."""
 
@@ -258,7 +256,7 @@ class Etl(pulumi.ComponentResource):
         """The groups Glue logs into, made first with a retention and the silo key."""
         context = args.context
         return {
-            label: encrypted_log_group(f"{name}-{label}-logs", group, context.key, args.log_retention_days, context.tags, self._child)
+            label: encrypted_log_group(f"{name}-{label}-logs", group, context.key, args.config.log_retention_days, context.tags, self._child)
             for label, group in glue_log_group_names(
                 security_name,
                 bounded_name(context.base_name, "etl-job"),

@@ -90,9 +90,7 @@ class WarehouseArgs:
     """Bucket Athena writes results to."""
     config: WarehouseConfig = field(default_factory=WarehouseConfig)
     """The `datalake:warehouse` section: Redshift capacity, VPC CIDR, interface endpoints, the Athena
-    scan limit and the QuickSight data source (default: its defaults)."""
-    log_retention_days: int = 365
-    """Retention of the exported connection, user and user-activity logs (default 365: audit evidence)."""
+    scan limit, the QuickSight data source and the exported logs' retention (default: its defaults)."""
 
 
 class Warehouse(pulumi.ComponentResource):
@@ -242,7 +240,7 @@ class Warehouse(pulumi.ComponentResource):
                 f"{name}-{log_type}",
                 redshift_log_group_name(context.base_name, log_type),
                 context.key,
-                args.log_retention_days,
+                args.config.log_retention_days,
                 context.tags,
                 self._child,
             )
