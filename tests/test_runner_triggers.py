@@ -168,6 +168,9 @@ def test_the_master_key_lets_logs_encrypt_only_the_runner_log_group(master):
     key = master.one("aws:kms/key:Key")
     grant = key.statement("AllowRunnerLogGroupEncryption")
     assert grant["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    # Named actions, no wildcards: what CloudWatch Logs calls with an encryption context.
+    assert sorted(grant["Action"]) == ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
+                                       "kms:ReEncryptFrom", "kms:ReEncryptTo"]
     assert grant["Condition"] == {
         "StringEquals": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:eu-west-1:{MASTER_ACCOUNT_ID}:log-group:/aws/codebuild/acme-dl-runner"}
     }

@@ -25,6 +25,7 @@ from .config import RunnerConfig
 from .runner_engine import ACCOUNT_EVENT_SHAPES, RunnerEngine, RunnerEngineArgs, account_event_pattern, codebuild_event_input, state_machine_event_input
 from .pulumi_cli import INSTALL_COMMANDS, RUNTIME_REQUIREMENTS
 from ..shared.iam import AccountContext, Statement, account_service_trust, organizations_arns, policy_json, role_arn_pattern, statement
+from ..shared.logs import logs_service_key_statement
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
 # Organizations API calls (CloudTrail) that change which accounts should have a silo stack; an
@@ -72,13 +73,10 @@ def organizations_event_pattern() -> str:
 
 
 def runner_logs_key_statement(account: AccountContext, log_group_name: str) -> Statement:
-    """Key policy grant: CloudWatch Logs may encrypt the runner's build log group with the key."""
-    return statement(
-        "AllowRunnerLogGroupEncryption",
-        ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
-        "*",
-        principal={"Service": pulumi.Output.concat("logs.", account.region, ".amazonaws.com")},
-        conditions={"StringEquals": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", f"log-group:{log_group_name}")}},
+    """Key policy grant: CloudWatch Logs may encrypt the runner's build log group with the key (the
+    named actions every other log group of both programs is granted, no wildcards)."""
+    return logs_service_key_statement(
+        "AllowRunnerLogGroupEncryption", account, "StringEquals", account.arn("logs", f"log-group:{log_group_name}")
     )
 
 
