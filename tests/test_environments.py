@@ -13,7 +13,7 @@ from moto import mock_aws
 from components.shared.environments import account_of_silo_stack, master_stack_name, silo_stack_name
 from components.shared.errors import ConfigError
 from components.shared.pulumi_names import check_stack_name
-from offline.fake_stacks import FakeStackOperations
+from offline.fake_stacks import FakeStackOperations, deployed_master_export
 from offline.harness import MASTER_ACCOUNT_ID, SILO_ACCOUNT_ID, run_program
 from offline.names import default_names, name_values
 from offline.stacks import PROJECT_DIR, master_config, run_master, run_silo, silo_config
@@ -174,7 +174,7 @@ def two_environments(tmp_path):
                 StackInfo("silo-staging-999999999999", "gone-stg"),  # a staging account that left
             ],
             # Each master as deployed: after silo changes, its environment's runner updates its catalogs.
-            exports={master: deployed_master(master) for master in ("master", "master-staging")},
+            exports={master: deployed_master_export(master) for master in ("master", "master-staging")},
         )
         yield org, ous, accounts, backend, tmp_path
 
@@ -186,14 +186,6 @@ def run_env(world, environment, *argv):
     args = [*env, *argv, f"--silo-ou={ou}", f"--report-to={tmp_path / 'reports'}", f"--log-dir={tmp_path / 'logs'}",
             f"--exports-to={tmp_path / 'exports'}", "--max-retire-share=1", f"--plan-json={tmp_path / ('plan-' + (environment or 'default') + '.json')}"]
     return main(args, Clients(organizations=org, stack_ops=backend))
-
-
-def deployed_master(stack: str) -> dict:
-    """The export of a deployed master: what the runner's catalog update reads (its OrgAnalytics URN)."""
-    return {"version": 3, "deployment": {"resources": [
-        {"urn": f"urn:pulumi:{stack}::datalake::datalake:master:MasterAccount$datalake:analytics:OrgAnalytics::master-analytics",
-         "type": "datalake:analytics:OrgAnalytics", "custom": False},
-    ]}}
 
 
 def touched(backend, since=0):

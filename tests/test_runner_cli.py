@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from offline.boto_faults import fail_session_with_error
-from offline.fake_stacks import FakeStackOperations
+from offline.fake_stacks import FakeStackOperations, deployed_master_export
 from runner.cli import main
 from runner.run import Clients
 from runner.demo import GONE_ACCOUNT, MOVED_OUT, OPTED_OUT, SUSPENDED, seed_organization
@@ -20,10 +20,7 @@ from runner.partners import AssumedRoleIam
 
 
 # The master as deployed: what the catalog update after a run needs from its export.
-MASTER_STATE = {"version": 3, "deployment": {"resources": [
-    {"urn": "urn:pulumi:master::datalake::datalake:master:MasterAccount$datalake:analytics:OrgAnalytics::master-analytics",
-     "type": "datalake:analytics:OrgAnalytics", "custom": False},
-]}}
+MASTER_STATE = deployed_master_export("master")
 
 
 @pytest.fixture

@@ -361,7 +361,7 @@ def test_on_s3_only_the_stale_lock_object_is_deleted_and_a_live_runs_lock_keeps_
 
 
 def test_apply_beats_a_run_marker_and_clears_the_stale_lock_a_killed_run_left(tmp_path):
-    from offline.fake_stacks import FakeStackOperations
+    from offline.fake_stacks import FakeStackOperations, deployed_master_export
     from runner.cli import main
     from runner.run import Clients
     from runner.demo import seed_organization
@@ -384,11 +384,8 @@ def test_apply_beats_a_run_marker_and_clears_the_stale_lock_a_killed_run_left(tm
         for path in (state / key, state / "runner-runs/20260101T000000000000Z-killed.json"):
             os_utime(path, hours_ago + timedelta(minutes=3))
         # The master as deployed, so the catalog update after the run's creations has its analytics component.
-        master = {"version": 3, "deployment": {"resources": [
-            {"urn": "urn:pulumi:master::datalake::datalake:master:MasterAccount$datalake:analytics:OrgAnalytics::master-analytics",
-             "type": "datalake:analytics:OrgAnalytics", "custom": False}]}}
         fake = FakeStackOperations([StackInfo(f"silo-{a}", name) for a, name in seeded.with_stacks.items()], locked={stack: 1},
-                                   exports={"master": master})
+                                   exports={"master": deployed_master_export()})
         args = ["apply", f"--silo-ou={seeded.silo_ou_id}", f"--backend-url=file://{state}", f"--report-to={tmp_path / 'reports'}",
                 f"--log-dir={tmp_path / 'logs'}", f"--exports-to={tmp_path / 'exports'}", "--lock-retry-seconds=30"]
         assert main(args, Clients(organizations=org, stack_ops=fake)) == 0
