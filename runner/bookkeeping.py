@@ -140,10 +140,12 @@ class RecordingOperations:
     def remove(self, stack: str, *, force: bool) -> None:
         self._inner.remove(stack, force=force)
         op = self._op(stack)
-        entry = self._ledger.get(stack) or LedgerEntry(stack=stack, account_id=op.account_id, silo_name=op.silo_name)
         # Kept, not deleted: the silo name and what happened stay on record; the stack is gone from
         # the backend, which is what listing goes by.
-        self._ledger.put(replace(entry, action=op.action.value, result=SUCCEEDED, fingerprint="", drift=None))
+        self._ledger.update(stack, lambda entry: replace(
+            entry or LedgerEntry(stack=stack, account_id=op.account_id, silo_name=op.silo_name),
+            action=op.action.value, result=SUCCEEDED, fingerprint="", drift=None,
+        ))
 
 
 def coalesced_results(results: list[OperationResult], recorder: Optional[RecordingOperations]) -> list[OperationResult]:

@@ -242,7 +242,7 @@ class Ledger:
                 try:
                     current = self.get(stack)
                     changed = change(current)
-                    return changed if changed is current else self.put(changed)
+                    return current if changed is current and current is not None else self.put(changed)
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
         for _ in range(UPDATE_ATTEMPTS):

@@ -150,23 +150,24 @@ def record_run(
         known = written.get(op.stack) or entries.get(op.stack)
         if op.action in (Action.CREATE, Action.UPDATE) and not (op.config or {}).get(ADOPT_KEY) and (known is None or GRACE_STARTED not in known.extra):
             continue  # nothing of the lifecycle to record: no grace to end, nothing adopted (no read either)
+        # Each record goes through `update`, called here (so the closures below see this loop's `op`):
+        # during the run each operation's own record (fingerprint, drift, result: runner/bookkeeping.py)
+        # was written over the entry `entries` holds from the start.
         fresh = LedgerEntry(stack=op.stack, account_id=op.account_id, silo_name=op.silo_name)
         if op.action is Action.RETIRE_DESTROY and op.destroys_on:
             if result.result is not Result.SUCCEEDED:
                 continue
 
-            def start_grace(entry: Optional[LedgerEntry], op: PlannedOperation = op) -> LedgerEntry:
+            def start_grace(entry: Optional[LedgerEntry]) -> LedgerEntry:
                 base = entry or fresh
                 if GRACE_STARTED in base.extra:
                     return base  # later runs revoke again but do not move the start
                 return replace(base, silo_name=op.silo_name or base.silo_name, extra={**base.extra, GRACE_STARTED: stamp})
 
-            # Through `update`: during the run each operation's own record (fingerprint, drift, result:
-            # runner/bookkeeping.py) was written over the entry `entries` holds from the start.
             written[op.stack] = ledger.update(op.stack, start_grace)
         elif op.action in (Action.CREATE, Action.UPDATE):
 
-            def end_grace(entry: Optional[LedgerEntry], op: PlannedOperation = op, result: OperationResult = result) -> LedgerEntry:
+            def end_grace(entry: Optional[LedgerEntry]) -> LedgerEntry:
                 base = entry or fresh
                 extra = {k: v for k, v in base.extra.items() if k != GRACE_STARTED}
                 adopted = (op.config or {}).get(ADOPT_KEY)
