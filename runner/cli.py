@@ -76,7 +76,7 @@ def _single_command(args: argparse.Namespace, clients: Clients) -> int:
         template = load_template(args.template or args.project_dir / "Pulumi.silo-template.yaml")
         role = Run._deploy_role(config, template)
         ledger = lifecycle_commands.require_ledger(
-            lifecycle_commands.open_ledger(args, clients.s3 or (lambda: boto_client("s3", args)), config.name_prefix), "retained")
+            lifecycle_commands.open_ledger(args, clients.s3 or (lambda: boto_client("s3", args)), config.key_alias), "retained")
         return lifecycle_commands.run_retained(args, ledger, lambda: lifecycle_commands.silo_clients(args, role, clients.silo_clients))
     if args.command == "bootstrap":
         return run_bootstrap(args, config)

@@ -55,14 +55,14 @@ def ledger_location(args: argparse.Namespace) -> str:
     return args.ledger or f"{str(args.report_to).rstrip('/')}/ledger"
 
 
-def open_ledger(args: argparse.Namespace, s3: Callable[[], Any], name_prefix: str) -> Optional[Ledger]:
+def open_ledger(args: argparse.Namespace, s3: Callable[[], Any], master_key_alias: str) -> Optional[Ledger]:
     """The run's ledger (`--ledger`), None for `--ledger off`; S3 entries are SSE-KMS with `--ledger-kms-key`
     (default the master key, `alias/<namePrefix>-master`)."""
     location = ledger_location(args)
     if location == "off":
         log.warning("--ledger off: nothing is skipped, every account's tags are read, silo names are read per stack")
         return None
-    key = getattr(args, "ledger_kms_key", None) or f"alias/{name_prefix}-master"
+    key = getattr(args, "ledger_kms_key", None) or f"alias/{master_key_alias}"
     return Ledger(location, s3_client=s3, kms_key_id=key if location.startswith("s3://") else None)
 
 

@@ -379,7 +379,7 @@ def run_restore(
     if current.deployment is not None and current.where == "pulumi stack export":
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         # A state holds every output (secret ones encrypted, the rest in clear): stored like the runner's exports.
-        key = getattr(args, "exports_kms_key", None) or f"alias/{config.name_prefix}-master"
+        key = getattr(args, "exports_kms_key", None) or f"alias/{config.key_alias}"
         saved = ReportStore(args.report_to, s3, key).put_json(f"restores/{stamp}-{stack}/before.json", current.deployment)
         out(f"the state being replaced is saved at {saved}")
     if current.version_id:

@@ -205,7 +205,7 @@ class Run:
         check_numbers(args)
         config = load_master_config(args)
         runner = config.runner
-        kms_key = args.exports_kms_key or f"alias/{config.name_prefix}-master"
+        kms_key = args.exports_kms_key or f"alias/{config.key_alias}"
         self.store.kms_key_id = kms_key
         location = exports_location(args, config)
         if location:
@@ -361,7 +361,7 @@ class Run:
         return EXIT_FAILED if failed or held_reason or skipped or stale_catalogs else EXIT_OK
 
     def _ledger(self, config: MasterConfig) -> Optional[Ledger]:
-        return lifecycle_commands.open_ledger(self.args, self._s3, config.name_prefix)
+        return lifecycle_commands.open_ledger(self.args, self._s3, config.key_alias)
 
     def _desired(self, ops: StackOperations, config: MasterConfig) -> DesiredState:
         """What every stack of this run is deployed from: the bundle, the CLI and plugin versions, the master's config."""

@@ -17,7 +17,7 @@ from ..shared.errors import ConfigError
 from .delivery import DeliveryPipeline, DeliveryPipelineArgs, build_logs_key_statement
 from ..shared.encryption import EncryptionKey, EncryptionKeyArgs
 from ..shared.iam import AccountContext
-from .regional_analytics import MASTER_OWNER, RegionalAnalytics, RegionalAnalyticsArgs, master_access_logs_args, master_bucket_name
+from .regional_analytics import RegionalAnalytics, RegionalAnalyticsArgs, master_access_logs_args, master_bucket_name
 from ..shared.notifications import AlertTopic, AlertTopicArgs, service_publish_key_statement
 from .runner_triggers import RunnerTriggers, RunnerTriggersArgs, runner_logs_key_statement
 from ..shared.secure_bucket import SecureBucket
@@ -113,7 +113,7 @@ class MasterAccount(pulumi.ComponentResource):
             f"{self._name}-key",
             EncryptionKeyArgs(
                 account=account,
-                alias=f"{cfg.name_prefix}-{MASTER_OWNER}",
+                alias=cfg.key_alias,
                 description="Data lake master: artifacts and access logs",
                 policy_statements=[
                     access_log_encryption_statement(account),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -274,6 +274,12 @@ class MasterConfig(CommonConfig):
             raise ConfigError("master", problems)
         return found
 
+    @property
+    def key_alias(self) -> str:
+        """Alias name of the master key (`<namePrefix>-master`, without `alias/`), which `MasterAccount`
+        creates; the runner's reports, exports, ledger and restores are encrypted with it."""
+        return f"{self.name_prefix}-master"
+
     def runner_secrets_provider(self) -> str:
         """Secrets provider of silo stacks: `runner.secretsProvider`, else the master key's alias."""
-        return self.runner.secrets_provider or f"awskms://alias/{self.name_prefix}-master?region={self.region}"
+        return self.runner.secrets_provider or f"awskms://alias/{self.key_alias}?region={self.region}"

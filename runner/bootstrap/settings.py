@@ -99,7 +99,7 @@ def settings_from(
         if given and configured and given != configured:
             raise UsageError(f"{flag} {given!r} contradicts datalake:{key} ({configured!r}) of the master config; change one of them")
     alias = key_alias or configured_alias or f"{prefix}-pulumi-state"
-    if alias == f"{prefix}-master":
+    if alias == config.key_alias:
         raise UsageError(
             f"key alias {alias!r} is the master stack's own key (components/master/account.py creates it); "
             f"bootstrap needs another one, for example --key-alias {prefix}-pulumi-state"
